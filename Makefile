@@ -1,0 +1,35 @@
+# make audit: set up, then run the audit pipeline (dvc repro) on params.yaml and print the verdicts.
+# make test:  set up, then run the whole test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export UV_NATIVE_TLS := 1
+
+.PHONY: setup audit test bench lock clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	command -v uv >/dev/null || $(PYTHON) -m pip install -q uv
+	uv venv -q --allow-existing --python $(PYTHON) $(VENV)
+	VIRTUAL_ENV=$(VENV) uv pip sync -q requirements.lock
+	VIRTUAL_ENV=$(VENV) uv pip install -q --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+audit: setup
+	dvc repro
+	harness report --show --check
+
+test: setup
+	pytest
+
+bench: setup
+	python benchmarks/bench_core.py
+
+lock:
+	uv pip compile -q requirements.in -o requirements.lock --python-version 3.11
+
+clean:
+	rm -rf data weights runs evaluations metrics report .dvc/tmp .dvc/cache

@@ -1,0 +1,583 @@
+"""The `harness` command line: parse, call the library, render. The only place that prints.
+
+Exit codes: 0 success; 1 a check did not pass (a manifest is invalid, a team did not reproduce);
+2 the command could not do its work (bad input, missing data, a download failed).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from . import data as data_mod
+from . import evaluate as evaluate_mod
+from . import inference, metric_weights, registry, report as report_mod, runners, verify as verify_mod
+from . import weights as weights_mod
+from .errors import HarnessError, ManifestError
+from .fsutil import write_json_atomic
+from .manifest import MANIFEST_NAME, load as load_manifest, render_template
+from .metrics import ALL_SPECS, METRICS, parse_metric_list
+from .project import Project
+
+# Wide tables when the output is a file or a pipe (CI logs, dvc repro), the terminal's width otherwise.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
+
+EXIT_CHECK_FAILED = 1
+EXIT_ERROR = 2
+
+
+class HarnessGroup(click.Group):
+    """Renders typed library errors for people; tracebacks only with --debug."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ManifestError as exc:
+            for problem in exc.problems:
+                err_console.print(f"[red]error[/red] {problem}", markup=True, soft_wrap=True)
+            sys.exit(EXIT_CHECK_FAILED)
+        except HarnessError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            err_console.print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
+            if exc.hint:
+                err_console.print(f"[dim]hint:[/dim] {exc.hint}", soft_wrap=True)
+            sys.exit(EXIT_ERROR)
+
+
+def project(ctx) -> Project:
+    return ctx.obj["project"]
+
+
+def params(ctx) -> dict:
+    return project(ctx).params()
+
+
+def progress_bar(transfer: bool = False) -> Progress:
+    columns = [TextColumn("{task.description}"), BarColumn()]
+    columns += [DownloadColumn()] if transfer else [MofNCompleteColumn()]
+    return Progress(*columns, TimeElapsedColumn(), console=err_console, transient=False)
+
+
+def transfer_progress(bar: Progress, label: str):
+    task = bar.add_task(label, total=None)
+
+    def update(done: int, total: int | None):
+        bar.update(task, completed=done, total=total)
+
+    return update
+
+
+@click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path),
+              help="The harness checkout to work in (default: the nearest folder upwards with teams/).")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks instead of short error messages.")
+@click.version_option(__version__, prog_name="harness")
+@click.pass_context
+def cli(ctx, root, debug):
+    """Re-run NTIRE 2025 SR x4 models, score them as the organizers did, and check published numbers.
+
+    Settings come from params.yaml and can be overridden per command. Exit codes: 0 success,
+    1 a check did not pass, 2 an error stopped the command.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    ctx.obj["project"] = Project(root.resolve()) if root else Project.find()
+
+
+# --- catalogue ---------------------------------------------------------------------------------
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
+@click.option("--dataset", help="Whose published numbers to show (default: params.yaml).")
+@click.pass_context
+def list_teams(ctx, as_json, dataset):
+    """List every team: status, determinism and headline published numbers."""
+    dataset = dataset or params(ctx)["dataset"]
+    teams, problems = registry.load_all(project(ctx))
+    rows = []
+    for team in teams:
+        published = (team.published(dataset) or {}).get("values", {})
+        rows.append({"id": team.id, "name": team.name, "challenge": team.data["challenge"],
+                     "runnable": team.runnable, "determinism": team.determinism["class"],
+                     "entry": team.entry["kind"], "published": published})
+    if as_json:
+        click.echo(json.dumps({"dataset": dataset, "teams": rows,
+                               "invalid": [p.as_dict() for p in problems]}, indent=2))
+    else:
+        table = Table(title=f"Teams (published numbers on '{dataset}')")
+        for column in ("id", "name", "status", "determinism", "entry", "PSNR", "SSIM", "score"):
+            table.add_column(column)
+        for row in rows:
+            pub = row["published"]
+            table.add_row(row["id"], row["name"], "runnable" if row["runnable"] else "not runnable",
+                          row["determinism"], row["entry"], _cell(pub.get("psnr"), 2), _cell(pub.get("ssim"), 4),
+                          _cell(pub.get("perceptual_score"), 4))
+        console.print(table)
+        for problem in problems:
+            err_console.print(f"[red]invalid[/red] {problem}")
+    if problems:
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+def _cell(value, digits):
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+@cli.command()
+@click.argument("team_id")
+@click.pass_context
+def show(ctx, team_id):
+    """Show one team's manifest in full, with its hashes."""
+    team = registry.load(project(ctx), team_id)
+    console.print(f"[bold]{team.name}[/bold] ({team.id})  manifest sha256 {team.hash[:12]}…  "
+                  f"run key {team.run_key[:12]}…")
+    click.echo(team.raw.decode())
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@click.pass_context
+def validate(ctx, targets):
+    """Check manifests against the schema and the semantic rules.
+
+    TARGETS are team ids or paths to manifest files or team folders; none means every team.
+    Exits 1 if any manifest has a problem; each problem names the file, field, value and rule.
+    """
+    proj = project(ctx)
+    paths = []
+    for target in targets or registry.team_ids(proj):
+        candidate = Path(target)
+        if candidate.is_dir():
+            candidate = candidate / MANIFEST_NAME
+        if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+            paths.append(candidate)
+        else:
+            paths.append(proj.teams_dir / target / MANIFEST_NAME)
+    failed = 0
+    for path in paths:
+        shown = registry.display_path(proj, path)
+        try:
+            if not path.exists() and path.parent.parent == proj.teams_dir:
+                registry.load(proj, path.parent.name)  # raises TeamNotFound with suggestions
+            load_manifest(path, shown)
+            console.print(f"[green]ok[/green]    {shown}")
+        except ManifestError as exc:
+            failed += 1
+            for problem in exc.problems:
+                console.print(f"[red]error[/red] {problem}", soft_wrap=True)
+    console.print(f"{len(paths) - failed} valid, {failed} invalid")
+    if failed:
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+@cli.command("new-team")
+@click.argument("team_id")
+@click.pass_context
+def new_team(ctx, team_id):
+    """Scaffold teams/TEAM_ID/manifest.yaml from teams/_template/."""
+    import re
+
+    proj = project(ctx)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", team_id):
+        raise HarnessError(f"'{team_id}' is not a valid team id",
+                           hint="use lower-case letters, digits, '-' and '_', starting with a letter or digit")
+    target = proj.teams_dir / team_id
+    if target.exists():
+        raise HarnessError(f"{registry.display_path(proj, target)} already exists")
+    shutil.copytree(proj.template_dir, target)
+    (target / MANIFEST_NAME).write_text(render_template(proj.template_dir / MANIFEST_NAME, team_id))
+    console.print(f"created {registry.display_path(proj, target / MANIFEST_NAME)}; edit it, then run "
+                  f"`harness validate {team_id}`")
+
+
+# --- fetching ----------------------------------------------------------------------------------
+
+@cli.group()
+def fetch():
+    """Fetch datasets, team weights and metric weights (checksummed, resumable)."""
+
+
+@fetch.command("data")
+@click.argument("dataset", required=False)
+@click.pass_context
+def fetch_data(ctx, dataset):
+    """Build or download DATASET into data/ and verify its checksums (default: params.yaml)."""
+    dataset = dataset or params(ctx)["dataset"]
+    root = data_mod.fetch(dataset, project(ctx).data_dir)
+    console.print(f"dataset '{dataset}' ready in {registry.display_path(project(ctx), root)} (checksums verified)")
+
+
+@fetch.command("weights")
+@click.argument("team_ids", nargs=-1)
+@click.option("--all", "all_teams", is_flag=True, help="Fetch the weights of every team in params.yaml.")
+@click.pass_context
+def fetch_weights(ctx, team_ids, all_teams):
+    """Fetch the weights files of TEAM_IDS into weights/<team>/."""
+    proj = project(ctx)
+    if all_teams:
+        team_ids = params(ctx)["teams"]
+    if not team_ids:
+        raise HarnessError("name at least one team, or --all")
+    for team_id in team_ids:
+        _fetch_team_weights(proj, registry.load(proj, team_id))
+
+
+def _fetch_team_weights(proj: Project, team) -> None:
+    if not team.weights:
+        console.print(f"{team.id}: no weights to fetch")
+        weights_mod.weights_dir(proj.weights_dir, team).mkdir(parents=True, exist_ok=True)
+        return
+    with progress_bar(transfer=True) as bar:
+        paths = weights_mod.fetch(team, proj.weights_dir, proj.downloads_dir, proj.root,
+                                  transfer_progress(bar, f"{team.id} weights"))
+    for path in paths:
+        console.print(f"{team.id}: {registry.display_path(proj, path)}")
+
+
+@fetch.command("metric-weights")
+@click.argument("metric_names", nargs=-1)
+@click.option("--best-effort", is_flag=True,
+              help="Report files that could not be fetched and exit 0; those metrics stay unavailable.")
+@click.pass_context
+def fetch_metric_weights(ctx, metric_names, best_effort):
+    """Fetch the weights of the learned metrics (all of them by default) into the harness's cache.
+
+    The cache is .cache/metric-weights (or $HARNESS_METRIC_WEIGHTS); evaluation reads it with every
+    hub offline. Sources: pyiqa's weight repository, torchvision, OpenAI CLIP, the timm ViT on the
+    Hugging Face hub, and NIQE's MATLAB parameters from basicsr's source distribution on PyPI.
+    """
+    proj = project(ctx)
+    names = parse_metric_list(list(metric_names)) if metric_names else \
+        [n for n, s in METRICS.items() if s.weight_files]
+    with progress_bar(transfer=True) as bar:
+        status = metric_weights.fetch(names, proj.metric_cache, proj.downloads_dir,
+                                      transfer_progress(bar, "metric weights"))
+    for rel, state in status.items():
+        console.print(f"{state:8} {rel}", soft_wrap=True)
+    failed = [rel for rel, state in status.items() if state.startswith("failed")]
+    if failed:
+        message = f"{len(failed)} file(s) could not be fetched; their metrics stay unavailable"
+        if not best_effort:
+            raise HarnessError(message, hint="check the network, or place the files in the cache by hand")
+        err_console.print(f"[yellow]warning:[/yellow] {message}")
+
+
+# --- running -----------------------------------------------------------------------------------
+
+def _prepare_inputs(proj: Project, team, dataset: str):
+    data_mod.verify(dataset, proj.data_dir)
+    missing = weights_mod.missing(team, proj.weights_dir)
+    if missing:
+        raise HarnessError(f"{team.id}: weights missing: {', '.join(missing)}",
+                           hint=f"run `harness fetch weights {team.id}`")
+
+
+def _infer(proj: Project, team, dataset: str, runner_name: str, device: str) -> dict:
+    runner = runners.get(runner_name)
+    lr_dir = data_mod.get(dataset).lr_dir(proj.data_dir)
+    with progress_bar() as bar:
+        task = bar.add_task(f"{team.id}", total=None)
+
+        def update(run, runs, done, total, name):
+            bar.update(task, description=f"{team.id} run {run}/{runs} {name}", completed=done, total=total)
+
+        record = inference.infer_team(team, runner, lr_dir, proj.runs_dir, dataset,
+                                      weights_mod.weights_dir(proj.weights_dir, team), device, proj.root, update)
+    return record
+
+
+def _print_record(record: dict) -> None:
+    if record["status"] == "ok":
+        console.print(f"{record['team']}: {len(record['runs'])} run(s) ok with the {record['runner']} runner "
+                      f"on {record['device']} in {record['wall_s']:.1f} s")
+        return
+    failure = record["failure"]
+    err_console.print(f"[red]{record['team']}: {record['status']} ({failure['kind']})[/red]: {failure['message']}",
+                      soft_wrap=True)
+    if failure.get("hint"):
+        err_console.print(f"hint: {failure['hint']}")
+    if failure.get("log_tail"):
+        err_console.print("[dim]log tail:[/dim]\n" + failure["log_tail"], markup=False)
+
+
+@cli.command()
+@click.argument("team_id")
+@click.option("--dataset", help="Dataset to run on (default: params.yaml).")
+@click.option("--device", help="cpu, cuda or cuda:N (default: params.yaml).")
+@click.option("--runner", "runner_name", help=f"How to run: {', '.join(runners.RUNNERS)} (default: params.yaml).")
+@click.option("--record-failure", is_flag=True,
+              help="On failure, write the typed failure into the run record and exit 0 (for pipelines, so "
+                   "one team's failure does not stop the others).")
+@click.pass_context
+def infer(ctx, team_id, dataset, device, runner_name, record_failure):
+    """Run TEAM_ID on the dataset's LR images into runs/<dataset>/<team>/run-<k>/.
+
+    A nondeterministic team runs determinism.repeats times. Outputs carry the input names and a
+    provenance.json; a run's folder appears only once it is complete and checked.
+    """
+    proj, settings = project(ctx), params(ctx)
+    dataset = dataset or settings["dataset"]
+    team = registry.load(proj, team_id)
+    if team.runnable:
+        _prepare_inputs(proj, team, dataset)
+    record = _infer(proj, team, dataset, runner_name or settings["runner"], device or settings["device"])
+    _print_record(record)
+    if record["status"] == "failed" and not record_failure:
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+@cli.command()
+@click.option("--sr", "sr_dir", type=click.Path(path_type=Path), help="Folder of output PNGs.")
+@click.option("--hr", "hr_dir", type=click.Path(path_type=Path), help="Folder of ground-truth PNGs.")
+@click.option("--team", "team_id", help="Evaluate every run of this team instead of one --sr folder.")
+@click.option("--dataset", help="With --team: the dataset (default: params.yaml).")
+@click.option("--metrics", "metric_list", help=f"Comma-separated, from: {', '.join(ALL_SPECS)} "
+                                               "(default: params.yaml).")
+@click.option("--mode", type=click.Choice(evaluate_mod.MODES),
+              help="faithful: the organizers' repairs, each reported; strict: such images fail (default: params.yaml).")
+@click.option("--device", help="Device for the learned metrics (default: cpu).", default="cpu")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the result here (with --team, default: evaluations/<dataset>/<team>.json).")
+@click.pass_context
+def evaluate(ctx, sr_dir, hr_dir, team_id, dataset, metric_list, mode, device, json_out):
+    """Score outputs against ground truth exactly as the organizers did.
+
+    Outputs are every *.png in --sr, paired with --hr by removing 'x4' from the name. PSNR/SSIM on
+    the Y channel after a crop to a multiple of 4 and a 4-pixel shave; the learned metrics through
+    pyiqa from the harness's weight cache. Metrics whose weights are absent are reported as
+    unavailable, never as 0.
+    """
+    proj, settings = project(ctx), params(ctx)
+    names = parse_metric_list(metric_list) if metric_list else settings["metrics"]
+    mode = mode or settings["mode"]
+    if team_id:
+        if sr_dir or hr_dir:
+            raise click.UsageError("use either --team or --sr/--hr")
+        dataset = dataset or settings["dataset"]
+        result = _evaluate_team(proj, registry.load(proj, team_id), dataset, names, mode, device, json_out)
+        _print_team_evaluation(result)
+        return
+    if not (sr_dir and hr_dir and json_out):
+        raise click.UsageError("--sr, --hr and --json are required (or use --team)")
+    with progress_bar() as bar:
+        task = bar.add_task("evaluating", total=None)
+        result = evaluate_mod.evaluate(sr_dir, hr_dir, names, mode, proj.metric_cache, device,
+                                       lambda done, total, name: bar.update(task, completed=done, total=total))
+    payload = {**result.as_dict(), "sr": str(sr_dir), "hr": str(hr_dir)}
+    write_json_atomic(json_out, payload)
+    _print_evaluation(payload)
+    if result.status != "ok":
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+def _evaluate_team(proj: Project, team, dataset: str, names, mode, device, json_out=None) -> dict:
+    record = inference.load_record(proj.runs_dir, dataset, team.id)
+    hr_dir = data_mod.get(dataset).hr_dir(proj.data_dir)
+    run_dirs = inference.run_dirs(proj.runs_dir, dataset, team.id)
+    with progress_bar() as bar:
+        task = bar.add_task(f"evaluating {team.id}", total=None)
+
+        def update(run, runs, done, total, name):
+            bar.update(task, description=f"evaluating {team.id} run {run}/{runs}", completed=done, total=total)
+
+        result = evaluate_mod.evaluate_team(team, record, run_dirs, hr_dir, names, mode, proj.metric_cache,
+                                            device, update)
+    result["dataset"] = dataset
+    write_json_atomic(json_out or evaluate_mod.evaluation_path(proj.evaluations_dir, dataset, team.id), result)
+    write_json_atomic(proj.metrics_dir / dataset / f"{team.id}.json", evaluate_mod.mean_metrics(result))
+    return result
+
+
+def _print_evaluation(payload: dict) -> None:
+    table = Table(title=f"{payload['n_images']} image(s), {payload['mode']} mode")
+    for column, justify in (("metric", "left"), ("mean", "right"), ("note", "left")):
+        table.add_column(column, justify=justify)
+    for name in payload["metrics"]:
+        if name in payload["mean"]:
+            table.add_row(name, f"{payload['mean'][name]:.{ALL_SPECS[name].precision + 2}f}", "")
+        elif name in payload["unavailable"]:
+            gap = payload["unavailable"][name]
+            table.add_row(name, "unavailable", f"{gap['reason']}; fetch with `{gap['fetch']}`")
+    console.print(table)
+    for finding in payload["findings"]:
+        console.print(f"[yellow]{finding['kind']}[/yellow] {finding['image']}: {finding['message']}")
+    for image, message in payload["failed_images"].items():
+        err_console.print(f"[red]failed[/red] {image}: {message}")
+
+
+def _print_team_evaluation(result: dict) -> None:
+    inference_state = result["inference"]
+    if inference_state["status"] != "ok":
+        failure = inference_state["failure"] or {}
+        console.print(f"{result['team']}: inference {inference_state['status']} "
+                      f"({failure.get('kind')}): nothing to score")
+        return
+    for run in result["runs"]:
+        if run.get("status") == "ok":
+            console.print(f"[bold]{result['team']} {run['run']}[/bold]")
+            _print_evaluation(run)
+        else:
+            console.print(f"[red]{result['team']} {run['run']}: {run.get('failure')}[/red]")
+
+
+# --- verification and report -------------------------------------------------------------------
+
+@cli.command()
+@click.argument("team_id")
+@click.option("--dataset", help="Dataset to verify on (default: params.yaml).")
+@click.option("--device", help="Device for inference (default: params.yaml).")
+@click.option("--runner", "runner_name", help="Runner for inference (default: params.yaml).")
+@click.option("--mode", type=click.Choice(evaluate_mod.MODES), help="Evaluation mode (default: params.yaml).")
+@click.option("--rerun", is_flag=True, help="Run inference and evaluation again even if results for the "
+                                            "same manifest run key exist.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the verification (published, reproduced, delta, tolerance, ok per metric) here.")
+@click.pass_context
+def verify(ctx, team_id, dataset, device, runner_name, mode, rerun, json_out):
+    """Check one team's published numbers: fetch, run, score, compare. Exits 0 only if reproduced.
+
+    Earlier results are reused when the team's run key (the manifest minus its published numbers,
+    plus the team folder's files) is unchanged; --rerun forces a fresh run.
+    """
+    proj, settings = project(ctx), params(ctx)
+    dataset = dataset or settings["dataset"]
+    mode = mode or settings["mode"]
+    team = registry.load(proj, team_id)
+    evaluation_file = evaluate_mod.evaluation_path(proj.evaluations_dir, dataset, team.id)
+    published = team.published(dataset)
+    wanted = list(published["values"]) if published else settings["metrics"]
+    previous = json.loads(evaluation_file.read_text()) if evaluation_file.exists() else None
+    reusable = (previous is not None and not rerun and previous.get("run_key") == team.run_key
+                and previous.get("mode") == mode and previous["inference"]["status"] == "ok"
+                and set(wanted) <= set(previous.get("metrics", [])))
+    if reusable:
+        console.print(f"{team.id}: reusing {registry.display_path(proj, evaluation_file)} (same run key)")
+        result_eval = previous
+    elif not team.runnable:
+        result_eval = None
+    else:
+        data_mod.fetch(dataset, proj.data_dir)
+        _fetch_team_weights(proj, team)
+        record = _infer(proj, team, dataset, runner_name or settings["runner"], device or settings["device"])
+        _print_record(record)
+        names = list(dict.fromkeys(settings["metrics"] + wanted))
+        result_eval = _evaluate_team(proj, team, dataset, names, mode, "cpu")
+    result = verify_mod.verify(team, dataset, result_eval)
+    if json_out:
+        write_json_atomic(json_out, result)
+    _print_verification(result)
+    if not verify_mod.passed(result):
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+def _print_verification(result: dict) -> None:
+    table = Table(title=f"{result['team']} on {result['dataset']}: {report_mod.verdict_label(result)}")
+    for column in ("metric", "published", "reproduced", "delta", "tolerance", "verdict"):
+        table.add_column(column, justify="right" if column not in ("metric", "verdict") else "left")
+    for name, row in result["metrics"].items():
+        digits = (row["precision"] if row["precision"] is not None else 4) + 2
+        if row["reproduced"] is None:
+            table.add_row(name, report_mod.fmt(row["published"], row["precision"]), "—", "—",
+                          f"{row['tolerance']:.4f}", f"unavailable: `{row['fetch']}`")
+            continue
+        reproduced = report_mod.fmt(row["reproduced"], digits)
+        if row.get("spread") is not None:
+            reproduced += f" (runs {report_mod.fmt(min(row['run_values']), digits)}…"
+            reproduced += f"{report_mod.fmt(max(row['run_values']), digits)})"
+        table.add_row(name, report_mod.fmt(row["published"], row["precision"]), reproduced,
+                      f"{row['delta']:+.{digits}f}", f"{row['tolerance']:.{digits}f}",
+                      "[green]ok[/green]" if row["ok"] else "[red]diverged[/red]")
+    console.print(table)
+    if result.get("failure"):
+        failure = result["failure"]
+        console.print(f"[red]{result['verdict']} ({failure['kind']})[/red]: {failure['message']}", soft_wrap=True)
+        if failure.get("hint"):
+            console.print(f"hint: {failure['hint']}")
+    if result.get("exact_outputs") is not None:
+        console.print("outputs bit-identical to the reference: " + ("yes" if result["exact_outputs"] else "no"))
+    for finding in result.get("findings", []):
+        console.print(f"[yellow]{finding['kind']}[/yellow] {finding.get('run', '')} {finding['image']}: "
+                      f"{finding['message']}")
+
+
+@cli.command()
+@click.option("--dataset", help="Dataset (default: params.yaml).")
+@click.option("--teams", "team_list", help="Comma-separated team ids (default: params.yaml).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.md, report.json and summary.csv (default: report/).")
+@click.option("--show", is_flag=True, help="Print the report already in --out instead of making a new one.")
+@click.option("--check", is_flag=True, help="Exit 1 unless every runnable team reproduced.")
+@click.pass_context
+def report(ctx, dataset, team_list, out_dir, show, check):
+    """Verify every team from its evaluation and write the audit report; prints a table and a SUMMARY line."""
+    proj, settings = project(ctx), params(ctx)
+    out_dir = out_dir or proj.report_dir
+    if show:
+        path = out_dir / "report.json"
+        if not path.exists():
+            raise HarnessError(f"no report in {registry.display_path(proj, out_dir)}",
+                               hint="run `dvc repro` or `harness report`")
+        built = json.loads(path.read_text())
+        results = built["teams"]
+        _print_report_table(results, built["dataset"])
+    else:
+        dataset = dataset or settings["dataset"]
+        team_ids = [t.strip() for t in team_list.split(",")] if team_list else settings["teams"]
+        results = []
+        for team_id in team_ids:
+            team = registry.load(proj, team_id)
+            path = evaluate_mod.evaluation_path(proj.evaluations_dir, dataset, team.id)
+            evaluation = json.loads(path.read_text()) if path.exists() else None
+            results.append(verify_mod.verify(team, dataset, evaluation))
+        built = report_mod.build(results, dataset, settings, proj.root)
+        _print_report_table(results, dataset)
+        for path in report_mod.write(built, out_dir):
+            console.print(f"wrote {registry.display_path(proj, path)}")
+    console.print(built["summary"])
+    if check and any(r["verdict"] not in ("exact", "reproduced", "not_runnable") for r in results):
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+def _print_report_table(results: list[dict], dataset: str) -> None:
+    names = report_mod.metric_names(results)
+    table = Table(title=f"Audit on '{dataset}': published / reproduced")
+    table.add_column("team")
+    table.add_column("verdict")
+    for name in names:
+        table.add_column(ALL_SPECS[name].title, justify="right")
+    colours = {"exact": "green", "reproduced": "green", "diverged": "red", "failed": "red",
+               "not_runnable": "yellow"}
+    for result in results:
+        cells = []
+        for name in names:
+            row = result["metrics"].get(name)
+            if row is None:
+                cells.append("")
+            elif row["reproduced"] is None:
+                cells.append(f"{report_mod.fmt(row['published'], row['precision'])} / —")
+            else:
+                mark = "[green]✓[/green]" if row["ok"] else "[red]✗[/red]"
+                cells.append(f"{report_mod.fmt(row['published'], row['precision'])} / "
+                             f"{report_mod.fmt(row['reproduced'], (row['precision'] or 2) + 2)} {mark}")
+        colour = colours[result["verdict"]]
+        table.add_row(result["team"], f"[{colour}]{report_mod.verdict_label(result)}[/{colour}]", *cells)
+    console.print(table)
+
+
+def main():
+    cli(obj={})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""The adapter that runs one team's model: the same code in the local runner and in every image.
+
+    python -m harness.entry --manifest teams/T/manifest.yaml --input LR --output OUT \
+        --weights weights/T --device cpu [--run-index 1]
+
+It writes one PNG per LR input under the same file name, and provenance.json beside them. On failure
+it writes failure.json ({kind, message}) and exits 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import random
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import manifest as manifest_mod
+from .errors import HarnessError, InferenceFailed
+from .fsutil import sha256_file, write_json_atomic
+from .imageio import read_rgb8, write_rgb8
+from .imresize import imresize
+from .provenance import harness_info, torch_info
+
+PROVENANCE = "provenance.json"
+FAILURE = "failure.json"
+EXIT_FAILED = 3
+
+
+def lr_inputs(input_dir: Path) -> list[Path]:
+    files = sorted(Path(input_dir).glob("*.png"))
+    if not files:
+        raise InferenceFailed("missing_input", f"no LR PNG in {input_dir}")
+    return files
+
+
+def to_uint8(tensor) -> np.ndarray:
+    """The baseline's output rule: clamp to [0, 1], scale by 255, round, uint8."""
+    return (tensor.clamp(0, 1).mul(255).round().byte().squeeze(0).permute(1, 2, 0).cpu().numpy())
+
+
+def check_device(device: str) -> None:
+    import torch
+
+    if not device.startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        raise InferenceFailed("no_gpu", f"device {device} was asked for, but torch sees no CUDA device",
+                              hint="run with --device cpu, or pass the GPU through to the runner")
+    index = torch.device(device).index or 0
+    major, minor = torch.cuda.get_device_capability(index)
+    arches = torch.cuda.get_arch_list()
+    served = {a.split("_")[1] for a in arches if a.startswith(("sm_", "compute_"))}
+    capability = f"{major}{minor}"
+    # A PTX build (compute_XY) serves newer GPUs by JIT; an exact sm_XY serves its own.
+    ptx = [int(a.split("_")[1]) for a in arches if a.startswith("compute_")]
+    if capability not in served and not any(int(capability) >= p for p in ptx):
+        raise InferenceFailed("incompatible_gpu",
+                              f"{torch.cuda.get_device_name(index)} (sm_{capability}) is not served by this "
+                              f"torch build (CUDA {torch.version.cuda}, archs {', '.join(arches)})",
+                              hint="use an image whose CUDA build supports this GPU")
+
+
+def seed_everything(seed: int | None) -> None:
+    if seed is None:
+        return
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# --- entry kinds -----------------------------------------------------------------------------
+
+def run_per_image(predict, inputs: list[Path], output_dir: Path, progress) -> dict[str, float]:
+    times = {}
+    for index, path in enumerate(inputs):
+        start = time.perf_counter()
+        write_rgb8(output_dir / path.name, predict(read_rgb8(path)))
+        times[path.name] = time.perf_counter() - start
+        progress(index + 1, len(inputs), path.name)
+    return times
+
+
+def classical_predictor(team: manifest_mod.Manifest):
+    method = team.entry["method"]
+    scale = team.runtime["scale"]
+    if method == "bicubic":
+        return lambda lr: imresize(lr, scale)
+    raise InferenceFailed("entry_error", f"unknown classical method '{method}'")
+
+
+def spandrel_predictor(team: manifest_mod.Manifest, weights_dir: Path, device: str):
+    import spandrel
+    import torch
+
+    path = Path(weights_dir) / team.entry["weights"]
+    if not path.is_file():
+        raise InferenceFailed("weights_unavailable", f"{path} does not exist",
+                              hint=f"run `harness fetch weights {team.id}`")
+    descriptor = spandrel.ModelLoader(device=torch.device(device)).load_from_file(str(path))
+    descriptor.eval()
+    if descriptor.scale != team.runtime["scale"]:
+        raise InferenceFailed("entry_error", f"{path.name} is a x{descriptor.scale} model, the manifest says "
+                              f"x{team.runtime['scale']}")
+    tile, overlap = team.entry.get("tile"), team.entry.get("tile_overlap", 0)
+
+    def predict(lr: np.ndarray) -> np.ndarray:
+        tensor = torch.from_numpy(lr).permute(2, 0, 1).unsqueeze(0).float().div(255).to(device)
+        with torch.no_grad():
+            out = descriptor(tensor) if not tile else tiled(descriptor, tensor, tile, overlap, descriptor.scale)
+        return to_uint8(out)
+
+    return predict
+
+
+def tiled(model, image, tile: int, overlap: int, scale: int):
+    """Run model over overlapping tiles; each output pixel comes from the tile whose core holds it."""
+    import torch
+
+    _, channels, height, width = image.shape
+    out = torch.zeros(1, channels, height * scale, width * scale, dtype=image.dtype, device=image.device)
+    step = tile
+    for top in range(0, height, step):
+        for left in range(0, width, step):
+            t0, l0 = max(top - overlap, 0), max(left - overlap, 0)
+            t1, l1 = min(top + step + overlap, height), min(left + step + overlap, width)
+            result = model(image[:, :, t0:t1, l0:l1])
+            core_h, core_w = min(step, height - top), min(step, width - left)
+            ot, ol = (top - t0) * scale, (left - l0) * scale
+            out[:, :, top * scale:(top + core_h) * scale, left * scale:(left + core_w) * scale] = \
+                result[:, :, ot:ot + core_h * scale, ol:ol + core_w * scale]
+    return out
+
+
+def run_ntire_main(team: manifest_mod.Manifest, input_dir: Path, output_dir: Path, weights_dir: Path,
+                   device: str) -> dict[str, float]:
+    """Call main(model_dir, input_path, output_path, device) and time outputs by their appearance."""
+    import torch
+
+    entry = team.entry
+    code_root = team.dir
+    module_path = code_root / entry["module"]
+    if not module_path.is_file():
+        raise InferenceFailed("entry_error", f"{module_path} does not exist")
+    for alias, folder in entry.get("import_aliases", {}).items():
+        _alias_package(alias, code_root / folder)
+    sys.path.insert(0, str(code_root))
+    spec = importlib.util.spec_from_file_location(f"harness_team_{team.id.replace('-', '_')}", module_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    function = getattr(module, entry.get("function", "main"), None)
+    if function is None:
+        raise InferenceFailed("entry_error", f"{module_path} defines no {entry.get('function', 'main')}()")
+    model_dir = Path(weights_dir)
+    if entry.get("model_dir") == "file":
+        model_dir = model_dir / team.weights[0]["name"]
+    start = time.time()
+    function(model_dir=str(model_dir), input_path=str(input_dir), output_path=str(output_dir),
+             device=torch.device(device))
+    times, previous = {}, start
+    for path in sorted(output_dir.glob("*.png"), key=lambda p: p.stat().st_mtime):
+        times[path.name] = path.stat().st_mtime - previous
+        previous = path.stat().st_mtime
+    return times
+
+
+def _alias_package(alias: str, folder: Path) -> None:
+    """Make `import alias` load the package in folder (for code importing itself by another name)."""
+    init = folder / "__init__.py"
+    spec = importlib.util.spec_from_file_location(alias, init if init.exists() else None,
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[alias] = module
+    if init.exists():
+        spec.loader.exec_module(module)
+
+
+# --- main ------------------------------------------------------------------------------------
+
+def run(manifest_path: Path, input_dir: Path, output_dir: Path, weights_dir: Path, device: str,
+        run_index: int = 1, repo_root: Path | None = None, progress=None) -> dict:
+    team = manifest_mod.load(manifest_path)
+    repo_root = repo_root or Path.cwd()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    progress = progress or (lambda done, total, name: None)
+    if device.split(":")[0] not in team.runtime.get("devices", ["cpu", "cuda"]):
+        raise InferenceFailed("unsupported_device", f"{team.id} does not run on {device}")
+    check_device(device)
+    inputs = lr_inputs(input_dir)
+    seed_everything(team.seed)
+    started = datetime.now(timezone.utc)
+    wall = time.perf_counter()
+    kind = team.entry["kind"]
+    if kind == "classical":
+        times = run_per_image(classical_predictor(team), inputs, output_dir, progress)
+    elif kind == "spandrel":
+        times = run_per_image(spandrel_predictor(team, weights_dir, device), inputs, output_dir, progress)
+    else:
+        times = run_ntire_main(team, input_dir, output_dir, weights_dir, device)
+    wall = time.perf_counter() - wall
+    record = {
+        "schema": "harness.provenance/1",
+        "team": team.id,
+        "run_index": run_index,
+        **harness_info(repo_root),
+        "manifest_hash": team.hash,
+        "run_key": team.run_key,
+        "entry_kind": kind,
+        "seed": team.seed,
+        "determinism_class": team.determinism["class"],
+        **torch_info(device),
+        "started": started.isoformat(timespec="seconds"),
+        "wall_s": round(wall, 4),
+        "seconds_per_image": {k: round(v, 4) for k, v in times.items()},
+        "per_image_timing": "measured" if kind != "ntire-main" else "output mtime deltas (first includes load)",
+        "inputs_sha256": {p.name: sha256_file(p) for p in inputs},
+        "weights_sha256": {p.name: sha256_file(p) for p in sorted(Path(weights_dir).glob("*")) if p.is_file()},
+        "outputs_sha256": {p.name: sha256_file(p) for p in sorted(output_dir.glob("*.png"))},
+    }
+    write_json_atomic(output_dir / PROVENANCE, record)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.entry", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--manifest", required=True, type=Path)
+    parser.add_argument("--input", required=True, type=Path, help="folder of LR PNGs (read only)")
+    parser.add_argument("--output", required=True, type=Path, help="folder for SR PNGs")
+    parser.add_argument("--weights", required=True, type=Path, help="the team's model directory")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--run-index", type=int, default=1)
+    parser.add_argument("--repo-root", type=Path, default=Path.cwd())
+    args = parser.parse_args(argv)
+
+    def progress(done, total, name):
+        print(f"[{done}/{total}] {name}", flush=True)
+
+    try:
+        run(args.manifest, args.input, args.output, args.weights, args.device, args.run_index,
+            args.repo_root, progress)
+    except InferenceFailed as exc:
+        return _fail(args.output, exc.kind, exc.message, exc.hint)
+    except HarnessError as exc:
+        return _fail(args.output, "entry_error", exc.message, exc.hint)
+    except Exception as exc:
+        kind = "out_of_memory" if "out of memory" in str(exc).lower() else "entry_error"
+        traceback.print_exc()
+        return _fail(args.output, kind, f"{type(exc).__name__}: {exc}", None)
+    return 0
+
+
+def _fail(output_dir: Path, kind: str, message: str, hint: str | None) -> int:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(output_dir / FAILURE, {"kind": kind, "message": message, "hint": hint})
+    print(f"failed ({kind}): {message}", file=sys.stderr, flush=True)
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

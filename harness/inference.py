@@ -1,0 +1,107 @@
+"""Running a team over a dataset: repeats, output checks, atomic results and the run record.
+
+runs/<dataset>/<team>/run-<k>/   outputs of run k (PNGs + provenance.json), moved in when complete
+runs/<dataset>/<team>/record.json status, typed failure, runner, per-run provenance
+runs/<dataset>/<team>/logs/run-<k>.log
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .entry import FAILURE, PROVENANCE
+from .errors import InferenceFailed
+from .fsutil import replace_dir, write_json_atomic
+from .imageio import read_png_header
+from .manifest import Manifest
+
+RECORD = "record.json"
+
+
+def team_runs_dir(runs_root: Path, dataset: str, team_id: str) -> Path:
+    return Path(runs_root) / dataset / team_id
+
+
+def run_dirs(runs_root: Path, dataset: str, team_id: str) -> list[Path]:
+    folder = team_runs_dir(runs_root, dataset, team_id)
+    return sorted((p for p in folder.glob("run-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
+
+
+def check_outputs(lr_dir: Path, out_dir: Path, scale: int) -> None:
+    """Every LR input has an output of the right size under its name, and nothing else was written."""
+    inputs = {p.name: p for p in Path(lr_dir).glob("*.png")}
+    outputs = {p.name for p in Path(out_dir).glob("*.png")}
+    missing = sorted(set(inputs) - outputs)
+    extra = sorted(outputs - set(inputs))
+    if missing:
+        raise InferenceFailed("missing_output", f"{len(missing)} output(s) missing: {', '.join(missing[:10])}")
+    if extra:
+        raise InferenceFailed("extra_output", f"{len(extra)} unexpected output(s): {', '.join(extra[:10])}",
+                              hint="outputs must carry the LR file names")
+    wrong = []
+    for name, lr_path in sorted(inputs.items()):
+        lr, sr = read_png_header(lr_path), read_png_header(Path(out_dir) / name)
+        if sr is None:
+            wrong.append(f"{name}: not a readable PNG")
+        elif lr is not None and (sr.width, sr.height) != (lr.width * scale, lr.height * scale):
+            wrong.append(f"{name}: {sr.width}x{sr.height}, expected {lr.width * scale}x{lr.height * scale}")
+    if wrong:
+        raise InferenceFailed("wrong_size", f"{len(wrong)} output(s) of the wrong size: " + "; ".join(wrong[:5]))
+
+
+def infer_team(team: Manifest, runner, lr_dir: Path, runs_root: Path, dataset: str, weights_dir: Path,
+               device: str, repo_root: Path, progress=None) -> dict:
+    """Run a team `repeats` times; return (and write) its run record. Never leaves half a run in place."""
+    folder = team_runs_dir(runs_root, dataset, team.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc)
+    wall = time.perf_counter()
+    record = {"schema": "harness.run-record/1", "team": team.id, "dataset": dataset, "runner": runner.name,
+              "device": device, "manifest_hash": team.hash, "run_key": team.run_key,
+              "started": started.isoformat(timespec="seconds"), "repeats": team.repeats, "runs": [],
+              "status": "ok", "failure": None}
+    if not team.runnable:
+        record.update(status="not_runnable", failure={"kind": "not_runnable",
+                                                      "message": "; ".join(team.data["status"]["reasons"])})
+        _write_record(folder, record, wall)
+        return record
+    for stale in run_dirs(runs_root, dataset, team.id):
+        if int(stale.name.split("-")[1]) > team.repeats:
+            shutil.rmtree(stale)
+    try:
+        for index in range(1, team.repeats + 1):
+            staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".run-{index}."))
+            try:
+                def on_image(done, total, name, _index=index):
+                    if progress:
+                        progress(_index, team.repeats, done, total, name)
+
+                runner.run_once(team, Path(lr_dir), staging, Path(weights_dir), device, index,
+                                folder / "logs" / f"run-{index}.log", Path(repo_root), on_image)
+                check_outputs(lr_dir, staging, team.runtime["scale"])
+                (staging / FAILURE).unlink(missing_ok=True)
+                provenance = json.loads((staging / PROVENANCE).read_text())
+                replace_dir(staging, folder / f"run-{index}")
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            record["runs"].append({"index": index, "dir": f"run-{index}", "provenance": provenance})
+    except InferenceFailed as exc:
+        record.update(status="failed", failure={"kind": exc.kind, "message": exc.message, "hint": exc.hint,
+                                                "log_tail": exc.log_tail})
+    _write_record(folder, record, wall)
+    return record
+
+
+def _write_record(folder: Path, record: dict, wall_start: float) -> None:
+    record["wall_s"] = round(time.perf_counter() - wall_start, 3)
+    write_json_atomic(folder / RECORD, record)
+
+
+def load_record(runs_root: Path, dataset: str, team_id: str) -> dict | None:
+    path = team_runs_dir(runs_root, dataset, team_id) / RECORD
+    return json.loads(path.read_text()) if path.exists() else None

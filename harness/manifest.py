@@ -1,0 +1,299 @@
+"""Team manifests: loading, schema validation and semantic checks, with errors for people."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from .errors import ManifestError, ManifestProblem
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
+MANIFEST_NAME = "manifest.yaml"
+# Fields that do not change what a run produces; a change to them needs no re-run.
+NON_RUN_FIELDS = ("published", "description", "name", "tracks", "status")
+
+
+@functools.lru_cache(maxsize=1)
+def schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+@functools.lru_cache(maxsize=1)
+def validator() -> Draft202012Validator:
+    return Draft202012Validator(schema())
+
+
+class Manifest:
+    """A validated team manifest and the folder it lives in."""
+
+    def __init__(self, path: Path, data: dict, raw: bytes):
+        self.path = Path(path)
+        self.data = data
+        self.raw = raw
+
+    @property
+    def id(self) -> str:
+        return self.data["id"]
+
+    @property
+    def dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def entry(self) -> dict:
+        return self.data["entry"]
+
+    @property
+    def runtime(self) -> dict:
+        return self.data["runtime"]
+
+    @property
+    def determinism(self) -> dict:
+        return self.data["determinism"]
+
+    @property
+    def weights(self) -> list[dict]:
+        return self.data.get("weights", [])
+
+    @property
+    def runnable(self) -> bool:
+        return bool(self.data["status"]["runnable"])
+
+    @property
+    def nondeterministic(self) -> bool:
+        return self.determinism["class"] == "nondeterministic"
+
+    @property
+    def repeats(self) -> int:
+        return int(self.determinism.get("repeats", 1))
+
+    @property
+    def seed(self) -> int | None:
+        return self.determinism.get("seed")
+
+    def published(self, dataset: str) -> dict | None:
+        return self.data["published"].get(dataset)
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+    @property
+    def run_key(self) -> str:
+        """Changes exactly when a run could produce other outputs: run fields and team-folder files."""
+        run_fields = {k: v for k, v in self.data.items() if k not in NON_RUN_FIELDS}
+        digest = hashlib.sha256(json.dumps(run_fields, sort_keys=True).encode())
+        for file in sorted(p for p in self.dir.rglob("*") if p.is_file() and p != self.path
+                           and "__pycache__" not in p.parts):
+            digest.update(str(file.relative_to(self.dir)).encode() + b"\0" + file.read_bytes())
+        return digest.hexdigest()
+
+
+def load(path: Path, display: str | None = None) -> Manifest:
+    """Load and validate one manifest; raise ManifestError listing every problem."""
+    path = Path(path)
+    shown = display or str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError([ManifestProblem(shown, "", "file not found", "exists")]) from None
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ManifestError([ManifestProblem(shown, "", f"not valid YAML at {where}: "
+                                             f"{getattr(exc, 'problem', exc)}", "yaml")]) from None
+    if not isinstance(data, dict):
+        raise ManifestError([ManifestProblem(shown, "", "a manifest must be a mapping of fields",
+                                             "type")])
+    problems = schema_problems(data, shown)
+    if not problems:
+        problems = semantic_problems(data, path, shown)
+    if problems:
+        raise ManifestError(problems)
+    return Manifest(path, data, raw)
+
+
+def _field(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _show(value) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def schema_problems(data: dict, shown: str) -> list[ManifestProblem]:
+    problems = []
+    for error in sorted(validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        problems.extend(_explain(error, shown))
+    # One problem per (field, rule); if/then branches can repeat an error.
+    unique = {}
+    for p in problems:
+        unique.setdefault((p.field, p.rule, p.message), p)
+    return list(unique.values())
+
+
+def _explain(error, shown: str) -> list[ManifestProblem]:
+    if error.validator in ("anyOf", "oneOf", "allOf") and error.context:
+        deepest = max(error.context, key=lambda e: len(e.absolute_path))
+        return _explain(deepest, shown)
+    path = list(error.absolute_path)
+    field = _field(path)
+    rule = error.validator
+    if rule == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        out = []
+        for key in error.instance:
+            if key in allowed:
+                continue
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed here: {', '.join(allowed)}"
+            out.append(ManifestProblem(shown, _field(path + [key]), f"unknown field '{key}'",
+                                       "additionalProperties", hint))
+        return out
+    if rule == "required":
+        out = []
+        for key in error.validator_value:
+            if isinstance(error.instance, dict) and key not in error.instance:
+                desc = _describe(path + [key])
+                out.append(ManifestProblem(shown, _field(path + [key]), "missing required field",
+                                           "required", desc))
+        return out
+    if rule == "propertyNames":
+        return [ManifestProblem(shown, field, error.message, rule)]
+    if rule == "enum":
+        options = ", ".join(map(str, error.validator_value))
+        close = difflib.get_close_matches(str(error.instance), [str(v) for v in error.validator_value], n=1)
+        hint = f"did you mean '{close[0]}'?" if close else None
+        return [ManifestProblem(shown, field, f"{_show(error.instance)} is not one of: {options}", rule, hint)]
+    if rule == "type":
+        return [ManifestProblem(shown, field, f"{_show(error.instance)} is not of type "
+                                f"{error.validator_value}", rule)]
+    if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[rule]
+        return [ManifestProblem(shown, field, f"{_show(error.instance)} is not {op} "
+                                f"{error.validator_value}", rule)]
+    if rule == "const":
+        return [ManifestProblem(shown, field, f"{_show(error.instance)} must be "
+                                f"{_show(error.validator_value)}", rule)]
+    if rule == "pattern":
+        return [ManifestProblem(shown, field, f"{_show(error.instance)} does not match "
+                                f"{error.validator_value}", rule, _describe(path))]
+    return [ManifestProblem(shown, field, error.message, rule)]
+
+
+def _describe(path) -> str | None:
+    """The schema description of a field, shown as a hint."""
+    node = schema()
+    for part in path:
+        if isinstance(part, int):
+            node = node.get("items", {})
+        else:
+            props = node.get("properties", {})
+            if part in props:
+                node = props[part]
+            elif isinstance(node.get("additionalProperties"), dict):
+                node = node["additionalProperties"]
+            else:
+                return None
+        while "$ref" in node:
+            node = schema()["$defs"][node["$ref"].split("/")[-1]]
+    desc = node.get("description")
+    return f"{desc}" if desc else None
+
+
+def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProblem]:
+    from . import data as datasets, metrics
+
+    problems = []
+
+    def problem(field, message, rule, hint=None):
+        problems.append(ManifestProblem(shown, field, message, rule, hint))
+
+    if path.name == MANIFEST_NAME and path.parent.name != data["id"]:
+        problem("id", f"'{data['id']}' differs from the folder name '{path.parent.name}'", "id-is-folder",
+                f"rename the folder or set id: {path.parent.name}")
+    names = [w["name"] for w in data.get("weights", [])]
+    for name in {n for n in names if names.count(n) > 1}:
+        problem("weights", f"file name '{name}' is listed twice", "unique-weight-names")
+    entry = data["entry"]
+    if entry["kind"] == "spandrel" and entry["weights"] not in names:
+        close = difflib.get_close_matches(entry["weights"], names, n=1)
+        problem("entry.weights", f"'{entry['weights']}' is not one of weights[].name", "weights-declared",
+                f"did you mean '{close[0]}'?" if close else "declare the file under weights:")
+    if entry["kind"] == "ntire-main":
+        if not (path.parent / entry["module"]).is_file():
+            problem("entry.module", f"'{entry['module']}' does not exist in {path.parent.name}/",
+                    "module-exists")
+        if entry.get("model_dir") == "file" and len(names) != 1:
+            problem("entry.model_dir", f"'file' needs exactly one weights file, found {len(names)}",
+                    "single-weights-file")
+    for dataset, entry_pub in data["published"].items():
+        base = f"published.{dataset}"
+        if dataset not in datasets.DATASETS:
+            close = difflib.get_close_matches(dataset, list(datasets.DATASETS), n=1)
+            problem(base, f"unknown dataset '{dataset}'", "known-dataset",
+                    f"did you mean '{close[0]}'?" if close else f"known: {', '.join(datasets.DATASETS)}")
+        values, precision = entry_pub["values"], entry_pub["precision"]
+        for name in values:
+            if name not in precision:
+                problem(f"{base}.precision.{name}", "missing: every published value needs its decimals",
+                        "precision-for-each-value")
+            elif _decimals_exceed(values[name], precision[name]):
+                problem(f"{base}.values.{name}", f"{values[name]} has more than {precision[name]} decimals",
+                        "value-matches-precision", "a mistyped digit, or the precision is wrong")
+        for name in precision:
+            if name not in values:
+                problem(f"{base}.precision.{name}", "precision given for a value that is not published",
+                        "precision-for-each-value")
+        for name in entry_pub.get("tolerance", {}):
+            if name not in metrics.ALL_SPECS:
+                problem(f"{base}.tolerance.{name}", f"unknown metric '{name}'", "known-metric")
+        score_problem = _score_inconsistency(values, precision)
+        if score_problem:
+            problem(f"{base}.values.perceptual_score", score_problem, "score-recomputes",
+                    "one of the components or the score is mistyped")
+    return problems
+
+
+def _decimals_exceed(value: float, decimals: int) -> bool:
+    return abs(round(value, decimals) - value) > 1e-9
+
+
+def _score_inconsistency(values: dict, precision: dict) -> str | None:
+    from .metrics import SCORE_COMPONENTS, perceptual_score
+
+    if "perceptual_score" not in values or not all(k in values for k in SCORE_COMPONENTS):
+        return None
+    recomputed = perceptual_score(values)
+    # Rounding of each component bounds how far the recomputed score can fall from the published one.
+    slack = sum(0.5 * 10 ** -precision.get(k, 4) * w for k, w in
+                (("lpips", 1), ("dists", 1), ("clipiqa", 1), ("maniqa", 1), ("musiq", 0.01), ("niqe", 0.1)))
+    slack += 0.5 * 10 ** -precision.get("perceptual_score", 4) + 1e-9
+    delta = recomputed - values["perceptual_score"]
+    if math.fabs(delta) > slack:
+        return (f"{values['perceptual_score']} but the components give {recomputed:.4f} "
+                f"(off by {delta:+.4f}, rounding allows {slack:.4f})")
+    return None
+
+
+def render_template(template: Path, team_id: str) -> str:
+    return template.read_text().replace("{{id}}", team_id)
+
+

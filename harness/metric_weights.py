@@ -1,0 +1,123 @@
+"""The learned metrics' weights: declared sources, fetched into a cache the harness owns.
+
+Layout of the cache (the directory handed to pyiqa as TORCH_HOME/HF_HOME):
+  torch/hub/pyiqa/...        pyiqa's own checkpoints and NIQE's parameter file
+  torch/hub/checkpoints/...  torchvision ImageNet backbones (LPIPS: AlexNet, DISTS: VGG16)
+  torch/hub/clip/RN50.pt     CLIP RN50 (CLIP-IQA)
+  huggingface/hub/...        the timm ViT-B/8 that ManIQA builds on
+  checksums.json             sha256 of every file, pinned at first fetch and checked after
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from . import metrics as M
+from .download import download, pypi_file_url, read_member
+from .errors import ChecksumMismatch, DownloadError, HarnessError
+from .fsutil import sha256_file, write_bytes_atomic, write_json_atomic
+
+PYIQA_WEIGHTS = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main"
+TORCHVISION = "https://download.pytorch.org/models"
+CLIP_RN50 = ("https://openaipublic.azureedge.net/clip/models/"
+             "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt")
+# NIQE's pristine-image model: MATLAB's modelparameters.mat (mu_prisparam, cov_prisparam), as shipped
+# in basicsr's source distribution on PyPI (niqe_pris_params.npz).
+NIQE_SOURCE = {"package": "basicsr", "filename": "basicsr-1.4.2.tar.gz",
+               "sha256": "b89b595a87ef964cda9913b4d99380ddb6554c965577c0c10cb7b78e31301e87",
+               "member": "basicsr-1.4.2/basicsr/metrics/niqe_pris_params.npz"}
+CHECKSUMS = "checksums.json"
+
+
+def sources() -> dict[str, dict]:
+    """Cache-relative path -> how to obtain it."""
+    out = {}
+    for spec in M.METRICS.values():
+        for rel in spec.weight_files:
+            name = rel.rsplit("/", 1)[-1]
+            if rel.endswith("niqe_modelparameters.mat"):
+                out[rel] = {"kind": "niqe-from-pypi", **NIQE_SOURCE}
+            elif rel.startswith(M.PYIQA_DIR):
+                out[rel] = {"kind": "url", "url": f"{PYIQA_WEIGHTS}/{name}"}
+            elif rel.startswith(M.TORCHVISION_DIR):
+                out[rel] = {"kind": "url", "url": f"{TORCHVISION}/{name}"}
+            elif rel.endswith("RN50.pt"):
+                out[rel] = {"kind": "url", "url": CLIP_RN50}
+            elif rel == M.MANIQA_VIT:
+                out[rel] = {"kind": "hf-hub", "repo": "timm/vit_base_patch8_224.augreg2_in21k_ft_in1k"}
+    return out
+
+
+def _hash_prefix(name: str) -> str | None:
+    """torch hub names embed the first hex digits of the file's sha256: name-<hex>.pth."""
+    stem = name.rsplit(".", 1)[0]
+    tail = stem.rsplit("-", 1)[-1] if "-" in stem else ""
+    return tail if len(tail) >= 8 and all(c in "0123456789abcdef" for c in tail) else None
+
+
+def fetch(metric_names: list[str], cache_dir: Path, downloads: Path, progress=None) -> dict[str, str]:
+    """Fetch the weights of the named metrics; return {path: 'fetched' | 'present' | 'failed: why'}.
+
+    Pins each file's sha256 on first fetch and refuses a file that no longer matches its pin.
+    """
+    cache_dir = Path(cache_dir)
+    listing_path = cache_dir / CHECKSUMS
+    pinned = json.loads(listing_path.read_text()) if listing_path.exists() else {}
+    table = sources()
+    status = {}
+    for name in metric_names:
+        if name == M.SCORE.name:
+            continue
+        for rel in M.spec(name).weight_files:
+            target = cache_dir / rel
+            try:
+                if not target.exists():
+                    _obtain(rel, table[rel], cache_dir, downloads, progress)
+                    status[rel] = "fetched"
+                else:
+                    status[rel] = "present"
+                if target.is_file():
+                    digest = sha256_file(target)
+                    prefix = _hash_prefix(target.name)
+                    if prefix and not digest.startswith(prefix):
+                        raise ChecksumMismatch(f"{rel}: sha256 {digest} does not start with {prefix}, "
+                                               "as its name says", hint=f"delete {target} and fetch again")
+                    if rel in pinned and pinned[rel] != digest:
+                        raise ChecksumMismatch(f"{rel}: sha256 {digest} differs from the pinned {pinned[rel]}",
+                                               hint=f"delete {target} and fetch again")
+                    pinned[rel] = digest
+            except HarnessError as exc:
+                status[rel] = f"failed: {exc.message}"
+    write_json_atomic(listing_path, pinned)
+    return status
+
+
+def _obtain(rel: str, source: dict, cache_dir: Path, downloads: Path, progress) -> None:
+    target = cache_dir / rel
+    kind = source["kind"]
+    if kind == "url":
+        download(source["url"], target, None, progress)
+    elif kind == "niqe-from-pypi":
+        url = pypi_file_url(source["package"], source["filename"], source["sha256"])
+        archive = download(url, Path(downloads) / source["filename"], source["sha256"], progress)
+        write_bytes_atomic(target, niqe_mat_from_npz(read_member(archive, source["member"])))
+    elif kind == "hf-hub":
+        from huggingface_hub import snapshot_download
+
+        try:
+            snapshot_download(source["repo"], cache_dir=str(cache_dir / "huggingface" / "hub"))
+        except Exception as exc:
+            raise DownloadError(f"{source['repo']}: {type(exc).__name__}: {exc}") from None
+
+
+def niqe_mat_from_npz(npz_bytes: bytes) -> bytes:
+    """The NIQE parameters in the .mat layout pyiqa reads (mu_prisparam, cov_prisparam)."""
+    import numpy as np
+    import scipy.io
+
+    params = np.load(io.BytesIO(npz_bytes))
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, {"mu_prisparam": params["mu_pris_param"], "cov_prisparam": params["cov_pris_param"]})
+    return buffer.getvalue()

@@ -1,0 +1,64 @@
+"""Where things live in a harness checkout, and the audit's parameters (params.yaml)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import HarnessError
+
+PARAMS_FILE = "params.yaml"
+DEFAULT_PARAMS = {"dataset": "mini", "teams": [], "runner": "local", "device": "cpu",
+                  "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful"}
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> "Project":
+        """The nearest folder upwards holding teams/ (or HARNESS_ROOT when set)."""
+        if os.environ.get("HARNESS_ROOT"):
+            return cls(Path(os.environ["HARNESS_ROOT"]).resolve())
+        here = Path(start or Path.cwd()).resolve()
+        for folder in [here, *here.parents]:
+            if (folder / "teams").is_dir():
+                return cls(folder)
+        raise HarnessError(f"no teams/ folder in {here} or above",
+                           hint="run from a harness checkout, or set HARNESS_ROOT")
+
+    teams_dir = property(lambda self: self.root / "teams")
+    template_dir = property(lambda self: self.root / "teams" / "_template")
+    data_dir = property(lambda self: self.root / "data")
+    weights_dir = property(lambda self: self.root / "weights")
+    runs_dir = property(lambda self: self.root / "runs")
+    evaluations_dir = property(lambda self: self.root / "evaluations")
+    metrics_dir = property(lambda self: self.root / "metrics")
+    report_dir = property(lambda self: self.root / "report")
+
+    @property
+    def downloads_dir(self) -> Path:
+        """Fetched archives (wheels, sdists, zips), kept so a re-fetch needs no network."""
+        return Path(os.environ.get("HARNESS_DOWNLOADS", self.root / ".cache" / "downloads"))
+
+    @property
+    def metric_cache(self) -> Path:
+        return Path(os.environ.get("HARNESS_METRIC_WEIGHTS", self.root / ".cache" / "metric-weights"))
+
+    def params(self) -> dict:
+        path = self.root / PARAMS_FILE
+        if not path.exists():
+            return dict(DEFAULT_PARAMS)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise HarnessError(f"{path}: not valid YAML: {exc}") from None
+        unknown = set(loaded) - set(DEFAULT_PARAMS)
+        if unknown:
+            raise HarnessError(f"{path}: unknown parameter(s): {', '.join(sorted(unknown))}",
+                               hint=f"known: {', '.join(DEFAULT_PARAMS)}")
+        return {**DEFAULT_PARAMS, **loaded}

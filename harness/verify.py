@@ -1,0 +1,110 @@
+"""Published versus reproduced: tolerances, bands from repeated runs, and verdicts.
+
+Verdicts, best first: exact (bit-identical outputs and every metric within tolerance), reproduced
+(every available metric within tolerance), diverged (ran, some metric outside), failed (typed),
+not_runnable (known in advance).
+"""
+
+from __future__ import annotations
+
+from . import metrics as M
+from .manifest import Manifest
+
+VERDICTS = ("exact", "reproduced", "diverged", "failed", "not_runnable")
+PASSING = ("exact", "reproduced")
+
+
+def tolerance_for(name: str, published: float, precision: int | None, override: dict | None) -> float:
+    spec = M.spec(name)
+    absolute = override.get("abs", spec.tolerance_abs) if override else spec.tolerance_abs
+    relative = override.get("rel", spec.tolerance_rel) if override else spec.tolerance_rel
+    rounding = 0.5 * 10 ** -precision if precision is not None else 0.0
+    return absolute + relative * abs(published) + rounding
+
+
+def verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> dict:
+    result = {"team": team.id, "name": team.name, "dataset": dataset, "verdict": None, "failure": None,
+              "determinism": team.determinism["class"], "runs": 0, "metrics": {}, "unverified": [],
+              "findings": [], "exact_outputs": None}
+    published = team.published(dataset)
+
+    def fail(kind: str, message: str, hint: str | None = None):
+        result.update(verdict="failed", failure={"kind": kind, "message": message, "hint": hint})
+        return result
+
+    if not team.runnable:
+        result.update(verdict="not_runnable", failure={"kind": "not_runnable",
+                                                       "message": "; ".join(team.data["status"]["reasons"])})
+        return result
+    if published is None:
+        return fail("no_published_numbers", f"{team.id} has no published numbers for '{dataset}'")
+    if team_evaluation is None:
+        return fail("not_evaluated", f"{team.id} has no evaluation on '{dataset}'",
+                    f"run `harness verify {team.id} --dataset {dataset}`")
+    inference = team_evaluation["inference"]
+    if inference["status"] == "not_runnable":
+        result.update(verdict="not_runnable", failure=inference["failure"])
+        return result
+    if inference["status"] != "ok":
+        failure = inference["failure"] or {}
+        return fail(failure.get("kind", "inference_failed"), failure.get("message", ""), failure.get("hint"))
+    runs = team_evaluation["runs"]
+    result["runs"] = len(runs)
+    for run in runs:
+        result["findings"].extend({**f, "run": run["run"]} for f in run.get("findings", []))
+    broken = [r for r in runs if r.get("status") != "ok"]
+    if broken:
+        first = broken[0]
+        failure = first.get("failure") or {"kind": "evaluation_failed",
+                                           "message": "; ".join(f"{k}: {v}" for k, v in
+                                                                first.get("failed_images", {}).items())}
+        return fail(failure["kind"], f"{first['run']}: {failure['message']}")
+    if team.nondeterministic and len(runs) < 2:
+        return fail("too_few_runs", f"{team.id} is nondeterministic but only {len(runs)} run was scored",
+                    "determinism.repeats must be at least 2")
+
+    compared = 0
+    all_ok = True
+    for name, value in published["values"].items():
+        precision = published["precision"].get(name)
+        tolerance = tolerance_for(name, value, precision, published.get("tolerance", {}).get(name))
+        row = {"published": value, "precision": precision, "tolerance": tolerance}
+        missing = [r["run"] for r in runs if name not in r["mean"]]
+        if missing:
+            reason = next((r["unavailable"][name]["reason"] for r in runs if name in r.get("unavailable", {})),
+                          "not computed")
+            row.update(reproduced=None, delta=None, ok=None, status="unavailable", reason=reason,
+                       fetch=f"{M.FETCH_COMMAND} {name}")
+            result["unverified"].append(name)
+            result["metrics"][name] = row
+            continue
+        values = [r["mean"][name] for r in runs]
+        reproduced = sum(values) / len(values)
+        low, high = min(values), max(values)
+        if len(values) > 1:
+            ok = (low - tolerance) <= value <= (high + tolerance)
+            row.update(band=[low - tolerance, high + tolerance], spread=high - low, run_values=values)
+        else:
+            ok = abs(reproduced - value) <= tolerance
+        row.update(reproduced=reproduced, delta=reproduced - value, ok=ok, status="ok" if ok else "diverged")
+        compared += 1
+        all_ok &= ok
+        result["metrics"][name] = row
+
+    if compared == 0:
+        return fail("metric_unavailable", "none of the published metrics could be computed: "
+                    + ", ".join(result["unverified"]), f"{M.FETCH_COMMAND}")
+    digest = published.get("outputs_digest")
+    if digest:
+        result["exact_outputs"] = all(r.get("outputs_digest") == digest for r in runs)
+    if not all_ok:
+        result["verdict"] = "diverged"
+    elif result["exact_outputs"]:
+        result["verdict"] = "exact"
+    else:
+        result["verdict"] = "reproduced"
+    return result
+
+
+def passed(result: dict) -> bool:
+    return result["verdict"] in PASSING
