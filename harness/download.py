@@ -35,6 +35,7 @@ def download(url: str, dest: Path, sha256: str | None = None, progress: Progress
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
+    done, total = have, None
     try:
         with requests.get(url, headers=headers, stream=True, timeout=timeout) as response:
             if response.status_code == 416:  # nothing left to send: the part file is complete
@@ -44,11 +45,10 @@ def download(url: str, dest: Path, sha256: str | None = None, progress: Progress
                                     hint="check the URL, or fetch the file by hand and use a local source")
             else:
                 if response.status_code == 200:
-                    have = 0  # the server ignored the range: start again
+                    done = 0  # the server ignored the range: start again
                 length = response.headers.get("Content-Length")
-                total = have + int(length) if length is not None else None
-                with open(part, "ab" if have else "wb") as handle:
-                    done = have
+                total = done + int(length) if length is not None else None
+                with open(part, "ab" if done else "wb") as handle:
                     if progress:
                         progress(done, total)
                     for block in response.iter_content(CHUNK):
@@ -56,16 +56,19 @@ def download(url: str, dest: Path, sha256: str | None = None, progress: Progress
                         done += len(block)
                         if progress:
                             progress(done, total)
-                if total is not None and done < total:
-                    raise DownloadError(f"{url}: transfer ended at {done} of {total} bytes",
-                                        hint="run the same command again: the download resumes")
-    except requests.ConnectionError as exc:
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        if done > have or isinstance(exc, requests.exceptions.ChunkedEncodingError):
+            raise DownloadError(f"{url}: transfer ended at {done} of {total or '?'} bytes",
+                                hint="run the same command again: the download resumes") from None
         host = requests.utils.urlparse(url).hostname
         raise DownloadError(f"{url}: cannot connect to {host} ({type(exc).__name__})",
                             hint="check the network; a partial download resumes on the next try") from None
     except requests.RequestException as exc:
         raise DownloadError(f"{url}: {type(exc).__name__}: {exc}",
                             hint="run the same command again: the download resumes where it stopped") from None
+    if total is not None and done < total:
+        raise DownloadError(f"{url}: transfer ended at {done} of {total} bytes",
+                            hint="run the same command again: the download resumes")
     if sha256 is not None:
         got = sha256_file(part)
         if got != sha256:

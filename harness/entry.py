@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import random
+import re
 import sys
 import time
 import traceback
@@ -30,6 +31,8 @@ from .provenance import harness_info, torch_info
 PROVENANCE = "provenance.json"
 FAILURE = "failure.json"
 EXIT_FAILED = 3
+# How torch reports a failed allocation on CUDA and on the CPU.
+OOM_MESSAGE = re.compile(r"out of memory|not enough memory|can't allocate memory|cannot allocate memory", re.I)
 
 
 def lr_inputs(input_dir: Path) -> list[Path]:
@@ -250,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as exc:
         return _fail(args.output, "entry_error", exc.message, exc.hint)
     except Exception as exc:
-        kind = "out_of_memory" if "out of memory" in str(exc).lower() else "entry_error"
+        kind = "out_of_memory" if isinstance(exc, MemoryError) or OOM_MESSAGE.search(str(exc)) else "entry_error"
         traceback.print_exc()
         return _fail(args.output, kind, f"{type(exc).__name__}: {exc}", None)
     return 0

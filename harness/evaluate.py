@@ -175,9 +175,10 @@ def _evaluate_image(stem, sr_path, hr_path, builtin, learned, iqa, result: Evalu
     if builtin:
         try:
             row.update(M.psnr_ssim(sr, hr, builtin))
-        except EvaluationError as exc:
+        except Exception as exc:  # the organizers' "a metric raised" case
+            message = exc.message if isinstance(exc, EvaluationError) else f"{type(exc).__name__}: {exc}"
             for name in builtin:
-                fail_or_zero("metric_error", f"{name}: {exc.message}", name)
+                fail_or_zero("metric_error", f"{name}: {message}", name)
 
     if not learned:
         return row

@@ -89,7 +89,7 @@ class Manifest:
     def hash(self) -> str:
         return hashlib.sha256(self.raw).hexdigest()
 
-    @property
+    @functools.cached_property
     def run_key(self) -> str:
         """Changes exactly when a run could produce other outputs: run fields and team-folder files."""
         run_fields = {k: v for k, v in self.data.items() if k not in NON_RUN_FIELDS}

@@ -120,7 +120,10 @@ def psnr_y(y1: np.ndarray, y2: np.ndarray) -> float:
     return 20 * math.log10(255.0 / math.sqrt(mse))
 
 
-def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+SSIM_WINDOW = 11
+
+
+def _gaussian_1d(size: int = SSIM_WINDOW, sigma: float = 1.5) -> np.ndarray:
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2
     g = np.exp(-(x * x) / (2 * sigma * sigma))
     return g / g.sum()
@@ -134,6 +137,9 @@ def _filter_valid(image: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def ssim_y(y1: np.ndarray, y2: np.ndarray) -> float:
+    if min(y1.shape) < SSIM_WINDOW:
+        raise EvaluationError(f"image too small for SSIM: {y1.shape[1]}x{y1.shape[0]} after the crop and shave, "
+                              f"the window needs {SSIM_WINDOW}x{SSIM_WINDOW}")
     c1 = (0.01 * 255) ** 2
     c2 = (0.03 * 255) ** 2
     g = _gaussian_1d()

@@ -70,6 +70,8 @@ class LocalRunner:
             failure = json.loads(failure_file.read_text())
             raise InferenceFailed(failure["kind"], f"{team.id}: {failure['message']}", failure.get("hint"),
                                   log_tail=log_tail(log_path))
-        kind = "out_of_memory" if code in (-9, 137) else "nonzero_exit"
-        raise InferenceFailed(kind, f"{team.id}: the adapter exited with code {code}",
+        if code in (-9, 137):
+            raise InferenceFailed("killed", f"{team.id}: the adapter was killed (SIGKILL), most often by the "
+                                  "kernel's out-of-memory killer", log_tail=log_tail(log_path))
+        raise InferenceFailed("nonzero_exit", f"{team.id}: the adapter exited with code {code}",
                               log_tail=log_tail(log_path))

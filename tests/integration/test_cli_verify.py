@@ -1,0 +1,68 @@
+"""`harness verify`, `evaluate` and `report` end to end through the real CLI."""
+
+import json
+
+import pytest
+import yaml
+
+from conftest import harness_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def env(niqe_cache, downloads):
+    return {"HARNESS_METRIC_WEIGHTS": str(niqe_cache), "HARNESS_DOWNLOADS": str(downloads)}
+
+
+def test_verify_then_a_changed_published_number_diverges(project, env):
+    first = harness_cli("verify", "bicubic", "--json", "v1.json", cwd=project, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    result = json.loads((project / "v1.json").read_text())
+    assert result["team"] == "bicubic" and result["verdict"] in ("exact", "reproduced")
+    psnr = result["metrics"]["psnr"]
+    assert {"published", "reproduced", "delta", "tolerance", "ok"} <= set(psnr) and psnr["ok"] is True
+    assert result["metrics"]["niqe"]["ok"] is True  # NIQE from the harness's own cache, offline
+
+    manifest = project / "teams" / "bicubic" / "manifest.yaml"
+    data = yaml.safe_load(manifest.read_text())
+    data["published"]["mini"]["values"]["psnr"] = 29.50
+    manifest.write_text(yaml.safe_dump(data, sort_keys=False))
+    second = harness_cli("verify", "bicubic", "--json", "v2.json", cwd=project, env=env)
+    assert second.returncode == 1
+    assert "reusing" in second.stdout and "diverged" in second.stdout
+    changed = json.loads((project / "v2.json").read_text())
+    assert changed["verdict"] == "diverged" and changed["metrics"]["psnr"]["ok"] is False
+    assert changed["metrics"]["psnr"]["delta"] == pytest.approx(psnr["reproduced"] - 29.50)
+    assert changed["metrics"]["ssim"]["ok"] is True
+
+
+def test_evaluate_interface_and_report(project, env):
+    assert harness_cli("verify", "bicubic", cwd=project, env=env).returncode == 0
+    done = harness_cli("evaluate", "--sr", "runs/mini/bicubic/run-1", "--hr", "data/mini/HR",
+                       "--metrics", "psnr,ssim,lpips", "--mode", "strict", "--json", "e.json", cwd=project, env=env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((project / "e.json").read_text())
+    assert sorted(result["per_image"]) == ["0001", "0002", "0003", "0004", "0005", "0006"]
+    assert set(result["per_image"]["0001"]) == {"psnr", "ssim"}
+    assert result["mean"]["psnr"] > 25 and "lpips" in result["unavailable"]
+    assert "harness fetch metric-weights lpips" in done.stdout
+
+    report = harness_cli("report", "--teams", "bicubic,realesrgan-x4plus", cwd=project, env=env)
+    assert report.returncode == 0
+    assert "SUMMARY: 2 team(s): " in report.stdout and "1 failed" in report.stdout  # x4plus never ran
+    written = json.loads((project / "report" / "report.json").read_text())
+    assert [t["verdict"] for t in written["teams"]][1] == "failed"
+    assert written["teams"][1]["failure"]["kind"] == "not_evaluated"
+    assert (project / "report" / "summary.csv").read_text().startswith("team,verdict,failure_kind")
+    check = harness_cli("report", "--show", "--check", cwd=project, env=env)
+    assert check.returncode == 1 and "SUMMARY:" in check.stdout
+
+
+def test_errors_are_short_and_typed(project, env):
+    done = harness_cli("verify", "bicubc", cwd=project, env=env)
+    assert done.returncode == 2 and "did you mean 'bicubic'" in done.stderr and "Traceback" not in done.stderr
+    done = harness_cli("infer", "realesrgan-x4plus", cwd=project, env=env)
+    assert done.returncode == 2 and "harness fetch data mini" in done.stderr
+    done = harness_cli("evaluate", "--sr", "nowhere", "--hr", "nowhere", "--json", "x.json", cwd=project, env=env)
+    assert done.returncode == 2 and "does not exist" in done.stderr

@@ -1,0 +1,86 @@
+"""The audit as a real DVC pipeline: every team, a failing one, re-runs limited to what changed."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import copy_project
+
+pytestmark = [pytest.mark.slow, pytest.mark.dvc]
+SUITE = ["bicubic", "realesrgan-x4plus", "realesr-animevideov3", "random-tta"]
+
+
+def sh(*args, cwd, env):
+    done = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, downloads):
+    """A fresh repository holding the project plus one broken team; `dvc repro` run once."""
+    root = copy_project(tmp_path_factory.mktemp("audit") / "repo", teams=SUITE + ["broken"])
+    broken = root / "teams" / "broken"
+    broken.mkdir()
+    (broken / "garbage.pth").write_bytes(b"not a checkpoint")
+    (broken / "manifest.yaml").write_text(yaml.safe_dump({
+        "schema_version": 1, "id": "broken", "name": "Broken checkpoint", "challenge": "mini",
+        "published": {"mini": {"values": {"psnr": 28.0}, "precision": {"psnr": 2},
+                               "source": {"kind": "reference-run", "citation": "test"}}},
+        "weights": [{"name": "model.pth", "source": {"kind": "local", "path": "teams/broken/garbage.pth"}}],
+        "entry": {"kind": "spandrel", "weights": "model.pth"},
+        "runtime": {"scale": 4}, "determinism": {"class": "deterministic"}, "status": {"runnable": True}}))
+    env = {**os.environ, "HARNESS_DOWNLOADS": str(downloads),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("HARNESS_METRIC_WEIGHTS", None)
+    sh("git", "init", "-q", cwd=root, env=env)
+    sh("dvc", "init", "-q", cwd=root, env=env)
+    sh("dvc", "config", "core.analytics", "false", cwd=root, env=env)
+    output = sh("dvc", "repro", cwd=root, env=env)
+    return root, env, output
+
+
+def test_first_repro_runs_every_stage_and_reports_verdicts(pipeline):
+    root, _, output = pipeline
+    expected = {"data", "metric_weights", "report"} | {f"{stage}@{team}" for stage in ("weights", "infer", "evaluate")
+                                                      for team in SUITE + ["broken"]}
+    assert ran_stages(output) == expected
+    assert "SUMMARY: 5 team(s)" in output
+    report = {t["team"]: t for t in json.loads((root / "report" / "report.json").read_text())["teams"]}
+    for team in ("bicubic", "realesrgan-x4plus", "realesr-animevideov3"):
+        assert report[team]["verdict"] in ("exact", "reproduced"), report[team]
+    band = report["random-tta"]
+    assert band["verdict"] == "reproduced" and band["runs"] == 3
+    assert band["metrics"]["psnr"]["spread"] > 0  # the runs really differ
+    assert band["metrics"]["psnr"]["band"][0] <= band["metrics"]["psnr"]["published"] <= band["metrics"]["psnr"]["band"][1]
+    assert report["broken"]["verdict"] == "failed" and report["broken"]["failure"]["kind"] == "entry_error"
+    assert "broken" in (root / "report" / "report.md").read_text()
+
+
+def test_metrics_show(pipeline):
+    root, env, _ = pipeline
+    shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=root, env=env))
+    flat = json.dumps(shown)
+    assert "metrics/mini/bicubic.json" in flat and '"psnr"' in flat
+
+
+def test_second_repro_is_a_no_op_and_one_team_change_reruns_only_that_team(pipeline):
+    root, env, _ = pipeline
+    assert ran_stages(sh("dvc", "repro", cwd=root, env=env)) == set()
+    manifest = root / "teams" / "bicubic" / "manifest.yaml"
+    data = yaml.safe_load(manifest.read_text())
+    data["description"] = "MATLAB-compatible bicubic x4, described anew."
+    manifest.write_text(yaml.safe_dump(data, sort_keys=False))
+    again = ran_stages(sh("dvc", "repro", cwd=root, env=env))
+    assert {"infer@bicubic", "evaluate@bicubic", "report"} <= again
+    assert again <= {"weights@bicubic", "infer@bicubic", "evaluate@bicubic", "report"}

@@ -1,0 +1,107 @@
+"""The local runner and the adapter on real team code: outputs, provenance and every failure type."""
+
+import json
+import textwrap
+
+import pytest
+import yaml
+
+from harness import inference, manifest as manifest_mod, verify
+from harness.runners.local import LocalRunner
+
+pytestmark = pytest.mark.slow
+
+
+def make_team(project, team_id, body, timeout_s=120, runnable=True):
+    """A team folder whose main() is `body` (given the NTIRE arguments)."""
+    folder = project / "teams" / team_id
+    folder.mkdir(parents=True)
+    (folder / "model.py").write_text("import os, time, cv2, numpy as np\n\n"
+                                     "def main(model_dir, input_path, output_path, device):\n"
+                                     + textwrap.indent(textwrap.dedent(body), "    "))
+    manifest = {
+        "schema_version": 1, "id": team_id, "name": team_id, "challenge": "mini",
+        "published": {"mini": {"values": {"psnr": 29.33}, "precision": {"psnr": 2},
+                               "source": {"kind": "reference-run", "citation": "test"}}},
+        "entry": {"kind": "ntire-main", "module": "model.py"},
+        "runtime": {"scale": 4, "timeout_s": timeout_s},
+        "determinism": {"class": "deterministic"},
+        "status": {"runnable": runnable, **({} if runnable else {"reasons": ["no inference script"]})},
+    }
+    (folder / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return manifest_mod.load(folder / "manifest.yaml")
+
+
+UPSCALE = """
+for name in sorted(os.listdir(input_path)):
+    lr = cv2.imread(os.path.join(input_path, name))
+    cv2.imwrite(os.path.join(output_path, name), cv2.resize(lr, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC))
+"""
+
+
+def run(project, mini_data, team):
+    return inference.infer_team(team, LocalRunner(), mini_data / "mini" / "LR", project / "runs", "mini",
+                                project / "weights" / team.id, "cpu", project)
+
+
+def test_a_good_team_writes_outputs_and_provenance(project, mini_data):
+    team = make_team(project, "good", UPSCALE)
+    record = run(project, mini_data, team)
+    assert record["status"] == "ok" and record["runner"] == "local"
+    out = project / "runs" / "mini" / "good" / "run-1"
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert sorted(provenance["outputs_sha256"]) == sorted(p.name for p in (mini_data / "mini" / "LR").glob("*.png"))
+    for key in ("harness_version", "git_sha", "manifest_hash", "torch", "cuda", "device", "seed",
+                "determinism_flags", "inputs_sha256", "seconds_per_image", "wall_s"):
+        assert key in provenance
+    assert provenance["manifest_hash"] == team.hash and provenance["device"] == "cpu"
+    assert json.loads((project / "runs" / "mini" / "good" / "record.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.parametrize("team_id,body,kind,words", [
+    ("raises", "raise ValueError('bad checkpoint')", "entry_error", "bad checkpoint"),
+    ("hog", "import torch\ntorch.empty(10**13)", "out_of_memory", "memory"),
+    ("exits", "os._exit(5)", "nonzero_exit", "code 5"),
+    ("killed", "import signal\nos.kill(os.getpid(), signal.SIGKILL)", "killed", "SIGKILL"),
+    ("partial", UPSCALE + "os.remove(os.path.join(output_path, '0002x4.png'))", "missing_output", "0002x4.png"),
+    ("extra", UPSCALE + "open(os.path.join(output_path, 'extra.png'), 'wb').write(b'x')", "extra_output",
+     "extra.png"),
+    ("half", UPSCALE.replace("fx=4, fy=4", "fx=2, fy=2"), "wrong_size", "expected"),
+])
+def test_failures_are_typed(project, mini_data, team_id, body, kind, words):
+    record = run(project, mini_data, make_team(project, team_id, body))
+    assert record["status"] == "failed"
+    assert record["failure"]["kind"] == kind, record["failure"]
+    assert words in record["failure"]["message"]
+    assert not (project / "runs" / "mini" / team_id / "run-1").exists()  # no half run left in place
+
+
+def test_timeout_kills_the_run(project, mini_data):
+    record = run(project, mini_data, make_team(project, "sleeper", "time.sleep(600)", timeout_s=3))
+    assert record["failure"]["kind"] == "timeout" and "3 s" in record["failure"]["message"]
+    assert record["wall_s"] < 60
+
+
+def test_not_runnable_is_recorded_without_running(project, mini_data):
+    team = make_team(project, "paper-only", UPSCALE, runnable=False)
+    record = run(project, mini_data, team)
+    assert record["status"] == "not_runnable" and not (project / "runs" / "mini" / "paper-only" / "run-1").exists()
+    assert verify.verify(team, "mini", None)["verdict"] == "not_runnable"
+
+
+def test_missing_spandrel_weights_fail_typed(project, mini_data):
+    team = manifest_mod.load(project / "teams" / "realesr-animevideov3" / "manifest.yaml")
+    record = run(project, mini_data, team)
+    assert record["failure"]["kind"] == "weights_unavailable"
+    assert "harness fetch weights realesr-animevideov3" in record["failure"]["hint"]
+
+
+def test_cuda_without_a_gpu_is_a_typed_failure(project, mini_data):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    team = manifest_mod.load(project / "teams" / "bicubic" / "manifest.yaml")
+    record = inference.infer_team(team, LocalRunner(), mini_data / "mini" / "LR", project / "runs", "mini",
+                                  project / "weights" / "bicubic", "cuda", project)
+    assert record["failure"]["kind"] == "no_gpu"

