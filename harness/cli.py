@@ -559,17 +559,7 @@ def _print_report_table(results: list[dict], dataset: str) -> None:
     colours = {"exact": "green", "reproduced": "green", "diverged": "red", "failed": "red",
                "not_runnable": "yellow"}
     for result in results:
-        cells = []
-        for name in names:
-            row = result["metrics"].get(name)
-            if row is None:
-                cells.append("")
-            elif row["reproduced"] is None:
-                cells.append(f"{report_mod.fmt(row['published'], row['precision'])} / —")
-            else:
-                mark = "[green]✓[/green]" if row["ok"] else "[red]✗[/red]"
-                cells.append(f"{report_mod.fmt(row['published'], row['precision'])} / "
-                             f"{report_mod.fmt(row['reproduced'], (row['precision'] or 2) + 2)} {mark}")
+        cells = [report_mod.cell(result["metrics"].get(name), ("[green]✓[/green]", "[red]✗[/red]")) for name in names]
         colour = colours[result["verdict"]]
         table.add_row(result["team"], f"[{colour}]{report_mod.verdict_label(result)}[/{colour}]", *cells)
     console.print(table)

@@ -93,7 +93,3 @@ class InferenceFailed(HarnessError):
         super().__init__(message, hint)
         self.kind = kind
         self.log_tail = log_tail
-
-
-class ResultsMissing(HarnessError):
-    pass

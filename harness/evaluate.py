@@ -211,13 +211,6 @@ def _evaluate_image(stem, sr_path, hr_path, builtin, learned, iqa, result: Evalu
     return row
 
 
-def load_evaluation(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise EvaluationError(f"{path}: no evaluation here", hint="run `harness evaluate` first") from None
-
-
 def evaluation_path(evaluations_root: Path, dataset: str, team_id: str) -> Path:
     return Path(evaluations_root) / dataset / f"{team_id}.json"
 

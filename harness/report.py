@@ -39,6 +39,21 @@ def fmt(value, precision: int | None) -> str:
     return f"{value:.{digits}f}"
 
 
+def cell(row: dict | None, marks: tuple[str, str] = ("✓", "✗"), detail: bool = False) -> str:
+    """'published / reproduced mark' for one metric of one team; detail adds the spread and delta."""
+    if row is None:
+        return ""
+    published = fmt(row["published"], row["precision"])
+    if row.get("reproduced") is None:
+        return f"{published} / —"
+    text = f"{published} / {fmt(row['reproduced'], (row['precision'] or 2) + 2)}"
+    if detail:
+        if row.get("spread") is not None:
+            text += f" ±{row['spread'] / 2:.4f}"
+        text += f" ({row['delta']:+.{(row['precision'] or 2) + 2}f})"
+    return f"{text} {marks[0] if row['ok'] else marks[1]}"
+
+
 def metric_names(results: list[dict]) -> list[str]:
     present = {m for r in results for m in r["metrics"]}
     return [m for m in METRIC_ORDER if m in present]
@@ -62,19 +77,7 @@ def to_markdown(report: dict) -> str:
              "| team | verdict | runs | " + " | ".join(M.ALL_SPECS[n].title for n in names) + " |",
              "|---|---|---|" + "---|" * len(names)]
     for r in results:
-        cells = []
-        for n in names:
-            row = r["metrics"].get(n)
-            if row is None:
-                cells.append("")
-            elif row.get("reproduced") is None:
-                cells.append(f"{fmt(row['published'], row['precision'])} / —")
-            else:
-                mark = "✓" if row["ok"] else "✗"
-                extra = f" ±{row['spread'] / 2:.4f}" if row.get("spread") is not None else ""
-                cells.append(f"{fmt(row['published'], row['precision'])} / "
-                             f"{fmt(row['reproduced'], (row['precision'] or 2) + 2)}{extra} "
-                             f"({row['delta']:+.4f}) {mark}")
+        cells = [cell(r["metrics"].get(n), detail=True) for n in names]
         lines.append(f"| {r['team']} | {verdict_label(r)} | {r['runs']} | " + " | ".join(cells) + " |")
     lines += ["", report["summary"], ""]
     failures = [r for r in results if r.get("failure")]
