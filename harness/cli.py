@@ -19,7 +19,8 @@ from rich.table import Table
 from . import __version__
 from . import data as data_mod
 from . import evaluate as evaluate_mod
-from . import inference, metric_weights, registry, report as report_mod, runners, verify as verify_mod
+from . import inference, metric_weights, outputs as outputs_mod, registry, report as report_mod, runners
+from . import verify as verify_mod
 from . import weights as weights_mod
 from .errors import HarnessError, ManifestError
 from .fsutil import write_json_atomic
@@ -102,30 +103,39 @@ def cli(ctx, root, debug):
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
-@click.option("--dataset", help="Whose published numbers to show (default: params.yaml).")
+@click.option("--runnable", "only_runnable", is_flag=True, help="Only teams that can run as published.")
+@click.option("--track", type=click.Choice(["restoration", "perceptual"]),
+              help="Only teams ranked in this track (restoration: Track 1 by PSNR; perceptual: Track 2 by score).")
+@click.option("--challenge", type=click.Choice(["ntire2025-sr-x4", "mini"]), help="Only teams of this suite.")
 @click.pass_context
-def list_teams(ctx, as_json, dataset):
-    """List every team: status, determinism and headline published numbers."""
-    dataset = dataset or params(ctx)["dataset"]
+def list_teams(ctx, as_json, only_runnable, track, challenge):
+    """List every team: ranks, headline published numbers, status, determinism and recipe."""
     teams, problems = registry.load_all(project(ctx))
     rows = []
     for team in teams:
-        published = (team.published(dataset) or {}).get("values", {})
+        if (only_runnable and not team.runnable) or (track and track not in team.data.get("tracks", [])) \
+                or (challenge and team.data["challenge"] != challenge):
+            continue
+        dataset, published = next(iter(team.data.get("published", {}).items()), (None, {}))
         rows.append({"id": team.id, "name": team.name, "challenge": team.data["challenge"],
                      "runnable": team.runnable, "determinism": team.determinism["class"],
-                     "entry": team.entry["kind"], "published": published})
+                     "entry": team.entry["kind"], "recipe": (team.container or {}).get("recipe"),
+                     "dataset": dataset, "ranks": published.get("ranks", {}),
+                     "published": published.get("values", {})})
+    rows.sort(key=lambda r: (r["challenge"], r["ranks"].get("track1", 99), r["id"]))
     if as_json:
-        click.echo(json.dumps({"dataset": dataset, "teams": rows,
-                               "invalid": [p.as_dict() for p in problems]}, indent=2))
+        click.echo(json.dumps({"teams": rows, "invalid": [p.as_dict() for p in problems]}, indent=2))
     else:
-        table = Table(title=f"Teams (published numbers on '{dataset}')")
-        for column in ("id", "name", "status", "determinism", "entry", "PSNR", "SSIM", "score"):
-            table.add_column(column)
+        table = Table(title=f"{len(rows)} team(s)")
+        for column in ("id", "name", "T1", "T2", "PSNR", "score", "on", "status", "determinism", "recipe"):
+            table.add_column(column, justify="right" if column in ("T1", "T2", "PSNR", "score") else "left")
         for row in rows:
             pub = row["published"]
-            table.add_row(row["id"], row["name"], "runnable" if row["runnable"] else "not runnable",
-                          row["determinism"], row["entry"], _cell(pub.get("psnr"), 2), _cell(pub.get("ssim"), 4),
-                          _cell(pub.get("perceptual_score"), 4))
+            table.add_row(row["id"], row["name"], str(row["ranks"].get("track1", "")),
+                          str(row["ranks"].get("track2", "")), _cell(pub.get("psnr"), 2),
+                          _cell(pub.get("perceptual_score"), 4), row["dataset"] or "—",
+                          "runnable" if row["runnable"] else "[yellow]not runnable[/yellow]", row["determinism"],
+                          row["recipe"] or row["entry"])
         console.print(table)
         for problem in problems:
             err_console.print(f"[red]invalid[/red] {problem}")
@@ -141,10 +151,15 @@ def _cell(value, digits):
 @click.argument("team_id")
 @click.pass_context
 def show(ctx, team_id):
-    """Show one team's manifest in full, with its hashes."""
+    """Show one team's manifest in full, with its status, known defects and hashes."""
     team = registry.load(project(ctx), team_id)
-    console.print(f"[bold]{team.name}[/bold] ({team.id})  manifest sha256 {team.hash[:12]}…  "
-                  f"run key {team.run_key[:12]}…")
+    console.print(f"[bold]{team.name}[/bold] ({team.id})  manifest sha256 {team.hash[:12]}…  run key {team.run_key[:12]}…")
+    status = team.data["status"]
+    console.print("status: " + ("runnable" if team.runnable else "not runnable"))
+    for reason in status.get("reasons", []):
+        console.print(f"  reason: {reason}")
+    for defect in status.get("defects", []):
+        console.print(f"  known defect: {defect}")
     click.echo(team.raw.decode())
 
 
@@ -224,16 +239,32 @@ def fetch_data(ctx, dataset):
 @fetch.command("weights")
 @click.argument("team_ids", nargs=-1)
 @click.option("--all", "all_teams", is_flag=True, help="Fetch the weights of every team in params.yaml.")
+@click.option("--record-failure", is_flag=True,
+              help="Write a failure into weights/<team>/failure.json and exit 0 (for pipelines).")
 @click.pass_context
-def fetch_weights(ctx, team_ids, all_teams):
-    """Fetch the weights files of TEAM_IDS into weights/<team>/."""
+def fetch_weights(ctx, team_ids, all_teams, record_failure):
+    """Fetch the weights files of TEAM_IDS into weights/<team>/ (nothing for non-runnable teams)."""
     proj = project(ctx)
     if all_teams:
         team_ids = params(ctx)["teams"]
     if not team_ids:
         raise HarnessError("name at least one team, or --all")
     for team_id in team_ids:
-        _fetch_team_weights(proj, registry.load(proj, team_id))
+        team = registry.load(proj, team_id)
+        folder = weights_mod.weights_dir(proj.weights_dir, team)
+        (folder / weights_mod.FAILURE).unlink(missing_ok=True)
+        if not team.runnable or params(ctx)["source"] == "outputs":
+            write_json_atomic(folder / weights_mod.LISTING, {})
+            console.print(f"{team.id}: no weights needed ({'not runnable' if not team.runnable else 'outputs source'})")
+            continue
+        try:
+            _fetch_team_weights(proj, team)
+        except HarnessError as exc:
+            if not record_failure:
+                raise
+            write_json_atomic(folder / weights_mod.FAILURE, {"kind": "weights_unavailable", "message": exc.message,
+                                                             "hint": exc.hint})
+            err_console.print(f"[yellow]{team.id}: weights unavailable[/yellow]: {exc.message}", soft_wrap=True)
 
 
 def _fetch_team_weights(proj: Project, team) -> None:
@@ -276,10 +307,30 @@ def fetch_metric_weights(ctx, metric_names, best_effort):
         err_console.print(f"[yellow]warning:[/yellow] {message}")
 
 
+@cli.group("data")
+def data_group():
+    """Datasets whose images the user supplies (the NTIRE 2025 test HR was never public)."""
+
+
+@data_group.command("import")
+@click.argument("dataset")
+@click.option("--hr", type=click.Path(exists=True, path_type=Path), help="Folder or .zip/.tar archive of HR PNGs.")
+@click.option("--lr", type=click.Path(exists=True, path_type=Path), help="Folder or .zip/.tar archive of LR PNGs.")
+@click.pass_context
+def data_import(ctx, dataset, hr, lr):
+    """Import DATASET's images: checks the expected names and HR = LR x4, then records checksums."""
+    root = data_mod.import_dataset(dataset, project(ctx).data_dir, hr, lr)
+    console.print(f"imported into {registry.display_path(project(ctx), root)} (checksums recorded)")
+
+
 # --- running -----------------------------------------------------------------------------------
 
 def _prepare_inputs(proj: Project, team, dataset: str):
     data_mod.verify(dataset, proj.data_dir)
+    failure = weights_mod.weights_dir(proj.weights_dir, team) / weights_mod.FAILURE
+    if failure.exists():
+        recorded = json.loads(failure.read_text())
+        raise HarnessError(f"{team.id}: weights unavailable: {recorded['message']}", hint=recorded.get("hint"))
     missing = weights_mod.missing(team, proj.weights_dir)
     if missing:
         raise HarnessError(f"{team.id}: weights missing: {', '.join(missing)}",
@@ -300,7 +351,20 @@ def _infer(proj: Project, team, dataset: str, runner_name: str, device: str) -> 
     return record
 
 
+def _collect_outputs(proj: Project, team, dataset: str, source: str | None) -> dict:
+    source = source or outputs_mod.default_source(team, dataset)
+    if not source:
+        raise HarnessError(f"{team.id} declares no published outputs for '{dataset}'",
+                           hint="pass a folder, archive, URL or gdrive:<id>")
+    with progress_bar(transfer=True) as bar:
+        return outputs_mod.collect(team, dataset, source, proj.runs_dir, proj.downloads_dir,
+                                   transfer_progress(bar, f"{team.id} outputs"))
+
+
 def _print_record(record: dict) -> None:
+    if record["status"] == "ok" and record["runner"] == outputs_mod.RUNNER:
+        console.print(f"{record['team']}: published outputs collected from {record['source']}")
+        return
     if record["status"] == "ok":
         console.print(f"{record['team']}: {len(record['runs'])} run(s) ok with the {record['runner']} runner "
                       f"on {record['device']} in {record['wall_s']:.1f} s")
@@ -327,14 +391,25 @@ def infer(ctx, team_id, dataset, device, runner_name, record_failure):
     """Run TEAM_ID on the dataset's LR images into runs/<dataset>/<team>/run-<k>/.
 
     A nondeterministic team runs determinism.repeats times. Outputs carry the input names and a
-    provenance.json; a run's folder appears only once it is complete and checked.
+    provenance.json; a run's folder appears only once it is complete and checked. With
+    `source: outputs` in params.yaml, the team's published outputs are collected instead.
     """
     proj, settings = project(ctx), params(ctx)
     dataset = dataset or settings["dataset"]
     team = registry.load(proj, team_id)
-    if team.runnable:
-        _prepare_inputs(proj, team, dataset)
-    record = _infer(proj, team, dataset, runner_name or settings["runner"], device or settings["device"])
+    if settings["source"] == "outputs":
+        record = _collect_outputs(proj, team, dataset, settings["outputs"])
+    else:
+        try:
+            if team.runnable:
+                _prepare_inputs(proj, team, dataset)
+        except HarnessError as exc:
+            if not record_failure:
+                raise
+            record = inference.write_failed_record(team, proj.runs_dir, dataset, "inputs_unavailable", exc.message,
+                                                   exc.hint)
+        else:
+            record = _infer(proj, team, dataset, runner_name or settings["runner"], device or settings["device"])
     _print_record(record)
     if record["status"] == "failed" and not record_failure:
         sys.exit(EXIT_CHECK_FAILED)
@@ -436,18 +511,24 @@ def _print_team_evaluation(result: dict) -> None:
 
 # --- verification and report -------------------------------------------------------------------
 
+FROM_OUTPUTS_HELP = ("Score the team's published output images instead of running it: a folder, a .zip/.tar "
+                     "archive, an http(s) URL or gdrive:<id>; alone, the source the manifest declares.")
+
+
 @cli.command()
 @click.argument("team_id")
 @click.option("--dataset", help="Dataset to verify on (default: params.yaml).")
 @click.option("--device", help="Device for inference (default: params.yaml).")
 @click.option("--runner", "runner_name", help="Runner for inference (default: params.yaml).")
 @click.option("--mode", type=click.Choice(evaluate_mod.MODES), help="Evaluation mode (default: params.yaml).")
+@click.option("--from-outputs", "from_outputs", is_flag=False, flag_value="", default=None, metavar="[SOURCE]",
+              help=FROM_OUTPUTS_HELP)
 @click.option("--rerun", is_flag=True, help="Run inference and evaluation again even if results for the "
                                             "same manifest run key exist.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the verification (published, reproduced, delta, tolerance, ok per metric) here.")
 @click.pass_context
-def verify(ctx, team_id, dataset, device, runner_name, mode, rerun, json_out):
+def verify(ctx, team_id, dataset, device, runner_name, mode, from_outputs, rerun, json_out):
     """Check one team's published numbers: fetch, run, score, compare. Exits 0 only if reproduced.
 
     Earlier results are reused when the team's run key (the manifest minus its published numbers,
@@ -455,32 +536,79 @@ def verify(ctx, team_id, dataset, device, runner_name, mode, rerun, json_out):
     """
     proj, settings = project(ctx), params(ctx)
     dataset = dataset or settings["dataset"]
-    mode = mode or settings["mode"]
     team = registry.load(proj, team_id)
-    evaluation_file = evaluate_mod.evaluation_path(proj.evaluations_dir, dataset, team.id)
-    published = team.published(dataset)
-    wanted = list(published["values"]) if published else settings["metrics"]
-    previous = json.loads(evaluation_file.read_text()) if evaluation_file.exists() else None
-    reusable = (previous is not None and not rerun and previous.get("run_key") == team.run_key
-                and previous.get("mode") == mode and previous["inference"]["status"] == "ok"
-                and set(wanted) <= set(previous.get("metrics", [])))
-    if reusable:
-        console.print(f"{team.id}: reusing {registry.display_path(proj, evaluation_file)} (same run key)")
-        result_eval = previous
-    elif not team.runnable:
-        result_eval = None
-    else:
-        data_mod.fetch(dataset, proj.data_dir)
-        _fetch_team_weights(proj, team)
-        record = _infer(proj, team, dataset, runner_name or settings["runner"], device or settings["device"])
-        _print_record(record)
-        names = list(dict.fromkeys(settings["metrics"] + wanted))
-        result_eval = _evaluate_team(proj, team, dataset, names, mode, "cpu")
-    result = verify_mod.verify(team, dataset, result_eval)
+    result = _verify_team(proj, team, dataset, settings, mode or settings["mode"], from_outputs,
+                          runner_name or settings["runner"], device or settings["device"], rerun)
     if json_out:
         write_json_atomic(json_out, result)
     _print_verification(result)
     if not verify_mod.passed(result):
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+def _verify_team(proj: Project, team, dataset: str, settings: dict, mode: str, from_outputs: str | None,
+                 runner_name: str, device: str, rerun: bool) -> dict:
+    """Produce (or reuse), score and check one team's outputs."""
+    evaluation_file = evaluate_mod.evaluation_path(proj.evaluations_dir, dataset, team.id)
+    published = team.published(dataset)
+    wanted = list(published["values"]) if published else settings["metrics"]
+    names = list(dict.fromkeys(settings["metrics"] + wanted))
+    previous = json.loads(evaluation_file.read_text()) if evaluation_file.exists() else None
+    reusable = (from_outputs is None and previous is not None and not rerun
+                and previous.get("run_key") == team.run_key and previous.get("mode") == mode
+                and previous["inference"]["status"] == "ok"
+                and previous["inference"].get("runner") != outputs_mod.RUNNER
+                and set(wanted) <= set(previous.get("metrics", [])))
+    if reusable:
+        console.print(f"{team.id}: reusing {registry.display_path(proj, evaluation_file)} (same run key)")
+        return verify_mod.verify(team, dataset, previous)
+    if from_outputs is not None:
+        data_mod.verify(dataset, proj.data_dir)
+        record = _collect_outputs(proj, team, dataset, from_outputs or None)
+    elif not team.runnable:
+        return verify_mod.verify(team, dataset, None)
+    else:
+        data_mod.fetch(dataset, proj.data_dir)
+        _fetch_team_weights(proj, team)
+        record = _infer(proj, team, dataset, runner_name, device)
+    _print_record(record)
+    return verify_mod.verify(team, dataset, _evaluate_team(proj, team, dataset, names, mode, "cpu"))
+
+
+@cli.command()
+@click.option("--dataset", help="Dataset (default: params.yaml).")
+@click.option("--teams", "team_list", help="Comma-separated team ids (default: params.yaml's teams).")
+@click.option("--from-outputs", "from_outputs", is_flag=False, flag_value="", default=None, metavar="[SOURCE]",
+              help=FROM_OUTPUTS_HELP + " A source holding every team's folder is narrowed to each team's own.")
+@click.option("--mode", type=click.Choice(evaluate_mod.MODES), help="Evaluation mode (default: params.yaml).")
+@click.option("--rerun", is_flag=True, help="Ignore earlier results.")
+@click.pass_context
+def audit(ctx, dataset, team_list, from_outputs, mode, rerun):
+    """Verify every team and write the report: the whole audit without DVC.
+
+    A team that cannot run, or fails, is reported with its reason; the others carry on.
+    Exits 1 unless every runnable team reproduced.
+    """
+    proj, settings = project(ctx), params(ctx)
+    dataset = dataset or settings["dataset"]
+    team_ids = [t.strip() for t in team_list.split(",")] if team_list else settings["teams"]
+    results = []
+    for team_id in team_ids:
+        team = registry.load(proj, team_id)
+        try:
+            results.append(_verify_team(proj, team, dataset, settings, mode or settings["mode"], from_outputs,
+                                        settings["runner"], settings["device"], rerun))
+        except HarnessError as exc:  # one team's trouble is its own row, not the end of the audit
+            results.append({"team": team.id, "name": team.name, "dataset": dataset, "verdict": "failed",
+                            "failure": {"kind": type(exc).__name__, "message": exc.message, "hint": exc.hint},
+                            "determinism": team.determinism["class"], "runs": 0, "metrics": {},
+                            "unverified": [], "findings": [], "exact_outputs": None})
+    built = report_mod.build(results, dataset, {**settings, "mode": mode or settings["mode"]}, proj.root)
+    _print_report_table(results, dataset)
+    for path in report_mod.write(built, proj.report_dir):
+        console.print(f"wrote {registry.display_path(proj, path)}")
+    console.print(built["summary"])
+    if any(not verify_mod.passed(r) and r["verdict"] != "not_runnable" for r in results):
         sys.exit(EXIT_CHECK_FAILED)
 
 
@@ -509,6 +637,13 @@ def _print_verification(result: dict) -> None:
             console.print(f"hint: {failure['hint']}")
     if result.get("exact_outputs") is not None:
         console.print("outputs bit-identical to the reference: " + ("yes" if result["exact_outputs"] else "no"))
+    for name, row in result["metrics"].items():
+        if row.get("per_image"):
+            spec = ALL_SPECS[name]
+            ranked = sorted(((v, k) for k, v in row["per_image"].items() if v is not None),
+                            reverse=spec.lower_better)
+            worst = ", ".join(f"{stem} {value:.{spec.precision + 2}f}" for value, stem in ranked[:5])
+            console.print(f"[red]{name}[/red] per image, worst first: {worst}")
     for finding in result.get("findings", []):
         console.print(f"[yellow]{finding['kind']}[/yellow] {finding.get('run', '')} {finding['image']}: "
                       f"{finding['message']}")

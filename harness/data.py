@@ -40,7 +40,9 @@ class Dataset:
     id: str
     title: str
     description: str
-    build: Callable[[Path], None]
+    build: Callable[[Path], None] | None = None  # None: the images are imported by the user
+    stems: tuple[str, ...] = ()  # expected image stems, when known
+    hr_origin: str = ""  # where the HR images come from, for people
 
     def root(self, data_dir: Path) -> Path:
         return Path(data_dir) / self.id
@@ -79,7 +81,12 @@ def build_mini(target: Path) -> None:
 DATASETS: dict[str, Dataset] = {
     "mini": Dataset("mini", "Embedded mini suite",
                     f"{len(MINI_SOURCES)} real photographs from scikit-image, LR by MATLAB-compatible bicubic x4",
-                    build_mini),
+                    build_mini, tuple(stem for stem, *_ in MINI_SOURCES)),
+    "ntire2025-test": Dataset(
+        "ntire2025-test", "NTIRE 2025 SR x4 test set (DIV2K test 0901-1000)",
+        "the challenge's evaluation set: 100 DIV2K test images, LR named 0901x4.png",
+        None, tuple(f"{i:04d}" for i in range(901, 1001)),
+        "the test HR was never part of the public DIV2K download: obtain it from the challenge organizers"),
 }
 
 
@@ -112,6 +119,10 @@ def fetch(dataset_id: str, data_dir: Path) -> Path:
     if root.is_dir() and (root / CHECKSUMS).exists():
         verify(dataset_id, data_dir)
         return root
+    if dataset.build is None:
+        raise DatasetError(f"dataset '{dataset_id}' must be imported: {dataset.hr_origin}",
+                           hint=f"run `harness data import {dataset_id} --hr PATH [--lr PATH]` "
+                                "(a folder or a .zip/.tar archive)")
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{dataset_id}."))
     try:
@@ -153,3 +164,61 @@ def _compare(dataset_id: str, expected: dict[str, str], actual: dict[str, str]) 
     if problems:
         raise ChecksumMismatch(f"dataset '{dataset_id}' does not match its checksums:\n  " + "\n  ".join(problems),
                                hint=f"remove data/{dataset_id} and run `harness fetch data {dataset_id}` again")
+
+
+def import_dataset(dataset_id: str, data_dir: Path, hr: Path | None, lr: Path | None) -> Path:
+    """Import user-supplied HR (and LR) images: a folder or an archive, checked and checksummed."""
+    from .archive import materialise
+
+    dataset = get(dataset_id)
+    if hr is None and lr is None:
+        raise DatasetError("nothing to import", hint="give --hr PATH and/or --lr PATH")
+    root = dataset.root(data_dir)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{dataset_id}."))
+    try:
+        if root.is_dir():
+            shutil.copytree(root, staging, dirs_exist_ok=True)
+        for part, source in (("HR", hr), ("LR", lr)):
+            if source is not None:
+                shutil.rmtree(staging / part, ignore_errors=True)
+                materialise(Path(source), staging / part, "*.png")
+        problems = check_layout(dataset, staging)
+        if problems:
+            raise DatasetError(f"'{dataset_id}' import refused:\n  " + "\n  ".join(problems),
+                               hint="fix the files and import again; nothing was changed")
+        (staging / CHECKSUMS).unlink(missing_ok=True)
+        write_json_atomic(staging / CHECKSUMS, file_checksums(staging))
+        replace_dir(staging, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def check_layout(dataset: Dataset, root: Path) -> list[str]:
+    """Expected names in HR/ and LR/, and every HR exactly SCALE times its LR."""
+    from .imageio import read_png_header
+
+    problems = []
+    hr = {p.stem: p for p in (root / "HR").glob("*.png")}
+    lr = {p.stem[:-len(f"x{SCALE}")]: p for p in (root / "LR").glob(f"*x{SCALE}.png")}
+    for part, found in (("HR", hr), ("LR", lr)):
+        if not found or not dataset.stems:
+            continue
+        missing = sorted(set(dataset.stems) - set(found))
+        extra = sorted(set(found) - set(dataset.stems))
+        if missing:
+            problems.append(f"{part}: {len(missing)} expected image(s) missing: {', '.join(missing[:8])}"
+                            + (" …" if len(missing) > 8 else ""))
+        if extra:
+            problems.append(f"{part}: {len(extra)} unexpected image(s): {', '.join(extra[:8])}")
+    for stem in sorted(set(hr) & set(lr)):
+        h, l_ = read_png_header(hr[stem]), read_png_header(lr[stem])
+        if h is None or l_ is None:
+            problems.append(f"{stem}: not a readable PNG")
+        elif (h.width, h.height) != (l_.width * SCALE, l_.height * SCALE):
+            problems.append(f"HR/{stem}.png is {h.width}x{h.height}, expected {l_.width * SCALE}x{l_.height * SCALE} "
+                            f"(LR x{SCALE})")
+    if not hr and not lr:
+        problems.append("no PNG images found")
+    return problems

@@ -10,10 +10,14 @@ it writes failure.json ({kind, message}) and exits 3.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import os
 import random
 import re
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
@@ -142,31 +146,50 @@ def tiled(model, image, tile: int, overlap: int, scale: int):
     return out
 
 
+def code_root(team: manifest_mod.Manifest, code_dir: Path | None) -> Path:
+    """The folder 'module' and import_aliases are relative to: the team folder or the code checkout."""
+    if team.entry.get("code_root", "team") == "team":
+        return team.dir
+    checkout = Path(code_dir or os.environ.get("HARNESS_CODE_DIR", "/opt/code"))
+    if not checkout.is_dir():
+        raise InferenceFailed("code_unavailable", f"no checkout of {team.data['code']['repository']} at {checkout}",
+                              hint="run in the team's image, or pass --code-dir with a checkout at "
+                                   f"{team.data['code']['commit']}")
+    return checkout
+
+
 def run_ntire_main(team: manifest_mod.Manifest, input_dir: Path, output_dir: Path, weights_dir: Path,
-                   device: str) -> dict[str, float]:
-    """Call main(model_dir, input_path, output_path, device) and time outputs by their appearance."""
+                   device: str, code_dir: Path | None = None) -> dict[str, float]:
+    """Call the team's callable with the organizers' arguments; time outputs by their appearance."""
     import torch
 
     entry = team.entry
-    code_root = team.dir
-    module_path = code_root / entry["module"]
+    root = code_root(team, code_dir)
+    module_path = root / entry["module"]
     if not module_path.is_file():
         raise InferenceFailed("entry_error", f"{module_path} does not exist")
+    sys.path.insert(0, str(root))
     for alias, folder in entry.get("import_aliases", {}).items():
-        _alias_package(alias, code_root / folder)
-    sys.path.insert(0, str(code_root))
-    spec = importlib.util.spec_from_file_location(f"harness_team_{team.id.replace('-', '_')}", module_path)
+        _alias_package(alias, root / folder)
+    # The module's folder becomes a package under a safe name, so relative imports and hyphenated
+    # folder names both work.
+    package = f"harness_team_{team.id.replace('-', '_')}"
+    _alias_package(package, module_path.parent)
+    spec = importlib.util.spec_from_file_location(f"{package}.{module_path.stem}", module_path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     function = getattr(module, entry.get("function", "main"), None)
     if function is None:
         raise InferenceFailed("entry_error", f"{module_path} defines no {entry.get('function', 'main')}()")
-    model_dir = Path(weights_dir)
-    if entry.get("model_dir") == "file":
-        model_dir = model_dir / team.weights[0]["name"]
+    model_dir = model_dir_argument(team, Path(weights_dir))
+    target = output_dir / entry["output_dir_name"] if entry.get("output_dir_name") else output_dir
+    target.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    function(model_dir=str(model_dir), input_path=str(input_dir), output_path=str(output_dir),
-             device=torch.device(device))
+    with scratch_workdir(entry.get("working_dir_links", {}), Path(weights_dir)):
+        function(model_dir=model_dir, input_path=str(input_dir), output_path=str(target),
+                 device=torch.device(device), **entry.get("kwargs", {}))
+    collect_outputs(target, output_dir, entry.get("output_name"))
     times, previous = {}, start
     for path in sorted(output_dir.glob("*.png"), key=lambda p: p.stat().st_mtime):
         times[path.name] = path.stat().st_mtime - previous
@@ -174,8 +197,53 @@ def run_ntire_main(team: manifest_mod.Manifest, input_dir: Path, output_dir: Pat
     return times
 
 
+def model_dir_argument(team: manifest_mod.Manifest, weights_dir: Path):
+    shape = team.entry.get("model_dir", "folder")
+    if shape == "file":
+        return str(weights_dir / team.weights[0]["name"])
+    if shape == "files":
+        return {w["name"]: str(weights_dir / w["name"]) for w in team.weights}
+    return str(weights_dir)
+
+
+@contextlib.contextmanager
+def scratch_workdir(links: dict[str, str], weights_dir: Path):
+    """Run in a scratch working directory holding links to the weights at hard-coded paths."""
+    if not links:
+        yield
+        return
+    previous = Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="harness-work-") as scratch:
+        for relative, name in links.items():
+            link = Path(scratch) / relative
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to((weights_dir / name).resolve())
+        os.chdir(scratch)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
+
+
+def collect_outputs(target: Path, output_dir: Path, output_name: str | None) -> None:
+    """Move outputs out of a required sub-folder and undo a renaming pattern, keeping the LR names."""
+    pattern = None
+    if output_name:
+        head, _, tail = output_name.partition("{stem}")
+        pattern = re.compile(re.escape(head) + r"(?P<stem>.+)" + re.escape(tail) + "$")
+    for path in sorted(target.glob("*.png")):
+        name = path.name
+        match = pattern.match(name) if pattern else None
+        if match:
+            name = f"{match.group('stem')}.png"
+        if path != output_dir / name:
+            os.replace(path, output_dir / name)
+    if target != output_dir:
+        shutil.rmtree(target, ignore_errors=True)
+
+
 def _alias_package(alias: str, folder: Path) -> None:
-    """Make `import alias` load the package in folder (for code importing itself by another name)."""
+    """Make `import alias` load the package in folder (code importing itself by another name)."""
     init = folder / "__init__.py"
     spec = importlib.util.spec_from_file_location(alias, init if init.exists() else None,
                                                   submodule_search_locations=[str(folder)])
@@ -188,7 +256,7 @@ def _alias_package(alias: str, folder: Path) -> None:
 # --- main ------------------------------------------------------------------------------------
 
 def run(manifest_path: Path, input_dir: Path, output_dir: Path, weights_dir: Path, device: str,
-        run_index: int = 1, repo_root: Path | None = None, progress=None) -> dict:
+        run_index: int = 1, repo_root: Path | None = None, progress=None, code_dir: Path | None = None) -> dict:
     team = manifest_mod.load(manifest_path)
     repo_root = repo_root or Path.cwd()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -203,10 +271,12 @@ def run(manifest_path: Path, input_dir: Path, output_dir: Path, weights_dir: Pat
     kind = team.entry["kind"]
     if kind == "classical":
         times = run_per_image(classical_predictor(team), inputs, output_dir, progress)
+    elif kind == "none":
+        raise InferenceFailed("not_runnable", f"{team.id} released no code")
     elif kind == "spandrel":
         times = run_per_image(spandrel_predictor(team, weights_dir, device), inputs, output_dir, progress)
     else:
-        times = run_ntire_main(team, input_dir, output_dir, weights_dir, device)
+        times = run_ntire_main(team, input_dir, output_dir, weights_dir, device, code_dir)
     wall = time.perf_counter() - wall
     record = {
         "schema": "harness.provenance/1",
@@ -240,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--run-index", type=int, default=1)
     parser.add_argument("--repo-root", type=Path, default=Path.cwd())
+    parser.add_argument("--code-dir", type=Path, default=None,
+                        help="checkout of the team's code repository (default: $HARNESS_CODE_DIR or /opt/code)")
     args = parser.parse_args(argv)
 
     def progress(done, total, name):
@@ -247,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run(args.manifest, args.input, args.output, args.weights, args.device, args.run_index,
-            args.repo_root, progress)
+            args.repo_root, progress, args.code_dir)
     except InferenceFailed as exc:
         return _fail(args.output, exc.kind, exc.message, exc.hint)
     except HarnessError as exc:

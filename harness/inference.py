@@ -97,6 +97,19 @@ def infer_team(team: Manifest, runner, lr_dir: Path, runs_root: Path, dataset: s
     return record
 
 
+def write_failed_record(team: Manifest, runs_root: Path, dataset: str, kind: str, message: str,
+                        hint: str | None = None) -> dict:
+    """The record of a run that could not start (for example, its weights are unavailable)."""
+    folder = team_runs_dir(runs_root, dataset, team.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"schema": "harness.run-record/1", "team": team.id, "dataset": dataset, "runner": None,
+              "device": None, "manifest_hash": team.hash, "run_key": team.run_key,
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "repeats": team.repeats,
+              "runs": [], "status": "failed", "failure": {"kind": kind, "message": message, "hint": hint}}
+    _write_record(folder, record, time.perf_counter())
+    return record
+
+
 def _write_record(folder: Path, record: dict, wall_start: float) -> None:
     record["wall_s"] = round(time.perf_counter() - wall_start, 3)
     write_json_atomic(folder / RECORD, record)

@@ -83,7 +83,11 @@ class Manifest:
         return self.determinism.get("seed")
 
     def published(self, dataset: str) -> dict | None:
-        return self.data["published"].get(dataset)
+        return self.data.get("published", {}).get(dataset)
+
+    @property
+    def container(self) -> dict | None:
+        return self.data.get("container")
 
     @property
     def hash(self) -> str:
@@ -238,13 +242,23 @@ def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProble
         problem("entry.weights", f"'{entry['weights']}' is not one of weights[].name", "weights-declared",
                 f"did you mean '{close[0]}'?" if close else "declare the file under weights:")
     if entry["kind"] == "ntire-main":
-        if not (path.parent / entry["module"]).is_file():
-            problem("entry.module", f"'{entry['module']}' does not exist in {path.parent.name}/",
-                    "module-exists")
+        if entry.get("code_root", "team") == "team" and not (path.parent / entry["module"]).is_file():
+            problem("entry.module", f"'{entry['module']}' does not exist in {path.parent.name}/", "module-exists")
+        if entry.get("code_root") == "code" and "code" not in data:
+            problem("entry.code_root", "'code' needs the code: section (repository, commit, path)", "code-declared")
         if entry.get("model_dir") == "file" and len(names) != 1:
             problem("entry.model_dir", f"'file' needs exactly one weights file, found {len(names)}",
                     "single-weights-file")
-    for dataset, entry_pub in data["published"].items():
+        for link, target in entry.get("working_dir_links", {}).items():
+            if target not in names:
+                problem(f"entry.working_dir_links.{link}", f"'{target}' is not one of weights[].name",
+                        "weights-declared")
+    if entry["kind"] == "none" and data["status"]["runnable"]:
+        problem("entry.kind", "an entry without code cannot be runnable", "none-is-not-runnable",
+                "set status.runnable: false with the reasons")
+    if "container" in data:
+        problems.extend(recipe_problems(data["container"], path, shown))
+    for dataset, entry_pub in data.get("published", {}).items():
         base = f"published.{dataset}"
         if dataset not in datasets.DATASETS:
             close = difflib.get_close_matches(dataset, list(datasets.DATASETS), n=1)
@@ -269,6 +283,38 @@ def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProble
         if score_problem:
             problem(f"{base}.values.perceptual_score", score_problem, "score-recomputes",
                     "one of the components or the score is mistyped")
+    return problems
+
+
+CONTAINERS_DIR = SCHEMA_PATH.parent.parent / "containers"
+
+
+def dockerfile_args(dockerfile: Path) -> dict[str, str | None]:
+    """ARG names declared in a Dockerfile, with their defaults."""
+    args = {}
+    for line in dockerfile.read_text().splitlines():
+        words = line.strip().split(None, 1)
+        if len(words) == 2 and words[0].upper() == "ARG":
+            name, _, default = words[1].partition("=")
+            args[name.strip()] = default.strip() or None
+    return args
+
+
+def recipe_problems(container: dict, path: Path, shown: str) -> list[ManifestProblem]:
+    problems = []
+    recipe = container["recipe"]
+    dockerfile = CONTAINERS_DIR / recipe / "Dockerfile"
+    if not dockerfile.is_file():
+        known = sorted(p.parent.name for p in CONTAINERS_DIR.glob("*/Dockerfile"))
+        close = difflib.get_close_matches(recipe, known, n=1)
+        return [ManifestProblem(shown, "container.recipe", f"no recipe containers/{recipe}/Dockerfile", "recipe-exists",
+                                f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}")]
+    declared = dockerfile_args(dockerfile)
+    for name in container.get("build_args", {}):
+        if name not in declared:
+            problems.append(ManifestProblem(shown, f"container.build_args.{name}",
+                                            f"containers/{recipe}/Dockerfile declares no ARG {name}", "arg-declared",
+                                            f"declared: {', '.join(declared)}"))
     return problems
 
 

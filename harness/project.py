@@ -12,7 +12,8 @@ from .errors import HarnessError
 
 PARAMS_FILE = "params.yaml"
 DEFAULT_PARAMS = {"dataset": "mini", "teams": [], "runner": "local", "device": "cpu",
-                  "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful"}
+                  "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful", "source": "inference", "outputs": None}
+SOURCES = ("inference", "outputs")
 
 
 @dataclass(frozen=True)
@@ -61,4 +62,7 @@ class Project:
         if unknown:
             raise HarnessError(f"{path}: unknown parameter(s): {', '.join(sorted(unknown))}",
                                hint=f"known: {', '.join(DEFAULT_PARAMS)}")
-        return {**DEFAULT_PARAMS, **loaded}
+        merged = {**DEFAULT_PARAMS, **loaded}
+        if merged["source"] not in SOURCES:
+            raise HarnessError(f"{path}: source: '{merged['source']}' is not one of {', '.join(SOURCES)}")
+        return merged

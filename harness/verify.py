@@ -32,7 +32,9 @@ def verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> dict:
         result.update(verdict="failed", failure={"kind": kind, "message": message, "hint": hint})
         return result
 
-    if not team.runnable:
+    from_outputs = bool(team_evaluation) and team_evaluation["inference"].get("runner") == "published-outputs"
+    result["source"] = "published outputs" if from_outputs else "inference"
+    if not team.runnable and not from_outputs:
         result.update(verdict="not_runnable", failure={"kind": "not_runnable",
                                                        "message": "; ".join(team.data["status"]["reasons"])})
         return result
@@ -87,6 +89,9 @@ def verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> dict:
         else:
             ok = abs(reproduced - value) <= tolerance
         row.update(reproduced=reproduced, delta=reproduced - value, ok=ok, status="ok" if ok else "diverged")
+        if not ok:  # the evidence: each image's value, averaged over runs
+            stems = runs[0]["per_image"]
+            row["per_image"] = {stem: _mean([r["per_image"][stem].get(name) for r in runs]) for stem in stems}
         compared += 1
         all_ok &= ok
         result["metrics"][name] = row
@@ -104,6 +109,11 @@ def verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> dict:
     else:
         result["verdict"] = "reproduced"
     return result
+
+
+def _mean(values: list) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def passed(result: dict) -> bool:

@@ -10,6 +10,7 @@ from .fsutil import sha256_bytes, sha256_file, write_bytes_atomic, write_json_at
 from .manifest import Manifest
 
 LISTING = "sha256.json"  # what was fetched, by name; also keeps a weight-less team's folder non-empty
+FAILURE = "failure.json"  # why the weights could not be fetched (pipelines record it and carry on)
 
 
 def weights_dir(weights_root: Path, team: Manifest) -> Path:
@@ -18,7 +19,8 @@ def weights_dir(weights_root: Path, team: Manifest) -> Path:
 
 def missing(team: Manifest, weights_root: Path) -> list[str]:
     folder = weights_dir(weights_root, team)
-    return [w["name"] for w in team.weights if not (folder / w["name"]).is_file()]
+    return [w["name"] for w in team.weights
+            if not ((folder / w["name"]).is_dir() if w.get("directory") else (folder / w["name"]).is_file())]
 
 
 def fetch(team: Manifest, weights_root: Path, cache_dir: Path, repo_root: Path, progress=None) -> list[Path]:

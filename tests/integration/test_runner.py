@@ -105,3 +105,50 @@ def test_cuda_without_a_gpu_is_a_typed_failure(project, mini_data):
     record = inference.infer_team(team, LocalRunner(), mini_data / "mini" / "LR", project / "runs", "mini",
                                   project / "weights" / "bicubic", "cuda", project)
     assert record["failure"]["kind"] == "no_gpu"
+
+
+def test_organizers_conventions_in_a_code_checkout(project, mini_data, tmp_path, monkeypatch):
+    """A checkout shaped like the organizers' repository: a hyphenated folder, code importing itself
+    under another name, a relative import, a required output folder name, outputs renamed with an extra
+    'x4', a hard-coded weights path and a dict of weights files."""
+    checkout = tmp_path / "checkout"
+    team_code = checkout / "models" / "team99_Odd-Name"
+    team_code.mkdir(parents=True)
+    (team_code / "__init__.py").write_text("")
+    (team_code / "arch.py").write_text("SCALE = 4\n")
+    (team_code / "io.py").write_text(textwrap.dedent("""
+        import os, cv2
+        from models.team99_Alias.arch import SCALE          # imports itself under another name
+        from .arch import SCALE as SAME                     # and relatively
+
+        def main(model_dir, input_path, output_path, device):
+            assert os.path.basename(output_path) == "99_ODD" and SCALE == SAME == 4
+            assert open("model_zoo/team99.pth").read() == "weights"   # a hard-coded path
+            assert sorted(model_dir) == ["team99.pth"]                 # a dict of files
+            for name in sorted(os.listdir(input_path)):
+                lr = cv2.imread(os.path.join(input_path, name))
+                out = cv2.resize(lr, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_NEAREST)
+                cv2.imwrite(os.path.join(output_path, name.replace(".png", "x4.png")), out)
+    """))
+    weights_dir = project / "weights" / "odd"
+    weights_dir.mkdir(parents=True)
+    (weights_dir / "team99.pth").write_text("weights")
+    folder = project / "teams" / "odd"
+    folder.mkdir()
+    (folder / "manifest.yaml").write_text(yaml.safe_dump({
+        "schema_version": 1, "id": "odd", "name": "Odd", "challenge": "mini",
+        "code": {"repository": "https://example.invalid/repo.git", "commit": "9e48889", "path": "models/team99_Odd-Name"},
+        "weights": [{"name": "team99.pth", "source": {"kind": "local", "path": "weights/odd/team99.pth"}}],
+        "entry": {"kind": "ntire-main", "code_root": "code", "module": "models/team99_Odd-Name/io.py",
+                  "import_aliases": {"models.team99_Alias": "models/team99_Odd-Name"}, "model_dir": "files",
+                  "output_dir_name": "99_ODD", "output_name": "{stem}x4.png",
+                  "working_dir_links": {"model_zoo/team99.pth": "team99.pth"}},
+        "runtime": {"scale": 4}, "determinism": {"class": "deterministic"}, "status": {"runnable": True}}))
+    team = manifest_mod.load(folder / "manifest.yaml")
+    monkeypatch.setenv("HARNESS_CODE_DIR", str(checkout))
+    record = run(project, mini_data, team)
+    assert record["status"] == "ok", record["failure"]
+    outputs = sorted(p.name for p in (project / "runs" / "mini" / "odd" / "run-1").glob("*.png"))
+    assert outputs == sorted(p.name for p in (mini_data / "mini" / "LR").glob("*.png"))
+    monkeypatch.setenv("HARNESS_CODE_DIR", str(tmp_path / "no-checkout"))
+    assert run(project, mini_data, team)["failure"]["kind"] == "code_unavailable"

@@ -43,3 +43,64 @@ def test_unknown_and_absent_datasets(tmp_path):
     assert caught.value.hint == "did you mean 'mini'?"
     with pytest.raises(DatasetError, match="not in"):
         data.verify("mini", tmp_path)
+
+
+def test_import_accepts_a_valid_set_and_names_each_problem(mini_data, tmp_path):
+    import shutil
+    import zipfile
+
+    from harness.data import Dataset, DATASETS, import_dataset
+
+    # The real ntire2025-test expects 0901..1000; a small stand-in with the same rules keeps this fast.
+    DATASETS["stand-in"] = Dataset("stand-in", "stand-in", "test", None, ("0001", "0002", "0003"), "tests")
+    try:
+        hr, lr = tmp_path / "hr", tmp_path / "lr"
+        hr.mkdir(), lr.mkdir()
+        for stem in ("0001", "0002", "0003"):
+            shutil.copy(mini_data / "mini" / "HR" / f"{stem}.png", hr)
+            shutil.copy(mini_data / "mini" / "LR" / f"{stem}x4.png", lr)
+        archive = tmp_path / "hr.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            for p in hr.glob("*.png"):
+                zf.write(p, f"DIV2K_test_HR/{p.name}")
+        root = import_dataset("stand-in", tmp_path / "data", archive, lr)
+        listed = json.loads((root / "checksums.json").read_text())
+        assert sorted(listed) == ["HR/0001.png", "HR/0002.png", "HR/0003.png",
+                                  "LR/0001x4.png", "LR/0002x4.png", "LR/0003x4.png"]
+        data.verify("stand-in", tmp_path / "data")
+
+        (hr / "0002.png").unlink()
+        shutil.copy(mini_data / "mini" / "HR" / "0004.png", hr / "0003.png")  # wrong size for LR 0003
+        shutil.copy(mini_data / "mini" / "HR" / "0005.png", hr / "0009.png")
+        with pytest.raises(DatasetError) as caught:
+            import_dataset("stand-in", tmp_path / "data2", hr, lr)
+        message = caught.value.message
+        assert "HR: 1 expected image(s) missing: 0002" in message
+        assert "HR: 1 unexpected image(s): 0009" in message
+        assert "HR/0003.png is 320x320, expected 320x300 (LR x4)" in message
+        assert not (tmp_path / "data2" / "stand-in").exists()
+    finally:
+        del DATASETS["stand-in"]
+
+
+def test_import_rejects_hr_of_the_wrong_size(mini_data, tmp_path):
+    from harness.data import Dataset, DATASETS, import_dataset
+    from harness.imageio import write_rgb8
+
+    DATASETS["stand-in"] = Dataset("stand-in", "stand-in", "test", None, ("0001",), "tests")
+    try:
+        hr, lr = tmp_path / "hr", tmp_path / "lr"
+        write_rgb8(hr / "0001.png", read_rgb8(mini_data / "mini" / "HR" / "0001.png")[:316])
+        lr.mkdir()
+        (lr / "0001x4.png").write_bytes((mini_data / "mini" / "LR" / "0001x4.png").read_bytes())
+        with pytest.raises(DatasetError, match=r"HR/0001.png is 320x316, expected 320x320"):
+            import_dataset("stand-in", tmp_path / "data", hr, lr)
+    finally:
+        del DATASETS["stand-in"]
+
+
+def test_ntire_test_set_says_where_hr_comes_from(tmp_path):
+    with pytest.raises(DatasetError) as caught:
+        data.fetch("ntire2025-test", tmp_path)
+    assert "never part of the public DIV2K download" in caught.value.message
+    assert "harness data import ntire2025-test --hr PATH" in caught.value.hint

@@ -1,0 +1,109 @@
+"""The evaluate-only route: a team's published output images, scored instead of re-running the model.
+
+A source is a local folder or archive, an http(s) URL of an archive, or 'gdrive:<id>' (a Google
+Drive file or folder, fetched with gdown). A source holding every team's outputs is narrowed to the
+team's own folder (published.<dataset>.outputs.folder, for example 'team17_SRC-B').
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .archive import materialise
+from .download import download
+from .errors import DatasetError, DownloadError, HarnessError
+from .fsutil import replace_dir, sha256_file, write_json_atomic
+from .inference import RECORD, team_runs_dir
+from .manifest import Manifest
+
+RUNNER = "published-outputs"
+
+
+def default_source(team: Manifest, dataset: str) -> str | None:
+    spec = (team.published(dataset) or {}).get("outputs")
+    if not spec:
+        return None
+    source = spec["source"]
+    if source["kind"] == "gdrive":
+        return f"gdrive:{source['id']}"
+    if source["kind"] == "url":
+        return source["url"]
+    return source.get("path")
+
+
+def team_folder(team: Manifest, dataset: str) -> str | None:
+    return ((team.published(dataset) or {}).get("outputs") or {}).get("folder")
+
+
+def fetch_source(source: str, downloads: Path, progress=None) -> Path:
+    """A local path for a source string (downloading it into the downloads cache when remote)."""
+    if source.startswith(("http://", "https://")):
+        name = source.rstrip("/").rsplit("/", 1)[-1] or "outputs"
+        return download(source, Path(downloads) / "outputs" / name, None, progress)
+    if source.startswith("gdrive:"):
+        return _gdrive(source.split(":", 1)[1], Path(downloads) / "outputs" / "gdrive")
+    path = Path(source)
+    if not path.exists():
+        raise DatasetError(f"outputs source {source} does not exist",
+                           hint="give a folder, a .zip/.tar archive, an http(s) URL or gdrive:<id>")
+    return path
+
+
+def _gdrive(drive_id: str, target: Path) -> Path:
+    import gdown
+
+    target.mkdir(parents=True, exist_ok=True)
+    out = target / drive_id
+    if out.exists():
+        return out
+    try:
+        fetched = gdown.download_folder(id=drive_id, output=str(out), quiet=True)
+        if not fetched:
+            fetched = gdown.download(id=drive_id, output=str(out), quiet=True)
+    except Exception as exc:
+        shutil.rmtree(out, ignore_errors=True)
+        raise DownloadError(f"Google Drive {drive_id}: {type(exc).__name__}: {exc}",
+                            hint="download it by hand (or from the Baidu mirror) and pass the folder") from None
+    if not fetched:
+        raise DownloadError(f"Google Drive {drive_id}: nothing was downloaded")
+    return out
+
+
+def collect(team: Manifest, dataset: str, source: str, runs_root: Path, downloads: Path, progress=None) -> dict:
+    """Place the team's published outputs as run-1 and write a run record naming the source."""
+    folder = team_runs_dir(runs_root, dataset, team.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    record = {"schema": "harness.run-record/1", "team": team.id, "dataset": dataset, "runner": RUNNER,
+              "device": None, "manifest_hash": team.hash, "run_key": team.run_key, "source": source,
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "repeats": 1,
+              "runs": [], "status": "ok", "failure": None}
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".run-1."))
+    try:
+        local = fetch_source(source, downloads, progress)
+        subfolder = team_folder(team, dataset)
+        try:
+            files = materialise(local, staging, "*.png", subfolder)
+        except DatasetError:
+            if subfolder is None:
+                raise
+            files = materialise(local, staging, "*.png")  # a source holding this team's images only
+        provenance = {"source": source, "source_sha256": sha256_file(local) if local.is_file() else None,
+                      "subfolder": subfolder, "outputs_sha256": {p.name: sha256_file(p) for p in files}}
+        write_json_atomic(staging / "provenance.json", provenance)
+        for stale in folder.glob("run-*"):
+            shutil.rmtree(stale)
+        replace_dir(staging, folder / "run-1")
+        record["runs"].append({"index": 1, "dir": "run-1", "provenance": provenance})
+    except HarnessError as exc:
+        record.update(status="failed", failure={"kind": "outputs_unavailable", "message": exc.message,
+                                                "hint": exc.hint})
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    record["wall_s"] = round(time.perf_counter() - started, 3)
+    write_json_atomic(folder / RECORD, record)
+    return record

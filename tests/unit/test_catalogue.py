@@ -1,0 +1,143 @@
+"""The NTIRE 2025 catalogue: one manifest per published row, the table's own invariants, the recipes."""
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, harness_cli
+from harness import manifest as manifest_mod
+from harness.errors import ManifestError
+from harness.metrics import perceptual_score
+
+TABLE = list(csv.DictReader((Path(__file__).parent.parent / "data" / "ntire2025_published.csv").open()))
+METRICS = ["psnr", "ssim", "lpips", "dists", "niqe", "maniqa", "musiq", "clipiqa", "perceptual_score"]
+
+
+def catalogue(root=REPO):
+    teams = [manifest_mod.load(p) for p in sorted((root / "teams").glob("*/manifest.yaml"))
+             if not p.parent.name.startswith("_")]
+    return [t for t in teams if t.data["challenge"] == "ntire2025-sr-x4"]
+
+
+def published(team):
+    return team.published("ntire2025-test")
+
+
+def test_27_entries_and_every_row_maps_to_exactly_one_manifest():
+    teams = catalogue()
+    assert len(teams) == 27
+    by_name = {}
+    for team in teams:
+        by_name.setdefault(team.name, []).append(team)
+    for row in TABLE:
+        [team] = by_name[row["team"]]
+        pub = published(team)
+        for metric in METRICS:
+            assert pub["values"][metric] == float(row[metric]), (row["team"], metric)
+        assert pub["precision"]["psnr"] == 2 and pub["precision"]["ssim"] == 4
+        if row["ranked"] == "yes":
+            assert pub["ranks"] == {"track1": int(row["rank_track1"]), "track2": int(row["rank_track2"])}
+            assert team.data["code"]["path"] == f"models/{row['folder']}"
+            assert pub["outputs"]["folder"] == row["folder"]
+        else:
+            assert "ranks" not in pub and "code" not in team.data and not team.runnable
+        assert "341f430" in pub["source"]["citation"] and "2504.14582" in pub["source"]["citation"]
+    baseline = [t for t in teams if not published(t)]
+    assert [t.id for t in baseline] == ["dat-baseline"]
+
+
+def test_each_score_recomputes_from_its_components_within_rounding():
+    for team in catalogue():
+        pub = published(team)
+        if pub:
+            values = pub["values"]
+            slack = 4 * 0.00005 + 0.000005 + 0.0000005 + 0.00005
+            assert abs(perceptual_score(values) - values["perceptual_score"]) <= slack, team.id
+
+
+def rank_order_holds(teams, track, key):
+    ranked = sorted((t for t in teams if published(t) and "ranks" in published(t)),
+                    key=lambda t: published(t)["ranks"][track])
+    values = [published(t)["values"][key] for t in ranked]
+    ranks = [published(t)["ranks"][track] for t in ranked]
+    return ranks == list(range(1, len(ranks) + 1)) and all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_track1_ranks_follow_psnr_and_track2_ranks_follow_the_score():
+    teams = catalogue()
+    assert rank_order_holds(teams, "track1", "psnr")  # ties at 2 decimals were broken by unrounded values
+    assert rank_order_holds(teams, "track2", "perceptual_score")
+
+
+def test_a_mistyped_published_value_is_caught(project):
+    path = project / "teams" / "bbox" / "manifest.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["published"]["ntire2025-test"]["values"]["lpips"] = 0.2802  # 0.2082 with two digits swapped
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ManifestError) as caught:
+        manifest_mod.load(path)
+    assert [p.rule for p in caught.value.problems] == ["score-recomputes"]
+    data["published"]["ntire2025-test"]["values"]["lpips"] = 0.2082
+    data["published"]["ntire2025-test"]["values"]["psnr"] = 31.79  # 31.97 mistyped: still a valid manifest...
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    manifest_mod.load(path)
+    assert not rank_order_holds(catalogue(project), "track1", "psnr")  # ...but the ranks no longer follow PSNR
+
+
+def test_known_defects_and_reasons_are_recorded():
+    teams = {t.id: t for t in catalogue()}
+    assert any("R and B swapped" in d for d in teams["ivplab-sbu"].data["status"]["defects"])
+    assert any("truncated" in d for d in teams["mcmir"].data["status"]["defects"])
+    assert "truncation" in teams["mcmir"].determinism["sources"]
+    assert teams["snucv"].nondeterministic and "unseeded-sampling" in teams["snucv"].determinism["sources"]
+    not_runnable = sorted(t.id for t in teams.values() if not t.runnable)
+    assert not_runnable == ["aimanga", "cidautai", "hyperpix", "ipcv-team", "kletech-cevi", "psu", "quantum-res", "x-l"]
+    assert all(t.data["status"]["reasons"] for t in teams.values() if not t.runnable)
+    hyphenated = [t for t in teams.values() if "-" in t.data.get("code", {}).get("path", "")]
+    assert len(hyphenated) == 5
+
+
+def test_recipes_start_from_pinned_official_images():
+    dockerfiles = sorted((REPO / "containers").glob("*/Dockerfile"))
+    assert len(dockerfiles) >= 3
+    for dockerfile in dockerfiles:
+        args = manifest_mod.dockerfile_args(dockerfile)
+        assert re.fullmatch(r"pytorch/pytorch:[\w.-]+@sha256:[0-9a-f]{64}", args["BASE_IMAGE"]), dockerfile
+        text = dockerfile.read_text()
+        assert "FROM ${BASE_IMAGE}" in text and 'ENTRYPOINT ["python", "-m", "harness.entry"]' in text
+        assert "CODE_COMMIT" in args and "git -C /opt/code checkout" in text
+    used = {t.container["recipe"] for t in catalogue() if t.container}
+    assert used == {d.parent.name for d in dockerfiles}
+
+
+def test_validate_checks_recipes_and_build_args(project):
+    path = project / "teams" / "adadat" / "manifest.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["container"] = {"recipe": "torch26-cu12", "build_args": {}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    done = harness_cli("validate", "adadat", cwd=project)
+    assert done.returncode == 1 and "container.recipe" in done.stdout and "did you mean 'torch26-cu124'" in done.stdout
+    data["container"] = {"recipe": "torch26-cu124", "build_args": {"EXTRA_PACKAGE": "x"}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    done = harness_cli("validate", "adadat", cwd=project)
+    assert done.returncode == 1 and "declares no ARG EXTRA_PACKAGE" in done.stdout
+
+
+def test_list_filters_and_show(project):
+    import json
+
+    everything = json.loads(harness_cli("list", "--json", "--challenge", "ntire2025-sr-x4", cwd=project).stdout)
+    assert len(everything["teams"]) == 27
+    runnable = json.loads(harness_cli("list", "--json", "--challenge", "ntire2025-sr-x4", "--runnable",
+                                      cwd=project).stdout)
+    assert len(runnable["teams"]) == 19
+    track2 = json.loads(harness_cli("list", "--json", "--track", "perceptual", "--challenge", "ntire2025-sr-x4",
+                                    cwd=project).stdout)
+    assert len(track2["teams"]) == 24
+    table = harness_cli("list", cwd=project).stdout
+    assert "SamsungAICamera" in table and "basicsr-hat" in table
+    shown = harness_cli("show", "ivplab-sbu", cwd=project).stdout
+    assert "known defect: saves its outputs with R and B swapped" in shown
