@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.machinery
 import importlib.util
 import os
 import random
@@ -245,8 +246,11 @@ def collect_outputs(target: Path, output_dir: Path, output_name: str | None) -> 
 def _alias_package(alias: str, folder: Path) -> None:
     """Make `import alias` load the package in folder (code importing itself by another name)."""
     init = folder / "__init__.py"
-    spec = importlib.util.spec_from_file_location(alias, init if init.exists() else None,
-                                                  submodule_search_locations=[str(folder)])
+    if init.exists():
+        spec = importlib.util.spec_from_file_location(alias, init, submodule_search_locations=[str(folder)])
+    else:  # a folder without __init__.py, imported as a namespace package
+        spec = importlib.machinery.ModuleSpec(alias, None, is_package=True)
+        spec.submodule_search_locations = [str(folder)]
     module = importlib.util.module_from_spec(spec)
     sys.modules[alias] = module
     if init.exists():
