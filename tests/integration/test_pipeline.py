@@ -29,7 +29,14 @@ def ran_stages(output: str) -> set[str]:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, downloads):
     """A fresh repository holding the project plus one broken team; `dvc repro` run once."""
-    root = copy_project(tmp_path_factory.mktemp("audit") / "repo", teams=SUITE + ["broken"])
+    root = copy_project(tmp_path_factory.mktemp("audit") / "repo", teams=SUITE + ["broken", "paper-only"])
+    (root / "teams" / "paper-only").mkdir()
+    (root / "teams" / "paper-only" / "manifest.yaml").write_text(yaml.safe_dump({
+        "schema_version": 1, "id": "paper-only", "name": "Architecture only", "challenge": "mini",
+        "published": {"mini": {"values": {"psnr": 28.0}, "precision": {"psnr": 2},
+                               "source": {"kind": "reference-run", "citation": "test"}}},
+        "entry": {"kind": "none"}, "runtime": {"scale": 4}, "determinism": {"class": "deterministic"},
+        "status": {"runnable": False, "reasons": ["no inference script in the release"]}}))
     broken = root / "teams" / "broken"
     broken.mkdir()
     (broken / "garbage.pth").write_bytes(b"not a checkpoint")
@@ -53,9 +60,9 @@ def pipeline(tmp_path_factory, downloads):
 def test_first_repro_runs_every_stage_and_reports_verdicts(pipeline):
     root, _, output = pipeline
     expected = {"data", "metric_weights", "report"} | {f"{stage}@{team}" for stage in ("weights", "infer", "evaluate")
-                                                      for team in SUITE + ["broken"]}
+                                                      for team in SUITE + ["broken", "paper-only"]}
     assert ran_stages(output) == expected
-    assert "SUMMARY: 5 team(s)" in output
+    assert "SUMMARY: 6 team(s)" in output
     report = {t["team"]: t for t in json.loads((root / "report" / "report.json").read_text())["teams"]}
     for team in ("bicubic", "realesrgan-x4plus", "realesr-animevideov3"):
         assert report[team]["verdict"] in ("exact", "reproduced"), report[team]
@@ -64,6 +71,8 @@ def test_first_repro_runs_every_stage_and_reports_verdicts(pipeline):
     assert band["metrics"]["psnr"]["spread"] > 0  # the runs really differ
     assert band["metrics"]["psnr"]["band"][0] <= band["metrics"]["psnr"]["published"] <= band["metrics"]["psnr"]["band"][1]
     assert report["broken"]["verdict"] == "failed" and report["broken"]["failure"]["kind"] == "entry_error"
+    assert report["paper-only"]["verdict"] == "not_runnable"
+    assert report["paper-only"]["failure"]["message"] == "no inference script in the release"
     assert "broken" in (root / "report" / "report.md").read_text()
 
 
