@@ -603,11 +603,7 @@ def audit(ctx, dataset, team_list, from_outputs, mode, rerun):
                             "failure": {"kind": type(exc).__name__, "message": exc.message, "hint": exc.hint},
                             "determinism": team.determinism["class"], "runs": 0, "metrics": {},
                             "unverified": [], "findings": [], "exact_outputs": None})
-    built = report_mod.build(results, dataset, {**settings, "mode": mode or settings["mode"]}, proj.root)
-    _print_report_table(results, dataset)
-    for path in report_mod.write(built, proj.report_dir):
-        console.print(f"wrote {registry.display_path(proj, path)}")
-    console.print(built["summary"])
+    _write_report(proj, results, dataset, {**settings, "mode": mode or settings["mode"]}, proj.report_dir)
     if any(not verify_mod.passed(r) and r["verdict"] != "not_runnable" for r in results):
         sys.exit(EXIT_CHECK_FAILED)
 
@@ -678,13 +674,24 @@ def report(ctx, dataset, team_list, out_dir, show, check):
             path = evaluate_mod.evaluation_path(proj.evaluations_dir, dataset, team.id)
             evaluation = json.loads(path.read_text()) if path.exists() else None
             results.append(verify_mod.verify(team, dataset, evaluation))
-        built = report_mod.build(results, dataset, settings, proj.root)
-        _print_report_table(results, dataset)
-        for path in report_mod.write(built, out_dir):
-            console.print(f"wrote {registry.display_path(proj, path)}")
+        _write_report(proj, results, dataset, settings, out_dir)
+        return _exit_on_check(check, results)
     console.print(built["summary"])
+    _exit_on_check(check, results)
+
+
+def _exit_on_check(check: bool, results: list[dict]) -> None:
     if check and any(r["verdict"] not in ("exact", "reproduced", "not_runnable") for r in results):
         sys.exit(EXIT_CHECK_FAILED)
+
+
+def _write_report(proj: Project, results: list[dict], dataset: str, settings: dict, out_dir: Path) -> None:
+    """Build, print and write the report (report.md, report.json, summary.csv) with its SUMMARY line."""
+    built = report_mod.build(results, dataset, settings, proj.root)
+    _print_report_table(results, dataset)
+    for path in report_mod.write(built, out_dir):
+        console.print(f"wrote {registry.display_path(proj, path)}")
+    console.print(built["summary"])
 
 
 def _print_report_table(results: list[dict], dataset: str) -> None:
