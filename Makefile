@@ -1,5 +1,5 @@
 # make audit: set up, then run the audit pipeline (dvc repro) on params.yaml and print the verdicts.
-# make test:  set up, then run the whole test suite.
+# make test:  set up (Python environment, Docker engine, local base image), then run the whole test suite.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export UV_NATIVE_TLS := 1
 
-.PHONY: setup audit test bench lock clean
+.PHONY: setup engine audit test bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null || $(PYTHON) -m pip install -q uv
@@ -22,11 +22,16 @@ audit: setup
 	dvc repro
 	harness report --show --check
 
-test: setup
+# A Docker engine and the registry-free local base image (tests build the team images FROM it).
+engine:
+	bash containers/local-base/engine.sh
+
+test: setup engine
 	pytest
 
-bench: setup
+bench: setup engine
 	python benchmarks/bench_core.py
+	python benchmarks/bench_docker.py
 
 lock:
 	uv pip compile -q requirements.in -o requirements.lock --python-version 3.11

@@ -19,6 +19,7 @@ from rich.table import Table
 from . import __version__
 from . import data as data_mod
 from . import evaluate as evaluate_mod
+from . import evaluator as evaluator_mod
 from . import inference, metric_weights, outputs as outputs_mod, registry, report as report_mod, runners
 from . import verify as verify_mod
 from . import weights as weights_mod
@@ -337,8 +338,11 @@ def _prepare_inputs(proj: Project, team, dataset: str):
                            hint=f"run `harness fetch weights {team.id}`")
 
 
-def _infer(proj: Project, team, dataset: str, runner_name: str, device: str) -> dict:
-    runner = runners.get(runner_name)
+def _infer(proj: Project, team, dataset: str, runner_name: str, device: str, gpus: str | None = None) -> dict:
+    settings = {**proj.params()["docker"], **({"gpus": gpus} if gpus else {})}
+    runner = runners.get(runner_name, settings)
+    if runner.selection:
+        err_console.print(f"{team.id}: runner {runner.selection}", soft_wrap=True)
     lr_dir = data_mod.get(dataset).lr_dir(proj.data_dir)
     with progress_bar() as bar:
         task = bar.add_task(f"{team.id}", total=None)
@@ -383,11 +387,13 @@ def _print_record(record: dict) -> None:
 @click.option("--dataset", help="Dataset to run on (default: params.yaml).")
 @click.option("--device", help="cpu, cuda or cuda:N (default: params.yaml).")
 @click.option("--runner", "runner_name", help=f"How to run: {', '.join(runners.RUNNERS)} (default: params.yaml).")
+@click.option("--gpus", help="With the docker runner and a cuda device: GPUs passed through, as docker run "
+                              "--gpus takes them: all, a count, or device=ID[,ID] (default: params.yaml).")
 @click.option("--record-failure", is_flag=True,
               help="On failure, write the typed failure into the run record and exit 0 (for pipelines, so "
                    "one team's failure does not stop the others).")
 @click.pass_context
-def infer(ctx, team_id, dataset, device, runner_name, record_failure):
+def infer(ctx, team_id, dataset, device, runner_name, gpus, record_failure):
     """Run TEAM_ID on the dataset's LR images into runs/<dataset>/<team>/run-<k>/.
 
     A nondeterministic team runs determinism.repeats times. Outputs carry the input names and a
@@ -409,7 +415,7 @@ def infer(ctx, team_id, dataset, device, runner_name, record_failure):
             record = inference.write_failed_record(team, proj.runs_dir, dataset, "inputs_unavailable", exc.message,
                                                    exc.hint)
         else:
-            record = _infer(proj, team, dataset, runner_name or settings["runner"], device or settings["device"])
+            record = _infer(proj, team, dataset, runner_name or settings["runner"], device or settings["device"], gpus)
     _print_record(record)
     if record["status"] == "failed" and not record_failure:
         sys.exit(EXIT_CHECK_FAILED)
@@ -427,8 +433,10 @@ def infer(ctx, team_id, dataset, device, runner_name, record_failure):
 @click.option("--device", help="Device for the learned metrics (default: cpu).", default="cpu")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the result here (with --team, default: evaluations/<dataset>/<team>.json).")
+@click.option("--evaluator", "evaluator_name", type=click.Choice(("local", "docker")),
+              help="With --team: score here, or in the evaluator image with no network (default: params.yaml).")
 @click.pass_context
-def evaluate(ctx, sr_dir, hr_dir, team_id, dataset, metric_list, mode, device, json_out):
+def evaluate(ctx, sr_dir, hr_dir, team_id, dataset, metric_list, mode, device, json_out, evaluator_name):
     """Score outputs against ground truth exactly as the organizers did.
 
     Outputs are every *.png in --sr, paired with --hr by removing 'x4' from the name. PSNR/SSIM on
@@ -443,7 +451,8 @@ def evaluate(ctx, sr_dir, hr_dir, team_id, dataset, metric_list, mode, device, j
         if sr_dir or hr_dir:
             raise click.UsageError("use either --team or --sr/--hr")
         dataset = dataset or settings["dataset"]
-        result = _evaluate_team(proj, registry.load(proj, team_id), dataset, names, mode, device, json_out)
+        result = _evaluate_team(proj, registry.load(proj, team_id), dataset, names, mode, device, json_out,
+                                evaluator_name or settings["evaluator"])
         _print_team_evaluation(result)
         return
     if not (sr_dir and hr_dir and json_out):
@@ -459,19 +468,26 @@ def evaluate(ctx, sr_dir, hr_dir, team_id, dataset, metric_list, mode, device, j
         sys.exit(EXIT_CHECK_FAILED)
 
 
-def _evaluate_team(proj: Project, team, dataset: str, names, mode, device, json_out=None) -> dict:
-    record = inference.load_record(proj.runs_dir, dataset, team.id)
-    hr_dir = data_mod.get(dataset).hr_dir(proj.data_dir)
-    run_dirs = inference.run_dirs(proj.runs_dir, dataset, team.id)
-    with progress_bar() as bar:
-        task = bar.add_task(f"evaluating {team.id}", total=None)
+def _evaluate_team(proj: Project, team, dataset: str, names, mode, device, json_out=None,
+                   evaluator: str = "local") -> dict:
+    if evaluator == "docker":
+        with err_console.status(f"evaluating {team.id} in the evaluator image") as status:
+            result = evaluator_mod.evaluate_team_in_image(proj, team, dataset, names, mode, proj.params()["docker"],
+                                                          lambda line: status.update(f"building evaluator: {line[:100]}"))
+    else:
+        record = inference.load_record(proj.runs_dir, dataset, team.id)
+        hr_dir = data_mod.get(dataset).hr_dir(proj.data_dir)
+        run_dirs = inference.run_dirs(proj.runs_dir, dataset, team.id)
+        with progress_bar() as bar:
+            task = bar.add_task(f"evaluating {team.id}", total=None)
 
-        def update(run, runs, done, total, name):
-            bar.update(task, description=f"evaluating {team.id} run {run}/{runs}", completed=done, total=total)
+            def update(run, runs, done, total, name):
+                bar.update(task, description=f"evaluating {team.id} run {run}/{runs}", completed=done, total=total)
 
-        result = evaluate_mod.evaluate_team(team, record, run_dirs, hr_dir, names, mode, proj.metric_cache,
-                                            device, update)
-    result["dataset"] = dataset
+            result = evaluate_mod.evaluate_team(team, record, run_dirs, hr_dir, names, mode, proj.metric_cache,
+                                                device, update)
+        result["dataset"] = dataset
+        result["evaluator"] = evaluator_mod.local_description()
     write_json_atomic(json_out or evaluate_mod.evaluation_path(proj.evaluations_dir, dataset, team.id), result)
     write_json_atomic(proj.metrics_dir / dataset / f"{team.id}.json", evaluate_mod.mean_metrics(result))
     return result
@@ -519,7 +535,9 @@ FROM_OUTPUTS_HELP = ("Score the team's published output images instead of runnin
 @click.argument("team_id")
 @click.option("--dataset", help="Dataset to verify on (default: params.yaml).")
 @click.option("--device", help="Device for inference (default: params.yaml).")
-@click.option("--runner", "runner_name", help="Runner for inference (default: params.yaml).")
+@click.option("--runner", "runner_name", help="Runner for inference: auto, local or docker (default: params.yaml).")
+@click.option("--gpus", help="With the docker runner and a cuda device: GPUs passed through, as docker run "
+                              "--gpus takes them: all, a count, or device=ID[,ID] (default: params.yaml).")
 @click.option("--mode", type=click.Choice(evaluate_mod.MODES), help="Evaluation mode (default: params.yaml).")
 @click.option("--from-outputs", "from_outputs", is_flag=False, flag_value="", default=None, metavar="[SOURCE]",
               help=FROM_OUTPUTS_HELP)
@@ -528,7 +546,7 @@ FROM_OUTPUTS_HELP = ("Score the team's published output images instead of runnin
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the verification (published, reproduced, delta, tolerance, ok per metric) here.")
 @click.pass_context
-def verify(ctx, team_id, dataset, device, runner_name, mode, from_outputs, rerun, json_out):
+def verify(ctx, team_id, dataset, device, runner_name, gpus, mode, from_outputs, rerun, json_out):
     """Check one team's published numbers: fetch, run, score, compare. Exits 0 only if reproduced.
 
     Earlier results are reused when the team's run key (the manifest minus its published numbers,
@@ -538,7 +556,7 @@ def verify(ctx, team_id, dataset, device, runner_name, mode, from_outputs, rerun
     dataset = dataset or settings["dataset"]
     team = registry.load(proj, team_id)
     result = _verify_team(proj, team, dataset, settings, mode or settings["mode"], from_outputs,
-                          runner_name or settings["runner"], device or settings["device"], rerun)
+                          runner_name or settings["runner"], device or settings["device"], rerun, gpus)
     if json_out:
         write_json_atomic(json_out, result)
     _print_verification(result)
@@ -547,7 +565,7 @@ def verify(ctx, team_id, dataset, device, runner_name, mode, from_outputs, rerun
 
 
 def _verify_team(proj: Project, team, dataset: str, settings: dict, mode: str, from_outputs: str | None,
-                 runner_name: str, device: str, rerun: bool) -> dict:
+                 runner_name: str, device: str, rerun: bool, gpus: str | None = None) -> dict:
     """Produce (or reuse), score and check one team's outputs."""
     evaluation_file = evaluate_mod.evaluation_path(proj.evaluations_dir, dataset, team.id)
     published = team.published(dataset)
@@ -570,9 +588,10 @@ def _verify_team(proj: Project, team, dataset: str, settings: dict, mode: str, f
     else:
         data_mod.fetch(dataset, proj.data_dir)
         _fetch_team_weights(proj, team)
-        record = _infer(proj, team, dataset, runner_name, device)
+        record = _infer(proj, team, dataset, runner_name, device, gpus)
     _print_record(record)
-    return verify_mod.verify(team, dataset, _evaluate_team(proj, team, dataset, names, mode, "cpu"))
+    return verify_mod.verify(team, dataset, _evaluate_team(proj, team, dataset, names, mode, "cpu",
+                                                           evaluator=settings["evaluator"]))
 
 
 @cli.command()

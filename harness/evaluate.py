@@ -229,8 +229,11 @@ def evaluate_team(team, record: dict | None, run_dirs: list[Path], hr_dir: Path,
         result["inference"] = {"status": "failed", "failure": {
             "kind": "not_run", "message": f"{team.id} has no run record", "hint": f"run `harness infer {team.id}`"}}
         return result
+    containers = [run["provenance"].get("container") or {} for run in record.get("runs", [])]
     result["inference"] = {"status": record["status"], "failure": record.get("failure"),
-                           "runner": record.get("runner"), "device": record.get("device")}
+                           "runner": record.get("runner"), "device": record.get("device"),
+                           "image": containers[0].get("image") if containers else None,
+                           "image_id": containers[0].get("image_id") if containers else None}
     if record["status"] != "ok":
         return result
     for index, run_dir in enumerate(run_dirs, start=1):

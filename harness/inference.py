@@ -62,7 +62,7 @@ def infer_team(team: Manifest, runner, lr_dir: Path, runs_root: Path, dataset: s
     started = datetime.now(timezone.utc)
     wall = time.perf_counter()
     record = {"schema": "harness.run-record/1", "team": team.id, "dataset": dataset, "runner": runner.name,
-              "device": device, "manifest_hash": team.hash, "run_key": team.run_key,
+              "runner_selection": getattr(runner, "selection", None), "device": device, "manifest_hash": team.hash, "run_key": team.run_key,
               "started": started.isoformat(timespec="seconds"), "repeats": team.repeats, "runs": [],
               "status": "ok", "failure": None}
     if not team.runnable:

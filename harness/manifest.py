@@ -256,7 +256,7 @@ def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProble
     if entry["kind"] == "none" and data["status"]["runnable"]:
         problem("entry.kind", "an entry without code cannot be runnable", "none-is-not-runnable",
                 "set status.runnable: false with the reasons")
-    if "container" in data:
+    if data.get("container", {}).get("recipe") and CONTAINERS_DIR.is_dir():  # images carry no containers/
         problems.extend(recipe_problems(data["container"], path, shown))
     for dataset, entry_pub in data.get("published", {}).items():
         base = f"published.{dataset}"

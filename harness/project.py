@@ -12,7 +12,9 @@ from .errors import HarnessError
 
 PARAMS_FILE = "params.yaml"
 DEFAULT_PARAMS = {"dataset": "mini", "teams": [], "runner": "local", "device": "cpu",
-                  "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful", "source": "inference", "outputs": None}
+                  "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful", "source": "inference", "outputs": None,
+                  "evaluator": "local", "docker": {}}
+EVALUATORS = ("local", "docker")
 SOURCES = ("inference", "outputs")
 
 
@@ -53,7 +55,7 @@ class Project:
     def params(self) -> dict:
         path = self.root / PARAMS_FILE
         if not path.exists():
-            return dict(DEFAULT_PARAMS)
+            return {**DEFAULT_PARAMS, "docker": docker_settings({}, path)}
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -63,6 +65,19 @@ class Project:
             raise HarnessError(f"{path}: unknown parameter(s): {', '.join(sorted(unknown))}",
                                hint=f"known: {', '.join(DEFAULT_PARAMS)}")
         merged = {**DEFAULT_PARAMS, **loaded}
+        merged["docker"] = docker_settings(merged["docker"] or {}, path)
+        if merged["evaluator"] not in EVALUATORS:
+            raise HarnessError(f"{path}: evaluator: '{merged['evaluator']}' is not one of {', '.join(EVALUATORS)}")
         if merged["source"] not in SOURCES:
             raise HarnessError(f"{path}: source: '{merged['source']}' is not one of {', '.join(SOURCES)}")
         return merged
+
+
+def docker_settings(given: dict, path: Path) -> dict:
+    from .runners.docker import DEFAULT_SETTINGS
+
+    unknown = set(given) - set(DEFAULT_SETTINGS)
+    if unknown:
+        raise HarnessError(f"{path}: unknown docker setting(s): {', '.join(sorted(unknown))}",
+                           hint=f"known: {', '.join(DEFAULT_SETTINGS)}")
+    return {**DEFAULT_SETTINGS, **given}

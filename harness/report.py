@@ -96,6 +96,16 @@ def to_markdown(report: dict) -> str:
                          f"spread {row['spread']:.4f}; band [{row['band'][0]:.4f}, {row['band'][1]:.4f}] "
                          f"holds the published {row['published']}: {'yes' if row['ok'] else 'no'}")
         lines.append("")
+    placed = [r for r in results if r.get("ran_with") or r.get("scored_by")]
+    if placed:
+        lines += ["## Where each team ran and was scored", "", "| team | runner | image | evaluator |",
+                  "|---|---|---|---|"]
+        for r in placed:
+            ran, scored = r.get("ran_with") or {}, r.get("scored_by") or {}
+            evaluator = scored.get("image") or " ".join(f"{k} {v}" for k, v in scored.items() if k != "runner")
+            lines.append(f"| {r['team']} | {ran.get('runner') or ''} {ran.get('device') or ''} | "
+                         f"{ran.get('image') or '—'} | {scored.get('runner', '')}: {evaluator or '—'} |")
+        lines.append("")
     unavailable = sorted({(n, row.get("reason", ""), row.get("fetch", "")) for r in results
                           for n, row in r["metrics"].items() if row.get("status") == "unavailable"})
     if unavailable:

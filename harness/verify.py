@@ -32,6 +32,9 @@ def verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> dict:
         result.update(verdict="failed", failure={"kind": kind, "message": message, "hint": hint})
         return result
 
+    if team_evaluation:
+        result["ran_with"] = {k: team_evaluation["inference"].get(k) for k in ("runner", "device", "image", "image_id")}
+        result["scored_by"] = team_evaluation.get("evaluator")
     from_outputs = bool(team_evaluation) and team_evaluation["inference"].get("runner") == "published-outputs"
     result["source"] = "published outputs" if from_outputs else "inference"
     if not team.runnable and not from_outputs:

@@ -12,6 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ["teams", "params.yaml", "dvc.yaml", ".dvcignore"]
+# What a docker build needs besides the project: the recipes and what they copy.
+IMAGE_SOURCES = ["containers", "harness", "schemas", "requirements.lock", ".dockerignore"]
+LOCAL_BASE = os.environ.get("HARNESS_TEST_BASE_IMAGE", "harness-local/pytorch:2.6.0")
 
 
 @pytest.fixture(scope="session")
@@ -41,10 +44,11 @@ def niqe_cache(tmp_path_factory, downloads) -> Path:
     return cache
 
 
-def copy_project(target: Path, teams: list[str] | None = None) -> Path:
-    """A fresh harness project (teams, params, pipeline) in target, optionally limited to some teams."""
+def copy_project(target: Path, teams: list[str] | None = None, image_sources: bool = False) -> Path:
+    """A fresh harness project (teams, params, pipeline) in target, optionally limited to some teams;
+    with image_sources, also what building its images needs."""
     target.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
+    for name in PROJECT_FILES + (IMAGE_SOURCES if image_sources else []):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -57,6 +61,42 @@ def copy_project(target: Path, teams: list[str] | None = None) -> Path:
         params["teams"] = teams
         (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return target
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A Docker engine that answers, with the local base image built (containers/local-base/engine.sh).
+    In CI their absence fails the test; elsewhere it skips."""
+    from docker.errors import ImageNotFound
+
+    from harness import images
+
+    def unavailable(reason: str):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI must run the engine tests: `make engine`)")
+        pytest.skip(reason)
+
+    try:
+        client = images.engine()
+    except images.ImageError as exc:
+        unavailable(exc.message)
+    try:
+        client.images.get(LOCAL_BASE)
+    except ImageNotFound:
+        unavailable(f"no local base image {LOCAL_BASE}: run `make engine`")
+    return client
+
+
+def set_params(root: Path, **changes) -> None:
+    import yaml
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            params[key] = {**(params.get(key) or {}), **value}
+        else:
+            params[key] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ def pump_lines(stream, log, on_progress) -> None:
 
 class LocalRunner:
     name = "local"
+    selection: str | None = None
 
     def run_once(self, team, lr_dir: Path, out_dir: Path, weights_dir: Path, device: str, run_index: int,
                  log_path: Path, repo_root: Path, on_progress=None) -> None:

@@ -9,6 +9,8 @@ import yaml
 
 from conftest import REPO, harness_cli
 from harness import manifest as manifest_mod
+from harness import registry
+from harness.project import Project
 from harness.errors import ManifestError
 from harness.metrics import perceptual_score
 
@@ -101,16 +103,25 @@ def test_known_defects_and_reasons_are_recorded():
 
 
 def test_recipes_start_from_pinned_official_images():
-    dockerfiles = sorted((REPO / "containers").glob("*/Dockerfile"))
+    dockerfiles = {d.parent.name: d for d in sorted((REPO / "containers").glob("*/Dockerfile"))}
     assert len(dockerfiles) >= 3
-    for dockerfile in dockerfiles:
+    for name, dockerfile in dockerfiles.items():
         args = manifest_mod.dockerfile_args(dockerfile)
         assert re.fullmatch(r"pytorch/pytorch:[\w.-]+@sha256:[0-9a-f]{64}", args["BASE_IMAGE"]), dockerfile
         text = dockerfile.read_text()
-        assert "FROM ${BASE_IMAGE}" in text and 'ENTRYPOINT ["python", "-m", "harness.entry"]' in text
+        assert "FROM ${BASE_IMAGE}" in text and "USER 10001" in text, dockerfile
+        if name == "evaluator":
+            assert 'ENTRYPOINT ["python", "-m", "harness"]' in text
+        else:  # a team recipe: the adapter, and the team folder the adapter reads its manifest from
+            assert 'ENTRYPOINT ["python", "-m", "harness.entry"]' in text, dockerfile
+            assert "TEAM_ID" in args and "COPY teams/${TEAM_ID}" in text, dockerfile
+    catalogue_recipes = {t.container["recipe"] for t in catalogue() if t.container}
+    for name in catalogue_recipes:  # the organizers' code, checked out at a pinned commit
+        args, text = manifest_mod.dockerfile_args(dockerfiles[name]), dockerfiles[name].read_text()
         assert "CODE_COMMIT" in args and "git -C /opt/code checkout" in text
-    used = {t.container["recipe"] for t in catalogue() if t.container}
-    assert used == {d.parent.name for d in dockerfiles}
+    mini_recipes = {registry.load(Project(REPO), t).container["recipe"]
+                    for t in ("bicubic", "realesrgan-x4plus", "realesr-animevideov3", "random-tta")}
+    assert catalogue_recipes | mini_recipes | {"evaluator"} == set(dockerfiles)
 
 
 def test_validate_checks_recipes_and_build_args(project):

@@ -1,0 +1,91 @@
+"""Where a team's outputs are scored: in this Python environment, or in the evaluator image.
+
+The image runs `harness evaluate --team` with no network, a read-only root file system, the team's
+runs, the ground truth and the metric-weights cache mounted read-only, and only the two result
+folders writable. Every evaluation records which evaluator scored it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import tempfile
+from pathlib import Path
+
+from . import data as data_mod
+from . import images
+from .errors import EvaluationError
+from .project import Project
+from .runners.docker import USER, limits_for
+from .runners.local import log_tail
+
+PROJECT = "/project"
+CACHE = "/cache/metric-weights"
+EVALUATION_TIMEOUT_S = 6 * 3600
+
+
+def local_description() -> dict:
+    import torch
+
+    from .evaluate import _pyiqa_version
+
+    return {"runner": "local", "python": platform.python_version(), "torch": torch.__version__,
+            "pyiqa": _pyiqa_version()}
+
+
+def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], mode: str, settings: dict,
+                           on_line=None) -> dict:
+    """Run the team's evaluation in the evaluator image; return the evaluation it wrote."""
+    from docker.types import Mount
+
+    client = images.engine()
+    recipe = images.evaluator_recipe(proj.root, settings["base_image"])
+    logs = proj.root / ".cache" / "evaluator"
+    try:
+        image = images.ensure_image(client, recipe, proj.root, logs / "build.log", settings["build_network"], on_line)
+    except images.ImageError as exc:
+        raise EvaluationError(f"evaluator image: {exc.message}", exc.hint) from None
+    runs = proj.runs_dir / dataset / team.id
+    hr_dir = data_mod.get(dataset).hr_dir(proj.data_dir)
+    with tempfile.TemporaryDirectory(prefix="harness-eval-") as scratch:
+        evaluations, metrics = Path(scratch) / "evaluations", Path(scratch) / "metrics"
+        for folder in (evaluations, metrics):
+            folder.mkdir()
+            folder.chmod(0o777)
+        mounts = [Mount(f"{PROJECT}/teams/{team.id}", str(team.dir.resolve()), type="bind", read_only=True),
+                  Mount(f"{PROJECT}/evaluations", str(evaluations), type="bind"),
+                  Mount(f"{PROJECT}/metrics", str(metrics), type="bind")]
+        if runs.is_dir():
+            mounts.append(Mount(f"{PROJECT}/runs/{dataset}/{team.id}", str(runs.resolve()), type="bind", read_only=True))
+        if hr_dir.is_dir():
+            mounts.append(Mount(f"{PROJECT}/{hr_dir.relative_to(proj.root)}", str(hr_dir.resolve()), type="bind",
+                                read_only=True))
+        if proj.metric_cache.is_dir():
+            mounts.append(Mount(CACHE, str(proj.metric_cache.resolve()), type="bind", read_only=True))
+        limits = limits_for(team, settings, client.info().get("NCPU"))
+        command = ["--root", PROJECT, "evaluate", "--team", team.id, "--dataset", dataset,
+                   "--metrics", ",".join(names), "--mode", mode]
+        container = client.containers.create(
+            image["id"], command=command, user=USER, network_mode="none", read_only=True,
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits['scratch_bytes']}"}, mounts=mounts, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], mem_limit=limits["memory_bytes"],
+            memswap_limit=limits["memory_bytes"], pids_limit=limits["pids"], nano_cpus=int(limits["cpus"] * 1e9),
+            environment={"HOME": "/tmp", "XDG_CACHE_HOME": "/tmp/cache", "COLUMNS": "160"},
+            labels={f"{images.LABEL}.evaluator": team.id})
+        log_path = logs / f"{dataset}-{team.id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            container.start()
+            code = container.wait(timeout=EVALUATION_TIMEOUT_S)["StatusCode"]
+            log_path.write_bytes(container.logs())
+        finally:
+            container.remove(force=True)
+        produced = evaluations / dataset / f"{team.id}.json"
+        if code != 0 or not produced.exists():
+            raise EvaluationError(f"{team.id}: the evaluator image exited with code {code} without an evaluation",
+                                  hint=f"log: {log_path}\n{log_tail(log_path)}")
+        result = json.loads(produced.read_text())
+    result["evaluator"] = {"runner": "docker", "image": recipe.tag, "image_id": image["id"],
+                           "repo_digests": image["repo_digests"], "network": "none",
+                           "environment": {k: v for k, v in (result.get("evaluator") or {}).items() if k != "runner"}}
+    return result
