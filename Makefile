@@ -1,5 +1,6 @@
 # make audit: set up, then run the audit pipeline (dvc repro) on params.yaml and print the verdicts.
-# make test:  set up (Python environment, Docker engine, local base image), then run the whole test suite.
+# make test:  set up (Python environment, Docker engine, local base image, Slurm packages), then run the
+#             whole test suite.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export UV_NATIVE_TLS := 1
 
-.PHONY: setup engine audit test bench lock clean
+.PHONY: setup engine slurm audit test bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null || $(PYTHON) -m pip install -q uv
@@ -26,7 +27,11 @@ audit: setup
 engine:
 	bash containers/local-base/engine.sh
 
-test: setup engine
+# The packages of a single-node Slurm cluster; the tests start and stop the cluster themselves.
+slurm:
+	bash tests/slurm/install.sh
+
+test: setup engine slurm
 	pytest
 
 bench: setup engine

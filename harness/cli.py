@@ -21,6 +21,7 @@ from . import data as data_mod
 from . import evaluate as evaluate_mod
 from . import evaluator as evaluator_mod
 from . import inference, metric_weights, outputs as outputs_mod, registry, report as report_mod, runners
+from . import slurm as slurm_mod
 from . import verify as verify_mod
 from . import weights as weights_mod
 from .errors import HarnessError, ManifestError
@@ -233,7 +234,10 @@ def fetch():
 def fetch_data(ctx, dataset):
     """Build or download DATASET into data/ and verify its checksums (default: params.yaml)."""
     dataset = dataset or params(ctx)["dataset"]
-    root = data_mod.fetch(dataset, project(ctx).data_dir)
+    proj = project(ctx)
+    with progress_bar(transfer=True) as bar:
+        root = data_mod.fetch(dataset, proj.data_dir, proj.downloads_dir, proj.dataset_pins,
+                              lambda name: transfer_progress(bar, name))
     console.print(f"dataset '{dataset}' ready in {registry.display_path(project(ctx), root)} (checksums verified)")
 
 
@@ -315,13 +319,20 @@ def data_group():
 
 @data_group.command("import")
 @click.argument("dataset")
-@click.option("--hr", type=click.Path(exists=True, path_type=Path), help="Folder or .zip/.tar archive of HR PNGs.")
-@click.option("--lr", type=click.Path(exists=True, path_type=Path), help="Folder or .zip/.tar archive of LR PNGs.")
+@click.option("--hr", metavar="PATH|URL", help="Folder or .zip/.tar archive of HR PNGs, or an http(s) URL of one.")
+@click.option("--lr", metavar="PATH|URL", help="Folder or .zip/.tar archive of LR PNGs, or an http(s) URL of one.")
 @click.pass_context
 def data_import(ctx, dataset, hr, lr):
-    """Import DATASET's images: checks the expected names and HR = LR x4, then records checksums."""
-    root = data_mod.import_dataset(dataset, project(ctx).data_dir, hr, lr)
-    console.print(f"imported into {registry.display_path(project(ctx), root)} (checksums recorded)")
+    """Import DATASET's images: checks the expected names and HR = LR x4, then records checksums.
+
+    For ntire2025-test the LR images are public (the challenge's test input) but the HR images were
+    never released: they come from the challenge organizers. Nothing changes unless every check passes.
+    """
+    proj = project(ctx)
+    with progress_bar(transfer=True) as bar:
+        root = data_mod.import_dataset(dataset, proj.data_dir, hr, lr, proj.downloads_dir,
+                                       lambda name: transfer_progress(bar, name))
+    console.print(f"imported into {registry.display_path(proj, root)} (checksums recorded)")
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -352,6 +363,29 @@ def _infer(proj: Project, team, dataset: str, runner_name: str, device: str, gpu
 
         record = inference.infer_team(team, runner, lr_dir, proj.runs_dir, dataset,
                                       weights_mod.weights_dir(proj.weights_dir, team), device, proj.root, update)
+    return record
+
+
+def _infer_on_slurm(proj: Project, team, dataset: str, runner_name: str, device: str, settings: dict) -> dict:
+    """The team's Slurm job: none when its runs are complete; submitted when this manifest has none yet.
+    A job that ended (failed, cancelled) is not resubmitted here: `harness jobs submit` does that."""
+    if slurm_mod.is_complete(proj, team, dataset):
+        err_console.print(f"{team.id}: runs complete for this manifest; no job submitted")
+        return inference.load_record(proj.runs_dir, dataset, team.id)
+    entry = slurm_mod.load_jobs(proj, dataset)["jobs"].get(team.id)
+    if entry is None or entry["run_key"] != team.run_key:
+        slurm_mod.submit(proj, [team], dataset, runner_name, device, settings["docker"], settings["slurm"])
+    shown = []
+
+    def on_poll(summary, state):  # one line per change, so that logs show it too
+        line = (f"{team.id}: job {state.lower()}; audit jobs: {summary['queued']} queued, "
+                f"{summary['running']} running, {summary['done']} done")
+        if not shown or shown[-1] != line:
+            shown.append(line)
+            err_console.print(line)
+
+    record = slurm_mod.wait(proj, team, dataset, settings["slurm"], on_poll)
+    err_console.print(f"{team.id}: Slurm job {record['slurm_job_id']} ended {record['slurm_state']}")
     return record
 
 
@@ -415,7 +449,11 @@ def infer(ctx, team_id, dataset, device, runner_name, gpus, record_failure):
             record = inference.write_failed_record(team, proj.runs_dir, dataset, "inputs_unavailable", exc.message,
                                                    exc.hint)
         else:
-            record = _infer(proj, team, dataset, runner_name or settings["runner"], device or settings["device"], gpus)
+            runner_name, device = runner_name or settings["runner"], device or settings["device"]
+            if settings["executor"] == "slurm" and team.runnable:
+                record = _infer_on_slurm(proj, team, dataset, runner_name, device, settings)
+            else:
+                record = _infer(proj, team, dataset, runner_name, device, gpus)
     _print_record(record)
     if record["status"] == "failed" and not record_failure:
         sys.exit(EXIT_CHECK_FAILED)
@@ -476,7 +514,7 @@ def _evaluate_team(proj: Project, team, dataset: str, names, mode, device, json_
                                                           lambda line: status.update(f"building evaluator: {line[:100]}"))
     else:
         record = inference.load_record(proj.runs_dir, dataset, team.id)
-        hr_dir = data_mod.get(dataset).hr_dir(proj.data_dir)
+        hr_dir = data_mod.ground_truth(dataset, proj.data_dir)
         run_dirs = inference.run_dirs(proj.runs_dir, dataset, team.id)
         with progress_bar() as bar:
             task = bar.add_task(f"evaluating {team.id}", total=None)
@@ -523,6 +561,73 @@ def _print_team_evaluation(result: dict) -> None:
             _print_evaluation(run)
         else:
             console.print(f"[red]{result['team']} {run['run']}: {run.get('failure')}[/red]")
+
+
+# --- Slurm jobs --------------------------------------------------------------------------------
+
+@cli.group("jobs", invoke_without_command=True)
+@click.option("--dataset", help="Dataset (default: params.yaml).")
+@click.pass_context
+def jobs(ctx, dataset):
+    """List the audit's Slurm jobs and their states (from sacct), one row per team."""
+    ctx.obj["jobs_dataset"] = dataset or params(ctx)["dataset"]
+    if ctx.invoked_subcommand:
+        return
+    proj, dataset = project(ctx), ctx.obj["jobs_dataset"]
+    listing = slurm_mod.load_jobs(proj, dataset)["jobs"]
+    if not listing:
+        console.print(f"no Slurm jobs recorded for '{dataset}'")
+        return
+    states = slurm_mod.sacct_states([e["job_id"] for e in listing.values()])
+    table = Table(title=f"Slurm jobs for '{dataset}'")
+    for column in ("team", "job", "state", "submitted", "array"):
+        table.add_column(column)
+    for team_id, entry in sorted(listing.items()):
+        table.add_row(team_id, entry["job_id"], states[entry["job_id"]], entry["submitted"],
+                      "yes" if entry.get("array") else "")
+    console.print(table)
+    summary = slurm_mod.counts(states)
+    console.print(f"{summary['queued']} queued, {summary['running']} running, {summary['done']} done")
+
+
+@jobs.command("submit")
+@click.pass_context
+def jobs_submit(ctx):
+    """Submit one Slurm job per team (as arrays) whose runs are not complete; with executor: local, nothing.
+
+    The pipeline's `submit` stage runs this so that every team's job is queued at once; each
+    `infer@<team>` stage then waits for its own job.
+    """
+    proj, settings = project(ctx), params(ctx)
+    dataset = ctx.obj["jobs_dataset"]
+    path = slurm_mod.jobs_path(proj, dataset)
+    if settings["executor"] != "slurm":
+        if not path.exists():
+            write_json_atomic(path, {"jobs": {}})
+        console.print("executor: local; no Slurm jobs")
+        return
+    teams = [registry.load(proj, t) for t in settings["teams"]]
+    submitted = slurm_mod.submit(proj, teams, dataset, settings["runner"], settings["device"], settings["docker"],
+                                 settings["slurm"])
+    skipped = [t.id for t in teams if t.id not in submitted]
+    for team_id, entry in submitted.items():
+        console.print(f"{team_id}: Slurm job {entry['job_id']}")
+    if skipped:
+        console.print(f"not submitted (complete or not runnable): {', '.join(skipped)}")
+
+
+@cli.command()
+@click.argument("team_ids", nargs=-1)
+@click.option("--dataset", help="Dataset (default: params.yaml).")
+@click.pass_context
+def cancel(ctx, team_ids, dataset):
+    """Cancel the audit's Slurm jobs that have not ended (all, or those of TEAM_IDS).
+
+    A cancelled team's record says `cancelled`; the other teams are not touched.
+    """
+    proj = project(ctx)
+    cancelled = slurm_mod.cancel(proj, dataset or params(ctx)["dataset"], list(team_ids) or None)
+    console.print(f"cancelled {len(cancelled)} job(s)" + (f": {', '.join(cancelled)}" if cancelled else ""))
 
 
 # --- verification and report -------------------------------------------------------------------
@@ -586,7 +691,7 @@ def _verify_team(proj: Project, team, dataset: str, settings: dict, mode: str, f
     elif not team.runnable:
         return verify_mod.verify(team, dataset, None)
     else:
-        data_mod.fetch(dataset, proj.data_dir)
+        data_mod.fetch(dataset, proj.data_dir, proj.downloads_dir, proj.dataset_pins)
         _fetch_team_weights(proj, team)
         record = _infer(proj, team, dataset, runner_name, device, gpus)
     _print_record(record)

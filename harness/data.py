@@ -6,6 +6,7 @@ Layout of a dataset on disk (under data/<id>/): HR/<stem>.png, LR/<stem>x4.png, 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -43,6 +44,13 @@ class Dataset:
     build: Callable[[Path], None] | None = None  # None: the images are imported by the user
     stems: tuple[str, ...] = ()  # expected image stems, when known
     hr_origin: str = ""  # where the HR images come from, for people
+    archives: tuple[tuple[str, str], ...] = ()  # (HR|LR, archive file name under the download URL)
+    url_variable: str = ""  # environment variable that replaces the download URL (mirrors, tests)
+    default_url: str = ""
+
+    @property
+    def url(self) -> str:
+        return os.environ.get(self.url_variable, self.default_url).rstrip("/")
 
     def root(self, data_dir: Path) -> Path:
         return Path(data_dir) / self.id
@@ -90,6 +98,14 @@ DATASETS: dict[str, Dataset] = {
 }
 
 
+DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K"
+DATASETS["div2k-valid"] = Dataset(
+    "div2k-valid", "DIV2K validation set (0801-0900)",
+    "the public DIV2K validation HR images and their bicubic x4 LR, as distributed by ETH Zurich",
+    None, tuple(f"{i:04d}" for i in range(801, 901)), "",
+    (("HR", "DIV2K_valid_HR.zip"), ("LR", "DIV2K_valid_LR_bicubic_X4.zip")), "HARNESS_DIV2K_URL", DIV2K_URL)
+
+
 def get(dataset_id: str) -> Dataset:
     if dataset_id not in DATASETS:
         import difflib
@@ -98,6 +114,19 @@ def get(dataset_id: str) -> Dataset:
         raise DatasetError(f"unknown dataset '{dataset_id}'",
                            hint=f"did you mean '{close[0]}'?" if close else f"known: {', '.join(DATASETS)}")
     return DATASETS[dataset_id]
+
+
+def ground_truth(dataset_id: str, data_dir: Path) -> Path:
+    """The dataset's HR folder, or an error saying where the HR images come from and what to do."""
+    dataset = get(dataset_id)
+    folder = dataset.hr_dir(data_dir)
+    if not any(folder.glob("*.png")):
+        origin = dataset.hr_origin or f"`harness fetch data {dataset_id}` downloads them"
+        raise DatasetError(f"no ground-truth (HR) images for '{dataset_id}' in {folder}: {origin}",
+                           hint=f"run `harness data import {dataset_id} --hr PATH` (a folder, archive or URL)"
+                           if dataset.build is None and not dataset.archives
+                           else f"run `harness fetch data {dataset_id}`")
+    return folder
 
 
 def file_checksums(root: Path) -> dict[str, str]:
@@ -111,22 +140,31 @@ def recorded_checksums(dataset_id: str) -> dict[str, str] | None:
     return None
 
 
-def fetch(dataset_id: str, data_dir: Path) -> Path:
-    """Build or fetch a dataset into data_dir/<id>, verified against its recorded checksums."""
+def fetch(dataset_id: str, data_dir: Path, downloads: Path | None = None, pins: Path | None = None,
+          progress=None) -> Path:
+    """Build, download or verify a dataset in data_dir/<id>, checked against its recorded checksums.
+
+    Downloaded archives resume after an interruption; each archive's sha256 is pinned in `pins` at
+    its first download and a later mismatch is refused, naming the file.
+    """
     dataset = get(dataset_id)
     root = dataset.root(data_dir)
     expected = recorded_checksums(dataset_id)
     if root.is_dir() and (root / CHECKSUMS).exists():
         verify(dataset_id, data_dir)
         return root
-    if dataset.build is None:
+    if dataset.build is None and not dataset.archives:
         raise DatasetError(f"dataset '{dataset_id}' must be imported: {dataset.hr_origin}",
                            hint=f"run `harness data import {dataset_id} --hr PATH [--lr PATH]` "
                                 "(a folder or a .zip/.tar archive)")
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{dataset_id}."))
     try:
-        dataset.build(staging)
+        if dataset.archives:
+            _fetch_archives(dataset, staging, Path(downloads or Path(data_dir) / ".downloads"),
+                            Path(pins or Path(data_dir) / "pins.json"), progress)
+        else:
+            dataset.build(staging)
         actual = file_checksums(staging)
         if expected is not None:
             _compare(dataset_id, expected, actual)
@@ -135,6 +173,28 @@ def fetch(dataset_id: str, data_dir: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+def _fetch_archives(dataset: Dataset, staging: Path, downloads: Path, pins_path: Path, progress) -> None:
+    from .archive import materialise
+    from .download import download
+
+    pins = json.loads(pins_path.read_text()) if pins_path.exists() else {}
+    pinned = pins.setdefault(dataset.id, {})
+    for part, name in dataset.archives:
+        url = f"{dataset.url}/{name}"
+        archive = download(url, downloads / name, pinned.get(name), progress(name) if progress else None)
+        digest = sha256_file(archive)
+        if name in pinned and pinned[name] != digest:  # a file already on disk, changed since
+            raise ChecksumMismatch(f"{name}: sha256 {digest} differs from the one pinned at its first download "
+                                   f"({pinned[name]}, in {pins_path.name})",
+                                   hint=f"delete {archive} and fetch again")
+        materialise(archive, staging / part, "*.png")
+        pinned[name] = digest
+    problems = check_layout(dataset, staging)
+    if problems:
+        raise DatasetError(f"'{dataset.id}' from {dataset.url} is not as expected:\n  " + "\n  ".join(problems))
+    write_json_atomic(pins_path, pins)  # pinned only once the archives proved usable
 
 
 def verify(dataset_id: str, data_dir: Path) -> dict[str, str]:
@@ -166,8 +226,23 @@ def _compare(dataset_id: str, expected: dict[str, str], actual: dict[str, str]) 
                                hint=f"remove data/{dataset_id} and run `harness fetch data {dataset_id}` again")
 
 
-def import_dataset(dataset_id: str, data_dir: Path, hr: Path | None, lr: Path | None) -> Path:
-    """Import user-supplied HR (and LR) images: a folder or an archive, checked and checksummed."""
+def local_source(source: str | Path, downloads: Path, progress=None) -> Path:
+    """A folder or archive on disk; an http(s) URL is downloaded first (resumable)."""
+    from .download import download
+
+    text = str(source)
+    if text.startswith(("http://", "https://")):
+        name = text.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "download"
+        return download(text, Path(downloads) / name, None, progress(name) if progress else None)
+    path = Path(source)
+    if not path.exists():
+        raise DatasetError(f"{path} does not exist", hint="give a folder, a .zip/.tar archive or an http(s) URL")
+    return path
+
+
+def import_dataset(dataset_id: str, data_dir: Path, hr: str | Path | None, lr: str | Path | None,
+                   downloads: Path | None = None, progress=None) -> Path:
+    """Import user-supplied HR (and LR) images: a folder, an archive or a URL of one, checked and checksummed."""
     from .archive import materialise
 
     dataset = get(dataset_id)
@@ -182,7 +257,8 @@ def import_dataset(dataset_id: str, data_dir: Path, hr: Path | None, lr: Path | 
         for part, source in (("HR", hr), ("LR", lr)):
             if source is not None:
                 shutil.rmtree(staging / part, ignore_errors=True)
-                materialise(Path(source), staging / part, "*.png")
+                materialise(local_source(source, downloads or Path(data_dir) / ".downloads", progress),
+                            staging / part, "*.png")
         problems = check_layout(dataset, staging)
         if problems:
             raise DatasetError(f"'{dataset_id}' import refused:\n  " + "\n  ".join(problems),
@@ -202,6 +278,12 @@ def check_layout(dataset: Dataset, root: Path) -> list[str]:
     problems = []
     hr = {p.stem: p for p in (root / "HR").glob("*.png")}
     lr = {p.stem[:-len(f"x{SCALE}")]: p for p in (root / "LR").glob(f"*x{SCALE}.png")}
+    misnamed = sorted(p.name for p in (root / "LR").glob("*.png") if not p.stem.endswith(f"x{SCALE}"))
+    if misnamed:
+        problems.append(f"LR: {len(misnamed)} file(s) not named <stem>x{SCALE}.png: {', '.join(misnamed[:8])}")
+    for part, found in (("HR", hr), ("LR", lr)):
+        if dataset.archives and not found:  # a downloaded dataset comes with both
+            problems.append(f"{part}: no images")
     for part, found in (("HR", hr), ("LR", lr)):
         if not found or not dataset.stems:
             continue

@@ -16,7 +16,7 @@ from . import data as data_mod
 from . import images
 from .errors import EvaluationError
 from .project import Project
-from .runners.docker import USER, limits_for
+from .runners.docker import CONTAINER_ENV, SCRATCH, USER, limits_for
 from .runners.local import log_tail
 
 PROJECT = "/project"
@@ -46,7 +46,7 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], 
     except images.ImageError as exc:
         raise EvaluationError(f"evaluator image: {exc.message}", exc.hint) from None
     runs = proj.runs_dir / dataset / team.id
-    hr_dir = data_mod.get(dataset).hr_dir(proj.data_dir)
+    hr_dir = data_mod.ground_truth(dataset, proj.data_dir)
     with tempfile.TemporaryDirectory(prefix="harness-eval-") as scratch:
         evaluations, metrics = Path(scratch) / "evaluations", Path(scratch) / "metrics"
         for folder in (evaluations, metrics):
@@ -67,10 +67,10 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], 
                    "--metrics", ",".join(names), "--mode", mode]
         container = client.containers.create(
             image["id"], command=command, user=USER, network_mode="none", read_only=True,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits['scratch_bytes']}"}, mounts=mounts, cap_drop=["ALL"],
+            tmpfs={SCRATCH: f"rw,nosuid,nodev,size={limits['scratch_bytes']}"}, mounts=mounts, cap_drop=["ALL"],
             security_opt=["no-new-privileges"], mem_limit=limits["memory_bytes"],
             memswap_limit=limits["memory_bytes"], pids_limit=limits["pids"], nano_cpus=int(limits["cpus"] * 1e9),
-            environment={"HOME": "/tmp", "XDG_CACHE_HOME": "/tmp/cache", "COLUMNS": "160"},
+            environment={**CONTAINER_ENV, "COLUMNS": "160"}, working_dir=SCRATCH,
             labels={f"{images.LABEL}.evaluator": team.id})
         log_path = logs / f"{dataset}-{team.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)

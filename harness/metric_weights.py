@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 from . import metrics as M
@@ -29,6 +30,8 @@ NIQE_SOURCE = {"package": "basicsr", "filename": "basicsr-1.4.2.tar.gz",
                "sha256": "b89b595a87ef964cda9913b4d99380ddb6554c965577c0c10cb7b78e31301e87",
                "member": "basicsr-1.4.2/basicsr/metrics/niqe_pris_params.npz"}
 CHECKSUMS = "checksums.json"
+# A mirror holding every URL-sourced file flat, by file name, replaces the upstream hosts.
+MIRROR_VARIABLE = "HARNESS_METRIC_WEIGHTS_MIRROR"
 
 
 def sources() -> dict[str, dict]:
@@ -47,6 +50,9 @@ def sources() -> dict[str, dict]:
                 out[rel] = {"kind": "url", "url": CLIP_RN50}
             elif rel == M.MANIQA_VIT:
                 out[rel] = {"kind": "hf-hub", "repo": "timm/vit_base_patch8_224.augreg2_in21k_ft_in1k"}
+            mirror = os.environ.get(MIRROR_VARIABLE)
+            if mirror and out[rel]["kind"] == "url":
+                out[rel]["url"] = f"{mirror.rstrip('/')}/{name}"
     return out
 
 
@@ -72,8 +78,9 @@ def fetch(metric_names: list[str], cache_dir: Path, downloads: Path, progress=No
             continue
         for rel in M.spec(name).weight_files:
             target = cache_dir / rel
+            fresh = not target.exists()
             try:
-                if not target.exists():
+                if fresh:
                     _obtain(rel, table[rel], cache_dir, downloads, progress)
                     status[rel] = "fetched"
                 else:
@@ -90,6 +97,8 @@ def fetch(metric_names: list[str], cache_dir: Path, downloads: Path, progress=No
                     pinned[rel] = digest
             except HarnessError as exc:
                 status[rel] = f"failed: {exc.message}"
+                if fresh and isinstance(exc, ChecksumMismatch) and target.is_file():
+                    target.unlink()  # never leave bytes that failed their check where pyiqa would load them
     write_json_atomic(listing_path, pinned)
     return status
 

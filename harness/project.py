@@ -13,7 +13,8 @@ from .errors import HarnessError
 PARAMS_FILE = "params.yaml"
 DEFAULT_PARAMS = {"dataset": "mini", "teams": [], "runner": "local", "device": "cpu",
                   "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful", "source": "inference", "outputs": None,
-                  "evaluator": "local", "docker": {}}
+                  "evaluator": "local", "docker": {}, "executor": "local", "slurm": {}}
+EXECUTORS = ("local", "slurm")
 EVALUATORS = ("local", "docker")
 SOURCES = ("inference", "outputs")
 
@@ -49,13 +50,18 @@ class Project:
         return Path(os.environ.get("HARNESS_DOWNLOADS", self.root / ".cache" / "downloads"))
 
     @property
+    def dataset_pins(self) -> Path:
+        """sha256 of each downloaded dataset archive, pinned at its first download (commit it)."""
+        return self.root / "datasets.lock.json"
+
+    @property
     def metric_cache(self) -> Path:
         return Path(os.environ.get("HARNESS_METRIC_WEIGHTS", self.root / ".cache" / "metric-weights"))
 
     def params(self) -> dict:
         path = self.root / PARAMS_FILE
         if not path.exists():
-            return {**DEFAULT_PARAMS, "docker": docker_settings({}, path)}
+            return {**DEFAULT_PARAMS, **{k: section_settings(k, {}, path) for k in ("docker", "slurm")}}
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -65,7 +71,10 @@ class Project:
             raise HarnessError(f"{path}: unknown parameter(s): {', '.join(sorted(unknown))}",
                                hint=f"known: {', '.join(DEFAULT_PARAMS)}")
         merged = {**DEFAULT_PARAMS, **loaded}
-        merged["docker"] = docker_settings(merged["docker"] or {}, path)
+        for section in ("docker", "slurm"):
+            merged[section] = section_settings(section, merged[section] or {}, path)
+        if merged["executor"] not in EXECUTORS:
+            raise HarnessError(f"{path}: executor: '{merged['executor']}' is not one of {', '.join(EXECUTORS)}")
         if merged["evaluator"] not in EVALUATORS:
             raise HarnessError(f"{path}: evaluator: '{merged['evaluator']}' is not one of {', '.join(EVALUATORS)}")
         if merged["source"] not in SOURCES:
@@ -73,11 +82,14 @@ class Project:
         return merged
 
 
-def docker_settings(given: dict, path: Path) -> dict:
-    from .runners.docker import DEFAULT_SETTINGS
+def section_settings(section: str, given: dict, path: Path) -> dict:
+    """A nested section of params.yaml (docker, slurm) over its defaults; unknown keys refused."""
+    from .runners.docker import DEFAULT_SETTINGS as DOCKER
+    from .slurm import DEFAULT_SETTINGS as SLURM
 
-    unknown = set(given) - set(DEFAULT_SETTINGS)
+    defaults = {"docker": DOCKER, "slurm": SLURM}[section]
+    unknown = set(given) - set(defaults)
     if unknown:
-        raise HarnessError(f"{path}: unknown docker setting(s): {', '.join(sorted(unknown))}",
-                           hint=f"known: {', '.join(DEFAULT_SETTINGS)}")
-    return {**DEFAULT_SETTINGS, **given}
+        raise HarnessError(f"{path}: unknown {section} setting(s): {', '.join(sorted(unknown))}",
+                           hint=f"known: {', '.join(defaults)}")
+    return {**defaults, **given}

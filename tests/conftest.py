@@ -87,6 +87,34 @@ def docker_client():
     return client
 
 
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A running cluster for the session, stopped again by PID whatever the outcome."""
+    def unavailable(reason: str):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI must run the Slurm tests)")
+        pytest.skip(reason)
+
+    if os.geteuid() != 0 or not shutil.which("slurmctld"):
+        unavailable("a Slurm cluster needs root and the slurm packages (`make slurm`)")
+    state = tmp_path_factory.mktemp("slurm-cluster")
+    script = REPO / "tests" / "slurm" / "cluster.sh"
+    started = subprocess.run(["bash", str(script), "start", str(state)], capture_output=True, text=True)
+    try:
+        if started.returncode != 0:
+            unavailable(f"the cluster did not start: {started.stderr[-2000:]}")
+        previous = os.environ.get("SLURM_CONF")
+        os.environ["SLURM_CONF"] = str(state / "etc" / "slurm.conf")
+        yield state
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(state)], capture_output=True)
+        if started.returncode == 0:
+            if previous is None:
+                os.environ.pop("SLURM_CONF", None)
+            else:
+                os.environ["SLURM_CONF"] = previous
+
+
 def set_params(root: Path, **changes) -> None:
     import yaml
 

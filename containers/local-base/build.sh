@@ -19,7 +19,7 @@ if [ "$(docker image inspect -f '{{index .Config.Labels "org.harness.base-inputs
 fi
 
 pin() { grep -E "^$1==" requirements.lock; }
-ROOTFS=$(mktemp -d /var/tmp/harness-base.XXXXXX)
+ROOTFS=$(mktemp -d -t harness-base.XXXXXX)
 trap 'rm -rf "$ROOTFS"' EXIT
 start=$(date +%s)
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$ROOTFS" "$MIRROR" >/dev/null

@@ -14,6 +14,7 @@ fail() {
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v podman >/dev/null || missing+=(podman)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || fail "need ${missing[*]} and root to install them"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
@@ -29,3 +30,12 @@ if ! docker info >/dev/null 2>&1; then
   echo "engine: dockerd started (pid $!)"
 fi
 bash containers/local-base/build.sh || fail "building the local base image failed"
+# The same base for podman (the daemonless back end), copied from Docker's store when it changed.
+tag=harness-local/pytorch:2.6.0
+want=$(docker image inspect -f '{{index .Config.Labels "org.harness.base-inputs"}}' "$tag")
+have=$(podman image inspect -f '{{index .Config.Labels "org.harness.base-inputs"}}' "$tag" 2>/dev/null || true)
+if [ "$want" != "$have" ]; then
+  start=$(date +%s)
+  docker save "$tag" | podman load -q >/dev/null || fail "copying $tag into podman failed"
+  echo "engine: $tag copied into podman in $(( $(date +%s) - start )) s"
+fi

@@ -1,4 +1,5 @@
-"""Runners: one interface, several ways to execute a team's adapter (harness.entry).
+"""Runners: one interface, several ways to execute a team's adapter (harness.entry): local, docker,
+podman (the docker runner's code against a daemonless podman service).
 
 A runner's `run_once(team, lr_dir, out_dir, weights_dir, device, run_index, log_path, repo_root,
 on_progress)` executes one pass of the adapter over lr_dir into out_dir, raising InferenceFailed with
@@ -10,7 +11,7 @@ from __future__ import annotations
 from ..errors import HarnessError
 from .local import LocalRunner
 
-RUNNERS = ("auto", "local", "docker")
+RUNNERS = ("auto", "local", "docker", "podman")
 
 
 def get(name: str, docker_settings: dict | None = None):
@@ -21,6 +22,10 @@ def get(name: str, docker_settings: dict | None = None):
         raise HarnessError(f"unknown runner '{name}'", hint=f"available: {', '.join(RUNNERS)}")
     if name == "local":
         return LocalRunner()
+    if name == "podman":
+        from .podman import PodmanRunner
+
+        return PodmanRunner(docker_settings, selection="podman (a `podman system service` of its own)")
     from .docker import DockerRunner
 
     try:

@@ -22,6 +22,10 @@ from ..provenance import harness_info
 from .local import PROGRESS_LINE, log_tail
 
 USER = "10001:10001"
+SCRATCH = "/tmp"  # the container's tmpfs: its only writable place besides the output folder
+# Caches and home inside the scratch tmpfs, since the root file system is read-only.
+CONTAINER_ENV = {"PYTHONUNBUFFERED": "1", "HOME": SCRATCH, "TORCH_HOME": f"{SCRATCH}/torch",
+                 "XDG_CACHE_HOME": f"{SCRATCH}/cache"}
 LR_MOUNT, WEIGHTS_MOUNT, OUTPUT_MOUNT = "/data/lr", "/weights", "/output"
 DEFAULT_SETTINGS = {"gpus": "all", "memory_gb": 16, "cpus": 4, "pids": 4096, "shm_gb": 2, "scratch_gb": 4,
                     "base_image": None, "build_network": "host"}
@@ -74,6 +78,7 @@ class LineSplitter:
 
 class DockerRunner:
     name = "docker"
+    ulimits: list = []  # none beyond the engine's defaults (podman needs some)
 
     def __init__(self, settings: dict | None = None, client=None, selection: str | None = None):
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
@@ -114,14 +119,14 @@ class DockerRunner:
         try:
             container = self.client.containers.create(
                 image["id"], command=command, user=USER, network_mode="none", read_only=True,
-                tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits['scratch_bytes']}"}, mounts=mounts,
+                tmpfs={SCRATCH: f"rw,nosuid,nodev,size={limits['scratch_bytes']}"}, mounts=mounts,
                 cap_drop=["ALL"], security_opt=["no-new-privileges"], mem_limit=limits["memory_bytes"],
                 memswap_limit=limits["memory_bytes"], pids_limit=limits["pids"],
                 nano_cpus=int(limits["cpus"] * 1e9), shm_size=limits["shm_bytes"],
-                device_requests=device_requests(self.settings["gpus"], device), working_dir="/tmp",
-                environment={"PYTHONUNBUFFERED": "1", "HOME": "/tmp", "TORCH_HOME": "/tmp/torch",
-                             "XDG_CACHE_HOME": "/tmp/cache", "OMP_NUM_THREADS": threads},
-                labels={f"{images.LABEL}.team": team.id, f"{images.LABEL}.run-index": str(run_index)})
+                device_requests=device_requests(self.settings["gpus"], device), working_dir=SCRATCH,
+                environment={**CONTAINER_ENV, "OMP_NUM_THREADS": threads},
+                labels={f"{images.LABEL}.team": team.id, f"{images.LABEL}.run-index": str(run_index)},
+                ulimits=self.ulimits or None)
         except APIError as exc:
             raise _refused(team, device, exc) from None
         log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ def pipeline(tmp_path_factory, downloads):
 
 def test_first_repro_runs_every_stage_and_reports_verdicts(pipeline):
     root, _, output = pipeline
-    expected = {"data", "metric_weights", "report"} | {f"{stage}@{team}" for stage in ("weights", "infer", "evaluate")
+    expected = {"data", "metric_weights", "submit", "report"} | {f"{stage}@{team}" for stage in ("weights", "infer", "evaluate")
                                                       for team in SUITE + ["broken", "paper-only"]}
     assert ran_stages(output) == expected
     assert "SUMMARY: 6 team(s)" in output
@@ -92,4 +92,5 @@ def test_second_repro_is_a_no_op_and_one_team_change_reruns_only_that_team(pipel
     manifest.write_text(yaml.safe_dump(data, sort_keys=False))
     again = ran_stages(sh("dvc", "repro", cwd=root, env=env))
     assert {"infer@bicubic", "evaluate@bicubic", "report"} <= again
-    assert again <= {"weights@bicubic", "infer@bicubic", "evaluate@bicubic", "report"}
+    # submit looks at every team; with executor: local its output does not change, so no other team reruns.
+    assert again <= {"weights@bicubic", "submit", "infer@bicubic", "evaluate@bicubic", "report"}

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from harness import data
@@ -103,4 +104,19 @@ def test_ntire_test_set_says_where_hr_comes_from(tmp_path):
     with pytest.raises(DatasetError) as caught:
         data.fetch("ntire2025-test", tmp_path)
     assert "never part of the public DIV2K download" in caught.value.message
+    assert "harness data import ntire2025-test --hr PATH" in caught.value.hint
+
+
+def test_lr_only_import_then_scoring_says_where_hr_comes_from(tmp_path):
+    lr = tmp_path / "lr"
+    lr.mkdir()
+    from harness.imageio import encode_png
+
+    for stem in data.DATASETS["ntire2025-test"].stems:
+        (lr / f"{stem}x4.png").write_bytes(encode_png(np.zeros((4, 4, 3), dtype=np.uint8)))
+    data.import_dataset("ntire2025-test", tmp_path / "data", None, lr)
+    with pytest.raises(DatasetError) as caught:
+        data.ground_truth("ntire2025-test", tmp_path / "data")
+    assert "no ground-truth (HR) images" in caught.value.message
+    assert "challenge organizers" in caught.value.message
     assert "harness data import ntire2025-test --hr PATH" in caught.value.hint

@@ -1,0 +1,83 @@
+"""The podman runner: the docker runner's code against a daemonless `podman system service`, with the
+same lock-down, proven for real: a mini-suite team bit-identical to the local runner, nothing written
+outside the output folder, no network, and a Slurm job running its team with podman."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import LOCAL_BASE, copy_project, set_params
+from harness import data as data_mod
+from harness import inference, manifest
+from harness.runners.local import LocalRunner
+from test_docker import ESCAPE_PROBE, NETWORK_PROBE, add_team
+
+pytestmark = [pytest.mark.slow, pytest.mark.podman]
+SETTINGS = {"base_image": LOCAL_BASE, "cpus": 1, "memory_gb": 2, "scratch_gb": 1}
+
+
+@pytest.fixture(scope="module")
+def podman_runner():
+    def unavailable(reason: str):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI must run the podman tests: `make engine`)")
+        pytest.skip(reason)
+
+    if not shutil.which("podman"):
+        unavailable("podman is not installed")
+    if subprocess.run(["podman", "image", "exists", LOCAL_BASE]).returncode != 0:
+        unavailable(f"podman has no {LOCAL_BASE}: run `make engine`")
+    from harness.runners.podman import PodmanRunner
+
+    runner = PodmanRunner(SETTINGS)
+    yield runner
+    runner.service.stop()
+
+
+def test_a_mini_team_runs_bit_identical_to_the_local_runner(tmp_path, mini_data, podman_runner):
+    root = copy_project(tmp_path / "project", teams=["bicubic"], image_sources=True)
+    team = manifest.load(root / "teams" / "bicubic" / "manifest.yaml")
+    lr_dir = data_mod.get("mini").lr_dir(mini_data)
+    in_podman = inference.infer_team(team, podman_runner, lr_dir, root / "runs", "mini", root / "weights" / "bicubic",
+                                     "cpu", root)
+    assert in_podman["status"] == "ok", in_podman["failure"]
+    provenance = in_podman["runs"][0]["provenance"]
+    assert provenance["container"]["network"] == "none" and provenance["container"]["user"] == "10001:10001"
+    local = inference.infer_team(team, LocalRunner(), lr_dir, root / "runs-local", "mini",
+                                 root / "weights" / "bicubic", "cpu", root)
+    assert local["runs"][0]["provenance"]["outputs_sha256"] == provenance["outputs_sha256"]
+
+
+def test_podman_containers_cannot_write_outside_or_reach_the_network(tmp_path, mini_data, podman_runner):
+    root = copy_project(tmp_path / "project", teams=[], image_sources=True)
+    add_team(root, "escape-probe", ESCAPE_PROBE)
+    add_team(root, "network-probe", NETWORK_PROBE, kwargs={"url": "http://127.0.0.1:9/"})
+    weights = root / "weights" / "escape-probe"
+    weights.mkdir(parents=True)
+    lr_copy = tmp_path / "lr"
+    shutil.copytree(data_mod.get("mini").lr_dir(mini_data), lr_copy)
+    team = manifest.load(root / "teams" / "escape-probe" / "manifest.yaml")
+    record = inference.infer_team(team, podman_runner, lr_copy, root / "runs", "mini", weights, "cpu", root)
+    log = (root / "runs" / "mini" / "escape-probe" / "logs" / "run-1.log").read_text()
+    assert record["failure"]["kind"] == "entry_error" and "ESCAPED" not in log and log.count("refused") == 4
+    assert not list(lr_copy.glob("escape*")) and not list(weights.glob("escape*"))
+    probe = manifest.load(root / "teams" / "network-probe" / "manifest.yaml")
+    record = inference.infer_team(probe, podman_runner, lr_copy, root / "runs", "mini", weights, "cpu", root)
+    assert record["failure"]["kind"] == "entry_error" and "URLError" in record["failure"]["message"]
+
+
+def test_a_slurm_job_runs_its_team_with_podman(tmp_path, downloads, slurm_cluster, podman_runner):
+    root = copy_project(tmp_path / "repo", teams=["bicubic"], image_sources=True)
+    set_params(root, executor="slurm", runner="podman", docker=SETTINGS,
+               slurm={"cpus_per_task": 1, "mem_gb": 2, "poll_s": 1})
+    env = {**os.environ, "HARNESS_DOWNLOADS": str(downloads)}
+    for args in (["fetch", "data", "mini"], ["fetch", "weights", "bicubic"], ["infer", "bicubic"]):
+        done = subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=root, env=env, capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    record = json.loads((root / "runs" / "mini" / "bicubic" / "record.json").read_text())
+    assert record["runner"] == "podman" and record["slurm_state"] == "COMPLETED"
