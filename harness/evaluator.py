@@ -16,7 +16,7 @@ from . import data as data_mod
 from . import images
 from .errors import EvaluationError
 from .project import Project
-from .runners.docker import CONTAINER_ENV, SCRATCH, USER, limits_for
+from .runners.docker import CONTAINER_ENV, limits_for, locked_down
 from .runners.local import log_tail
 
 PROJECT = "/project"
@@ -66,11 +66,8 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], 
         command = ["--root", PROJECT, "evaluate", "--team", team.id, "--dataset", dataset,
                    "--metrics", ",".join(names), "--mode", mode]
         container = client.containers.create(
-            image["id"], command=command, user=USER, network_mode="none", read_only=True,
-            tmpfs={SCRATCH: f"rw,nosuid,nodev,size={limits['scratch_bytes']}"}, mounts=mounts, cap_drop=["ALL"],
-            security_opt=["no-new-privileges"], mem_limit=limits["memory_bytes"],
-            memswap_limit=limits["memory_bytes"], pids_limit=limits["pids"], nano_cpus=int(limits["cpus"] * 1e9),
-            environment={**CONTAINER_ENV, "COLUMNS": "160"}, working_dir=SCRATCH,
+            image["id"], command=command, mounts=mounts, **locked_down(limits),
+            environment={**CONTAINER_ENV, "COLUMNS": "160"},
             labels={f"{images.LABEL}.evaluator": team.id})
         log_path = logs / f"{dataset}-{team.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,16 @@ def device_requests(gpus, device: str) -> list:
     raise HarnessError(f"gpus: '{gpus}' is not 'all', a count or 'device=ID[,ID]'")
 
 
+def locked_down(limits: dict) -> dict:
+    """What every harness container gets: no network, a read-only root with a scratch tmpfs, no
+    capabilities or privilege gain, a non-root user, and the memory/pids/CPU limits."""
+    return {"user": USER, "network_mode": "none", "read_only": True,
+            "tmpfs": {SCRATCH: f"rw,nosuid,nodev,size={limits['scratch_bytes']}"}, "working_dir": SCRATCH,
+            "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "mem_limit": limits["memory_bytes"],
+            "memswap_limit": limits["memory_bytes"], "pids_limit": limits["pids"],
+            "nano_cpus": int(limits["cpus"] * 1e9)}
+
+
 def limits_for(team, settings: dict, engine_cpus: int | None = None) -> dict:
     """The container's limits: the manifest's, else params.yaml's; CPUs capped at what the engine has."""
     runtime = team.runtime
@@ -118,12 +128,8 @@ class DockerRunner:
         threads = str(max(1, math.ceil(limits["cpus"])))
         try:
             container = self.client.containers.create(
-                image["id"], command=command, user=USER, network_mode="none", read_only=True,
-                tmpfs={SCRATCH: f"rw,nosuid,nodev,size={limits['scratch_bytes']}"}, mounts=mounts,
-                cap_drop=["ALL"], security_opt=["no-new-privileges"], mem_limit=limits["memory_bytes"],
-                memswap_limit=limits["memory_bytes"], pids_limit=limits["pids"],
-                nano_cpus=int(limits["cpus"] * 1e9), shm_size=limits["shm_bytes"],
-                device_requests=device_requests(self.settings["gpus"], device), working_dir=SCRATCH,
+                image["id"], command=command, mounts=mounts, **locked_down(limits), shm_size=limits["shm_bytes"],
+                device_requests=device_requests(self.settings["gpus"], device),
                 environment={**CONTAINER_ENV, "OMP_NUM_THREADS": threads},
                 labels={f"{images.LABEL}.team": team.id, f"{images.LABEL}.run-index": str(run_index)},
                 ulimits=self.ulimits or None)
