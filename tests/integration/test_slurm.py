@@ -16,7 +16,7 @@ import yaml
 from conftest import copy_project, set_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
-SUITE = ["bicubic", "realesr-animevideov3", "random-tta"]
+SUITE = ["bicubic", "realesrgan-x4plus", "realesr-animevideov3", "random-tta"]
 SLURM = {"cpus_per_task": 1, "mem_gb": 2, "poll_s": 1}
 SLEEPER = "import time\n\ndef main(model_dir, input_path, output_path, device):\n    time.sleep(900)\n"
 
@@ -83,7 +83,8 @@ def slurm_audit(tmp_path_factory, downloads, slurm_cluster):
 def test_dvc_repro_runs_the_mini_suite_as_slurm_jobs_with_local_verdicts(slurm_audit):
     root, _, output = slurm_audit
     report = {t["team"]: t for t in json.loads((root / "report" / "report.json").read_text())["teams"]}
-    assert report["bicubic"]["verdict"] == "exact" and report["realesr-animevideov3"]["verdict"] == "exact"
+    for team in ("bicubic", "realesrgan-x4plus", "realesr-animevideov3"):
+        assert report[team]["verdict"] == "exact", report[team]
     assert report["random-tta"]["verdict"] == "reproduced" and report["random-tta"]["runs"] == 3
     jobs = json.loads((root / ".cache" / "slurm" / "mini" / "jobs.json").read_text())["jobs"]
     assert set(jobs) == set(SUITE) | {"broken", "sleeper"}
