@@ -35,6 +35,7 @@ test: setup engine slurm
 	pytest
 
 bench: setup engine
+	python benchmarks/bench_startup.py
 	python benchmarks/bench_core.py
 	python benchmarks/bench_docker.py
 

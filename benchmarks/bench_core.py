@@ -13,7 +13,7 @@ import tracemalloc
 import cv2
 import numpy as np
 
-from harness import metrics as M
+from harness import scoring as S
 from harness.imresize import KERNEL_WIDTH, cubic, imresize
 
 DIV2K_SIZE = (2040, 1356)  # a typical DIV2K HR image (height, width)
@@ -75,17 +75,17 @@ def main():
     rng = np.random.default_rng(0)
     hr = rng.integers(0, 256, DIV2K_SIZE + (3,), dtype=np.uint8)
     sr = np.clip(hr.astype(np.int16) + rng.integers(-8, 9, hr.shape), 0, 255).astype(np.uint8)
-    y_sr, y_hr = M.prepare_y(sr), M.prepare_y(hr)
+    y_sr, y_hr = S.prepare_y(sr), S.prepare_y(hr)
 
     rows = []
-    ours, value = timed(lambda: M.ssim_y(y_sr, y_hr))
+    ours, value = timed(lambda: S.ssim_y(y_sr, y_hr))
     ref, ref_value = timed(lambda: reference_ssim(y_sr, y_hr))
     assert abs(value - ref_value) < 1e-12
     rows.append(("SSIM on Y, 2040x1356", ref, ours, peak_memory(lambda: reference_ssim(y_sr, y_hr)),
-                 peak_memory(lambda: M.ssim_y(y_sr, y_hr))))
+                 peak_memory(lambda: S.ssim_y(y_sr, y_hr))))
 
-    ours, _ = timed(lambda: M.psnr_ssim(sr, hr, ["psnr", "ssim"]))
-    ref, _ = timed(lambda: (M.psnr_y(y_sr, y_hr), reference_ssim(M.prepare_y(sr), M.prepare_y(hr))))
+    ours, _ = timed(lambda: S.psnr_ssim(sr, hr, ["psnr", "ssim"]))
+    ref, _ = timed(lambda: (S.psnr_y(y_sr, y_hr), reference_ssim(S.prepare_y(sr), S.prepare_y(hr))))
     rows.append(("PSNR+SSIM per image pair", ref, ours, None, None))
 
     small = hr[:512, :512]

@@ -19,8 +19,8 @@ from pathlib import Path
 from harness import data as data_mod
 from harness import images, registry
 from harness.project import Project
+from harness.runners import LocalRunner, RunRequest
 from harness.runners.docker import DockerRunner
-from harness.runners.local import LocalRunner
 
 TEAMS = ["bicubic", "realesr-animevideov3", "realesrgan-x4plus"]
 
@@ -30,8 +30,8 @@ def one_pass(runner, team, proj: Project, lr_dir: Path) -> float:
     (scratch / "out").mkdir()
     try:
         start = time.perf_counter()
-        runner.run_once(team, lr_dir, scratch / "out", proj.weights_dir / team.id, "cpu", 1,
-                        scratch / "run.log", proj.root)
+        runner.run_once(RunRequest(team, lr_dir, scratch / "out", proj.team_weights(team.id), "cpu", 1,
+                                   scratch / "run.log", proj.root))
         return time.perf_counter() - start
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

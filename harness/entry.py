@@ -27,15 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from . import manifest as manifest_mod
-from .errors import HarnessError, InferenceFailed
+from .devices import check_device
+from .errors import HarnessError, InferenceFailed, TypedFailure
 from .fsutil import sha256_file, write_json_atomic
 from .imageio import read_rgb8, write_rgb8
 from .imresize import imresize
+from .protocol import PROVENANCE, progress_line, write_failure
 from .provenance import harness_info, torch_info
 
-PROVENANCE = "provenance.json"
-FAILURE = "failure.json"
-EXIT_FAILED = 3
 # How torch reports a failed allocation on CUDA and on the CPU.
 OOM_MESSAGE = re.compile(r"out of memory|not enough memory|can't allocate memory|cannot allocate memory", re.I)
 
@@ -50,28 +49,6 @@ def lr_inputs(input_dir: Path) -> list[Path]:
 def to_uint8(tensor) -> np.ndarray:
     """The baseline's output rule: clamp to [0, 1], scale by 255, round, uint8."""
     return (tensor.clamp(0, 1).mul(255).round().byte().squeeze(0).permute(1, 2, 0).cpu().numpy())
-
-
-def check_device(device: str) -> None:
-    import torch
-
-    if not device.startswith("cuda"):
-        return
-    if not torch.cuda.is_available():
-        raise InferenceFailed("no_gpu", f"device {device} was asked for, but torch sees no CUDA device",
-                              hint="run with --device cpu, or pass the GPU through to the runner")
-    index = torch.device(device).index or 0
-    major, minor = torch.cuda.get_device_capability(index)
-    arches = torch.cuda.get_arch_list()
-    served = {a.split("_")[1] for a in arches if a.startswith(("sm_", "compute_"))}
-    capability = f"{major}{minor}"
-    # A PTX build (compute_XY) serves newer GPUs by JIT; an exact sm_XY serves its own.
-    ptx = [int(a.split("_")[1]) for a in arches if a.startswith("compute_")]
-    if capability not in served and not any(int(capability) >= p for p in ptx):
-        raise InferenceFailed("incompatible_gpu",
-                              f"{torch.cuda.get_device_name(index)} (sm_{capability}) is not served by this "
-                              f"torch build (CUDA {torch.version.cuda}, archs {', '.join(arches)})",
-                              hint="use an image whose CUDA build supports this GPU")
 
 
 def seed_everything(seed: int | None) -> None:
@@ -319,12 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def progress(done, total, name):
-        print(f"[{done}/{total}] {name}", flush=True)
+        print(progress_line(done, total, name), flush=True)
 
     try:
         run(args.manifest, args.input, args.output, args.weights, args.device, args.run_index,
             args.repo_root, progress, args.code_dir)
-    except InferenceFailed as exc:
+    except TypedFailure as exc:
         return _fail(args.output, exc.kind, exc.message, exc.hint)
     except HarnessError as exc:
         return _fail(args.output, "entry_error", exc.message, exc.hint)
@@ -336,10 +313,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fail(output_dir: Path, kind: str, message: str, hint: str | None) -> int:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output_dir / FAILURE, {"kind": kind, "message": message, "hint": hint})
     print(f"failed ({kind}): {message}", file=sys.stderr, flush=True)
-    return EXIT_FAILED
+    return write_failure(output_dir, kind, message, hint)
 
 
 if __name__ == "__main__":

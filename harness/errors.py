@@ -4,9 +4,10 @@ from __future__ import annotations
 
 
 class HarnessError(Exception):
-    """Base of every error the harness reports to a person."""
+    """Base of every error the harness reports to a person; `kind` names it in records (harness.failures)."""
 
     exit_code = 2
+    kind = "error"
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
@@ -46,19 +47,19 @@ class TeamNotFound(HarnessError):
 
 
 class DatasetError(HarnessError):
-    pass
+    kind = "data_unavailable"
 
 
 class ChecksumMismatch(HarnessError):
-    pass
+    kind = "checksum_mismatch"
 
 
 class DownloadError(HarnessError):
-    pass
+    kind = "download_failed"
 
 
 class WeightsUnavailable(HarnessError):
-    pass
+    kind = "weights_unavailable"
 
 
 class ConversionError(HarnessError):
@@ -68,13 +69,15 @@ class ConversionError(HarnessError):
 class MetricUnavailable(HarnessError):
     """A metric cannot be computed here (for example its weights are absent)."""
 
+    kind = "metric_unavailable"
+
     def __init__(self, metric: str, message: str, hint: str | None = None):
         super().__init__(message, hint)
         self.metric = metric
 
 
 class EvaluationError(HarnessError):
-    pass
+    kind = "evaluation_failed"
 
 
 class PairingError(EvaluationError):
@@ -86,10 +89,25 @@ class PairingError(EvaluationError):
         self.extra = extra
 
 
-class InferenceFailed(HarnessError):
-    """A team's inference failed; `kind` is one of the failure types in verify.FAILURE_KINDS."""
+class TypedFailure(HarnessError):
+    """A failure recorded with its kind (one of harness.failures.KINDS) and the log tail that shows it."""
 
     def __init__(self, kind: str, message: str, hint: str | None = None, log_tail: str = ""):
+        from .failures import KINDS
+
+        if kind not in KINDS:
+            raise ValueError(f"undeclared failure kind '{kind}' (declare it in harness/failures.py)")
         super().__init__(message, hint)
         self.kind = kind
         self.log_tail = log_tail
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "message": self.message, "hint": self.hint, "log_tail": self.log_tail}
+
+
+class InferenceFailed(TypedFailure):
+    """A team's inference failed."""
+
+
+class ImageError(TypedFailure):
+    """An image could not be built or found, or no engine answers."""

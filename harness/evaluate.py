@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Callable
 
 from . import metrics as M
+from . import scoring
+from .devices import check_device
 from .errors import EvaluationError, MetricUnavailable, PairingError
 from .fsutil import digest_of_files, sha256_file
 from .imageio import read_png_header, read_rgb8
-
-MODES = ("faithful", "strict")
+from .records import EVALUATION_SCHEMA, TeamEvaluation
+from .settings import MODES
 GT_SUFFIX = "x4"
 
 
@@ -81,7 +83,7 @@ class Evaluation:
 
     def as_dict(self) -> dict:
         return {
-            "schema": "harness.evaluation/1",
+            "schema": EVALUATION_SCHEMA,
             "mode": self.mode,
             "status": self.status,
             "metrics": self.metrics,
@@ -102,15 +104,14 @@ def evaluate(sr_dir: Path, hr_dir: Path, metric_names: list[str], mode: str = "f
     if mode not in MODES:
         raise EvaluationError(f"unknown mode '{mode}'", hint=f"use one of: {', '.join(MODES)}")
     wanted = M.parse_metric_list(metric_names)
-    base = [n for n in wanted if n != M.SCORE.name]
-    if M.SCORE.name in wanted:
-        base += [n for n in M.SCORE_COMPONENTS if n not in base]
+    check_device(device)
+    base = M.computed_metrics(wanted)
     builtin = [n for n in base if M.METRICS[n].backend == "builtin"]
     learned = [n for n in base if M.METRICS[n].backend == "pyiqa"]
     pairs = pair_outputs(sr_dir, hr_dir)
     result = Evaluation(mode=mode, metrics=wanted)
 
-    iqa = M.PyiqaMetrics(metric_cache or Path(".cache/metric-weights"), device=device)
+    iqa = scoring.PyiqaMetrics(metric_cache or Path(".cache/metric-weights"), device=device)
     usable = []
     for name in learned:
         reason = iqa.unavailable_reason(name)
@@ -174,7 +175,7 @@ def _evaluate_image(stem, sr_path, hr_path, builtin, learned, iqa, result: Evalu
 
     if builtin:
         try:
-            row.update(M.psnr_ssim(sr, hr, builtin))
+            row.update(scoring.psnr_ssim(sr, hr, builtin))
         except Exception as exc:  # the organizers' "a metric raised" case
             message = exc.message if isinstance(exc, EvaluationError) else f"{type(exc).__name__}: {exc}"
             for name in builtin:
@@ -182,7 +183,7 @@ def _evaluate_image(stem, sr_path, hr_path, builtin, learned, iqa, result: Evalu
 
     if not learned:
         return row
-    sr_t, hr_t = M.rgb_tensor(sr), M.rgb_tensor(hr)
+    sr_t, hr_t = scoring.rgb_tensor(sr), scoring.rgb_tensor(hr)
     if sr.shape != hr.shape:
         message = (f"output is {sr.shape[1]}x{sr.shape[0]} but ground truth is {hr.shape[1]}x{hr.shape[0]}")
         if strict:
@@ -192,7 +193,7 @@ def _evaluate_image(stem, sr_path, hr_path, builtin, learned, iqa, result: Evalu
         height, width = min(sr.shape[0], hr.shape[0]), min(sr.shape[1], hr.shape[1])
         finding("resized", f"{message}; both bilinearly resized to {width}x{height} before the learned "
                 "metrics, as the organizers did")
-        sr_t, hr_t = M.resize_bilinear(sr_t, height, width), M.resize_bilinear(hr_t, height, width)
+        sr_t, hr_t = scoring.resize_bilinear(sr_t, height, width), scoring.resize_bilinear(hr_t, height, width)
     for name in learned:
         if name in result.unavailable:
             continue
@@ -211,31 +212,30 @@ def _evaluate_image(stem, sr_path, hr_path, builtin, learned, iqa, result: Evalu
     return row
 
 
-def evaluation_path(evaluations_root: Path, dataset: str, team_id: str) -> Path:
-    return Path(evaluations_root) / dataset / f"{team_id}.json"
+def evaluate_team(team, dataset: str, record: dict | None, run_dirs: list[Path], hr_dir: Path,
+                  metric_names: list[str], mode: str, metric_cache: Path, device: str = "cpu",
+                  progress=None) -> dict:
+    """Score every run of a team; a failed or missing run is carried through, not hidden.
 
-
-def evaluate_team(team, record: dict | None, run_dirs: list[Path], hr_dir: Path, metric_names: list[str],
-                  mode: str, metric_cache: Path, device: str = "cpu", progress=None) -> dict:
-    """Score every run of a team; a failed or missing run is carried through, not hidden."""
+    `progress(run, runs, done, total, name)` is called after each image."""
     from . import __version__
     from .provenance import git_sha
 
-    result = {"schema": "harness.team-evaluation/1", "team": team.id, "mode": mode, "metrics": metric_names,
-              "run_key": team.run_key, "harness_version": __version__, "git_sha": git_sha(Path.cwd()),
-              "pyiqa_version": _pyiqa_version(), "metric_weights": _weight_checksums(metric_cache),
-              "inference": None, "runs": []}
+    result = TeamEvaluation(team=team.id, dataset=dataset, mode=mode, metrics=metric_names, run_key=team.run_key,
+                            harness_version=__version__, git_sha=git_sha(Path.cwd()),
+                            pyiqa_version=pyiqa_version(), metric_weights=_weight_checksums(metric_cache),
+                            device=device)
     if record is None:
-        result["inference"] = {"status": "failed", "failure": {
+        result.inference = {"status": "failed", "failure": {
             "kind": "not_run", "message": f"{team.id} has no run record", "hint": f"run `harness infer {team.id}`"}}
-        return result
+        return result.as_dict()
     containers = [run["provenance"].get("container") or {} for run in record.get("runs", [])]
-    result["inference"] = {"status": record["status"], "failure": record.get("failure"),
-                           "runner": record.get("runner"), "device": record.get("device"),
-                           "image": containers[0].get("image") if containers else None,
-                           "image_id": containers[0].get("image_id") if containers else None}
+    result.inference = {"status": record["status"], "failure": record.get("failure"),
+                        "runner": record.get("runner"), "device": record.get("device"),
+                        "image": containers[0].get("image") if containers else None,
+                        "image_id": containers[0].get("image_id") if containers else None}
     if record["status"] != "ok":
-        return result
+        return result.as_dict()
     for index, run_dir in enumerate(run_dirs, start=1):
         def step(done, total, name, _index=index):
             if progress:
@@ -247,11 +247,11 @@ def evaluate_team(team, record: dict | None, run_dirs: list[Path], hr_dir: Path,
             evaluation = {"status": "failed", "failure": {"kind": "missing_output" if exc.missing else
                                                           "extra_output", "message": exc.message}}
         evaluation["run"] = run_dir.name
-        result["runs"].append(evaluation)
-    return result
+        result.runs.append(evaluation)
+    return result.as_dict()
 
 
-def _pyiqa_version() -> str | None:
+def pyiqa_version() -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
     try:

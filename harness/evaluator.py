@@ -16,8 +16,8 @@ from . import data as data_mod
 from . import images
 from .errors import EvaluationError
 from .project import Project
-from .runners.docker import CONTAINER_ENV, limits_for, locked_down
-from .runners.local import log_tail
+from .lockdown import CONTAINER_ENV, device_requests, limits_for, locked_down
+from .protocol import log_tail
 
 PROJECT = "/project"
 CACHE = "/cache/metric-weights"
@@ -27,25 +27,25 @@ EVALUATION_TIMEOUT_S = 6 * 3600
 def local_description() -> dict:
     import torch
 
-    from .evaluate import _pyiqa_version
+    from .evaluate import pyiqa_version
 
     return {"runner": "local", "python": platform.python_version(), "torch": torch.__version__,
-            "pyiqa": _pyiqa_version()}
+            "pyiqa": pyiqa_version()}
 
 
-def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], mode: str, settings: dict,
-                           on_line=None) -> dict:
+def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], mode: str, device: str,
+                           settings: dict, on_line=None) -> dict:
     """Run the team's evaluation in the evaluator image; return the evaluation it wrote."""
     from docker.types import Mount
 
     client = images.engine()
     recipe = images.evaluator_recipe(proj.root, settings["base_image"])
-    logs = proj.root / ".cache" / "evaluator"
+    logs = proj.evaluator_logs()
     try:
         image = images.ensure_image(client, recipe, proj.root, logs / "build.log", settings["build_network"], on_line)
     except images.ImageError as exc:
         raise EvaluationError(f"evaluator image: {exc.message}", exc.hint) from None
-    runs = proj.runs_dir / dataset / team.id
+    runs = proj.team_runs(dataset, team.id)
     hr_dir = data_mod.ground_truth(dataset, proj.data_dir)
     with tempfile.TemporaryDirectory(prefix="harness-eval-") as scratch:
         evaluations, metrics = Path(scratch) / "evaluations", Path(scratch) / "metrics"
@@ -64,9 +64,10 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], 
             mounts.append(Mount(CACHE, str(proj.metric_cache.resolve()), type="bind", read_only=True))
         limits = limits_for(team, settings, client.info().get("NCPU"))
         command = ["--root", PROJECT, "evaluate", "--team", team.id, "--dataset", dataset,
-                   "--metrics", ",".join(names), "--mode", mode]
+                   "--metrics", ",".join(names), "--mode", mode, "--device", device]
         container = client.containers.create(
             image["id"], command=command, mounts=mounts, **locked_down(limits),
+            device_requests=device_requests(settings["gpus"], device),
             environment={**CONTAINER_ENV, "COLUMNS": "160"},
             labels={f"{images.LABEL}.evaluator": team.id})
         log_path = logs / f"{dataset}-{team.id}.log"
@@ -77,7 +78,7 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], 
             log_path.write_bytes(container.logs())
         finally:
             container.remove(force=True)
-        produced = evaluations / dataset / f"{team.id}.json"
+        produced = Project(Path(scratch)).evaluation_file(dataset, team.id)
         if code != 0 or not produced.exists():
             raise EvaluationError(f"{team.id}: the evaluator image exited with code {code} without an evaluation",
                                   hint=f"log: {log_path}\n{log_tail(log_path)}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .errors import HarnessError
+from .errors import ImageError
 
 LABEL = "org.harness"
 EVALUATOR_RECIPE = "evaluator"
@@ -25,25 +25,19 @@ SHARED_INPUTS = ("harness", "schemas", "requirements.lock")
 ENGINE_TIMEOUT_S = 10
 
 
-class ImageError(HarnessError):
-    """An image could not be built or found; `kind` is build_failed, image_missing or engine_unavailable."""
-
-    def __init__(self, kind: str, message: str, hint: str | None = None, log_tail: str = ""):
-        super().__init__(message, hint)
-        self.kind = kind
-        self.log_tail = log_tail
-
-
 def engine(timeout: int = ENGINE_TIMEOUT_S):
     """A client of the Docker engine that answers, or ImageError('engine_unavailable')."""
     import docker
     from docker.errors import DockerException
 
+    client = None
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
         return client
     except (DockerException, OSError) as exc:
+        if client is not None:
+            client.close()
         raise ImageError("engine_unavailable", f"no Docker engine answers ({exc})",
                          hint="start dockerd (or set DOCKER_HOST), or use runner: local") from None
 
@@ -168,7 +162,7 @@ def ensure_image(client, recipe: ImageRecipe, repo_root: Path, log_path: Path, n
             error = exc.explanation or str(exc)
             log.write(error + "\n")
     if error:
-        from .runners.local import log_tail
+        from .protocol import log_tail
 
         raise ImageError("build_failed", f"building {recipe.tag} from {recipe.dockerfile} failed: "
                          f"{error.strip().splitlines()[-1]}", hint=f"full build log: {log_path}",

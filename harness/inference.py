@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from .entry import FAILURE, PROVENANCE
 from .errors import InferenceFailed
 from .fsutil import replace_dir, write_json_atomic
 from .imageio import read_png_header
 from .manifest import Manifest
+from .protocol import FAILURE, PROVENANCE
+from .records import RunRecord
+from .runners.base import RunRequest, Runner
 
 RECORD = "record.json"
 
@@ -54,22 +54,17 @@ def check_outputs(lr_dir: Path, out_dir: Path, scale: int) -> None:
         raise InferenceFailed("wrong_size", f"{len(wrong)} output(s) of the wrong size: " + "; ".join(wrong[:5]))
 
 
-def infer_team(team: Manifest, runner, lr_dir: Path, runs_root: Path, dataset: str, weights_dir: Path,
+def infer_team(team: Manifest, runner: Runner, lr_dir: Path, runs_root: Path, dataset: str, weights_dir: Path,
                device: str, repo_root: Path, progress=None) -> dict:
-    """Run a team `repeats` times; return (and write) its run record. Never leaves half a run in place."""
+    """Run a team `repeats` times; return (and write) its run record. Never leaves half a run in place.
+
+    `progress(run, runs, done, total, name)` is called after each image."""
     folder = team_runs_dir(runs_root, dataset, team.id)
     folder.mkdir(parents=True, exist_ok=True)
-    started = datetime.now(timezone.utc)
-    wall = time.perf_counter()
-    record = {"schema": "harness.run-record/1", "team": team.id, "dataset": dataset, "runner": runner.name,
-              "runner_selection": getattr(runner, "selection", None), "device": device, "manifest_hash": team.hash, "run_key": team.run_key,
-              "started": started.isoformat(timespec="seconds"), "repeats": team.repeats, "runs": [],
-              "status": "ok", "failure": None}
+    record = RunRecord.start(team, dataset, runner.name, device, runner_selection=runner.selection)
     if not team.runnable:
-        record.update(status="not_runnable", failure={"kind": "not_runnable",
-                                                      "message": "; ".join(team.data["status"]["reasons"])})
-        _write_record(folder, record, wall)
-        return record
+        record.fail("not_runnable", "; ".join(team.data["status"]["reasons"]), status="not_runnable")
+        return write_record(folder, record)
     for stale in run_dirs(runs_root, dataset, team.id):
         if int(stale.name.split("-")[1]) > team.repeats:
             shutil.rmtree(stale)
@@ -81,20 +76,18 @@ def infer_team(team: Manifest, runner, lr_dir: Path, runs_root: Path, dataset: s
                     if progress:
                         progress(_index, team.repeats, done, total, name)
 
-                runner.run_once(team, Path(lr_dir), staging, Path(weights_dir), device, index,
-                                folder / "logs" / f"run-{index}.log", Path(repo_root), on_image)
+                runner.run_once(RunRequest(team, Path(lr_dir), staging, Path(weights_dir), device, index,
+                                           folder / "logs" / f"run-{index}.log", Path(repo_root), on_image))
                 check_outputs(lr_dir, staging, team.runtime["scale"])
                 (staging / FAILURE).unlink(missing_ok=True)
                 provenance = json.loads((staging / PROVENANCE).read_text())
                 replace_dir(staging, folder / f"run-{index}")
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-            record["runs"].append({"index": index, "dir": f"run-{index}", "provenance": provenance})
+            record.runs.append({"index": index, "dir": f"run-{index}", "provenance": provenance})
     except InferenceFailed as exc:
-        record.update(status="failed", failure={"kind": exc.kind, "message": exc.message, "hint": exc.hint,
-                                                "log_tail": exc.log_tail})
-    _write_record(folder, record, wall)
-    return record
+        record.fail(exc.kind, exc.message, exc.hint, exc.log_tail)
+    return write_record(folder, record)
 
 
 def write_failed_record(team: Manifest, runs_root: Path, dataset: str, kind: str, message: str,
@@ -102,17 +95,13 @@ def write_failed_record(team: Manifest, runs_root: Path, dataset: str, kind: str
     """The record of a run that could not start (for example, its weights are unavailable)."""
     folder = team_runs_dir(runs_root, dataset, team.id)
     folder.mkdir(parents=True, exist_ok=True)
-    record = {"schema": "harness.run-record/1", "team": team.id, "dataset": dataset, "runner": None,
-              "device": None, "manifest_hash": team.hash, "run_key": team.run_key,
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "repeats": team.repeats,
-              "runs": [], "status": "failed", "failure": {"kind": kind, "message": message, "hint": hint}}
-    _write_record(folder, record, time.perf_counter())
-    return record
+    return write_record(folder, RunRecord.start(team, dataset).fail(kind, message, hint))
 
 
-def _write_record(folder: Path, record: dict, wall_start: float) -> None:
-    record["wall_s"] = round(time.perf_counter() - wall_start, 3)
-    write_json_atomic(folder / RECORD, record)
+def write_record(folder: Path, record: RunRecord | dict) -> dict:
+    payload = record.finish() if isinstance(record, RunRecord) else record
+    write_json_atomic(Path(folder) / RECORD, payload)
+    return payload
 
 
 def load_record(runs_root: Path, dataset: str, team_id: str) -> dict | None:

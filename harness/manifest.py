@@ -14,7 +14,12 @@ from jsonschema import Draft202012Validator
 
 from .errors import ManifestError, ManifestProblem
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "manifest.schema.json"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# schemas/ of the checkout the package runs from (a clone, an image's /opt/harness), else the copy an
+# installed wheel carries inside the package.
+SCHEMAS_DIR = next((d for d in (PACKAGE_DIR.parent / "schemas", PACKAGE_DIR / "schemas") if d.is_dir()),
+                   PACKAGE_DIR.parent / "schemas")
+SCHEMA_PATH = SCHEMAS_DIR / "manifest.schema.json"
 MANIFEST_NAME = "manifest.yaml"
 # Fields that do not change what a run produces; a change to them needs no re-run.
 NON_RUN_FIELDS = ("published", "description", "name", "tracks", "status")
@@ -22,7 +27,12 @@ NON_RUN_FIELDS = ("published", "description", "name", "tracks", "status")
 
 @functools.lru_cache(maxsize=1)
 def schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text())
+    """The manifest schema, with the metric names taken from the metric registry."""
+    from .metrics import ALL_SPECS
+
+    loaded = json.loads(SCHEMA_PATH.read_text())
+    loaded["$defs"]["metric_name"]["enum"] = list(ALL_SPECS)
+    return loaded
 
 
 @functools.lru_cache(maxsize=1)
@@ -256,8 +266,9 @@ def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProble
     if entry["kind"] == "none" and data["status"]["runnable"]:
         problem("entry.kind", "an entry without code cannot be runnable", "none-is-not-runnable",
                 "set status.runnable: false with the reasons")
-    if data.get("container", {}).get("recipe") and CONTAINERS_DIR.is_dir():  # images carry no containers/
-        problems.extend(recipe_problems(data["container"], path, shown))
+    containers = recipes_dir(path)
+    if data.get("container", {}).get("recipe") and containers:  # images carry no containers/
+        problems.extend(recipe_problems(data["container"], containers, shown))
     for dataset, entry_pub in data.get("published", {}).items():
         base = f"published.{dataset}"
         if dataset not in datasets.DATASETS:
@@ -281,12 +292,18 @@ def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProble
                 problem(f"{base}.tolerance.{name}", f"unknown metric '{name}'", "known-metric")
         score_problem = _score_inconsistency(values, precision)
         if score_problem:
-            problem(f"{base}.values.perceptual_score", score_problem, "score-recomputes",
+            problem(f"{base}.values.{metrics.SCORE.name}", score_problem, "score-recomputes",
                     "one of the components or the score is mistyped")
     return problems
 
 
-CONTAINERS_DIR = SCHEMA_PATH.parent.parent / "containers"
+def recipes_dir(manifest_path: Path) -> Path | None:
+    """containers/ of the checkout a manifest at teams/<id>/manifest.yaml belongs to, else that of the
+    checkout the package runs from; None where neither has one (inside an image)."""
+    for checkout in (Path(manifest_path).resolve().parent.parent.parent, PACKAGE_DIR.parent):
+        if (checkout / "containers").is_dir():
+            return checkout / "containers"
+    return None
 
 
 def dockerfile_args(dockerfile: Path) -> dict[str, str | None]:
@@ -300,12 +317,12 @@ def dockerfile_args(dockerfile: Path) -> dict[str, str | None]:
     return args
 
 
-def recipe_problems(container: dict, path: Path, shown: str) -> list[ManifestProblem]:
+def recipe_problems(container: dict, containers: Path, shown: str) -> list[ManifestProblem]:
     problems = []
     recipe = container["recipe"]
-    dockerfile = CONTAINERS_DIR / recipe / "Dockerfile"
+    dockerfile = containers / recipe / "Dockerfile"
     if not dockerfile.is_file():
-        known = sorted(p.parent.name for p in CONTAINERS_DIR.glob("*/Dockerfile"))
+        known = sorted(p.parent.name for p in containers.glob("*/Dockerfile"))
         close = difflib.get_close_matches(recipe, known, n=1)
         return [ManifestProblem(shown, "container.recipe", f"no recipe containers/{recipe}/Dockerfile", "recipe-exists",
                                 f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}")]
@@ -323,18 +340,16 @@ def _decimals_exceed(value: float, decimals: int) -> bool:
 
 
 def _score_inconsistency(values: dict, precision: dict) -> str | None:
-    from .metrics import SCORE_COMPONENTS, perceptual_score
+    from .metrics import SCORE, SCORE_COMPONENTS, perceptual_score, score_rounding_slack
 
-    if "perceptual_score" not in values or not all(k in values for k in SCORE_COMPONENTS):
+    if SCORE.name not in values or not all(k in values for k in SCORE_COMPONENTS):
         return None
     recomputed = perceptual_score(values)
     # Rounding of each component bounds how far the recomputed score can fall from the published one.
-    slack = sum(0.5 * 10 ** -precision.get(k, 4) * w for k, w in
-                (("lpips", 1), ("dists", 1), ("clipiqa", 1), ("maniqa", 1), ("musiq", 0.01), ("niqe", 0.1)))
-    slack += 0.5 * 10 ** -precision.get("perceptual_score", 4) + 1e-9
-    delta = recomputed - values["perceptual_score"]
+    slack = score_rounding_slack(precision)
+    delta = recomputed - values[SCORE.name]
     if math.fabs(delta) > slack:
-        return (f"{values['perceptual_score']} but the components give {recomputed:.4f} "
+        return (f"{values[SCORE.name]} but the components give {recomputed:.4f} "
                 f"(off by {delta:+.4f}, rounding allows {slack:.4f})")
     return None
 

@@ -10,6 +10,7 @@ Layout of the cache (the directory handed to pyiqa as TORCH_HOME/HF_HOME):
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -20,39 +21,25 @@ from .download import download, pypi_file_url, read_member
 from .errors import ChecksumMismatch, DownloadError, HarnessError
 from .fsutil import sha256_file, write_bytes_atomic, write_json_atomic
 
-PYIQA_WEIGHTS = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main"
-TORCHVISION = "https://download.pytorch.org/models"
-CLIP_RN50 = ("https://openaipublic.azureedge.net/clip/models/"
-             "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt")
 # NIQE's pristine-image model: MATLAB's modelparameters.mat (mu_prisparam, cov_prisparam), as shipped
 # in basicsr's source distribution on PyPI (niqe_pris_params.npz).
-NIQE_SOURCE = {"package": "basicsr", "filename": "basicsr-1.4.2.tar.gz",
-               "sha256": "b89b595a87ef964cda9913b4d99380ddb6554c965577c0c10cb7b78e31301e87",
-               "member": "basicsr-1.4.2/basicsr/metrics/niqe_pris_params.npz"}
+NIQE_SDISTS = {"basicsr-1.4.2.tar.gz": {
+    "package": "basicsr", "sha256": "b89b595a87ef964cda9913b4d99380ddb6554c965577c0c10cb7b78e31301e87",
+    "member": "basicsr-1.4.2/basicsr/metrics/niqe_pris_params.npz"}}
 CHECKSUMS = "checksums.json"
 # A mirror holding every URL-sourced file flat, by file name, replaces the upstream hosts.
 MIRROR_VARIABLE = "HARNESS_METRIC_WEIGHTS_MIRROR"
 
 
-def sources() -> dict[str, dict]:
-    """Cache-relative path -> how to obtain it."""
+def sources() -> dict[str, M.WeightFile]:
+    """Cache-relative path -> the registry's weight file, with a mirror's URL where one is set."""
+    mirror = os.environ.get(MIRROR_VARIABLE)
     out = {}
     for spec in M.METRICS.values():
-        for rel in spec.weight_files:
-            name = rel.rsplit("/", 1)[-1]
-            if rel.endswith("niqe_modelparameters.mat"):
-                out[rel] = {"kind": "niqe-from-pypi", **NIQE_SOURCE}
-            elif rel.startswith(M.PYIQA_DIR):
-                out[rel] = {"kind": "url", "url": f"{PYIQA_WEIGHTS}/{name}"}
-            elif rel.startswith(M.TORCHVISION_DIR):
-                out[rel] = {"kind": "url", "url": f"{TORCHVISION}/{name}"}
-            elif rel.endswith("RN50.pt"):
-                out[rel] = {"kind": "url", "url": CLIP_RN50}
-            elif rel == M.MANIQA_VIT:
-                out[rel] = {"kind": "hf-hub", "repo": "timm/vit_base_patch8_224.augreg2_in21k_ft_in1k"}
-            mirror = os.environ.get(MIRROR_VARIABLE)
-            if mirror and out[rel]["kind"] == "url":
-                out[rel]["url"] = f"{mirror.rstrip('/')}/{name}"
+        for weight in spec.weight_files:
+            if mirror and weight.kind == "url":
+                weight = dataclasses.replace(weight, location=f"{mirror.rstrip('/')}/{weight.name}")
+            out[weight.path] = weight
     return out
 
 
@@ -73,10 +60,8 @@ def fetch(metric_names: list[str], cache_dir: Path, downloads: Path, progress=No
     pinned = json.loads(listing_path.read_text()) if listing_path.exists() else {}
     table = sources()
     status = {}
-    for name in metric_names:
-        if name == M.SCORE.name:
-            continue
-        for rel in M.spec(name).weight_files:
+    for name in M.computed_metrics(metric_names):
+        for rel in (w.path for w in M.METRICS[name].weight_files):
             target = cache_dir / rel
             fresh = not target.exists()
             try:
@@ -103,22 +88,22 @@ def fetch(metric_names: list[str], cache_dir: Path, downloads: Path, progress=No
     return status
 
 
-def _obtain(rel: str, source: dict, cache_dir: Path, downloads: Path, progress) -> None:
+def _obtain(rel: str, source: M.WeightFile, cache_dir: Path, downloads: Path, progress) -> None:
     target = cache_dir / rel
-    kind = source["kind"]
-    if kind == "url":
-        download(source["url"], target, None, progress)
-    elif kind == "niqe-from-pypi":
-        url = pypi_file_url(source["package"], source["filename"], source["sha256"])
-        archive = download(url, Path(downloads) / source["filename"], source["sha256"], progress)
-        write_bytes_atomic(target, niqe_mat_from_npz(read_member(archive, source["member"])))
-    elif kind == "hf-hub":
+    if source.kind == "url":
+        download(source.location, target, None, progress)
+    elif source.kind == "niqe-from-pypi":
+        sdist = NIQE_SDISTS[source.location]
+        url = pypi_file_url(sdist["package"], source.location, sdist["sha256"])
+        archive = download(url, Path(downloads) / source.location, sdist["sha256"], progress)
+        write_bytes_atomic(target, niqe_mat_from_npz(read_member(archive, sdist["member"])))
+    elif source.kind == "hf-hub":
         from huggingface_hub import snapshot_download
 
         try:
-            snapshot_download(source["repo"], cache_dir=str(cache_dir / "huggingface" / "hub"))
+            snapshot_download(source.location, cache_dir=str(cache_dir / "huggingface" / "hub"))
         except Exception as exc:
-            raise DownloadError(f"{source['repo']}: {type(exc).__name__}: {exc}") from None
+            raise DownloadError(f"{source.location}: {type(exc).__name__}: {exc}") from None
 
 
 def niqe_mat_from_npz(npz_bytes: bytes) -> bytes:

@@ -1,68 +1,110 @@
-"""The metric registry and the organizers' metric semantics.
+"""The metric registry: every fact about a metric in one entry (kind, direction, published precision,
+tolerance, weight files and their sources, share of the perceptual score). Report order, the
+manifest schema's metric names, the score's formula and its rounding slack all derive from it.
 
-PSNR and SSIM are computed here, vectorised, exactly as the organizers did (see README, "Scoring").
-NIQE and the learned metrics run through pyiqa with its default settings, loading weights only from
-the harness's metric-weights cache with every hub in offline mode.
+How the metrics are computed lives in harness.scoring.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
+from .errors import EvaluationError
 
-from .errors import EvaluationError, MetricUnavailable
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One file a metric loads, where it lives in the cache, and how it is obtained.
+
+    kind: 'url' (downloaded as is; a mirror may replace the host), 'hf-hub' (a Hugging Face snapshot
+    of `location`), or 'niqe-from-pypi' (NIQE's parameters converted from basicsr's sdist on PyPI)."""
+
+    path: str  # relative to the metric-weights cache
+    kind: str
+    location: str  # the URL or the hub repository; for niqe-from-pypi, the sdist's file name
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ScoreTerm:
+    """A metric's share of the perceptual score: max(floor, offset + scale * mean)."""
+
+    scale: float
+    offset: float = 0.0
+    floor: float | None = None
+
+    def value(self, mean: float) -> float:
+        term = self.offset + self.scale * mean
+        return term if self.floor is None else max(self.floor, term)
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
     title: str
-    reference: str  # "FR" (full reference) or "NR" (no reference)
+    reference: str  # "FR" (full reference), "NR" (no reference) or "derived"
     lower_better: bool
     precision: int  # decimals as published by the organizers
     tolerance_abs: float = 0.0
     tolerance_rel: float = 0.0
-    backend: str = "pyiqa"  # "builtin" or "pyiqa"
-    weight_files: tuple[str, ...] = field(default=())  # relative to the metric-weights cache
+    backend: str = "pyiqa"  # "builtin", "pyiqa" or "derived"
+    weight_files: tuple[WeightFile, ...] = field(default=())
+    score_term: ScoreTerm | None = None  # its share of the perceptual score, if it has one
 
-    def tolerance(self, value: float) -> float:
-        return self.tolerance_abs + self.tolerance_rel * abs(value)
+    def tolerance(self, published: float, precision: int | None = None, override: dict | None = None) -> float:
+        """How far a reproduced mean may fall from the published value: absolute + relative, widened by
+        half a unit of the published last digit; a manifest's override replaces abs/rel."""
+        absolute = (override or {}).get("abs", self.tolerance_abs)
+        relative = (override or {}).get("rel", self.tolerance_rel)
+        rounding = 0.5 * 10 ** -precision if precision is not None else 0.0
+        return absolute + relative * abs(published) + rounding
 
 
-PYIQA_DIR = "torch/hub/pyiqa"
-TORCHVISION_DIR = "torch/hub/checkpoints"
-MANIQA_VIT = "huggingface/hub/models--timm--vit_base_patch8_224.augreg2_in21k_ft_in1k"
+PYIQA_WEIGHTS = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main"
+TORCHVISION = "https://download.pytorch.org/models"
+
+
+def _pyiqa(name: str) -> WeightFile:
+    return WeightFile(f"torch/hub/pyiqa/{name}", "url", f"{PYIQA_WEIGHTS}/{name}")
+
+
+def _torchvision(name: str) -> WeightFile:
+    return WeightFile(f"torch/hub/checkpoints/{name}", "url", f"{TORCHVISION}/{name}")
+
 
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in [
         MetricSpec("psnr", "PSNR (dB, Y)", "FR", False, 2, tolerance_abs=0.01, backend="builtin"),
         MetricSpec("ssim", "SSIM (Y)", "FR", False, 4, tolerance_abs=0.0005, backend="builtin"),
-        MetricSpec("lpips", "LPIPS", "FR", True, 4, tolerance_abs=0.002,
-                   weight_files=(f"{PYIQA_DIR}/LPIPS_v0.1_alex-df73285e.pth",
-                                 f"{TORCHVISION_DIR}/alexnet-owt-7be5be79.pth")),
-        MetricSpec("dists", "DISTS", "FR", True, 4, tolerance_abs=0.002,
-                   weight_files=(f"{PYIQA_DIR}/DISTS_weights-f5e65c96.pth",
-                                 f"{TORCHVISION_DIR}/vgg16-397923af.pth")),
-        MetricSpec("niqe", "NIQE", "NR", True, 4, tolerance_rel=0.01,
-                   weight_files=(f"{PYIQA_DIR}/niqe_modelparameters.mat",)),
-        MetricSpec("maniqa", "ManIQA", "NR", False, 4, tolerance_rel=0.01,
-                   weight_files=(f"{PYIQA_DIR}/ckpt_koniq10k.pt", MANIQA_VIT)),
-        MetricSpec("musiq", "MUSIQ", "NR", False, 4, tolerance_rel=0.005,
-                   weight_files=(f"{PYIQA_DIR}/musiq_koniq_ckpt-e95806b9.pth",)),
-        MetricSpec("clipiqa", "CLIP-IQA", "NR", False, 4, tolerance_rel=0.01,
-                   weight_files=("torch/hub/clip/RN50.pt",)),
+        MetricSpec("lpips", "LPIPS", "FR", True, 4, tolerance_abs=0.002, score_term=ScoreTerm(-1, 1),
+                   weight_files=(_pyiqa("LPIPS_v0.1_alex-df73285e.pth"), _torchvision("alexnet-owt-7be5be79.pth"))),
+        MetricSpec("dists", "DISTS", "FR", True, 4, tolerance_abs=0.002, score_term=ScoreTerm(-1, 1),
+                   weight_files=(_pyiqa("DISTS_weights-f5e65c96.pth"), _torchvision("vgg16-397923af.pth"))),
+        MetricSpec("niqe", "NIQE", "NR", True, 4, tolerance_rel=0.01, score_term=ScoreTerm(-0.1, 1, floor=0.0),
+                   weight_files=(WeightFile("torch/hub/pyiqa/niqe_modelparameters.mat", "niqe-from-pypi",
+                                            "basicsr-1.4.2.tar.gz"),)),
+        MetricSpec("maniqa", "ManIQA", "NR", False, 4, tolerance_rel=0.01, score_term=ScoreTerm(1),
+                   weight_files=(_pyiqa("ckpt_koniq10k.pt"),
+                                 WeightFile("huggingface/hub/models--timm--vit_base_patch8_224.augreg2_in21k_ft_in1k",
+                                            "hf-hub", "timm/vit_base_patch8_224.augreg2_in21k_ft_in1k"))),
+        MetricSpec("musiq", "MUSIQ", "NR", False, 4, tolerance_rel=0.005, score_term=ScoreTerm(0.01),
+                   weight_files=(_pyiqa("musiq_koniq_ckpt-e95806b9.pth"),)),
+        MetricSpec("clipiqa", "CLIP-IQA", "NR", False, 4, tolerance_rel=0.01, score_term=ScoreTerm(1),
+                   weight_files=(WeightFile("torch/hub/clip/RN50.pt", "url",
+                                            "https://openaipublic.azureedge.net/clip/models/afeb0e10f9e5a86da6080e"
+                                            "35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt"),)),
     ]
 }
 
+# The organizers' Track-2 score: the sum of the components' terms, on the per-metric means.
 SCORE = MetricSpec("perceptual_score", "Perceptual score", "derived", False, 4,
                    tolerance_abs=0.005, backend="derived")
-SCORE_COMPONENTS = ("lpips", "dists", "niqe", "maniqa", "musiq", "clipiqa")
+SCORE_COMPONENTS = tuple(name for name, s in METRICS.items() if s.score_term)
+# Every metric in report order: the computed ones as registered, then the score.
 ALL_SPECS: dict[str, MetricSpec] = {**METRICS, SCORE.name: SCORE}
 
 FETCH_COMMAND = "harness fetch metric-weights"
@@ -82,172 +124,24 @@ def spec(name: str) -> MetricSpec:
 def parse_metric_list(text: str | list[str]) -> list[str]:
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     for name in names:
-        if name != SCORE.name:
-            spec(name)
+        spec(name)
     return names
+
+
+def computed_metrics(names: list[str]) -> list[str]:
+    """The metrics to compute for `names`: each one, and the components of a derived one."""
+    out = [n for n in names if spec(n).backend != "derived"]
+    if SCORE.name in names:
+        out += [n for n in SCORE_COMPONENTS if n not in out]
+    return out
 
 
 def perceptual_score(means: dict[str, float]) -> float:
     """The organizers' Track-2 score, computed on the per-metric averages."""
-    return ((1 - means["lpips"]) + (1 - means["dists"]) + means["clipiqa"] + means["maniqa"]
-            + means["musiq"] / 100 + max(0.0, (10 - means["niqe"]) / 10))
+    return sum(METRICS[name].score_term.value(means[name]) for name in SCORE_COMPONENTS)
 
 
-# --- PSNR / SSIM on the Y channel, the organizers' way -------------------------------------------
-
-CROP_MULTIPLE = 4
-SHAVE = 4
-
-
-def y_channel(rgb8: np.ndarray) -> np.ndarray:
-    """BT.601 luma on the 16..235 scale, float32, not rounded."""
-    rgb = rgb8.astype(np.float32) / np.float32(255.0)
-    coeffs = np.array([65.481, 128.553, 24.966], dtype=np.float32)
-    return rgb @ coeffs + np.float32(16.0)
-
-
-def prepare_y(rgb8: np.ndarray) -> np.ndarray:
-    h, w = rgb8.shape[:2]
-    cropped = rgb8[: h - h % CROP_MULTIPLE, : w - w % CROP_MULTIPLE]
-    shaved = cropped[SHAVE:-SHAVE, SHAVE:-SHAVE]
-    return y_channel(shaved).astype(np.float64)
-
-
-def psnr_y(y1: np.ndarray, y2: np.ndarray) -> float:
-    mse = float(np.mean((y1 - y2) ** 2))
-    if mse == 0:
-        return math.inf
-    return 20 * math.log10(255.0 / math.sqrt(mse))
-
-
-SSIM_WINDOW = 11
-
-
-def _gaussian_1d(size: int = SSIM_WINDOW, sigma: float = 1.5) -> np.ndarray:
-    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    g = np.exp(-(x * x) / (2 * sigma * sigma))
-    return g / g.sum()
-
-
-def _filter_valid(image: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """2-D correlation with the separable kernel g⊗g (double precision), keeping the 'valid' part."""
-    import cv2
-
-    pad = g.size // 2
-    return cv2.sepFilter2D(image, cv2.CV_64F, g, g)[pad:-pad, pad:-pad]
-
-
-def ssim_y(y1: np.ndarray, y2: np.ndarray) -> float:
-    if min(y1.shape) < SSIM_WINDOW:
-        raise EvaluationError(f"image too small for SSIM: {y1.shape[1]}x{y1.shape[0]} after the crop and shave, "
-                              f"the window needs {SSIM_WINDOW}x{SSIM_WINDOW}")
-    c1 = (0.01 * 255) ** 2
-    c2 = (0.03 * 255) ** 2
-    g = _gaussian_1d()
-    mu1 = _filter_valid(y1, g)
-    mu2 = _filter_valid(y2, g)
-    mu1_sq, mu2_sq, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
-    s1 = _filter_valid(y1 * y1, g) - mu1_sq
-    s2 = _filter_valid(y2 * y2, g) - mu2_sq
-    s12 = _filter_valid(y1 * y2, g) - mu12
-    ssim_map = ((2 * mu12 + c1) * (2 * s12 + c2)) / ((mu1_sq + mu2_sq + c1) * (s1 + s2 + c2))
-    return float(ssim_map.mean())
-
-
-def psnr_ssim(sr: np.ndarray, hr: np.ndarray, wanted: list[str]) -> dict[str, float]:
-    y_sr, y_hr = prepare_y(sr), prepare_y(hr)
-    if y_sr.shape != y_hr.shape:
-        raise EvaluationError(
-            f"sizes differ after the crop to a multiple of 4: output {sr.shape[1]}x{sr.shape[0]}, "
-            f"ground truth {hr.shape[1]}x{hr.shape[0]}")
-    out = {}
-    if "psnr" in wanted:
-        out["psnr"] = psnr_y(y_sr, y_hr)
-    if "ssim" in wanted:
-        out["ssim"] = ssim_y(y_sr, y_hr)
-    return out
-
-
-# --- pyiqa metrics, from a cache the harness controls --------------------------------------------
-
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-
-
-def cache_env(cache_dir: Path) -> dict[str, str]:
-    cache_dir = Path(cache_dir).resolve()
-    return {"TORCH_HOME": str(cache_dir / "torch"), "HF_HOME": str(cache_dir / "huggingface"),
-            **OFFLINE_ENV}
-
-
-def missing_weight_files(name: str, cache_dir: Path) -> list[str]:
-    return [rel for rel in METRICS[name].weight_files if not (Path(cache_dir) / rel).exists()]
-
-
-class PyiqaMetrics:
-    """Creates pyiqa metrics on demand, each from the cache only; remembers what is unavailable."""
-
-    def __init__(self, cache_dir: Path, device: str = "cpu"):
-        self.cache_dir = Path(cache_dir).resolve()
-        self.device = device
-        self._metrics: dict[str, object] = {}
-        self._configured = False
-
-    def _configure(self) -> None:
-        if self._configured:
-            return
-        env = cache_env(self.cache_dir)
-        if "pyiqa" in sys.modules and os.environ.get("TORCH_HOME") != env["TORCH_HOME"]:
-            raise EvaluationError(
-                "pyiqa was imported before the metric cache was configured",
-                hint="evaluate in a fresh process, or set TORCH_HOME to the cache before importing pyiqa")
-        os.environ.update(env)
-        self._configured = True
-
-    def unavailable_reason(self, name: str) -> str | None:
-        missing = missing_weight_files(name, self.cache_dir)
-        if missing:
-            return f"weights absent from {self.cache_dir}: {', '.join(missing)}"
-        return None
-
-    def get(self, name: str):
-        if name in self._metrics:
-            return self._metrics[name]
-        reason = self.unavailable_reason(name)
-        if reason:
-            raise MetricUnavailable(name, f"{name}: {reason}", hint=f"run `{FETCH_COMMAND} {name}`")
-        self._configure()
-        import pyiqa  # imported late: pyiqa reads TORCH_HOME once, at import
-
-        try:
-            metric = pyiqa.create_metric(name, device=self.device, as_loss=False)
-        except Exception as exc:  # a corrupt or foreign weight file, most often
-            raise MetricUnavailable(name, f"{name}: pyiqa could not create the metric: {exc}",
-                                    hint=f"re-fetch with `{FETCH_COMMAND} {name}`") from exc
-        self._metrics[name] = metric
-        return metric
-
-    def score(self, name: str, sr, hr) -> float:
-        """`sr` and `hr` are 1x3xHxW float tensors in [0, 1]; `hr` is ignored by NR metrics."""
-        import torch
-
-        metric = self.get(name)
-        with torch.no_grad():
-            if METRICS[name].reference == "FR":
-                value = metric(sr.to(self.device), hr.to(self.device))
-            else:
-                value = metric(sr.to(self.device))
-        return float(value.item())
-
-
-def rgb_tensor(rgb8: np.ndarray):
-    """HxWx3 uint8 -> 1x3xHxW float32 tensor in [0, 1], as pyiqa expects."""
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(rgb8)).permute(2, 0, 1).unsqueeze(0).float() / 255.0
-
-
-def resize_bilinear(tensor, height: int, width: int):
-    """The organizers' repair for a size mismatch: bilinear resize to the smaller size."""
-    import torch.nn.functional as F
-
-    return F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False)
+def score_rounding_slack(precision: dict[str, int]) -> float:
+    """How far a score recomputed from rounded published components may fall from the published score."""
+    slack = sum(0.5 * 10 ** -precision.get(n, 4) * abs(METRICS[n].score_term.scale) for n in SCORE_COMPONENTS)
+    return slack + 0.5 * 10 ** -precision.get(SCORE.name, SCORE.precision) + 1e-9

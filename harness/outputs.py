@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from .archive import materialise
 from .download import download
 from .errors import DatasetError, DownloadError, HarnessError
 from .fsutil import replace_dir, sha256_file, write_json_atomic
-from .inference import RECORD, team_runs_dir
+from .inference import team_runs_dir, write_record
 from .manifest import Manifest
-
-RUNNER = "published-outputs"
-
+from .records import PUBLISHED_OUTPUTS, RunRecord
 
 def default_source(team: Manifest, dataset: str) -> str | None:
     spec = (team.published(dataset) or {}).get("outputs")
@@ -77,11 +73,7 @@ def collect(team: Manifest, dataset: str, source: str, runs_root: Path, download
     """Place the team's published outputs as run-1 and write a run record naming the source."""
     folder = team_runs_dir(runs_root, dataset, team.id)
     folder.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    record = {"schema": "harness.run-record/1", "team": team.id, "dataset": dataset, "runner": RUNNER,
-              "device": None, "manifest_hash": team.hash, "run_key": team.run_key, "source": source,
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "repeats": 1,
-              "runs": [], "status": "ok", "failure": None}
+    record = RunRecord.start(team, dataset, PUBLISHED_OUTPUTS, None, repeats=1, source=source)
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".run-1."))
     try:
         local = fetch_source(source, downloads, progress)
@@ -98,12 +90,9 @@ def collect(team: Manifest, dataset: str, source: str, runs_root: Path, download
         for stale in folder.glob("run-*"):
             shutil.rmtree(stale)
         replace_dir(staging, folder / "run-1")
-        record["runs"].append({"index": 1, "dir": "run-1", "provenance": provenance})
+        record.runs.append({"index": 1, "dir": "run-1", "provenance": provenance})
     except HarnessError as exc:
-        record.update(status="failed", failure={"kind": "outputs_unavailable", "message": exc.message,
-                                                "hint": exc.hint})
+        record.fail("outputs_unavailable", exc.message, exc.hint)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    record["wall_s"] = round(time.perf_counter() - started, 3)
-    write_json_atomic(folder / RECORD, record)
-    return record
+    return write_record(folder, record)

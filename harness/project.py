@@ -6,21 +6,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from . import settings
 from .errors import HarnessError
-
-PARAMS_FILE = "params.yaml"
-DEFAULT_PARAMS = {"dataset": "mini", "teams": [], "runner": "local", "device": "cpu",
-                  "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful", "source": "inference", "outputs": None,
-                  "evaluator": "local", "docker": {}, "executor": "local", "slurm": {}}
-EXECUTORS = ("local", "slurm")
-EVALUATORS = ("local", "docker")
-SOURCES = ("inference", "outputs")
 
 
 @dataclass(frozen=True)
 class Project:
+    """A harness checkout: where every file of the audit lives, and its settings."""
+
     root: Path
 
     @classmethod
@@ -33,7 +26,7 @@ class Project:
             if (folder / "teams").is_dir():
                 return cls(folder)
         raise HarnessError(f"no teams/ folder in {here} or above",
-                           hint="run from a harness checkout, or set HARNESS_ROOT")
+                           hint="run from a harness checkout, pass --root, or set HARNESS_ROOT")
 
     teams_dir = property(lambda self: self.root / "teams")
     template_dir = property(lambda self: self.root / "teams" / "_template")
@@ -43,6 +36,36 @@ class Project:
     evaluations_dir = property(lambda self: self.root / "evaluations")
     metrics_dir = property(lambda self: self.root / "metrics")
     report_dir = property(lambda self: self.root / "report")
+
+    # --- per dataset and team ---
+    def team_runs(self, dataset: str, team_id: str) -> Path:
+        """runs/<dataset>/<team>/: run-<k>/ folders, record.json, logs/."""
+        return self.runs_dir / dataset / team_id
+
+    def team_weights(self, team_id: str) -> Path:
+        return self.weights_dir / team_id
+
+    def evaluation_file(self, dataset: str, team_id: str) -> Path:
+        return self.evaluations_dir / dataset / f"{team_id}.json"
+
+    def metrics_file(self, dataset: str, team_id: str) -> Path:
+        """The per-team means that `dvc metrics` shows."""
+        return self.metrics_dir / dataset / f"{team_id}.json"
+
+    def slurm_dir(self, dataset: str) -> Path:
+        """submitit's folders (one per job) and jobs.json."""
+        return self.root / ".cache" / "slurm" / dataset
+
+    def slurm_jobs(self, dataset: str) -> Path:
+        return self.slurm_dir(dataset) / "jobs.json"
+
+    def slurm_results(self, dataset: str) -> Path:
+        """Where Slurm jobs write their runs; the waiting stage moves them into runs/. DVC clears a
+        stage's outputs before running it, so a job that finishes first must not write there."""
+        return self.slurm_dir(dataset) / "results"
+
+    def evaluator_logs(self) -> Path:
+        return self.root / ".cache" / "evaluator"
 
     @property
     def downloads_dir(self) -> Path:
@@ -59,37 +82,4 @@ class Project:
         return Path(os.environ.get("HARNESS_METRIC_WEIGHTS", self.root / ".cache" / "metric-weights"))
 
     def params(self) -> dict:
-        path = self.root / PARAMS_FILE
-        if not path.exists():
-            return {**DEFAULT_PARAMS, **{k: section_settings(k, {}, path) for k in ("docker", "slurm")}}
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise HarnessError(f"{path}: not valid YAML: {exc}") from None
-        unknown = set(loaded) - set(DEFAULT_PARAMS)
-        if unknown:
-            raise HarnessError(f"{path}: unknown parameter(s): {', '.join(sorted(unknown))}",
-                               hint=f"known: {', '.join(DEFAULT_PARAMS)}")
-        merged = {**DEFAULT_PARAMS, **loaded}
-        for section in ("docker", "slurm"):
-            merged[section] = section_settings(section, merged[section] or {}, path)
-        if merged["executor"] not in EXECUTORS:
-            raise HarnessError(f"{path}: executor: '{merged['executor']}' is not one of {', '.join(EXECUTORS)}")
-        if merged["evaluator"] not in EVALUATORS:
-            raise HarnessError(f"{path}: evaluator: '{merged['evaluator']}' is not one of {', '.join(EVALUATORS)}")
-        if merged["source"] not in SOURCES:
-            raise HarnessError(f"{path}: source: '{merged['source']}' is not one of {', '.join(SOURCES)}")
-        return merged
-
-
-def section_settings(section: str, given: dict, path: Path) -> dict:
-    """A nested section of params.yaml (docker, slurm) over its defaults; unknown keys refused."""
-    from .runners.docker import DEFAULT_SETTINGS as DOCKER
-    from .slurm import DEFAULT_SETTINGS as SLURM
-
-    defaults = {"docker": DOCKER, "slurm": SLURM}[section]
-    unknown = set(given) - set(defaults)
-    if unknown:
-        raise HarnessError(f"{path}: unknown {section} setting(s): {', '.join(sorted(unknown))}",
-                           hint=f"known: {', '.join(defaults)}")
-    return {**defaults, **given}
+        return settings.load(self.root / settings.PARAMS_FILE)

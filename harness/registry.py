@@ -6,7 +6,7 @@ import difflib
 from pathlib import Path
 
 from . import manifest as manifest_mod
-from .errors import ManifestError, TeamNotFound
+from .errors import HarnessError, ManifestError, TeamNotFound
 from .project import Project
 
 
@@ -30,6 +30,44 @@ def load(project: Project, team_id: str) -> manifest_mod.Manifest:
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "see `harness list`"
         raise TeamNotFound(f"no team '{team_id}' in {display_path(project, project.teams_dir)}/", hint=hint)
     return manifest_mod.load(path, display_path(project, path))
+
+
+def manifest_paths(project: Project, targets) -> list[Path]:
+    """Manifest files for team ids, team folders or manifest paths; none means every team."""
+    paths = []
+    for target in targets or team_ids(project):
+        candidate = Path(target)
+        if candidate.is_dir():
+            candidate = candidate / manifest_mod.MANIFEST_NAME
+        if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+            paths.append(candidate)
+        else:
+            paths.append(project.teams_dir / target / manifest_mod.MANIFEST_NAME)
+    return paths
+
+
+def validate(project: Project, path: Path) -> None:
+    """Load one manifest file; raise TeamNotFound (with suggestions) or ManifestError."""
+    if not path.exists() and path.parent.parent == project.teams_dir:
+        load(project, path.parent.name)
+    manifest_mod.load(path, display_path(project, path))
+
+
+def new_team(project: Project, team_id: str) -> Path:
+    """Scaffold teams/<id>/ from teams/_template/; returns the new manifest."""
+    import re
+    import shutil
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", team_id):
+        raise HarnessError(f"'{team_id}' is not a valid team id",
+                           hint="use lower-case letters, digits, '-' and '_', starting with a letter or digit")
+    target = project.teams_dir / team_id
+    if target.exists():
+        raise HarnessError(f"{display_path(project, target)} already exists")
+    shutil.copytree(project.template_dir, target)
+    manifest = target / manifest_mod.MANIFEST_NAME
+    manifest.write_text(manifest_mod.render_template(project.template_dir / manifest_mod.MANIFEST_NAME, team_id))
+    return manifest
 
 
 def load_all(project: Project) -> tuple[list[manifest_mod.Manifest], list]:

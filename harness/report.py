@@ -13,9 +13,6 @@ from .fsutil import write_bytes_atomic, write_json_atomic
 from .provenance import harness_info
 from .verify import VERDICTS
 
-METRIC_ORDER = ["psnr", "ssim", "lpips", "dists", "niqe", "maniqa", "musiq", "clipiqa", "perceptual_score"]
-
-
 def summary_line(results: list[dict]) -> str:
     counts = Counter(r["verdict"] for r in results)
     parts = ", ".join(f"{counts.get(v, 0)} {v.replace('_', ' ')}" for v in VERDICTS)
@@ -56,7 +53,7 @@ def cell(row: dict | None, marks: tuple[str, str] = ("✓", "✗"), detail: bool
 
 def metric_names(results: list[dict]) -> list[str]:
     present = {m for r in results for m in r["metrics"]}
-    return [m for m in METRIC_ORDER if m in present]
+    return [m for m in M.ALL_SPECS if m in present]
 
 
 def build(results: list[dict], dataset: str, params: dict, repo_root: Path) -> dict:

@@ -15,21 +15,14 @@ import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
-from . import data as data_mod
-from . import inference, registry, runners
-from . import weights as weights_mod
+from . import inference
 from .errors import HarnessError
+from .failures import SLURM_FINAL_STATES as FINAL_STATES
 from .fsutil import replace_dir, write_json_atomic
 from .project import Project
 
-JOBS_FILE = "jobs.json"
-DEFAULT_SETTINGS = {"partition": None, "account": None, "cpus_per_task": 2, "mem_gb": 8, "gpus_per_job": 0,
-                    "time_limit_min": None, "array_parallelism": 64, "poll_s": 5}
-# Slurm accounting states at which a job is over, and the failure each one means.
-FINAL_STATES = {"COMPLETED": None, "FAILED": "nonzero_exit", "TIMEOUT": "timeout", "DEADLINE": "timeout",
-                "CANCELLED": "cancelled", "PREEMPTED": "cancelled", "NODE_FAIL": "node_failure",
-                "BOOT_FAIL": "node_failure", "OUT_OF_MEMORY": "out_of_memory"}
 WAITING_STATES = {"PENDING", "REQUEUED", "CONFIGURING", "SUSPENDED", "RESIZING"}
 
 
@@ -37,52 +30,16 @@ class SlurmError(HarnessError):
     pass
 
 
-def run_team_job(root: str, team_id: str, dataset: str, runner_name: str, device: str, docker: dict) -> dict:
-    """The job's body: one team through the ordinary runner path, on the node Slurm picked."""
-    proj = Project(Path(root))
-    team = registry.load(proj, team_id)
-    runner = runners.get(runner_name, docker)
+def job_id() -> str:
+    """Inside a job: its Slurm job id."""
     import submitit
 
-    lr_dir = data_mod.get(dataset).lr_dir(proj.data_dir)
-    results = job_results(proj, dataset)
-    record = inference.infer_team(team, runner, lr_dir, results, dataset,
-                                  weights_mod.weights_dir(proj.weights_dir, team), device, proj.root)
-    record["slurm_job_id"] = submitit.JobEnvironment().job_id
-    write_json_atomic(inference.team_runs_dir(results, dataset, team.id) / inference.RECORD, record)
-    return record
-
-
-def job_results(proj: Project, dataset: str) -> Path:
-    """Where jobs write their runs; the waiting stage moves them into runs/. DVC clears a stage's
-    outputs before running it, so a job that finishes first must not write there."""
-    return proj.root / ".cache" / "slurm" / dataset / "results"
-
-
-def jobs_path(proj: Project, dataset: str) -> Path:
-    return proj.root / ".cache" / "slurm" / dataset / JOBS_FILE
+    return submitit.JobEnvironment().job_id
 
 
 def load_jobs(proj: Project, dataset: str) -> dict:
-    path = jobs_path(proj, dataset)
+    path = proj.slurm_jobs(dataset)
     return json.loads(path.read_text()) if path.exists() else {"jobs": {}}
-
-
-def is_complete(proj: Project, team, dataset: str) -> bool:
-    """The team's runs exist for its current run key and pass the output checks."""
-    record = inference.load_record(proj.runs_dir, dataset, team.id)
-    if not record or record["status"] != "ok" or record.get("run_key") != team.run_key:
-        return False
-    dirs = inference.run_dirs(proj.runs_dir, dataset, team.id)
-    if len(dirs) != team.repeats:
-        return False
-    lr_dir = data_mod.get(dataset).lr_dir(proj.data_dir)
-    try:
-        for run_dir in dirs:
-            inference.check_outputs(lr_dir, run_dir, team.runtime["scale"])
-    except HarnessError:
-        return False
-    return True
 
 
 def time_limit_min(team, settings: dict) -> int:
@@ -93,7 +50,7 @@ def time_limit_min(team, settings: dict) -> int:
 def _executor(proj: Project, dataset: str, settings: dict, minutes: int):
     import submitit
 
-    folder = proj.root / ".cache" / "slurm" / dataset / "%j"
+    folder = proj.slurm_dir(dataset) / "%j"
     executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
     extra = {"account": settings["account"]} if settings["account"] else {}
     executor.update_parameters(timeout_min=minutes, cpus_per_task=settings["cpus_per_task"],
@@ -105,17 +62,13 @@ def _executor(proj: Project, dataset: str, settings: dict, minutes: int):
     return executor
 
 
-def submit(proj: Project, teams: list, dataset: str, runner_name: str, device: str, docker: dict,
-           settings: dict) -> dict:
-    """Submit one job per team that is not already complete (one array when they share resources)."""
+def submit(proj: Project, teams: list, dataset: str, settings: dict, job: Callable, job_args: Callable) -> dict:
+    """Submit `job(*job_args(team))` for each team (one array per time limit); record them in jobs.json.
+
+    The caller chooses the teams (not complete, not already queued: see `active`)."""
     listing = load_jobs(proj, dataset)
-    by_id = {t.id: t for t in teams}
-    known = {t: e for t, e in listing["jobs"].items() if t in by_id and e["run_key"] == by_id[t].run_key}
-    states = sacct_states([e["job_id"] for e in known.values()])
-    active = {t for t, e in known.items() if states[e["job_id"]] not in FINAL_STATES}
-    wanted = [t for t in teams if t.runnable and t.id not in active and not is_complete(proj, t, dataset)]
     groups: dict[int, list] = {}
-    for team in wanted:  # teams with the same time limit share one array
+    for team in teams:  # teams with the same time limit share one array
         groups.setdefault(time_limit_min(team, settings), []).append(team)
     submitted = {}
     for minutes, members in groups.items():
@@ -124,18 +77,26 @@ def submit(proj: Project, teams: list, dataset: str, runner_name: str, device: s
         try:
             with executor.batch():
                 for team in members:
-                    jobs.append(executor.submit(run_team_job, str(proj.root), team.id, dataset, runner_name,
-                                                device, docker))
+                    jobs.append(executor.submit(job, *job_args(team)))
         except Exception as exc:
             raise SlurmError(f"sbatch failed: {exc}", hint="check that the Slurm commands work here "
                              "(sinfo) and the partition/account in params.yaml") from None
-        for team, job in zip(members, jobs):
-            submitted[team.id] = {"job_id": job.job_id, "run_key": team.run_key,
+        for team, submitted_job in zip(members, jobs):
+            submitted[team.id] = {"job_id": submitted_job.job_id, "run_key": team.run_key,
                                   "submitted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                   "array": len(members) > 1}
     listing["jobs"].update(submitted)
-    write_json_atomic(jobs_path(proj, dataset), listing)
+    write_json_atomic(proj.slurm_jobs(dataset), listing)
     return submitted
+
+
+def active(proj: Project, teams: list, dataset: str) -> set[str]:
+    """Teams whose job for their current manifest is queued or running."""
+    by_id = {t.id: t for t in teams}
+    known = {t: e for t, e in load_jobs(proj, dataset)["jobs"].items()
+             if t in by_id and e["run_key"] == by_id[t].run_key}
+    states = sacct_states([e["job_id"] for e in known.values()])
+    return {t for t, e in known.items() if states[e["job_id"]] not in FINAL_STATES}
 
 
 def sacct_states(job_ids: list[str]) -> dict[str, str]:
@@ -175,12 +136,12 @@ def wait(proj: Project, team, dataset: str, settings: dict, on_poll=None) -> dic
         if state in FINAL_STATES:
             break
         time.sleep(settings["poll_s"])
-    record = inference.load_record(job_results(proj, dataset), dataset, team.id)
+    record = inference.load_record(proj.slurm_results(dataset), dataset, team.id)
     written_by_job = record is not None and record.get("slurm_job_id") == entry["job_id"]
     if written_by_job:
-        target = inference.team_runs_dir(proj.runs_dir, dataset, team.id)
+        target = proj.team_runs(dataset, team.id)
         target.parent.mkdir(parents=True, exist_ok=True)
-        replace_dir(inference.team_runs_dir(job_results(proj, dataset), dataset, team.id), target)
+        replace_dir(inference.team_runs_dir(proj.slurm_results(dataset), dataset, team.id), target)
     kind = FINAL_STATES[state]
     if state == "FAILED" and _soft_timeout(proj, dataset, entry["job_id"]):
         kind = "timeout"
@@ -196,7 +157,7 @@ def wait(proj: Project, team, dataset: str, settings: dict, on_poll=None) -> dic
     record["slurm_state"] = state
     for run in record.get("runs", []):
         run["provenance"]["slurm_job_id"] = entry["job_id"]
-    write_json_atomic(inference.team_runs_dir(proj.runs_dir, dataset, team.id) / inference.RECORD, record)
+    write_json_atomic(proj.team_runs(dataset, team.id) / inference.RECORD, record)
     return record
 
 
@@ -204,7 +165,7 @@ def _soft_timeout(proj: Project, dataset: str, job_id: str) -> bool:
     """submitit ends a job that reaches its time limit itself (SIGUSR2), which Slurm records as FAILED."""
     import submitit
 
-    job = submitit.SlurmJob(folder=str(proj.root / ".cache" / "slurm" / dataset / "%j"), job_id=job_id)
+    job = submitit.SlurmJob(folder=str(proj.slurm_dir(dataset) / "%j"), job_id=job_id)
     try:
         error = job.exception()
     except Exception:  # no result file: the job died before submitit could write one
@@ -213,7 +174,7 @@ def _soft_timeout(proj: Project, dataset: str, job_id: str) -> bool:
 
 
 def job_log(proj: Project, dataset: str, job_id: str) -> Path:
-    return proj.root / ".cache" / "slurm" / dataset / job_id / f"{job_id}_0_log.out"
+    return proj.slurm_dir(dataset) / job_id / f"{job_id}_0_log.out"
 
 
 def cancel(proj: Project, dataset: str, team_ids: list[str] | None = None) -> list[str]:

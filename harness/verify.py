@@ -9,37 +9,33 @@ from __future__ import annotations
 
 from . import metrics as M
 from .manifest import Manifest
+from .records import PUBLISHED_OUTPUTS, Verification, failure
 
 VERDICTS = ("exact", "reproduced", "diverged", "failed", "not_runnable")
 PASSING = ("exact", "reproduced")
 
 
-def tolerance_for(name: str, published: float, precision: int | None, override: dict | None) -> float:
-    spec = M.spec(name)
-    absolute = override.get("abs", spec.tolerance_abs) if override else spec.tolerance_abs
-    relative = override.get("rel", spec.tolerance_rel) if override else spec.tolerance_rel
-    rounding = 0.5 * 10 ** -precision if precision is not None else 0.0
-    return absolute + relative * abs(published) + rounding
-
-
 def verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> dict:
-    result = {"team": team.id, "name": team.name, "dataset": dataset, "verdict": None, "failure": None,
-              "determinism": team.determinism["class"], "runs": 0, "metrics": {}, "unverified": [],
-              "findings": [], "exact_outputs": None}
+    """The team's verification row (records.Verification as a dict) from its evaluation, if any."""
+    return _verify(team, dataset, team_evaluation).as_dict()
+
+
+def _verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> Verification:
+    result = Verification.of(team, dataset)
     published = team.published(dataset)
 
-    def fail(kind: str, message: str, hint: str | None = None):
-        result.update(verdict="failed", failure={"kind": kind, "message": message, "hint": hint})
+    def fail(kind: str, message: str, hint: str | None = None) -> Verification:
+        result.verdict, result.failure = "failed", failure(kind, message, hint)
         return result
 
     if team_evaluation:
-        result["ran_with"] = {k: team_evaluation["inference"].get(k) for k in ("runner", "device", "image", "image_id")}
-        result["scored_by"] = team_evaluation.get("evaluator")
-    from_outputs = bool(team_evaluation) and team_evaluation["inference"].get("runner") == "published-outputs"
-    result["source"] = "published outputs" if from_outputs else "inference"
+        result.ran_with = {k: team_evaluation["inference"].get(k) for k in ("runner", "device", "image", "image_id")}
+        result.scored_by = team_evaluation.get("evaluator")
+    from_outputs = bool(team_evaluation) and team_evaluation["inference"].get("runner") == PUBLISHED_OUTPUTS
+    result.source = "published outputs" if from_outputs else "inference"
     if not team.runnable and not from_outputs:
-        result.update(verdict="not_runnable", failure={"kind": "not_runnable",
-                                                       "message": "; ".join(team.data["status"]["reasons"])})
+        result.verdict, result.failure = "not_runnable", failure("not_runnable",
+                                                                 "; ".join(team.data["status"]["reasons"]))
         return result
     if published is None:
         return fail("no_published_numbers", f"{team.id} has no published numbers for '{dataset}'")
@@ -48,22 +44,22 @@ def verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> dict:
                     f"run `harness verify {team.id} --dataset {dataset}`")
     inference = team_evaluation["inference"]
     if inference["status"] == "not_runnable":
-        result.update(verdict="not_runnable", failure=inference["failure"])
+        result.verdict, result.failure = "not_runnable", inference["failure"]
         return result
     if inference["status"] != "ok":
-        failure = inference["failure"] or {}
-        return fail(failure.get("kind", "inference_failed"), failure.get("message", ""), failure.get("hint"))
+        seen = inference["failure"] or {}
+        return fail(seen.get("kind", "nonzero_exit"), seen.get("message", ""), seen.get("hint"))
     runs = team_evaluation["runs"]
-    result["runs"] = len(runs)
+    result.runs = len(runs)
     for run in runs:
-        result["findings"].extend({**f, "run": run["run"]} for f in run.get("findings", []))
+        result.findings.extend({**f, "run": run["run"]} for f in run.get("findings", []))
     broken = [r for r in runs if r.get("status") != "ok"]
     if broken:
         first = broken[0]
-        failure = first.get("failure") or {"kind": "evaluation_failed",
-                                           "message": "; ".join(f"{k}: {v}" for k, v in
-                                                                first.get("failed_images", {}).items())}
-        return fail(failure["kind"], f"{first['run']}: {failure['message']}")
+        seen = first.get("failure") or {"kind": "evaluation_failed",
+                                        "message": "; ".join(f"{k}: {v}" for k, v in
+                                                             first.get("failed_images", {}).items())}
+        return fail(seen["kind"], f"{first['run']}: {seen['message']}")
     if team.nondeterministic and len(runs) < 2:
         return fail("too_few_runs", f"{team.id} is nondeterministic but only {len(runs)} run was scored",
                     "determinism.repeats must be at least 2")
@@ -72,7 +68,7 @@ def verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> dict:
     all_ok = True
     for name, value in published["values"].items():
         precision = published["precision"].get(name)
-        tolerance = tolerance_for(name, value, precision, published.get("tolerance", {}).get(name))
+        tolerance = M.spec(name).tolerance(value, precision, published.get("tolerance", {}).get(name))
         row = {"published": value, "precision": precision, "tolerance": tolerance}
         missing = [r["run"] for r in runs if name not in r["mean"]]
         if missing:
@@ -80,8 +76,8 @@ def verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> dict:
                           "not computed")
             row.update(reproduced=None, delta=None, ok=None, status="unavailable", reason=reason,
                        fetch=f"{M.FETCH_COMMAND} {name}")
-            result["unverified"].append(name)
-            result["metrics"][name] = row
+            result.unverified.append(name)
+            result.metrics[name] = row
             continue
         values = [r["mean"][name] for r in runs]
         reproduced = sum(values) / len(values)
@@ -97,20 +93,20 @@ def verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> dict:
             row["per_image"] = {stem: _mean([r["per_image"][stem].get(name) for r in runs]) for stem in stems}
         compared += 1
         all_ok &= ok
-        result["metrics"][name] = row
+        result.metrics[name] = row
 
     if compared == 0:
         return fail("metric_unavailable", "none of the published metrics could be computed: "
-                    + ", ".join(result["unverified"]), f"{M.FETCH_COMMAND}")
+                    + ", ".join(result.unverified), f"{M.FETCH_COMMAND}")
     digest = published.get("outputs_digest")
     if digest:
-        result["exact_outputs"] = all(r.get("outputs_digest") == digest for r in runs)
+        result.exact_outputs = all(r.get("outputs_digest") == digest for r in runs)
     if not all_ok:
-        result["verdict"] = "diverged"
-    elif result["exact_outputs"]:
-        result["verdict"] = "exact"
+        result.verdict = "diverged"
+    elif result.exact_outputs:
+        result.verdict = "exact"
     else:
-        result["verdict"] = "reproduced"
+        result.verdict = "reproduced"
     return result
 
 

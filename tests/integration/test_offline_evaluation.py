@@ -17,6 +17,7 @@ import pytest
 
 from harness import data as data_mod
 from harness import metrics as M
+from harness import scoring as S
 from harness.imageio import read_rgb8, write_rgb8
 from harness.imresize import imresize
 
@@ -59,11 +60,11 @@ def netns():
 @pytest.fixture(scope="module")
 def seeded_cache(tmp_path_factory, niqe_cache):
     cache = tmp_path_factory.mktemp("seeded-metric-weights")
-    niqe = f"{M.PYIQA_DIR}/niqe_modelparameters.mat"
+    niqe = M.METRICS["niqe"].weight_files[0].path
     (cache / niqe).parent.mkdir(parents=True)
     shutil.copy2(niqe_cache / niqe, cache / niqe)
     # pyiqa's AlexNet always loads torchvision's weights: the stand-in is saved before pyiqa is imported.
-    env = {**os.environ, "TORCH_HOME": str(cache / "torch"), **M.OFFLINE_ENV}
+    env = {**os.environ, "TORCH_HOME": str(cache / "torch"), **S.OFFLINE_ENV}
     done = subprocess.run([sys.executable, "-c", SEED_LPIPS, str(cache)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return cache

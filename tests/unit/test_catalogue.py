@@ -1,6 +1,7 @@
 """The NTIRE 2025 catalogue: one manifest per published row, the table's own invariants, the recipes."""
 
 import csv
+import io
 import re
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from harness.project import Project
 from harness.errors import ManifestError
 from harness.metrics import perceptual_score
 
-TABLE = list(csv.DictReader((Path(__file__).parent.parent / "data" / "ntire2025_published.csv").open()))
+TABLE = list(csv.DictReader(io.StringIO((Path(__file__).parent.parent / "data" / "ntire2025_published.csv").read_text())))
 METRICS = ["psnr", "ssim", "lpips", "dists", "niqe", "maniqa", "musiq", "clipiqa", "perceptual_score"]
 
 

@@ -5,7 +5,7 @@ import pytest
 from harness import runners
 from harness.errors import HarnessError
 from harness.project import Project
-from harness.runners.docker import device_requests
+from harness.lockdown import device_requests
 
 
 def test_auto_falls_back_to_local_and_says_why(monkeypatch, tmp_path):

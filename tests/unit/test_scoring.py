@@ -8,6 +8,7 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from harness import metrics as M
+from harness import scoring as S
 from harness.errors import EvaluationError, PairingError
 from harness.evaluate import evaluate, ground_truth_name, pair_outputs
 from harness.imageio import write_rgb8
@@ -23,17 +24,17 @@ def luma(v):
 
 
 def test_y_channel_of_primaries():
-    assert M.y_channel(np.array([[[0, 0, 0]]], np.uint8))[0, 0] == pytest.approx(16.0)
-    assert M.y_channel(np.array([[[255, 255, 255]]], np.uint8))[0, 0] == pytest.approx(235.0, abs=1e-4)
-    assert M.y_channel(np.array([[[255, 0, 0]]], np.uint8))[0, 0] == pytest.approx(81.481, abs=1e-4)
-    assert M.y_channel(gray(1, 1, 100)).dtype == np.float32  # not rounded
+    assert S.y_channel(np.array([[[0, 0, 0]]], np.uint8))[0, 0] == pytest.approx(16.0)
+    assert S.y_channel(np.array([[[255, 255, 255]]], np.uint8))[0, 0] == pytest.approx(235.0, abs=1e-4)
+    assert S.y_channel(np.array([[[255, 0, 0]]], np.uint8))[0, 0] == pytest.approx(81.481, abs=1e-4)
+    assert S.y_channel(gray(1, 1, 100)).dtype == np.float32  # not rounded
 
 
 def test_psnr_of_a_uniform_offset():
     hr, sr = gray(16, 16, 100), gray(16, 16, 110)
     # Every pixel's Y differs by 219*10/255, so PSNR = 20 log10(255 / (2190/255)).
     expected = 20 * math.log10(255 / (2190 / 255))
-    assert M.psnr_ssim(sr, hr, ["psnr"])["psnr"] == pytest.approx(expected, abs=2e-4)
+    assert S.psnr_ssim(sr, hr, ["psnr"])["psnr"] == pytest.approx(expected, abs=2e-4)
 
 
 def test_border_shave_and_crop_to_multiple_of_four():
@@ -42,38 +43,38 @@ def test_border_shave_and_crop_to_multiple_of_four():
     sr[:4, :, :] = 0      # inside the 4-pixel shave
     sr[16:, :, :] = 255   # cut by the crop to 16 rows (then shaved)
     sr[:, 20:, :] = 255   # cut by the crop to 20 columns
-    assert M.psnr_ssim(sr, hr, ["psnr"])["psnr"] == math.inf
+    assert S.psnr_ssim(sr, hr, ["psnr"])["psnr"] == math.inf
     sr[8, 8, :] = 101     # one pixel inside the scored 8x12 region
     mse = (219 / 255) ** 2 / (8 * 12)
-    assert M.psnr_ssim(sr, hr, ["psnr"])["psnr"] == pytest.approx(10 * math.log10(255 ** 2 / mse), abs=1e-3)
+    assert S.psnr_ssim(sr, hr, ["psnr"])["psnr"] == pytest.approx(10 * math.log10(255 ** 2 / mse), abs=1e-3)
 
 
 def test_ssim_of_constant_images_by_hand():
     a, b = luma(100), luma(120)
     c1 = (0.01 * 255) ** 2
     expected = (2 * a * b + c1) / (a * a + b * b + c1)  # no variance: only the luminance term remains
-    assert M.psnr_ssim(gray(32, 32, 120), gray(32, 32, 100), ["ssim"])["ssim"] == pytest.approx(expected, rel=1e-7)
-    assert M.psnr_ssim(gray(32, 32, 50), gray(32, 32, 50), ["ssim"])["ssim"] == pytest.approx(1.0)
+    assert S.psnr_ssim(gray(32, 32, 120), gray(32, 32, 100), ["ssim"])["ssim"] == pytest.approx(expected, rel=1e-7)
+    assert S.psnr_ssim(gray(32, 32, 50), gray(32, 32, 50), ["ssim"])["ssim"] == pytest.approx(1.0)
 
 
 def test_ssim_agrees_with_an_independent_implementation():
     rng = np.random.default_rng(1)
     hr = rng.integers(0, 256, (48, 52, 3), dtype=np.uint8)
     sr = np.clip(hr.astype(int) + rng.integers(-20, 21, hr.shape), 0, 255).astype(np.uint8)
-    y_sr, y_hr = M.prepare_y(sr), M.prepare_y(hr)
+    y_sr, y_hr = S.prepare_y(sr), S.prepare_y(hr)
     reference = structural_similarity(y_sr, y_hr, data_range=255, gaussian_weights=True, sigma=1.5,
                                       use_sample_covariance=False)
-    assert M.ssim_y(y_sr, y_hr) == pytest.approx(reference, abs=1e-10)
+    assert S.ssim_y(y_sr, y_hr) == pytest.approx(reference, abs=1e-10)
 
 
 def test_ssim_refuses_images_smaller_than_its_window():
     with pytest.raises(EvaluationError, match="too small for SSIM"):
-        M.psnr_ssim(gray(16, 16, 1), gray(16, 16, 1), ["ssim"])
+        S.psnr_ssim(gray(16, 16, 1), gray(16, 16, 1), ["ssim"])
 
 
 def test_size_mismatch_is_an_error_for_psnr():
     with pytest.raises(EvaluationError, match="sizes differ"):
-        M.psnr_ssim(gray(16, 16, 1), gray(20, 16, 1), ["psnr"])
+        S.psnr_ssim(gray(16, 16, 1), gray(20, 16, 1), ["psnr"])
 
 
 def test_perceptual_score_formula():

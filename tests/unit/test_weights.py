@@ -46,7 +46,7 @@ def test_converted_model_super_resolves_close_to_bicubic(fetched, mini_data):
     """A wrong layer mapping gives noise; a right one stays near bicubic on clean LR."""
     from harness.imageio import read_rgb8
     from harness.imresize import imresize
-    from harness.metrics import prepare_y, psnr_y
+    from harness.scoring import prepare_y, psnr_y
 
     root, _ = fetched
     model = spandrel.ModelLoader().load_from_file(str(root / "realesr-animevideov3" / "realesr-animevideov3-x4.pth"))

@@ -1,0 +1,323 @@
+"""The audit workflow, one team at a time: inputs, inference, evaluation, verification, the report.
+
+Every route goes through these functions: the CLI's commands, the pipeline's stages and the Slurm
+jobs. They raise typed errors and report progress as progress.Step; the CLI parses and renders.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import data as data_mod
+from . import evaluate as evaluate_mod
+from . import evaluator as evaluator_mod
+from . import inference, outputs, registry, runners, slurm
+from . import report as report_mod
+from . import verify as verify_mod
+from . import weights as weights_mod
+from .errors import HarnessError
+from .fsutil import write_json_atomic
+from .manifest import Manifest
+from .progress import Progress, Step, note, silent, transfer
+from .project import Project
+from .records import PUBLISHED_OUTPUTS, Verification
+
+
+class InputsUnavailable(HarnessError):
+    kind = "inputs_unavailable"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How teams run: runner, device, container settings (GPUs included), executor."""
+
+    runner: str
+    device: str
+    docker: dict
+    executor: str = "local"
+    slurm: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: dict, runner: str | None = None, device: str | None = None,
+                      gpus: str | None = None) -> "RunOptions":
+        """params.yaml's settings with a command's options over them."""
+        docker = {**settings["docker"], **({"gpus": gpus} if gpus else {})}
+        return cls(runner or settings["runner"], device or settings["device"], docker, settings["executor"],
+                   settings["slurm"])
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+def prepare_inputs(proj: Project, team: Manifest, dataset: str) -> None:
+    """The dataset verifies and the team's weights are in place, or InputsUnavailable says why."""
+    try:
+        data_mod.verify(dataset, proj.data_dir)
+    except HarnessError as exc:
+        raise InputsUnavailable(exc.message, exc.hint) from None
+    failure = proj.team_weights(team.id) / weights_mod.FAILURE
+    if failure.exists():
+        recorded = json.loads(failure.read_text())
+        raise InputsUnavailable(f"{team.id}: weights unavailable: {recorded['message']}", recorded.get("hint"))
+    missing = weights_mod.missing(team, proj.weights_dir)
+    if missing:
+        raise InputsUnavailable(f"{team.id}: weights missing: {', '.join(missing)}",
+                                hint=f"run `harness fetch weights {team.id}`")
+
+
+@dataclass
+class WeightsFetch:
+    """What `fetch_weights` did for a team: the files, why nothing was needed, or the recorded failure."""
+
+    team: str
+    paths: list = field(default_factory=list)
+    not_needed: str | None = None
+    failure: HarnessError | None = None
+
+
+def fetch_team_weights(proj: Project, team: Manifest, progress: Progress | None = None) -> list[Path]:
+    return weights_mod.fetch(team, proj.weights_dir, proj.downloads_dir, proj.root,
+                             transfer(progress, f"{team.id} weights") if team.weights else None)
+
+
+def fetch_weights(proj: Project, team: Manifest, source: str, progress: Progress | None = None,
+                  record_failure: bool = False) -> WeightsFetch:
+    """The pipeline's weights stage for one team. With record_failure, a failure is written into
+    weights/<team>/failure.json (inference then records it) instead of being raised."""
+    folder = proj.team_weights(team.id)
+    (folder / weights_mod.FAILURE).unlink(missing_ok=True)
+    if not team.runnable or source == "outputs":
+        write_json_atomic(folder / weights_mod.LISTING, {})
+        return WeightsFetch(team.id, not_needed="not runnable" if not team.runnable else "outputs source")
+    try:
+        return WeightsFetch(team.id, paths=fetch_team_weights(proj, team, progress))
+    except HarnessError as exc:
+        if not record_failure:
+            raise
+        write_json_atomic(folder / weights_mod.FAILURE, {"kind": "weights_unavailable", "message": exc.message,
+                                                         "hint": exc.hint})
+        return WeightsFetch(team.id, failure=exc)
+
+
+# --- inference -----------------------------------------------------------------------------------
+
+def infer(proj: Project, team: Manifest, dataset: str, options: RunOptions, progress: Progress | None = None,
+          runs_root: Path | None = None) -> dict:
+    """Run the team with the chosen runner into runs/ (or runs_root); the one inference path that the
+    local executor and every Slurm job take. Returns the run record."""
+    progress = progress or silent
+    runner = runners.get(options.runner, options.docker)
+    if runner.selection:
+        note(progress, team.id, f"{team.id}: runner {runner.selection}")
+    lr_dir = data_mod.get(dataset).lr_dir(proj.data_dir)
+
+    def update(run, runs, done, total, name):
+        progress(Step(team.id, f"{team.id} run {run}/{runs} {name}", done, total))
+
+    record = inference.infer_team(team, runner, lr_dir, runs_root or proj.runs_dir, dataset,
+                                  proj.team_weights(team.id), options.device, proj.root, update)
+    progress(Step(team.id, record=record))
+    return record
+
+
+def run_team_job(root: str, team_id: str, dataset: str, options: RunOptions) -> dict:
+    """A Slurm job's body: `infer` on the node Slurm picked, into the folder the waiting stage collects."""
+    proj = Project(Path(root))
+    team = registry.load(proj, team_id)
+    results = proj.slurm_results(dataset)
+    record = infer(proj, team, dataset, options, runs_root=results)
+    record["slurm_job_id"] = slurm.job_id()
+    inference.write_record(inference.team_runs_dir(results, dataset, team.id), record)
+    return record
+
+
+def runs_complete(proj: Project, team: Manifest, dataset: str) -> bool:
+    """The team's runs exist for its current run key and pass the output checks."""
+    record = inference.load_record(proj.runs_dir, dataset, team.id)
+    if not record or record["status"] != "ok" or record.get("run_key") != team.run_key:
+        return False
+    dirs = inference.run_dirs(proj.runs_dir, dataset, team.id)
+    if len(dirs) != team.repeats:
+        return False
+    lr_dir = data_mod.get(dataset).lr_dir(proj.data_dir)
+    try:
+        for run_dir in dirs:
+            inference.check_outputs(lr_dir, run_dir, team.runtime["scale"])
+    except HarnessError:
+        return False
+    return True
+
+
+def submit_jobs(proj: Project, teams: list[Manifest], dataset: str, options: RunOptions) -> dict:
+    """One Slurm job per runnable team whose runs are not complete and that has no job queued."""
+    queued = slurm.active(proj, teams, dataset)
+    wanted = [t for t in teams if t.runnable and t.id not in queued and not runs_complete(proj, t, dataset)]
+    return slurm.submit(proj, wanted, dataset, options.slurm, run_team_job,
+                        lambda team: (str(proj.root), team.id, dataset, options))
+
+
+def infer_on_slurm(proj: Project, team: Manifest, dataset: str, options: RunOptions,
+                   progress: Progress | None = None) -> dict:
+    """The team's Slurm job: none when its runs are complete; submitted when this manifest has none yet.
+    A job that ended (failed, cancelled) is not resubmitted here: `harness jobs submit` does that."""
+    if runs_complete(proj, team, dataset):
+        note(progress, team.id, f"{team.id}: runs complete for this manifest; no job submitted")
+        return inference.load_record(proj.runs_dir, dataset, team.id)
+    entry = slurm.load_jobs(proj, dataset)["jobs"].get(team.id)
+    if entry is None or entry["run_key"] != team.run_key:
+        slurm.submit(proj, [team], dataset, options.slurm, run_team_job,
+                     lambda t: (str(proj.root), t.id, dataset, options))
+    shown = []
+
+    def on_poll(summary, state):  # one line per change, so that logs show it too
+        line = (f"{team.id}: job {state.lower()}; audit jobs: {summary['queued']} queued, "
+                f"{summary['running']} running, {summary['done']} done")
+        if not shown or shown[-1] != line:
+            shown.append(line)
+            note(progress, team.id, line)
+
+    record = slurm.wait(proj, team, dataset, options.slurm, on_poll)
+    note(progress, team.id, f"{team.id}: Slurm job {record['slurm_job_id']} ended {record['slurm_state']}")
+    return record
+
+
+def collect_outputs(proj: Project, team: Manifest, dataset: str, source: str | None,
+                    progress: Progress | None = None) -> dict:
+    """The evaluate-only route: the team's published outputs become its run."""
+    source = source or outputs.default_source(team, dataset)
+    if not source:
+        raise HarnessError(f"{team.id} declares no published outputs for '{dataset}'",
+                           hint="pass a folder, archive, URL or gdrive:<id>")
+    record = outputs.collect(team, dataset, source, proj.runs_dir, proj.downloads_dir,
+                             transfer(progress, f"{team.id} outputs"))
+    (progress or silent)(Step(team.id, record=record))
+    return record
+
+
+def produce_runs(proj: Project, team: Manifest, dataset: str, settings: dict, options: RunOptions,
+                 progress: Progress | None = None, record_failure: bool = False) -> dict:
+    """The pipeline's infer stage: collect the published outputs, or run the team (here or as a Slurm
+    job). With record_failure, missing inputs become a failed run record instead of an error."""
+    if settings["source"] == "outputs":
+        return collect_outputs(proj, team, dataset, settings["outputs"], progress)
+    try:
+        if team.runnable:
+            prepare_inputs(proj, team, dataset)
+    except InputsUnavailable as exc:
+        if not record_failure:
+            raise
+        record = inference.write_failed_record(team, proj.runs_dir, dataset, exc.kind, exc.message, exc.hint)
+        (progress or silent)(Step(team.id, record=record))
+        return record
+    if options.executor == "slurm" and team.runnable:
+        record = infer_on_slurm(proj, team, dataset, options, progress)
+        (progress or silent)(Step(team.id, record=record))
+        return record
+    return infer(proj, team, dataset, options, progress)
+
+
+# --- evaluation and verification ------------------------------------------------------------------
+
+def evaluate_team(proj: Project, team: Manifest, dataset: str, names: list[str], mode: str, device: str,
+                  evaluator: str = "local", docker: dict | None = None, progress: Progress | None = None,
+                  json_out: Path | None = None) -> dict:
+    """Score every run of the team, here or in the evaluator image, into evaluations/ and metrics/
+    (the pipeline's contract); return the team evaluation."""
+    progress = progress or silent
+    if evaluator == "docker":
+        result = evaluator_mod.evaluate_team_in_image(
+            proj, team, dataset, names, mode, device, docker or proj.params()["docker"],
+            lambda line: progress(Step(f"{team.id} evaluator", f"building evaluator: {line[:100]}")))
+    else:
+        record = inference.load_record(proj.runs_dir, dataset, team.id)
+        hr_dir = data_mod.ground_truth(dataset, proj.data_dir)
+        run_dirs = inference.run_dirs(proj.runs_dir, dataset, team.id)
+
+        def update(run, runs, done, total, name):
+            progress(Step(f"evaluating {team.id}", f"evaluating {team.id} run {run}/{runs}", done, total))
+
+        result = evaluate_mod.evaluate_team(team, dataset, record, run_dirs, hr_dir, names, mode, proj.metric_cache,
+                                            device, update)
+        result["evaluator"] = evaluator_mod.local_description()
+    write_json_atomic(json_out or proj.evaluation_file(dataset, team.id), result)
+    write_json_atomic(proj.metrics_file(dataset, team.id), evaluate_mod.mean_metrics(result))
+    return result
+
+
+def reusable_evaluation(proj: Project, team: Manifest, dataset: str, mode: str, wanted: list[str]) -> dict | None:
+    """An earlier evaluation that answers the same question: the same run key and mode, inference that
+    succeeded by running the team (not from published outputs), and every wanted metric scored."""
+    path = proj.evaluation_file(dataset, team.id)
+    if not path.exists():
+        return None
+    previous = json.loads(path.read_text())
+    inference_state = previous.get("inference") or {}
+    same = (previous.get("run_key") == team.run_key and previous.get("mode") == mode
+            and inference_state.get("status") == "ok" and inference_state.get("runner") != PUBLISHED_OUTPUTS
+            and set(wanted) <= set(previous.get("metrics", [])))
+    return previous if same else None
+
+
+def verify_team(proj: Project, team: Manifest, dataset: str, settings: dict, options: RunOptions, mode: str,
+                from_outputs: str | None = None, rerun: bool = False, progress: Progress | None = None) -> dict:
+    """Produce (or reuse), score and check one team's outputs; return its verification row.
+
+    from_outputs: None to run the team; '' for the published outputs the manifest declares; else a source."""
+    published = team.published(dataset)
+    wanted = list(published["values"]) if published else settings["metrics"]
+    names = list(dict.fromkeys(settings["metrics"] + wanted))
+    if from_outputs is None and not rerun:
+        previous = reusable_evaluation(proj, team, dataset, mode, wanted)
+        if previous is not None:
+            shown = registry.display_path(proj, proj.evaluation_file(dataset, team.id))
+            note(progress, team.id, f"{team.id}: reusing {shown} (same run key)", outcome=True)
+            return verify_mod.verify(team, dataset, previous)
+    if from_outputs is not None:
+        data_mod.verify(dataset, proj.data_dir)
+        collect_outputs(proj, team, dataset, from_outputs or None, progress)
+    elif not team.runnable:
+        return verify_mod.verify(team, dataset, None)
+    else:
+        data_mod.fetch(dataset, proj.data_dir, proj.downloads_dir, proj.dataset_pins)
+        fetch_team_weights(proj, team, progress)
+        infer(proj, team, dataset, options, progress)
+    evaluation = evaluate_team(proj, team, dataset, names, mode, options.device, settings["evaluator"],
+                               options.docker, progress)
+    return verify_mod.verify(team, dataset, evaluation)
+
+
+def audit(proj: Project, team_ids: list[str], dataset: str, settings: dict, options: RunOptions, mode: str,
+          from_outputs: str | None = None, rerun: bool = False, progress: Progress | None = None) -> list[dict]:
+    """Verify every team; a team that cannot run, or fails, is its own row and the others carry on."""
+    results = []
+    for team_id in team_ids:
+        team = registry.load(proj, team_id)
+        try:
+            results.append(verify_team(proj, team, dataset, settings, options, mode, from_outputs, rerun, progress))
+        except HarnessError as exc:
+            results.append(Verification.failed_row(team, dataset, exc))
+    return results
+
+
+def verifications(proj: Project, team_ids: list[str], dataset: str) -> list[dict]:
+    """Each team verified from the evaluation already on disk (the pipeline's report stage)."""
+    results = []
+    for team_id in team_ids:
+        team = registry.load(proj, team_id)
+        path = proj.evaluation_file(dataset, team.id)
+        evaluation = json.loads(path.read_text()) if path.exists() else None
+        results.append(verify_mod.verify(team, dataset, evaluation))
+    return results
+
+
+def write_report(proj: Project, results: list[dict], dataset: str, settings: dict,
+                 out_dir: Path | None = None) -> tuple[dict, list[Path]]:
+    """report.json, report.md and summary.csv; returns the report and the files written."""
+    built = report_mod.build(results, dataset, settings, proj.root)
+    return built, report_mod.write(built, out_dir or proj.report_dir)
+
+
+def all_passed(results: list[dict]) -> bool:
+    """Every team reproduced, or is known in advance not to run."""
+    return all(verify_mod.passed(r) or r["verdict"] == "not_runnable" for r in results)

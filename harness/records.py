@@ -1,0 +1,139 @@
+"""The records the audit writes, each defined once with its schema version.
+
+- RunRecord: runs/<dataset>/<team>/record.json, how a team's outputs were produced (or why not);
+- TeamEvaluation: evaluations/<dataset>/<team>.json, every run of a team scored;
+- Verification: one row of the report, published versus reproduced, with the verdict.
+They are written as JSON (`as_dict`) and read back as plain dicts by the report and the CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from .errors import HarnessError
+
+RUN_RECORD_SCHEMA = "harness.run-record/1"
+TEAM_EVALUATION_SCHEMA = "harness.team-evaluation/1"
+EVALUATION_SCHEMA = "harness.evaluation/1"
+VERIFICATION_SCHEMA = "harness.verification/1"
+PUBLISHED_OUTPUTS = "published-outputs"  # the runner of a record on the evaluate-only route
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def failure(kind: str, message: str, hint: str | None = None, log_tail: str | None = None) -> dict:
+    """A failure as records hold it; `kind` is one of harness.failures.KINDS."""
+    from .failures import KINDS
+
+    if kind not in KINDS:
+        raise ValueError(f"undeclared failure kind '{kind}' (declare it in harness/failures.py)")
+    out = {"kind": kind, "message": message, "hint": hint}
+    if log_tail is not None:
+        out["log_tail"] = log_tail
+    return out
+
+
+def failure_of(exc: HarnessError) -> dict:
+    return failure(exc.kind, exc.message, exc.hint, getattr(exc, "log_tail", None))
+
+
+@dataclass
+class RunRecord:
+    team: str
+    dataset: str
+    runner: str | None
+    device: str | None
+    manifest_hash: str
+    run_key: str
+    repeats: int
+    runner_selection: str | None = None
+    source: str | None = None  # the published-outputs route: where the images came from
+    started: str = field(default_factory=now)
+    runs: list = field(default_factory=list)
+    status: str = "ok"  # ok, failed, not_runnable
+    failure: dict | None = None
+    wall_s: float | None = None
+    _clock: float = field(default_factory=time.perf_counter, repr=False)
+
+    @classmethod
+    def start(cls, team, dataset: str, runner: str | None = None, device: str | None = None,
+              repeats: int | None = None, **extra) -> "RunRecord":
+        return cls(team=team.id, dataset=dataset, runner=runner, device=device, manifest_hash=team.hash,
+                   run_key=team.run_key, repeats=team.repeats if repeats is None else repeats, **extra)
+
+    def fail(self, kind: str, message: str, hint: str | None = None, log_tail: str | None = None,
+             status: str = "failed") -> "RunRecord":
+        self.status, self.failure = status, failure(kind, message, hint, log_tail)
+        return self
+
+    def finish(self) -> dict:
+        self.wall_s = round(time.perf_counter() - self._clock, 3)
+        return self.as_dict()
+
+    def as_dict(self) -> dict:
+        out = {"schema": RUN_RECORD_SCHEMA, **asdict(self)}
+        del out["_clock"]
+        for optional in ("runner_selection", "source"):
+            if out[optional] is None:
+                del out[optional]
+        return out
+
+
+@dataclass
+class Verification:
+    team: str
+    name: str
+    dataset: str
+    determinism: str
+    verdict: str | None = None
+    failure: dict | None = None
+    runs: int = 0
+    metrics: dict = field(default_factory=dict)
+    unverified: list = field(default_factory=list)
+    findings: list = field(default_factory=list)
+    exact_outputs: bool | None = None
+    source: str | None = None
+    ran_with: dict | None = None
+    scored_by: dict | None = None
+
+    @classmethod
+    def of(cls, team, dataset: str) -> "Verification":
+        return cls(team=team.id, name=team.name, dataset=dataset, determinism=team.determinism["class"])
+
+    @classmethod
+    def failed_row(cls, team, dataset: str, exc: HarnessError) -> dict:
+        """The report row of a team whose verification raised: its own row, not the end of the audit."""
+        row = cls.of(team, dataset)
+        row.verdict, row.failure = "failed", failure(exc.kind, exc.message, exc.hint)
+        return row.as_dict()
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        for optional in ("source", "ran_with", "scored_by"):
+            if out[optional] is None:
+                del out[optional]
+        return out
+
+
+@dataclass
+class TeamEvaluation:
+    team: str
+    dataset: str
+    mode: str
+    metrics: list
+    run_key: str
+    harness_version: str
+    git_sha: str | None
+    pyiqa_version: str | None
+    metric_weights: dict
+    device: str = "cpu"
+    inference: dict | None = None  # status, failure, runner, device, image, image_id of the run record
+    runs: list = field(default_factory=list)  # one harness.evaluation/1 per run, or its failure
+    evaluator: dict | None = None  # where it was scored: this environment or the evaluator image
+
+    def as_dict(self) -> dict:
+        return {"schema": TEAM_EVALUATION_SCHEMA, **asdict(self)}

@@ -1,0 +1,39 @@
+"""The runner contract: what every way of executing the adapter takes and does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from ..manifest import Manifest
+
+ImageProgress = Callable[[int, int, str], None]  # done, total, image name (the adapter's progress lines)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One pass of the adapter over an LR folder into a fresh output folder."""
+
+    team: Manifest
+    lr_dir: Path
+    out_dir: Path
+    weights_dir: Path
+    device: str
+    run_index: int
+    log_path: Path
+    repo_root: Path
+    on_progress: ImageProgress | None = None
+
+    def adapter_args(self, manifest: str, lr: str, out: str, weights: str, repo_root: str) -> list[str]:
+        """The adapter's command-line arguments, with paths as the adapter will see them."""
+        return ["--manifest", manifest, "--input", lr, "--output", out, "--weights", weights,
+                "--device", self.device, "--run-index", str(self.run_index), "--repo-root", repo_root]
+
+
+class Runner(Protocol):
+    name: str
+    selection: str | None  # why this runner was chosen (runner: auto), for the log and the record
+
+    def run_once(self, request: RunRequest) -> None:
+        """Run the adapter once; return when the outputs are in request.out_dir, or raise InferenceFailed."""

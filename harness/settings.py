@@ -1,0 +1,58 @@
+"""The audit's settings (params.yaml): every default in one place, below the executors and runners.
+
+Settings are layered: these defaults, then params.yaml, then a command's options.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import HarnessError
+
+PARAMS_FILE = "params.yaml"
+RUNNERS = ("auto", "local", "docker", "podman")
+EXECUTORS = ("local", "slurm")
+EVALUATORS = ("local", "docker")
+SOURCES = ("inference", "outputs")
+MODES = ("faithful", "strict")
+
+DOCKER_DEFAULTS = {"gpus": "all", "memory_gb": 16, "cpus": 4, "pids": 4096, "shm_gb": 2, "scratch_gb": 4,
+                   "base_image": None, "build_network": "host"}
+SLURM_DEFAULTS = {"partition": None, "account": None, "cpus_per_task": 2, "mem_gb": 8, "gpus_per_job": 0,
+                  "time_limit_min": None, "array_parallelism": 64, "poll_s": 5}
+SECTIONS = {"docker": DOCKER_DEFAULTS, "slurm": SLURM_DEFAULTS}
+DEFAULT_PARAMS = {"dataset": "mini", "teams": [], "runner": "local", "device": "cpu",
+                  "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful", "source": "inference", "outputs": None,
+                  "evaluator": "local", "docker": DOCKER_DEFAULTS, "executor": "local", "slurm": SLURM_DEFAULTS}
+CHOICES = {"runner": RUNNERS, "executor": EXECUTORS, "evaluator": EVALUATORS, "source": SOURCES, "mode": MODES}
+
+
+def load(path: Path) -> dict:
+    """params.yaml over the defaults; unknown names and values outside their choices are refused."""
+    import yaml
+
+    path = Path(path)
+    loaded = {}
+    if path.exists():
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise HarnessError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise HarnessError(f"{path}: must be a mapping of settings")
+    unknown = set(loaded) - set(DEFAULT_PARAMS)
+    if unknown:
+        raise HarnessError(f"{path}: unknown parameter(s): {', '.join(sorted(unknown))}",
+                           hint=f"known: {', '.join(DEFAULT_PARAMS)}")
+    merged = {**DEFAULT_PARAMS, **loaded}
+    for section, defaults in SECTIONS.items():
+        given = merged[section] or {}
+        extra = set(given) - set(defaults)
+        if extra:
+            raise HarnessError(f"{path}: unknown {section} setting(s): {', '.join(sorted(extra))}",
+                               hint=f"known: {', '.join(defaults)}")
+        merged[section] = {**defaults, **given}
+    for name, choices in CHOICES.items():
+        if merged[name] not in choices:
+            raise HarnessError(f"{path}: {name}: '{merged[name]}' is not one of {', '.join(choices)}")
+    return merged

@@ -1,0 +1,200 @@
+"""The audit workflow as a library (harness.audit), with a fake runner: staging, records, the reuse rule,
+failed rows and the files the pipeline reads. No subprocess, no model."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import copy_project
+from harness import audit, data, inference, runners
+from harness.errors import InferenceFailed
+from harness.imageio import read_rgb8, write_rgb8
+from harness.progress import Step
+from harness.project import Project
+from harness.protocol import PROVENANCE
+
+
+class FakeRunner:
+    """Writes nearest-neighbour x4 outputs and a provenance file, or fails as told."""
+
+    name = "fake"
+    selection = "fake (tests)"
+
+    def __init__(self, fail_kind=None, fail_on_run=1):
+        self.fail_kind, self.fail_on_run, self.requests = fail_kind, fail_on_run, []
+
+    def run_once(self, request):
+        self.requests.append(request)
+        request.log_path.parent.mkdir(parents=True, exist_ok=True)
+        request.log_path.write_text("starting\nsomething went wrong\n")
+        inputs = sorted(request.lr_dir.glob("*.png"))
+        for index, path in enumerate(inputs, start=1):
+            if self.fail_kind and request.run_index == self.fail_on_run and index == 2:
+                raise InferenceFailed(self.fail_kind, f"{request.team.id}: told to fail", "a hint",
+                                      log_tail=request.log_path.read_text())
+            lr = read_rgb8(path)
+            write_rgb8(request.out_dir / path.name, np.repeat(np.repeat(lr, 4, axis=0), 4, axis=1))
+            if request.on_progress:
+                request.on_progress(index, len(inputs), path.name)
+        (request.out_dir / PROVENANCE).write_text(json.dumps({"team": request.team.id, "run": request.run_index}))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = copy_project(tmp_path_factory.mktemp("audit") / "project", teams=["bicubic", "random-tta"])
+    data.fetch("mini", root / "data")
+    return root
+
+
+@pytest.fixture
+def proj(workspace, tmp_path):
+    """A project of its own per test, sharing the built mini dataset."""
+    root = tmp_path / "project"
+    shutil.copytree(workspace, root, symlinks=True)
+    return Project(root)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    runner = FakeRunner()
+    monkeypatch.setitem(runners._FACTORIES, "fake", lambda settings, selection: runner)
+    return runner
+
+
+def options(**changes):
+    return audit.RunOptions(**{"runner": "fake", "device": "cpu", "docker": {}, **changes})
+
+
+def load(proj, team_id):
+    from harness import registry
+
+    return registry.load(proj, team_id)
+
+
+def test_infer_stages_every_run_and_writes_the_record(proj, fake):
+    team = load(proj, "random-tta")  # nondeterministic: 3 repeats
+    steps = []
+    record = audit.infer(proj, team, "mini", options(), steps.append)
+    assert record["status"] == "ok" and record["runner"] == "fake" and record["runner_selection"] == "fake (tests)"
+    assert [r["dir"] for r in record["runs"]] == ["run-1", "run-2", "run-3"]
+    assert record["runs"][2]["provenance"] == {"team": "random-tta", "run": 3}
+    folder = proj.team_runs("mini", team.id)
+    assert sorted(p.name for p in folder.iterdir()) == ["logs", "record.json", "run-1", "run-2", "run-3"]
+    assert json.loads((folder / "record.json").read_text())["schema"] == "harness.run-record/1"
+    assert [r.run_index for r in fake.requests] == [1, 2, 3]
+    assert fake.requests[0].weights_dir == proj.team_weights(team.id)
+    assert all(isinstance(s, Step) for s in steps)
+    assert steps[0].note == "random-tta: runner fake (tests)"
+    assert any(s.label == "random-tta run 3/3 0006x4.png" and s.done == 6 and s.total == 6 for s in steps)
+    assert steps[-1].record == record
+
+
+def test_a_typed_failure_leaves_no_half_run_and_keeps_the_log_tail(proj, fake):
+    fake.fail_kind, fake.fail_on_run = "timeout", 2
+    record = audit.infer(proj, load(proj, "random-tta"), "mini", options())
+    assert record["status"] == "failed"
+    assert record["failure"]["kind"] == "timeout" and "something went wrong" in record["failure"]["log_tail"]
+    folder = proj.team_runs("mini", "random-tta")
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith("logs")) == ["record.json", "run-1"]
+
+
+def test_missing_inputs_become_a_failed_record_only_when_asked(proj, fake):
+    team = load(proj, "random-tta")  # its weights were never fetched here
+    settings = proj.params()
+    with pytest.raises(audit.InputsUnavailable, match="weights missing"):
+        audit.produce_runs(proj, team, "mini", settings, options())
+    record = audit.produce_runs(proj, team, "mini", settings, options(), record_failure=True)
+    assert record["status"] == "failed" and record["failure"]["kind"] == "inputs_unavailable"
+    assert "harness fetch weights random-tta" in record["failure"]["hint"] and not fake.requests
+
+
+def test_runs_complete_follows_the_run_key_and_the_output_checks(proj, fake):
+    team = load(proj, "bicubic")
+    assert not audit.runs_complete(proj, team, "mini")
+    audit.infer(proj, team, "mini", options())
+    assert audit.runs_complete(proj, team, "mini")
+    (proj.team_runs("mini", "bicubic") / "run-1" / "0003x4.png").unlink()
+    assert not audit.runs_complete(proj, team, "mini")
+
+
+REUSABLE = {"run_key": None, "mode": "faithful", "metrics": ["psnr", "ssim"],
+            "inference": {"status": "ok", "runner": "local"}}
+
+
+@pytest.mark.parametrize("change, reused", [
+    ({}, True),
+    ({"mode": "strict"}, False),
+    ({"run_key": "another"}, False),
+    ({"metrics": ["psnr"]}, False),
+    ({"inference": {"status": "failed", "runner": "local"}}, False),
+    ({"inference": {"status": "ok", "runner": "published-outputs"}}, False),
+])
+def test_the_reuse_rule(proj, change, reused):
+    team = load(proj, "bicubic")
+    earlier = {**REUSABLE, "run_key": team.run_key, **change}
+    path = proj.evaluation_file("mini", team.id)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(earlier))
+    assert (audit.reusable_evaluation(proj, team, "mini", "faithful", ["psnr", "ssim"]) is not None) == reused
+
+
+def test_verify_team_runs_scores_and_writes_the_pipeline_files(proj, fake):
+    team = load(proj, "bicubic")
+    settings = {**proj.params(), "metrics": ["psnr", "ssim"]}
+    steps = []
+    result = audit.verify_team(proj, team, "mini", settings, options(), "faithful", progress=steps.append)
+    assert result["verdict"] == "diverged"  # nearest-neighbour outputs are not bicubic's
+    assert result["metrics"]["psnr"]["ok"] is False and result["metrics"]["niqe"]["status"] == "unavailable"
+    evaluation = json.loads(proj.evaluation_file("mini", "bicubic").read_text())
+    assert evaluation["schema"] == "harness.team-evaluation/1" and evaluation["dataset"] == "mini"
+    assert evaluation["device"] == "cpu" and evaluation["evaluator"]["runner"] == "local"
+    assert set(json.loads(proj.metrics_file("mini", "bicubic").read_text())) == {"psnr", "ssim"}
+    assert any(s.task == "evaluating bicubic" and s.done == 6 for s in steps)
+    again = audit.verify_team(proj, team, "mini", settings, options(), "faithful", progress=steps.append)
+    assert again["verdict"] == "diverged" and steps[-1].note.startswith("bicubic: reusing evaluations/mini/")
+    assert len(fake.requests) == 1  # reused: not run again
+
+
+def test_a_failing_team_is_its_own_row_and_the_audit_goes_on(proj, fake):
+    results = audit.audit(proj, ["bicubic", "random-tta"], "no-such-dataset", proj.params(), options(), "faithful")
+    assert [r["verdict"] for r in results] == ["failed", "failed"]
+    assert results[0]["failure"]["kind"] == "data_unavailable"
+    assert "unknown dataset 'no-such-dataset'" in results[0]["failure"]["message"]
+    assert not audit.all_passed(results)
+
+
+def test_report_files_at_the_project_layout(proj):
+    results = audit.verifications(proj, ["bicubic"], "mini")
+    assert results[0]["failure"]["kind"] == "not_evaluated"
+    built, paths = audit.write_report(proj, results, "mini", proj.params())
+    assert [p.parent for p in paths] == [proj.report_dir] * 3
+    assert built["summary"] == "SUMMARY: 1 team(s): 0 exact, 0 reproduced, 0 diverged, 1 failed, 0 not runnable"
+
+
+def test_a_slurm_job_runs_the_same_infer_into_the_results_folder(proj, fake, monkeypatch):
+    from harness import slurm
+
+    monkeypatch.setattr(slurm, "job_id", lambda: "42")
+    record = audit.run_team_job(str(proj.root), "bicubic", "mini", options())
+    assert record["status"] == "ok" and record["slurm_job_id"] == "42" and len(fake.requests) == 1
+    written = inference.load_record(proj.slurm_results("mini"), "mini", "bicubic")
+    assert written["slurm_job_id"] == "42" and written["runner"] == "fake"
+    assert (proj.slurm_results("mini") / "mini" / "bicubic" / "run-1" / "0001x4.png").is_file()
+    assert not proj.team_runs("mini", "bicubic").exists()  # the waiting stage moves it into runs/
+
+
+def test_scoring_on_a_gpu_that_is_not_there_is_no_gpu_not_the_cpu(proj, fake):
+    import torch
+
+    from harness.errors import TypedFailure
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    team = load(proj, "bicubic")
+    audit.infer(proj, team, "mini", options())
+    with pytest.raises(TypedFailure) as caught:
+        audit.evaluate_team(proj, team, "mini", ["psnr"], "faithful", "cuda")
+    assert caught.value.kind == "no_gpu" and "--device cpu" in caught.value.hint
+    assert not proj.evaluation_file("mini", "bicubic").exists()

@@ -1,0 +1,69 @@
+"""The report writers, from small verification rows (no runs, no images)."""
+
+import csv
+import io
+import json
+
+from harness import report
+
+
+def row(team, verdict, metrics=None, failure=None, **extra) -> dict:
+    return {"team": team, "name": team.title(), "dataset": "mini", "verdict": verdict, "failure": failure,
+            "determinism": "deterministic", "runs": 1, "metrics": metrics or {}, "unverified": [],
+            "findings": [], "exact_outputs": None, **extra}
+
+
+PSNR_OK = {"published": 30.0, "precision": 2, "tolerance": 0.015, "reproduced": 30.004, "delta": 0.004, "ok": True,
+           "status": "ok"}
+PSNR_OFF = {**PSNR_OK, "reproduced": 29.0, "delta": -1.0, "ok": False, "status": "diverged"}
+SCORE_OK = {"published": 4.1, "precision": 4, "tolerance": 0.0055, "reproduced": 4.1, "delta": 0.0, "ok": True,
+            "status": "ok"}
+BAND = {**PSNR_OK, "band": [29.9, 30.1], "spread": 0.04, "run_values": [30.0, 30.04]}
+RESULTS = [
+    row("a", "exact", {"psnr": PSNR_OK, "perceptual_score": SCORE_OK}, exact_outputs=True),
+    row("b", "diverged", {"psnr": PSNR_OFF}),
+    row("c", "failed", failure={"kind": "timeout", "message": "no result after 5 s", "hint": "raise it"}),
+    row("d", "not_runnable", failure={"kind": "not_runnable", "message": "no code"}),
+    row("e", "reproduced", {"psnr": BAND}, findings=[{"kind": "resized", "image": "0001", "message": "m",
+                                                      "run": "run-1"}]),
+]
+
+
+def built() -> dict:
+    return {"schema": "harness.report/1", "dataset": "mini", "generated": "2026-01-01T00:00:00+00:00",
+            "harness_version": "0.0", "git_sha": None, "params": {"mode": "faithful", "runner": "local",
+                                                                  "device": "cpu"},
+            "summary": report.summary_line(RESULTS), "teams": RESULTS}
+
+
+def test_summary_counts_every_verdict_in_order():
+    assert report.summary_line(RESULTS) == \
+        "SUMMARY: 5 team(s): 1 exact, 1 reproduced, 1 diverged, 1 failed, 1 not runnable"
+
+
+def test_metric_columns_follow_the_registry_order():
+    assert report.metric_names(RESULTS) == ["psnr", "perceptual_score"]
+
+
+def test_markdown_has_the_table_failures_bands_and_findings():
+    text = report.to_markdown(built())
+    assert "| team | verdict | runs | PSNR (dB, Y) | Perceptual score |" in text
+    assert "| b | diverged | 1 | 30.00 / 29.0000 (-1.0000) ✗ |" in text
+    assert "- **c** — timeout: no result after 5 s (hint: raise it)" in text
+    assert "e psnr: runs 30.0000, 30.0400; spread 0.0400" in text
+    assert "| e | run-1 | 0001 | resized | m |" in text
+    assert text.rstrip().splitlines()[-1].startswith("| e |")
+
+
+def test_csv_has_one_row_per_team_with_each_metric():
+    rows = list(csv.DictReader(io.StringIO(report.to_csv(built()))))
+    assert [r["team"] for r in rows] == ["a", "b", "c", "d", "e"]
+    assert rows[1]["psnr_ok"] == "False" and rows[1]["psnr_delta"] == "-1.000000"
+    assert rows[2]["failure_kind"] == "timeout" and rows[2]["psnr_published"] == ""
+    assert rows[0]["exact_outputs"] == "True"
+
+
+def test_write_puts_three_files(tmp_path):
+    paths = report.write(built(), tmp_path)
+    assert [p.name for p in paths] == ["report.json", "report.md", "summary.csv"]
+    assert json.loads(paths[0].read_text())["summary"].startswith("SUMMARY: 5 team(s)")
