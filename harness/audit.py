@@ -7,9 +7,13 @@ jobs. They raise typed errors and report progress as progress.Step; the CLI pars
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import code
 from . import data as data_mod
 from . import evaluate as evaluate_mod
 from . import evaluator as evaluator_mod
@@ -100,6 +104,13 @@ def fetch_weights(proj: Project, team: Manifest, source: str, progress: Progress
         return WeightsFetch(team.id, failure=exc)
 
 
+def fetch_code(proj: Project, team: Manifest) -> Path | None:
+    """The team's code checkout at its pinned commit (None for a team whose code lives in its folder)."""
+    if "code" not in team.data:
+        return None
+    return code.fetch(proj.code_cache, team)
+
+
 # --- inference -----------------------------------------------------------------------------------
 
 def infer(proj: Project, team: Manifest, dataset: str, options: RunOptions, progress: Progress | None = None,
@@ -116,7 +127,8 @@ def infer(proj: Project, team: Manifest, dataset: str, options: RunOptions, prog
         progress(Step(team.id, f"{team.id} run {run}/{runs} {name}", done, total))
 
     record = inference.infer_team(team, runner, lr_dir, runs_root or proj.runs_dir, dataset,
-                                  proj.team_weights(team.id), options.device, proj.root, update)
+                                  proj.team_weights(team.id), options.device, proj.root, update,
+                                  code.for_run(proj.code_cache, team))
     progress(Step(team.id, record=record))
     return record
 
@@ -321,3 +333,91 @@ def write_report(proj: Project, results: list[dict], dataset: str, settings: dic
 def all_passed(results: list[dict]) -> bool:
     """Every team reproduced, or is known in advance not to run."""
     return all(verify_mod.passed(r) or r["verdict"] == "not_runnable" for r in results)
+
+
+# --- smoke tests -----------------------------------------------------------------------------------
+
+SMOKE_CROPS = (("0001x4.png", 16, 16), ("0004x4.png", 24, 8))  # (mini LR image, top, left)
+SMOKE_SIZE = 32
+
+
+@dataclass
+class SmokeResult:
+    team: str
+    status: str  # ok, failed, skipped, not_runnable
+    reason: str | None = None
+    kind: str | None = None  # the failure kind, when failed
+    seconds: float | None = None
+    stand_ins: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def smoke_inputs(proj: Project) -> Path:
+    """Two small LR crops of real photographs (the mini dataset), the same for every team."""
+    from .imageio import read_rgb8, write_rgb8
+
+    data_mod.fetch("mini", proj.data_dir)
+    source = data_mod.get("mini").lr_dir(proj.data_dir)
+    folder = proj.root / ".cache" / "smoke" / "_inputs"
+    if folder.is_dir() and len(list(folder.glob("*.png"))) == len(SMOKE_CROPS):
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, top, left in SMOKE_CROPS:
+        write_rgb8(folder / name, read_rgb8(source / name)[top:top + SMOKE_SIZE, left:left + SMOKE_SIZE])
+    return folder
+
+
+def smoke_skip_reason(team: Manifest, device: str) -> str | None:
+    """Why a team cannot be smoke-tested on this device, from its manifest alone."""
+    if device.startswith("cpu") and team.runtime.get("cuda_extensions"):
+        return f"needs CUDA kernels ({', '.join(team.runtime['cuda_extensions'])}): needs a GPU"
+    if device.split(":")[0] not in team.runtime.get("devices", ["cpu", "cuda"]):
+        return f"runs on {', '.join(team.runtime['devices'])} only (runtime.devices)"
+    undescribed = [w["name"] for w in team.weights if "network" not in w]
+    if undescribed:
+        return (f"no network described for {', '.join(undescribed)}, so no stand-in weights: "
+                "add weights[].network to the manifest")
+    return None
+
+
+def smoke_team(proj: Project, team: Manifest, options: RunOptions, progress: Progress | None = None) -> SmokeResult:
+    """Run the team's real code end to end on two small LR crops with stand-in weights, through the
+    ordinary inference path (runner, adapter, output checks): minutes before any GPU hour is spent."""
+    progress = progress or silent
+    if not team.runnable:
+        return SmokeResult(team.id, "not_runnable", "; ".join(team.data["status"].get("reasons", [])))
+    reason = smoke_skip_reason(team, options.device)
+    if reason:
+        return SmokeResult(team.id, "skipped", reason)
+    started = time.perf_counter()
+    folder = proj.smoke_dir(team.id)
+    shutil.rmtree(folder, ignore_errors=True)
+    checkout = code.for_run(proj.code_cache, team)
+    if team.entry.get("code_root") == "code" and checkout is None and not os.environ.get(code.OVERRIDE_VARIABLE):
+        return SmokeResult(team.id, "failed", f"no checkout of {team.data['code']['repository']} at "
+                           f"{team.data['code']['commit']}: run `harness fetch code {team.id}`", "code_unavailable")
+    try:
+        runner = runners.get(options.runner, options.docker)
+        lr_dir = smoke_inputs(proj)
+        weights_dir = folder / "weights"
+        stand_ins = []
+        if team.weights:
+            progress(Step(team.id, f"{team.id}: stand-in weights"))
+            stand_ins = inference.stand_in_weights(team, runner, weights_dir, options.device, proj.root, checkout,
+                                                   folder / "logs" / "stand-ins.log")
+
+        def update(run, runs, done, total, name):
+            progress(Step(team.id, f"{team.id} smoke {name}", done, total))
+
+        record = inference.infer_team(team, runner, lr_dir, folder / "runs", "smoke", weights_dir, options.device,
+                                      proj.root, update, checkout, repeats=1)
+    except HarnessError as exc:
+        return SmokeResult(team.id, "failed", exc.message, exc.kind, round(time.perf_counter() - started, 1))
+    seconds = round(time.perf_counter() - started, 1)
+    names = [p.name for p in stand_ins]
+    if record["status"] != "ok":
+        failure = record["failure"]
+        return SmokeResult(team.id, "failed", failure["message"], failure["kind"], seconds, names)
+    return SmokeResult(team.id, "ok", None, None, seconds, names)

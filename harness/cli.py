@@ -311,6 +311,36 @@ def fetch_weights(ctx, team_ids, all_teams, record_failure):
             out(f"{team.id}: {shown(ctx, path)}")
 
 
+@fetch.command("code")
+@click.argument("team_ids", nargs=-1)
+@click.option("--all", "all_teams", is_flag=True, help="Every team that declares a code repository.")
+@click.pass_context
+def fetch_code(ctx, team_ids, all_teams):
+    """Clone each team's code repository at its pinned commit into .cache/code/ (reused offline).
+
+    HARNESS_GIT_MIRROR replaces the hosts: a folder or URL holding each repository as <mirror>/owner/name.
+    Teams whose code lives in their own folder need nothing.
+    """
+    from . import audit, registry
+
+    proj = project(ctx)
+    if all_teams:
+        teams, problems = registry.load_all(proj)
+        for problem in problems:
+            err(f"[red]invalid[/red] {problem}")
+    elif team_ids:
+        teams = [registry.load(proj, t) for t in team_ids]
+    else:
+        raise HarnessError("name at least one team, or --all")
+    for team in teams:
+        if "code" not in team.data:
+            if not all_teams:
+                out(f"{team.id}: its code is in {shown(ctx, team.dir)}")
+            continue
+        checkout = audit.fetch_code(proj, team)
+        out(f"{team.id}: {team.data['code']['repository']} at {team.data['code']['commit']} in {shown(ctx, checkout)}")
+
+
 @fetch.command("metric-weights")
 @click.argument("metric_names", nargs=-1)
 @click.option("--best-effort", is_flag=True,
@@ -527,6 +557,59 @@ def _print_team_evaluation(result: dict) -> None:
             _print_evaluation(run)
         else:
             out(f"[red]{result['team']} {run['run']}: {run.get('failure')}[/red]")
+
+
+@cli.command()
+@click.argument("team_ids", nargs=-1)
+@click.option("--all", "all_teams", is_flag=True, help="Every team of the catalogue.")
+@click.option("--device", help="cpu, cuda or cuda:N (default: params.yaml).")
+@click.option("--runner", "runner_name", help=f"How to run: {', '.join(settings.RUNNERS)} (default: params.yaml).")
+@click.option("--gpus", help=GPUS_HELP)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the results here.")
+@click.pass_context
+def smoke(ctx, team_ids, all_teams, device, runner_name, gpus, json_out):
+    """Run each team's real code end to end on two small LR crops with stand-in weights, before any GPU
+    hour is spent: ok, failed (kind), skipped (why) or not runnable.
+
+    Stand-in weights are randomly initialised networks saved exactly as each file's loader reads them
+    (weights[].network in the manifest); no real weights are needed. Team code comes from
+    `harness fetch code`. Exits 1 if any team failed.
+    """
+    from rich.table import Table
+
+    from . import audit, registry
+    from .fsutil import write_json_atomic
+
+    proj, config = project(ctx), params(ctx)
+    if all_teams:
+        teams, problems = registry.load_all(proj)
+        if problems:
+            raise ManifestError(problems)
+    elif team_ids:
+        teams = [registry.load(proj, t) for t in team_ids]
+    else:
+        raise HarnessError("name at least one team, or --all")
+    options = audit.RunOptions.from_settings(config, runner_name, device, gpus)
+    results = []
+    with progress_display() as progress:
+        for team in teams:
+            results.append(audit.smoke_team(proj, team, options, progress))
+    table = Table(title=f"smoke test on {options.device} with the {options.runner} runner")
+    for column in ("team", "result", "s", "why"):
+        table.add_column(column, justify="right" if column == "s" else "left")
+    colours = {"ok": "green", "failed": "red", "skipped": "yellow", "not_runnable": "yellow"}
+    for result in results:
+        label = result.status.replace("_", " ") + (f" ({result.kind})" if result.kind else "")
+        table.add_row(result.team, f"[{colours[result.status]}]{label}[/{colours[result.status]}]",
+                      "" if result.seconds is None else f"{result.seconds:.1f}", result.reason or "")
+    out(table)
+    counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "skipped", "not_runnable")}
+    out(f"SMOKE: {len(results)} team(s): " + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items()))
+    if json_out:
+        write_json_atomic(json_out, {"device": options.device, "runner": options.runner,
+                                     "teams": [r.as_dict() for r in results]})
+    if counts["failed"]:
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 # --- Slurm jobs --------------------------------------------------------------------------------

@@ -10,15 +10,11 @@ it writes failure.json ({kind, message}) and exits 3.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.machinery
-import importlib.util
 import os
 import random
 import re
 import shutil
 import sys
-import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
@@ -27,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import manifest as manifest_mod
+from . import teamcode
 from .devices import check_device
 from .errors import HarnessError, InferenceFailed, TypedFailure
 from .fsutil import sha256_file, write_json_atomic
@@ -124,47 +121,24 @@ def tiled(model, image, tile: int, overlap: int, scale: int):
     return out
 
 
-def code_root(team: manifest_mod.Manifest, code_dir: Path | None) -> Path:
-    """The folder 'module' and import_aliases are relative to: the team folder or the code checkout."""
-    if team.entry.get("code_root", "team") == "team":
-        return team.dir
-    checkout = Path(code_dir or os.environ.get("HARNESS_CODE_DIR", "/opt/code"))
-    if not checkout.is_dir():
-        raise InferenceFailed("code_unavailable", f"no checkout of {team.data['code']['repository']} at {checkout}",
-                              hint="run in the team's image, or pass --code-dir with a checkout at "
-                                   f"{team.data['code']['commit']}")
-    return checkout
-
-
 def run_ntire_main(team: manifest_mod.Manifest, input_dir: Path, output_dir: Path, weights_dir: Path,
                    device: str, code_dir: Path | None = None) -> dict[str, float]:
     """Call the team's callable with the organizers' arguments; time outputs by their appearance."""
     import torch
 
     entry = team.entry
-    root = code_root(team, code_dir)
-    module_path = root / entry["module"]
-    if not module_path.is_file():
-        raise InferenceFailed("entry_error", f"{module_path} does not exist")
-    sys.path.insert(0, str(root))
-    for alias, folder in entry.get("import_aliases", {}).items():
-        _alias_package(alias, root / folder)
-    # The module's folder becomes a package under a safe name, so relative imports and hyphenated
-    # folder names both work.
-    package = f"harness_team_{team.id.replace('-', '_')}"
-    _alias_package(package, module_path.parent)
-    spec = importlib.util.spec_from_file_location(f"{package}.{module_path.stem}", module_path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    root, folder = teamcode.code_folders(team, code_dir)
+    module = teamcode.import_team_module(team, root, folder, entry["module"])
+    teamcode.check_weights(team, root, folder, Path(weights_dir))
     function = getattr(module, entry.get("function", "main"), None)
     if function is None:
-        raise InferenceFailed("entry_error", f"{module_path} defines no {entry.get('function', 'main')}()")
-    model_dir = model_dir_argument(team, Path(weights_dir))
+        raise InferenceFailed("entry_error", f"{entry['module']} defines no {entry.get('function', 'main')}()")
+    model_dir = teamcode.model_dir_argument(team, Path(weights_dir))
     target = output_dir / entry["output_dir_name"] if entry.get("output_dir_name") else output_dir
     target.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    with scratch_workdir(entry.get("working_dir_links", {}), Path(weights_dir)):
+    with teamcode.organizers_workdir(root, entry.get("working_dir_links", {}), Path(weights_dir)), \
+            teamcode.cpu_stand_ins(device):
         function(model_dir=model_dir, input_path=str(input_dir), output_path=str(target),
                  device=torch.device(device), **entry.get("kwargs", {}))
     collect_outputs(target, output_dir, entry.get("output_name"))
@@ -173,34 +147,6 @@ def run_ntire_main(team: manifest_mod.Manifest, input_dir: Path, output_dir: Pat
         times[path.name] = path.stat().st_mtime - previous
         previous = path.stat().st_mtime
     return times
-
-
-def model_dir_argument(team: manifest_mod.Manifest, weights_dir: Path):
-    shape = team.entry.get("model_dir", "folder")
-    if shape == "file":
-        return str(weights_dir / team.weights[0]["name"])
-    if shape == "files":
-        return {w["name"]: str(weights_dir / w["name"]) for w in team.weights}
-    return str(weights_dir)
-
-
-@contextlib.contextmanager
-def scratch_workdir(links: dict[str, str], weights_dir: Path):
-    """Run in a scratch working directory holding links to the weights at hard-coded paths."""
-    if not links:
-        yield
-        return
-    previous = Path.cwd()
-    with tempfile.TemporaryDirectory(prefix="harness-work-") as scratch:
-        for relative, name in links.items():
-            link = Path(scratch) / relative
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to((weights_dir / name).resolve())
-        os.chdir(scratch)
-        try:
-            yield
-        finally:
-            os.chdir(previous)
 
 
 def collect_outputs(target: Path, output_dir: Path, output_name: str | None) -> None:
@@ -218,20 +164,6 @@ def collect_outputs(target: Path, output_dir: Path, output_name: str | None) -> 
             os.replace(path, output_dir / name)
     if target != output_dir:
         shutil.rmtree(target, ignore_errors=True)
-
-
-def _alias_package(alias: str, folder: Path) -> None:
-    """Make `import alias` load the package in folder (code importing itself by another name)."""
-    init = folder / "__init__.py"
-    if init.exists():
-        spec = importlib.util.spec_from_file_location(alias, init, submodule_search_locations=[str(folder)])
-    else:  # a folder without __init__.py, imported as a namespace package
-        spec = importlib.machinery.ModuleSpec(alias, None, is_package=True)
-        spec.submodule_search_locations = [str(folder)]
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[alias] = module
-    if init.exists():
-        spec.loader.exec_module(module)
 
 
 # --- main ------------------------------------------------------------------------------------
@@ -275,32 +207,59 @@ def run(manifest_path: Path, input_dir: Path, output_dir: Path, weights_dir: Pat
         "seconds_per_image": {k: round(v, 4) for k, v in times.items()},
         "per_image_timing": "measured" if kind != "ntire-main" else "output mtime deltas (first includes load)",
         "inputs_sha256": {p.name: sha256_file(p) for p in inputs},
-        "weights_sha256": {w["name"]: sha256_file(Path(weights_dir) / w["name"]) for w in team.weights},
+        "weights_sha256": weights_checksums(team, Path(weights_dir)),
         "outputs_sha256": {p.name: sha256_file(p) for p in sorted(output_dir.glob("*.png"))},
     }
     write_json_atomic(output_dir / PROVENANCE, record)
     return record
 
 
+def weights_checksums(team: manifest_mod.Manifest, weights_dir: Path) -> dict:
+    """sha256 of every weights file the run could read (each file of a declared folder)."""
+    out = {}
+    for weight in team.weights:
+        path = weights_dir / weight["name"]
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        out.update({str(f.relative_to(weights_dir)): sha256_file(f) for f in files if f.exists()})
+    return out
+
+
+def write_stand_ins(manifest_path: Path, output_dir: Path, code_dir: Path | None = None) -> list[Path]:
+    """Stand-in weights for every described network of the team, written into output_dir."""
+    team = manifest_mod.load(manifest_path)
+    root, folder = teamcode.code_folders(team, code_dir)
+    written = teamcode.write_stand_ins(team, root, folder, output_dir)
+    write_json_atomic(output_dir / PROVENANCE, {"schema": "harness.stand-ins/1", "team": team.id,
+                                                "files": {p.name: sha256_file(p) for p in written}})
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.entry", description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifest", required=True, type=Path)
-    parser.add_argument("--input", required=True, type=Path, help="folder of LR PNGs (read only)")
-    parser.add_argument("--output", required=True, type=Path, help="folder for SR PNGs")
-    parser.add_argument("--weights", required=True, type=Path, help="the team's model directory")
+    parser.add_argument("--input", type=Path, help="folder of LR PNGs (read only)")
+    parser.add_argument("--output", required=True, type=Path, help="folder for SR PNGs (or the stand-in weights)")
+    parser.add_argument("--weights", type=Path, help="the team's model directory")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--run-index", type=int, default=1)
     parser.add_argument("--repo-root", type=Path, default=Path.cwd())
     parser.add_argument("--code-dir", type=Path, default=None,
                         help="checkout of the team's code repository (default: $HARNESS_CODE_DIR or /opt/code)")
+    parser.add_argument("--task", choices=("infer", "stand-ins"), default="infer",
+                        help="infer: run the team; stand-ins: write randomly initialised weights for its networks")
     args = parser.parse_args(argv)
+    if args.task == "infer" and (args.input is None or args.weights is None):
+        parser.error("--input and --weights are required to infer")
 
     def progress(done, total, name):
         print(progress_line(done, total, name), flush=True)
 
     try:
-        run(args.manifest, args.input, args.output, args.weights, args.device, args.run_index,
-            args.repo_root, progress, args.code_dir)
+        if args.task == "stand-ins":
+            write_stand_ins(args.manifest, args.output, args.code_dir)
+        else:
+            run(args.manifest, args.input, args.output, args.weights, args.device, args.run_index,
+                args.repo_root, progress, args.code_dir)
     except TypedFailure as exc:
         return _fail(args.output, exc.kind, exc.message, exc.hint)
     except HarnessError as exc:
@@ -316,6 +275,8 @@ def _fail(output_dir: Path, kind: str, message: str, hint: str | None) -> int:
     print(f"failed ({kind}): {message}", file=sys.stderr, flush=True)
     return write_failure(output_dir, kind, message, hint)
 
+
+teamcode.install_from_environment()  # a spawned child resolves the team's import names like its parent
 
 if __name__ == "__main__":
     sys.exit(main())

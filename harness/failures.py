@@ -48,6 +48,8 @@ KINDS: dict[str, FailureKind] = {k.name: k for k in [
     FailureKind("unsupported_device", "inference", "the team does not run on the requested device",
                 "use a device from the manifest's runtime.devices"),
     # inference
+    FailureKind("weights_mismatch", "inference", "a weights file does not fit the network the manifest describes",
+                "check the weights' source and weights[].network (class, args, key)"),
     FailureKind("entry_error", "inference", "the team's code raised, or its entry is misdeclared",
                 "read the log tail; check the manifest's entry section"),
     FailureKind("timeout", "inference", "no result within runtime.timeout_s", "raise runtime.timeout_s"),

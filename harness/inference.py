@@ -55,29 +55,31 @@ def check_outputs(lr_dir: Path, out_dir: Path, scale: int) -> None:
 
 
 def infer_team(team: Manifest, runner: Runner, lr_dir: Path, runs_root: Path, dataset: str, weights_dir: Path,
-               device: str, repo_root: Path, progress=None) -> dict:
-    """Run a team `repeats` times; return (and write) its run record. Never leaves half a run in place.
-
-    `progress(run, runs, done, total, name)` is called after each image."""
+               device: str, repo_root: Path, progress=None, code_dir: Path | None = None,
+               repeats: int | None = None) -> dict:
+    """Run a team `repeats` times (default: its manifest's); return (and write) its run record. Never
+    leaves half a run in place. `progress(run, runs, done, total, name)` is called after each image."""
     folder = team_runs_dir(runs_root, dataset, team.id)
     folder.mkdir(parents=True, exist_ok=True)
-    record = RunRecord.start(team, dataset, runner.name, device, runner_selection=runner.selection)
+    repeats = repeats or team.repeats
+    record = RunRecord.start(team, dataset, runner.name, device, repeats, runner_selection=runner.selection)
     if not team.runnable:
         record.fail("not_runnable", "; ".join(team.data["status"]["reasons"]), status="not_runnable")
         return write_record(folder, record)
     for stale in run_dirs(runs_root, dataset, team.id):
-        if int(stale.name.split("-")[1]) > team.repeats:
+        if int(stale.name.split("-")[1]) > repeats:
             shutil.rmtree(stale)
     try:
-        for index in range(1, team.repeats + 1):
+        for index in range(1, repeats + 1):
             staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".run-{index}."))
             try:
                 def on_image(done, total, name, _index=index):
                     if progress:
-                        progress(_index, team.repeats, done, total, name)
+                        progress(_index, repeats, done, total, name)
 
                 runner.run_once(RunRequest(team, Path(lr_dir), staging, Path(weights_dir), device, index,
-                                           folder / "logs" / f"run-{index}.log", Path(repo_root), on_image))
+                                           folder / "logs" / f"run-{index}.log", Path(repo_root), on_image,
+                                           code_dir))
                 check_outputs(lr_dir, staging, team.runtime["scale"])
                 (staging / FAILURE).unlink(missing_ok=True)
                 provenance = json.loads((staging / PROVENANCE).read_text())
@@ -88,6 +90,20 @@ def infer_team(team: Manifest, runner: Runner, lr_dir: Path, runs_root: Path, da
     except InferenceFailed as exc:
         record.fail(exc.kind, exc.message, exc.hint, exc.log_tail)
     return write_record(folder, record)
+
+
+def stand_in_weights(team: Manifest, runner: Runner, out_dir: Path, device: str, repo_root: Path,
+                     code_dir: Path | None, log_path: Path) -> list[Path]:
+    """Randomly initialised weights for the team's described networks, written by the adapter (so in
+    the team's own environment: its image, or this one) into a fresh out_dir."""
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    runner.run_once(RunRequest(team, out_dir, out_dir, out_dir, device, 1, log_path, Path(repo_root),
+                               code_dir=code_dir, task="stand-ins"))
+    (out_dir / PROVENANCE).unlink(missing_ok=True)
+    return sorted(p for p in out_dir.rglob("*") if p.is_file())
 
 
 def write_failed_record(team: Manifest, runs_root: Path, dataset: str, kind: str, message: str,

@@ -256,9 +256,17 @@ def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProble
             problem("entry.module", f"'{entry['module']}' does not exist in {path.parent.name}/", "module-exists")
         if entry.get("code_root") == "code" and "code" not in data:
             problem("entry.code_root", "'code' needs the code: section (repository, commit, path)", "code-declared")
-        if entry.get("model_dir") == "file" and len(names) != 1:
+        shape = entry.get("model_dir", "folder")
+        if shape == "file" and len(names) != 1:
             problem("entry.model_dir", f"'file' needs exactly one weights file, found {len(names)}",
                     "single-weights-file")
+        named = [(f"entry.model_dir.{k}", shape[k]) for k in ("file", "only_file_in")
+                 if isinstance(shape, dict) and k in shape]
+        if isinstance(shape, dict) and "keys" in shape:
+            named += [(f"entry.model_dir.keys.{key}", name) for key, name in shape["keys"].items()]
+        for field, name in named:
+            if name not in names:
+                problem(field, f"'{name}' is not one of weights[].name", "weights-declared")
         for link, target in entry.get("working_dir_links", {}).items():
             if target not in names:
                 problem(f"entry.working_dir_links.{link}", f"'{target}' is not one of weights[].name",

@@ -64,6 +64,15 @@ class Project:
         stage's outputs before running it, so a job that finishes first must not write there."""
         return self.slurm_dir(dataset) / "results"
 
+    @property
+    def code_cache(self) -> Path:
+        """Checkouts of the teams' code repositories, one per pinned commit (harness fetch code)."""
+        return self.root / ".cache" / "code"
+
+    def smoke_dir(self, team_id: str) -> Path:
+        """A smoke test's inputs, stand-in weights and runs (replaced at each smoke test)."""
+        return self.root / ".cache" / "smoke" / team_id
+
     def evaluator_logs(self) -> Path:
         return self.root / ".cache" / "evaluator"
 

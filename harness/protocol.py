@@ -20,6 +20,9 @@ PROVENANCE = "provenance.json"
 FAILURE = "failure.json"
 EXIT_FAILED = 3
 LOG_TAIL_LINES = 20
+# Set by the adapter for the processes the team's code starts (the import names it resolves); a runner
+# never passes its own value on.
+ALIASES_VARIABLE = "HARNESS_IMPORT_ALIASES"
 _PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (.*)$")
 
 

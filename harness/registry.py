@@ -47,10 +47,22 @@ def manifest_paths(project: Project, targets) -> list[Path]:
 
 
 def validate(project: Project, path: Path) -> None:
-    """Load one manifest file; raise TeamNotFound (with suggestions) or ManifestError."""
+    """Load one manifest file and, where its code is fetched, check it against the checkout; raise
+    TeamNotFound (with suggestions) or ManifestError."""
+    from . import code, teamcode
+    from .errors import ManifestProblem
+
     if not path.exists() and path.parent.parent == project.teams_dir:
         load(project, path.parent.name)
-    manifest_mod.load(path, display_path(project, path))
+    shown = display_path(project, path)
+    team = manifest_mod.load(path, shown)
+    checkout = code.present(project.code_cache, team)
+    if checkout is not None and team.entry.get("code_root") == "code":
+        problems = [ManifestProblem(shown, field, message, "matches-checkout",
+                                    f"checked against {display_path(project, checkout)}")
+                    for field, message in teamcode.checkout_problems(team, checkout)]
+        if problems:
+            raise ManifestError(problems)
 
 
 def new_team(project: Project, team_id: str) -> Path:

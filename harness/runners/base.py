@@ -24,11 +24,17 @@ class RunRequest:
     log_path: Path
     repo_root: Path
     on_progress: ImageProgress | None = None
+    code_dir: Path | None = None  # the checkout of the team's code repository, for code_root 'code'
+    task: str = "infer"  # infer, or stand-ins (write randomly initialised weights into out_dir)
 
-    def adapter_args(self, manifest: str, lr: str, out: str, weights: str, repo_root: str) -> list[str]:
+    def adapter_args(self, manifest: str, lr: str, out: str, weights: str, repo_root: str,
+                     code_dir: str | None = None) -> list[str]:
         """The adapter's command-line arguments, with paths as the adapter will see them."""
-        return ["--manifest", manifest, "--input", lr, "--output", out, "--weights", weights,
-                "--device", self.device, "--run-index", str(self.run_index), "--repo-root", repo_root]
+        args = ["--manifest", manifest, "--output", out, "--device", self.device, "--task", self.task,
+                "--run-index", str(self.run_index), "--repo-root", repo_root]
+        if self.task == "infer":
+            args += ["--input", lr, "--weights", weights]
+        return args + (["--code-dir", code_dir] if code_dir else [])
 
 
 class Runner(Protocol):

@@ -23,7 +23,7 @@ from ..provenance import harness_info
 from ..settings import DOCKER_DEFAULTS
 from .base import RunRequest
 
-LR_MOUNT, WEIGHTS_MOUNT, OUTPUT_MOUNT = "/data/lr", "/weights", "/output"
+LR_MOUNT, WEIGHTS_MOUNT, OUTPUT_MOUNT, CODE_MOUNT = "/data/lr", "/weights", "/output", "/opt/code"
 IMAGE_ROOT = "/opt/harness"  # where every recipe puts the harness and the team folder
 
 
@@ -64,8 +64,10 @@ class DockerRunner:
         mounts = [Mount(LR_MOUNT, str(Path(request.lr_dir).resolve()), type="bind", read_only=True),
                   Mount(WEIGHTS_MOUNT, str(weights_dir.resolve()), type="bind", read_only=True),
                   Mount(OUTPUT_MOUNT, str(Path(request.out_dir).resolve()), type="bind", read_only=False)]
+        if request.code_dir:  # the pinned checkout the harness fetched, read only
+            mounts.append(Mount(CODE_MOUNT, str(Path(request.code_dir).resolve()), type="bind", read_only=True))
         command = request.adapter_args(f"{IMAGE_ROOT}/teams/{team.id}/manifest.yaml", LR_MOUNT, OUTPUT_MOUNT,
-                                       WEIGHTS_MOUNT, IMAGE_ROOT)
+                                       WEIGHTS_MOUNT, IMAGE_ROOT, CODE_MOUNT if request.code_dir else None)
         threads = str(max(1, math.ceil(limits["cpus"])))
         try:
             container = self.client.containers.create(

@@ -8,7 +8,7 @@ import sys
 import threading
 
 from ..errors import InferenceFailed
-from ..protocol import LineSplitter, decode_exit, log_tail
+from ..protocol import ALIASES_VARIABLE, LineSplitter, decode_exit, log_tail
 from .base import RunRequest
 
 
@@ -20,13 +20,15 @@ class LocalRunner:
         team = request.team
         command = [sys.executable, "-m", "harness.entry",
                    *request.adapter_args(str(team.path), str(request.lr_dir), str(request.out_dir),
-                                         str(request.weights_dir), str(request.repo_root))]
+                                         str(request.weights_dir), str(request.repo_root),
+                                         str(request.code_dir) if request.code_dir else None)]
         timeout = team.runtime.get("timeout_s", 3600)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {k: v for k, v in os.environ.items() if k != ALIASES_VARIABLE}
+        env["PYTHONUNBUFFERED"] = "1"
         request.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(request.log_path, "ab") as log:
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       cwd=request.repo_root, env=env)
+        with open(request.log_path, "ab") as log, \
+                subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=request.repo_root,
+                                 env=env) as process:
             splitter = LineSplitter(log, request.on_progress)
             reader = threading.Thread(target=lambda: [splitter.feed(line) for line in
                                                       iter(process.stdout.readline, b"")], daemon=True)

@@ -1,0 +1,245 @@
+"""Real team code as the organizers laid it out: a checkout fetched from a mirror, imported once under the
+names it uses, weights handed over as its loader reads them, smoke-tested with stand-in weights.
+
+The checkout is built here with each quirk found in the organizers' repository: the entry module inside
+the team's folder, a hyphenated folder importing itself under another name, a registry that refuses a
+second registration (basicsr's), `torch.load(model_dir)` of the one file of a weights folder under
+'params', `torch.cuda.current_device()` on a CPU, a torchvision module that moved, a log file written
+into the working directory, and a spawned child process that imports the team's package by name."""
+
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+
+import pytest
+import yaml
+
+from conftest import copy_project, harness_cli
+from harness import audit, code, inference, registry, runners
+from harness.errors import InferenceFailed
+from harness.project import Project
+
+pytestmark = pytest.mark.slow
+
+REPOSITORY = "https://github.com/example-org/sr-challenge"
+TEAM_FOLDER = "models/team42_Odd-Name"
+
+FILES = {
+    "utils/__init__.py": "",
+    "utils/registry.py": """
+        class Registry:
+            def __init__(self):
+                self.known = {}
+
+            def register(self):
+                def add(cls):
+                    if cls.__name__ in self.known:
+                        raise KeyError(f"An object named '{cls.__name__}' was already registered")
+                    self.known[cls.__name__] = cls
+                    return cls
+                return add
+
+        ARCH_REGISTRY = Registry()
+    """,
+    "utils/logger.py": """
+        def logger_info(name, log_path):
+            with open(log_path, "a") as handle:   # relative: lands in the working directory
+                handle.write(name + "\\n")
+    """,
+    f"{TEAM_FOLDER}/__init__.py": "from .io import *\nfrom .arch import *\n",
+    f"{TEAM_FOLDER}/arch.py": """
+        import torch
+        from torch import nn
+        from utils.registry import ARCH_REGISTRY
+
+        @ARCH_REGISTRY.register()
+        class TinySR(nn.Module):
+            def __init__(self, channels=8, scale=4):
+                super().__init__()
+                self.body = nn.Conv2d(3, channels, 3, padding=1)
+                self.tail = nn.Conv2d(channels, 3 * scale * scale, 3, padding=1)
+                self.shuffle = nn.PixelShuffle(scale)
+
+            def forward(self, x):
+                return self.shuffle(self.tail(torch.relu(self.body(x))))
+    """,
+    f"{TEAM_FOLDER}/io.py": """
+        import os
+        import multiprocessing as mp
+
+        import cv2
+        import numpy as np
+        import torch
+        from torchvision.transforms.functional_tensor import rgb_to_grayscale  # moved in torchvision 0.17
+        from utils.logger import logger_info
+        from models.team42_Alias.arch import TinySR   # the package imports itself under another name
+
+
+        def _child(queue):
+            import models.team42_Alias.arch as arch   # a spawned interpreter resolves the same name
+            queue.put(arch.TinySR.__name__)
+
+
+        def main(model_dir, input_path, output_path, device=None):
+            logger_info("team42", log_path="team42.log")
+            torch.cuda.current_device()
+            context = mp.get_context("spawn")
+            queue = context.Queue()
+            child = context.Process(target=_child, args=(queue,))
+            child.start()
+            assert queue.get(timeout=120) == "TinySR"
+            child.join()
+            model = TinySR(channels=8)
+            model.load_state_dict(torch.load(model_dir)["params"], strict=True)
+            model.eval()
+            for name in sorted(os.listdir(input_path)):
+                lr = cv2.imread(os.path.join(input_path, name))[:, :, ::-1].copy()
+                x = torch.from_numpy(lr).permute(2, 0, 1).unsqueeze(0).float() / 255
+                rgb_to_grayscale(x)
+                with torch.no_grad():
+                    y = model(x).clamp(0, 1)
+                out = (y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)[:, :, ::-1]
+                cv2.imwrite(os.path.join(output_path, name), out)
+    """,
+}
+
+
+def git(*args, cwd):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args], cwd=cwd,
+                   check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """A bare repository served from a mirror folder as <mirror>/owner/name; returns (mirror, commit)."""
+    work = tmp_path_factory.mktemp("upstream")
+    source = work / "source"
+    for relative, text in FILES.items():
+        path = source / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+    git("init", "-q", "-b", "main", cwd=source)
+    git("add", ".", cwd=source)
+    git("commit", "-q", "-m", "team code", cwd=source)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    (source / "later.txt").write_text("a later commit the manifest does not pin\n")
+    git("add", ".", cwd=source)
+    git("commit", "-q", "-m", "later", cwd=source)
+    served = work / "mirror"
+    (served / "example-org").mkdir(parents=True)
+    git("clone", "-q", "--bare", str(source), str(served / "example-org" / "sr-challenge"), cwd=work)
+    return served, commit[:7]
+
+
+def team_manifest(commit, **entry_changes):
+    entry = {"kind": "ntire-main", "code_root": "code", "module": "io.py",
+             "import_aliases": {"models.team42_Alias": TEAM_FOLDER},
+             "model_dir": {"only_file_in": "team42"}, **entry_changes}
+    return {"schema_version": 1, "id": "odd", "name": "Odd", "challenge": "mini",
+            "code": {"repository": REPOSITORY, "commit": commit, "path": TEAM_FOLDER},
+            "weights": [{"name": "team42", "directory": True,
+                         "source": {"kind": "gdrive", "id": "x", "folder": True},
+                         "network": {"class": "arch.py:TinySR", "args": {"channels": 8}, "key": "params"}}],
+            "entry": entry, "runtime": {"scale": 4, "devices": ["cpu", "cuda"], "timeout_s": 300},
+            "determinism": {"class": "deterministic"}, "status": {"runnable": True}}
+
+
+@pytest.fixture
+def proj(tmp_path, mirror, monkeypatch):
+    served, commit = mirror
+    root = copy_project(tmp_path / "project", teams=["odd"])
+    folder = root / "teams" / "odd"
+    folder.mkdir()
+    (folder / "manifest.yaml").write_text(yaml.safe_dump(team_manifest(commit), sort_keys=False))
+    monkeypatch.setenv(code.MIRROR_VARIABLE, str(served))
+    monkeypatch.delenv(code.OVERRIDE_VARIABLE, raising=False)
+    return Project(root)
+
+
+def test_fetch_code_clones_the_pinned_commit_and_reuses_it_offline(proj, mirror, monkeypatch):
+    team = registry.load(proj, "odd")
+    checkout = audit.fetch_code(proj, team)
+    assert checkout == proj.code_cache / "example-org" / f"sr-challenge@{mirror[1]}"
+    assert (checkout / TEAM_FOLDER / "io.py").is_file() and not (checkout / "later.txt").exists()
+    monkeypatch.setenv(code.MIRROR_VARIABLE, str(proj.root / "no-mirror"))  # offline now
+    assert audit.fetch_code(proj, team) == checkout
+    (checkout / TEAM_FOLDER / "io.py").write_text("changed")
+    with pytest.raises(code.CodeUnavailable, match="local changes"):
+        audit.fetch_code(proj, team)
+
+
+def test_an_unknown_commit_or_repository_is_a_typed_error(proj, mirror, monkeypatch):
+    team = registry.load(proj, "odd")
+    team.data["code"]["commit"] = "0123456"
+    with pytest.raises(code.CodeUnavailable, match="has no commit 0123456"):
+        audit.fetch_code(proj, team)
+    monkeypatch.setenv(code.MIRROR_VARIABLE, str(proj.root / "empty-mirror"))
+    team.data["code"]["commit"] = mirror[1]
+    with pytest.raises(code.CodeUnavailable) as caught:
+        audit.fetch_code(proj, team)
+    assert "cloning" in caught.value.message and code.MIRROR_VARIABLE in caught.value.hint
+    assert not list(proj.code_cache.rglob(".sr-challenge*"))  # no half clone left
+
+
+def test_the_cli_fetches_code_and_smoke_tests_the_real_code(proj):
+    env = {code.MIRROR_VARIABLE: os.environ[code.MIRROR_VARIABLE]}
+    fetched = harness_cli("fetch", "code", "odd", cwd=proj.root, env=env, check=True)
+    assert "example-org/sr-challenge" in fetched.stdout
+    done = harness_cli("smoke", "odd", "--json", "smoke.json", cwd=proj.root, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [result] = json.loads((proj.root / "smoke.json").read_text())["teams"]
+    assert result["status"] == "ok" and result["stand_ins"] == ["stand-in.pth"]
+    outputs = proj.smoke_dir("odd") / "runs" / "smoke" / "odd" / "run-1"
+    assert sorted(p.name for p in outputs.glob("*.png")) == ["0001x4.png", "0004x4.png"]
+    assert not list(proj.root.glob("team42.log"))  # the code's log went to its scratch working directory
+    assert "SMOKE: 1 team(s): 1 ok" in done.stdout
+
+
+def test_real_format_weights_run_through_infer_as_the_smoke_does(proj, mini_data):
+    """The smoke is inference with other weights: the same team runs on the mini LR with a weights
+    folder holding one file under 'params', and a file of another network is refused before the run."""
+    team = registry.load(proj, "odd")
+    audit.fetch_code(proj, team)
+    options = audit.RunOptions("local", "cpu", {})
+    weights = proj.team_weights("odd")
+    inference.stand_in_weights(team, runners.get("local"), weights, "cpu", proj.root,
+                               code.for_run(proj.code_cache, team), proj.root / "stand-ins.log")
+    (weights / "team42" / "stand-in.pth").rename(weights / "team42" / "whatever-the-team-called-it.pth")
+    shutil.copytree(mini_data / "mini", proj.data_dir / "mini")
+    record = audit.infer(proj, team, "mini", options)
+    assert record["status"] == "ok", record["failure"]
+    provenance = record["runs"][0]["provenance"]
+    assert list(provenance["weights_sha256"]) == ["team42/whatever-the-team-called-it.pth"]
+
+    import torch
+
+    torch.save({"params": {"body.weight": torch.zeros(4, 3, 3, 3)}}, weights / "team42" / "whatever-the-team-called-it.pth")
+    failed = audit.infer(proj, team, "mini", options)
+    assert failed["failure"]["kind"] == "weights_mismatch"
+    assert "1 of another shape" in failed["failure"]["message"] and "missing" in failed["failure"]["message"]
+
+
+@pytest.mark.parametrize("change, status, reason", [
+    ({"runtime": {"scale": 4, "devices": ["cpu", "cuda"], "cuda_extensions": ["mamba_ssm"]}}, "skipped",
+     "needs CUDA kernels (mamba_ssm)"),
+    ({"runtime": {"scale": 4, "devices": ["cuda"]}}, "skipped", "runs on cuda only"),
+    ({"status": {"runnable": False, "reasons": ["no inference script"]}}, "not_runnable", "no inference script"),
+])
+def test_smoke_says_why_a_team_is_not_tried(proj, change, status, reason):
+    team = registry.load(proj, "odd")
+    team.data.update(change)
+    result = audit.smoke_team(proj, team, audit.RunOptions("local", "cpu", {}))
+    assert result.status == status and reason in result.reason
+
+
+def test_the_adapter_refuses_a_module_outside_the_team_folder(proj):
+    team = registry.load(proj, "odd")
+    checkout = audit.fetch_code(proj, team)
+    team.data["entry"]["module"] = "../../utils/logger.py"
+    from harness import teamcode
+
+    with pytest.raises(InferenceFailed, match="does not exist in code.path"):
+        teamcode.import_team_module(team, checkout, checkout / TEAM_FOLDER, team.entry["module"])
