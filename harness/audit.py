@@ -105,10 +105,14 @@ def fetch_weights(proj: Project, team: Manifest, source: str, progress: Progress
 
 
 def fetch_code(proj: Project, team: Manifest) -> Path | None:
-    """The team's code checkout at its pinned commit (None for a team whose code lives in its folder)."""
-    if "code" not in team.data:
-        return None
-    return code.fetch(proj.code_cache, team)
+    """The team's code checkout at its pinned commit (None for a team whose code lives in its folder),
+    recorded in .cache/code/teams/<team>.json for the pipeline."""
+    checkout = code.fetch(proj.code_cache, team) if "code" in team.data else None
+    write_json_atomic(proj.code_record(team.id), {
+        "team": team.id, "repository": team.data.get("code", {}).get("repository"),
+        "commit": team.data.get("code", {}).get("commit"),
+        "checkout": str(checkout.relative_to(proj.root)) if checkout else None})
+    return checkout
 
 
 # --- inference -----------------------------------------------------------------------------------

@@ -333,11 +333,11 @@ def fetch_code(ctx, team_ids, all_teams):
     else:
         raise HarnessError("name at least one team, or --all")
     for team in teams:
-        if "code" not in team.data:
+        checkout = audit.fetch_code(proj, team)
+        if checkout is None:
             if not all_teams:
                 out(f"{team.id}: its code is in {shown(ctx, team.dir)}")
             continue
-        checkout = audit.fetch_code(proj, team)
         out(f"{team.id}: {team.data['code']['repository']} at {team.data['code']['commit']} in {shown(ctx, checkout)}")
 
 

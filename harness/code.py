@@ -95,6 +95,7 @@ def fetch(code_cache: Path, team) -> Path:
         if not repo.head.commit.hexsha.startswith(code["commit"]):
             raise CodeUnavailable(f"{url}: checked out {repo.head.commit.hexsha}, not {code['commit']}")
         repo.close()
+        staging.chmod(0o755)  # readable by a container's unprivileged user, like any clone
         replace_dir(staging, target)
     except git.exc.GitCommandError as exc:
         raise CodeUnavailable(f"cloning {url} failed: {(exc.stderr or str(exc)).strip()[-300:]}",

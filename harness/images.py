@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ImageError
+from .manifest import dockerfile_args
 
 LABEL = "org.harness"
 EVALUATOR_RECIPE = "evaluator"
@@ -104,6 +105,9 @@ def team_recipe(team, repo_root: Path, base_image: str | None = None) -> ImageRe
         return ImageRecipe(team.id, None, container["image"],
                            labels={f"{LABEL}.manifest-hash": team.hash})
     args = {**container.get("build_args", {}), "TEAM_ID": team.id}
+    if team.runtime.get("extra_packages") and "EXTRA_PACKAGES" in dockerfile_args(
+            Path(repo_root) / "containers" / container["recipe"] / "Dockerfile"):
+        args["EXTRA_PACKAGES"] = " ".join(team.runtime["extra_packages"])  # what the manifest says it needs
     if base_image:
         args["BASE_IMAGE"] = base_image
     return _recipe(repo_root, team.id, container["recipe"], args, (f"teams/{team.id}",),

@@ -69,6 +69,10 @@ class Project:
         """Checkouts of the teams' code repositories, one per pinned commit (harness fetch code)."""
         return self.root / ".cache" / "code"
 
+    def code_record(self, team_id: str) -> Path:
+        """Which checkout the team's runs use (the pipeline's code stage writes it)."""
+        return self.code_cache / "teams" / f"{team_id}.json"
+
     def smoke_dir(self, team_id: str) -> Path:
         """A smoke test's inputs, stand-in weights and runs (replaced at each smoke test)."""
         return self.root / ".cache" / "smoke" / team_id

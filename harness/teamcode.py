@@ -105,11 +105,11 @@ def _importable_elsewhere(fullname: str) -> bool:
     return importlib.machinery.PathFinder.find_spec(fullname, search) is not None
 
 
-def install_aliases(packages: dict[str, str], renames: dict[str, str]) -> None:
+def install_aliases(packages: dict[str, str], renames: dict[str, str], root: Path) -> None:
     """Put the finder first on sys.meta_path and tell child interpreters (through the environment)."""
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, AliasFinder)]
     sys.meta_path.insert(0, AliasFinder(packages, {**LIBRARY_MOVES, **renames}))
-    os.environ[ALIASES_VARIABLE] = json.dumps({"packages": packages, "renames": renames, "path": sys.path[0]})
+    os.environ[ALIASES_VARIABLE] = json.dumps({"packages": packages, "renames": renames, "path": str(root)})
 
 
 def install_from_environment() -> None:
@@ -136,7 +136,7 @@ def prepare_imports(team, root: Path, folder: Path) -> str:
         package = next((a for a, target in packages.items() if Path(target) == folder), dotted(root, folder))
     renames = {dotted(root, Path(target)): alias for alias, target in packages.items()
                if Path(target) != root and Path(target).is_relative_to(root) and dotted(root, Path(target)) != alias}
-    install_aliases(packages, renames)
+    install_aliases(packages, renames, root)
     return package
 
 

@@ -29,15 +29,21 @@ def fetch(team: Manifest, weights_root: Path, cache_dir: Path, repo_root: Path, 
     """Fetch every weights file of a team; verify sha256 where the manifest records one.
 
     A file the manifest gives no sha256 for is pinned in the folder's sha256.json when first seen,
-    and a later fetch that brings different bytes under its name is refused.
+    and a later fetch that brings different bytes under its name is refused. A weights folder already
+    in place (placed by hand, e.g. from the Baidu mirror) is accepted and pinned file by file.
     """
     import json
 
     folder = weights_dir(weights_root, team)
     seen = json.loads((folder / LISTING).read_text()) if (folder / LISTING).exists() else {}
     fetched = []
+    pins = {}
     for spec in team.weights:
         target = folder / spec["name"]
+        if target.is_dir() and any(p.is_file() for p in target.rglob("*")):  # a folder placed by hand
+            pins.update(_pin_folder(team, target, folder, seen))
+            fetched.append(target)
+            continue
         expected = spec.get("sha256") or seen.get(spec["name"])
         if target.is_file() and (expected is None or sha256_file(target) == expected):
             fetched.append(target)
@@ -53,8 +59,22 @@ def fetch(team: Manifest, weights_root: Path, cache_dir: Path, repo_root: Path, 
                                    hint="the source changed; if that is expected, delete the pin and fetch again")
         write_bytes_atomic(target, data)
         fetched.append(target)
-    write_json_atomic(folder / LISTING, {p.name: sha256_file(p) for p in fetched})
+    write_json_atomic(folder / LISTING, {**{p.name: sha256_file(p) for p in fetched if p.is_file()}, **pins})
     return fetched
+
+
+def _pin_folder(team: Manifest, target: Path, folder: Path, seen: dict) -> dict:
+    """Each file of a weights folder placed by hand, pinned on first sight and checked afterwards."""
+    pins = {}
+    for path in sorted(p for p in target.rglob("*") if p.is_file()):
+        name = str(path.relative_to(folder))
+        digest = sha256_file(path)
+        if name in seen and seen[name] != digest:
+            raise ChecksumMismatch(f"{team.id}: {name}: sha256 {digest} differs from the {seen[name]} pinned when it "
+                                   f"was first seen (in {folder / LISTING})",
+                                   hint="the file changed; if that is expected, delete the pin and run again")
+        pins[name] = digest
+    return pins
 
 
 def _obtain(team: Manifest, spec: dict, cache_dir: Path, repo_root: Path, progress) -> bytes:

@@ -59,7 +59,7 @@ def pipeline(tmp_path_factory, downloads):
 
 def test_first_repro_runs_every_stage_and_reports_verdicts(pipeline):
     root, _, output = pipeline
-    expected = {"data", "metric_weights", "submit", "report"} | {f"{stage}@{team}" for stage in ("weights", "infer", "evaluate")
+    expected = {"data", "metric_weights", "submit", "report"} | {f"{stage}@{team}" for stage in ("weights", "code", "infer", "evaluate")
                                                       for team in SUITE + ["broken", "paper-only"]}
     assert ran_stages(output) == expected
     assert "SUMMARY: 6 team(s)" in output
@@ -93,4 +93,27 @@ def test_second_repro_is_a_no_op_and_one_team_change_reruns_only_that_team(pipel
     again = ran_stages(sh("dvc", "repro", cwd=root, env=env))
     assert {"infer@bicubic", "evaluate@bicubic", "report"} <= again
     # submit looks at every team; with executor: local its output does not change, so no other team reruns.
-    assert again <= {"weights@bicubic", "submit", "infer@bicubic", "evaluate@bicubic", "report"}
+    assert again <= {"weights@bicubic", "code@bicubic", "submit", "infer@bicubic", "evaluate@bicubic", "report"}
+
+
+def test_hand_placed_weights_are_pinned_and_never_deleted(pipeline):
+    """A weights folder placed by hand (a Drive folder downloaded from a mirror) is accepted, pinned file
+    by file, survives its pipeline stage, and a changed file is refused by name."""
+    root, env, _ = pipeline
+    team = "adadat"  # its weights are a Drive folder whose file name is not published
+    placed = root / "weights" / team / "team13_AdaDAT"
+    placed.mkdir(parents=True)
+    (placed / "net_g_latest.pth").write_bytes(b"hand-placed checkpoint")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["teams"] = params["teams"] + [team]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    output = sh("dvc", "repro", "-s", f"weights@{team}", cwd=root, env=env)
+    assert f"weights@{team}" in ran_stages(output)
+    assert (placed / "net_g_latest.pth").read_bytes() == b"hand-placed checkpoint"
+    pins = json.loads((root / "weights" / team / "sha256.json").read_text())
+    assert list(pins) == ["team13_AdaDAT/net_g_latest.pth"]
+    (placed / "net_g_latest.pth").write_bytes(b"another checkpoint")
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "fetch", "weights", team], cwd=root, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "team13_AdaDAT/net_g_latest.pth" in done.stderr and "pinned" in done.stderr
+    assert (placed / "net_g_latest.pth").read_bytes() == b"another checkpoint"  # refused, not deleted

@@ -75,6 +75,9 @@ FILES = {
         from torchvision.transforms.functional_tensor import rgb_to_grayscale  # moved in torchvision 0.17
         from utils.logger import logger_info
         from models.team42_Alias.arch import TinySR   # the package imports itself under another name
+        import importlib
+        # its folder's own name is the same module (the registry above would refuse a second execution)
+        assert importlib.import_module("models.team42_Odd-Name.arch") is importlib.import_module("models.team42_Alias.arch")
 
 
         def _child(queue):
@@ -164,6 +167,7 @@ def test_fetch_code_clones_the_pinned_commit_and_reuses_it_offline(proj, mirror,
     checkout = audit.fetch_code(proj, team)
     assert checkout == proj.code_cache / "example-org" / f"sr-challenge@{mirror[1]}"
     assert (checkout / TEAM_FOLDER / "io.py").is_file() and not (checkout / "later.txt").exists()
+    assert checkout.stat().st_mode & 0o055 == 0o055  # readable by the unprivileged user of a container
     monkeypatch.setenv(code.MIRROR_VARIABLE, str(proj.root / "no-mirror"))  # offline now
     assert audit.fetch_code(proj, team) == checkout
     (checkout / TEAM_FOLDER / "io.py").write_text("changed")
@@ -243,3 +247,23 @@ def test_the_adapter_refuses_a_module_outside_the_team_folder(proj):
 
     with pytest.raises(InferenceFailed, match="does not exist in code.path"):
         teamcode.import_team_module(team, checkout, checkout / TEAM_FOLDER, team.entry["module"])
+
+
+def test_validate_checks_module_aliases_and_networks_against_the_fetched_checkout(proj):
+    env = {code.MIRROR_VARIABLE: os.environ[code.MIRROR_VARIABLE]}
+    assert harness_cli("validate", "odd", cwd=proj.root).returncode == 0  # nothing fetched: schema only
+    harness_cli("fetch", "code", "odd", cwd=proj.root, env=env, check=True)
+    assert harness_cli("validate", "odd", cwd=proj.root).returncode == 0
+    path = proj.teams_dir / "odd" / "manifest.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["entry"]["import_aliases"] = {"models.team42_OddName": TEAM_FOLDER}  # written from the folder name
+    data["entry"]["module"] = "main.py"
+    data["weights"][0]["network"]["class"] = "archs.py:TinySR"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    done = harness_cli("validate", "odd", cwd=proj.root)
+    assert done.returncode == 1
+    for expected in ("entry.module: 'main.py' is not a file of models/team42_Odd-Name/",
+                     "entry.import_aliases.models.team42_OddName: the code never imports 'models.team42_OddName'",
+                     "the code imports 'models.team42_Alias', which is neither a folder of the checkout nor an alias",
+                     "weights[0].network.class: 'archs.py:TinySR': no such file"):
+        assert expected in done.stdout, done.stdout
