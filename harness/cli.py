@@ -260,6 +260,41 @@ def list_metrics():
     out(table)
 
 
+@cli.command()
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the findings here.")
+@click.pass_context
+def doctor(ctx, json_out):
+    """Check everything params.yaml needs before a long audit: packages, engine, GPU and NVIDIA runtime,
+    dataset, each team's code and weights, metric weights, disk, Slurm. Downloads nothing.
+
+    Exits 1 if the audit cannot run as configured; 'to fetch' items are fetched by the pipeline.
+    """
+    from rich.table import Table
+
+    from . import doctor as doctor_mod
+    from .fsutil import write_json_atomic
+
+    proj, config = project(ctx), params(ctx)
+    findings = doctor_mod.examine(proj, config)
+    colours = {"ok": "green", "to fetch": "cyan", "warning": "yellow", "missing": "red", "unknown": "yellow"}
+    table = Table(title=f"harness doctor: dataset {config['dataset']}, runner {config['runner']}, "
+                        f"device {config['device']}, executor {config['executor']}")
+    for column in ("check", "status", "detail", "how to fix"):
+        table.add_column(column)
+    for finding in findings:
+        colour = colours[finding.status]
+        table.add_row(finding.check, f"[{colour}]{finding.status}[/{colour}]", finding.detail, finding.fix or "")
+    out(table, soft_wrap=False)
+    blocking = [f for f in findings if f.blocking]
+    if json_out:
+        write_json_atomic(json_out, {"can_run": not blocking, "findings": [f.as_dict() for f in findings]})
+    if blocking:
+        out(f"[red]the audit cannot run as configured:[/red] {len(blocking)} blocking finding(s): "
+            + ", ".join(f.check for f in blocking))
+        sys.exit(EXIT_CHECK_FAILED)
+    out("the audit can run as configured")
+
+
 # --- fetching ----------------------------------------------------------------------------------
 
 @cli.group()
