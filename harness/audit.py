@@ -297,6 +297,8 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: dict, opt
     else:
         data_mod.fetch(dataset, proj.data_dir, proj.downloads_dir, proj.dataset_pins)
         fetch_team_weights(proj, team, progress)
+        if team.entry.get("code_root") == "code" and not os.environ.get(code.OVERRIDE_VARIABLE):
+            fetch_code(proj, team)
         infer(proj, team, dataset, options, progress)
     evaluation = evaluate_team(proj, team, dataset, names, mode, options.device, settings["evaluator"],
                                options.docker, progress)

@@ -55,16 +55,20 @@ def dotted(root: Path, folder: Path) -> str:
 
 
 class _Existing(importlib.abc.Loader):
-    """Hands out a module that is already loaded under its canonical name."""
+    """Hands out a module that is already loaded under its canonical name, keeping its own spec (the
+    import system sets the new name's spec on it, which would break its relative imports)."""
 
     def __init__(self, canonical: str):
         self.canonical = canonical
+        self.own_spec = None
 
     def create_module(self, spec):
-        return importlib.import_module(self.canonical)
+        module = importlib.import_module(self.canonical)
+        self.own_spec = module.__spec__
+        return module
 
     def exec_module(self, module):
-        pass
+        module.__spec__ = self.own_spec
 
 
 class AliasFinder(importlib.abc.MetaPathFinder):

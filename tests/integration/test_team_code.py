@@ -267,3 +267,25 @@ def test_validate_checks_module_aliases_and_networks_against_the_fetched_checkou
                      "the code imports 'models.team42_Alias', which is neither a folder of the checkout nor an alias",
                      "weights[0].network.class: 'archs.py:TinySR': no such file"):
         assert expected in done.stdout, done.stdout
+
+
+def test_verify_fetches_the_code_like_the_data_and_weights(proj, mini_data):
+    """verify fetches what a run needs: here the checkout (the weights are a Drive folder, placed by hand)."""
+    team = registry.load(proj, "odd")
+    placed = proj.team_weights("odd") / "team42"
+    placed.mkdir(parents=True)
+    shutil.copytree(mini_data / "mini", proj.data_dir / "mini")
+    import torch
+
+    from harness import teamcode
+
+    checkout = code.fetch(proj.code_cache, team)  # only to build the stand-in from the real class
+    teamcode.write_stand_ins(team, checkout, checkout / TEAM_FOLDER, placed.parent)
+    shutil.rmtree(checkout)
+    assert torch.load(placed / "stand-in.pth")["params"]
+    settings = {**proj.params(), "metrics": ["psnr"]}
+    row = audit.verify_team(proj, team, "mini", settings, audit.RunOptions("local", "cpu", {}), "faithful")
+    assert code.present(proj.code_cache, team) is not None  # fetched again by verify
+    evaluation = json.loads(proj.evaluation_file("mini", "odd").read_text())
+    assert evaluation["inference"]["status"] == "ok" and evaluation["runs"][0]["n_images"] == 6  # it ran
+    assert row["verdict"] == "failed" and row["failure"]["kind"] == "no_published_numbers"  # nothing to compare
