@@ -295,6 +295,17 @@ def doctor(ctx, json_out):
     out("the audit can run as configured")
 
 
+def named_teams(proj: Project, team_ids, all_teams: bool) -> tuple[list, list]:
+    """The teams a command names, or with --all every team of the catalogue (and the invalid ones' problems)."""
+    from . import registry
+
+    if all_teams:
+        return registry.load_all(proj)
+    if not team_ids:
+        raise HarnessError("name at least one team, or --all")
+    return [registry.load(proj, t) for t in team_ids], []
+
+
 # --- fetching ----------------------------------------------------------------------------------
 
 @cli.group()
@@ -356,17 +367,12 @@ def fetch_code(ctx, team_ids, all_teams):
     HARNESS_GIT_MIRROR replaces the hosts: a folder or URL holding each repository as <mirror>/owner/name.
     Teams whose code lives in their own folder need nothing.
     """
-    from . import audit, registry
+    from . import audit
 
     proj = project(ctx)
-    if all_teams:
-        teams, problems = registry.load_all(proj)
-        for problem in problems:
-            err(f"[red]invalid[/red] {problem}")
-    elif team_ids:
-        teams = [registry.load(proj, t) for t in team_ids]
-    else:
-        raise HarnessError("name at least one team, or --all")
+    teams, problems = named_teams(proj, team_ids, all_teams)
+    for problem in problems:
+        err(f"[red]invalid[/red] {problem}")
     for team in teams:
         checkout = audit.fetch_code(proj, team)
         if checkout is None:
@@ -612,18 +618,13 @@ def smoke(ctx, team_ids, all_teams, device, runner_name, gpus, json_out):
     """
     from rich.table import Table
 
-    from . import audit, registry
+    from . import audit
     from .fsutil import write_json_atomic
 
     proj, config = project(ctx), params(ctx)
-    if all_teams:
-        teams, problems = registry.load_all(proj)
-        if problems:
-            raise ManifestError(problems)
-    elif team_ids:
-        teams = [registry.load(proj, t) for t in team_ids]
-    else:
-        raise HarnessError("name at least one team, or --all")
+    teams, problems = named_teams(proj, team_ids, all_teams)
+    if problems:
+        raise ManifestError(problems)
     options = audit.RunOptions.from_settings(config, runner_name, device, gpus)
     results = []
     with progress_display() as progress:

@@ -26,6 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .code import OVERRIDE_VARIABLE
 from .errors import InferenceFailed
 from .protocol import ALIASES_VARIABLE
 # Modules that moved in the libraries the harness pins, by the name old code imports.
@@ -36,7 +37,7 @@ def code_folders(team, code_dir: Path | None) -> tuple[Path, Path]:
     """(import root, team folder): sys.path gets the import root; entry.module is inside the team folder."""
     if team.entry.get("code_root", "team") == "team":
         return team.dir, team.dir
-    checkout = Path(code_dir or os.environ.get("HARNESS_CODE_DIR", "/opt/code"))
+    checkout = Path(code_dir or os.environ.get(OVERRIDE_VARIABLE, "/opt/code"))
     code = team.data["code"]
     if not checkout.is_dir():
         raise InferenceFailed("code_unavailable", f"no checkout of {code['repository']} at {checkout}",
