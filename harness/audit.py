@@ -19,6 +19,7 @@ from . import evaluate as evaluate_mod
 from . import evaluator as evaluator_mod
 from . import inference, outputs, registry, runners, slurm
 from . import report as report_mod
+from . import settings as settings_mod
 from . import verify as verify_mod
 from . import weights as weights_mod
 from .errors import HarnessError
@@ -237,24 +238,24 @@ def produce_runs(proj: Project, team: Manifest, dataset: str, settings: dict, op
 
 def evaluate_team(proj: Project, team: Manifest, dataset: str, names: list[str], mode: str, device: str,
                   evaluator: str = "local", docker: dict | None = None, progress: Progress | None = None,
-                  json_out: Path | None = None) -> dict:
+                  json_out: Path | None = None, workers: int = 1) -> dict:
     """Score every run of the team, here or in the evaluator image, into evaluations/ and metrics/
-    (the pipeline's contract); return the team evaluation."""
+    (the pipeline's contract); return the team evaluation. `workers`: processes scoring images on a CPU."""
     progress = progress or silent
     if evaluator == "docker":
         result = evaluator_mod.evaluate_team_in_image(
-            proj, team, dataset, names, mode, device, docker or proj.params()["docker"],
+            proj, team, dataset, names, mode, device, docker or proj.params()["docker"], workers,
             lambda line: progress(Step(f"{team.id} evaluator", f"building evaluator: {line[:100]}")))
     else:
         record = inference.load_record(proj.runs_dir, dataset, team.id)
-        hr_dir = data_mod.ground_truth(dataset, proj.data_dir)
+        hr_dir, lr_dir = data_mod.references(dataset, proj.data_dir)
         run_dirs = inference.run_dirs(proj.runs_dir, dataset, team.id)
 
         def update(run, runs, done, total, name):
             progress(Step(f"evaluating {team.id}", f"evaluating {team.id} run {run}/{runs}", done, total))
 
         result = evaluate_mod.evaluate_team(team, dataset, record, run_dirs, hr_dir, names, mode, proj.metric_cache,
-                                            device, update)
+                                            device, update, lr_dir, workers)
         result["evaluator"] = evaluator_mod.local_description()
     write_json_atomic(json_out or proj.evaluation_file(dataset, team.id), result)
     write_json_atomic(proj.metrics_file(dataset, team.id), evaluate_mod.mean_metrics(result))
@@ -301,7 +302,7 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: dict, opt
             fetch_code(proj, team)
         infer(proj, team, dataset, options, progress)
     evaluation = evaluate_team(proj, team, dataset, names, mode, options.device, settings["evaluator"],
-                               options.docker, progress)
+                               options.docker, progress, workers=settings_mod.evaluation_workers(settings))
     return verify_mod.verify(team, dataset, evaluation)
 
 

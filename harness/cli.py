@@ -498,6 +498,9 @@ def infer(ctx, team_id, dataset, device, runner_name, gpus, record_failure):
 @cli.command()
 @click.option("--sr", "sr_dir", type=click.Path(path_type=Path), help="Folder of output PNGs.")
 @click.option("--hr", "hr_dir", type=click.Path(path_type=Path), help="Folder of ground-truth PNGs.")
+@click.option("--lr", "lr_dir", type=click.Path(path_type=Path),
+              help="Folder of the LR inputs: adds the LR-consistency check; without --hr, only the no-reference "
+                   "metrics are computed.")
 @click.option("--team", "team_id", help="Evaluate every run of this team instead of one --sr folder.")
 @click.option("--dataset", help="With --team: the dataset (default: params.yaml).")
 @click.option("--metrics", "metric_list", help="Comma-separated metric names; `harness metrics` lists them "
@@ -505,18 +508,27 @@ def infer(ctx, team_id, dataset, device, runner_name, gpus, record_failure):
 @click.option("--mode", type=click.Choice(settings.MODES),
               help="faithful: the organizers' repairs, each reported; strict: such images fail (default: params.yaml).")
 @click.option("--device", help="Device for the learned metrics: cpu, cuda or cuda:N (default: params.yaml).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes scoring images on a CPU (default: params.yaml's eval_workers; auto: every core).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the result here (with --team, default: evaluations/<dataset>/<team>.json).")
 @click.option("--evaluator", "evaluator_name", type=click.Choice(settings.EVALUATORS),
               help="With --team: score here, or in the evaluator image with no network (default: params.yaml).")
 @click.pass_context
-def evaluate(ctx, sr_dir, hr_dir, team_id, dataset, metric_list, mode, device, json_out, evaluator_name):
+def evaluate(ctx, sr_dir, hr_dir, lr_dir, team_id, dataset, metric_list, mode, device, workers, json_out,
+             evaluator_name):
     """Score outputs against ground truth exactly as the organizers did.
 
     Outputs are every *.png in --sr, paired with --hr by removing 'x4' from the name. PSNR/SSIM on
     the Y channel after a crop to a multiple of 4 and a 4-pixel shave; the learned metrics through
     pyiqa from the harness's weight cache. Metrics whose weights are absent are reported as
     unavailable, never as 0. --sr/--hr works anywhere, without a checkout.
+
+    With --lr, each output is also downscaled x4 (MATLAB bicubic) and compared with its input: an
+    output that fits its input clearly better with its channels reordered, shifted by a pixel or two,
+    or that fits another input better, is a finding naming the image. Without --hr (the NTIRE test
+    set's ground truth is not public), the full-reference metrics and the perceptual score are
+    unavailable and the rest is computed as with it.
     """
     from . import evaluate as evaluate_mod
     from .fsutil import write_json_atomic
@@ -525,28 +537,31 @@ def evaluate(ctx, sr_dir, hr_dir, team_id, dataset, metric_list, mode, device, j
     if team_id:
         from . import audit, registry
 
-        if sr_dir or hr_dir:
-            raise click.UsageError("use either --team or --sr/--hr")
+        if sr_dir or hr_dir or lr_dir:
+            raise click.UsageError("use either --team or --sr/--hr/--lr")
         proj, config = project(ctx), params(ctx)
+        device = device or config["device"]
         with progress_display() as progress:
             result = audit.evaluate_team(proj, registry.load(proj, team_id), dataset or config["dataset"],
                                          parse_metric_list(metric_list) if metric_list else config["metrics"],
-                                         mode or config["mode"], device or config["device"],
+                                         mode or config["mode"], device,
                                          evaluator_name or config["evaluator"], config["docker"], progress,
-                                         json_out)
+                                         json_out, workers or settings.evaluation_workers({**config, "device": device}))
         _print_team_evaluation(result)
         return
-    if not (sr_dir and hr_dir and json_out):
-        raise click.UsageError("--sr, --hr and --json are required (or use --team)")
+    if not (sr_dir and (hr_dir or lr_dir) and json_out):
+        raise click.UsageError("--sr, --json and --hr or --lr (or both) are required (or use --team)")
     config, cache = _settings_here(ctx)
+    device = device or config["device"]
     names = parse_metric_list(metric_list) if metric_list else config["metrics"]
     with progress_display() as progress:
         from .progress import Step
 
-        result = evaluate_mod.evaluate(sr_dir, hr_dir, names, mode or config["mode"], cache,
-                                       device or config["device"],
-                                       lambda done, total, name: progress(Step("evaluating", None, done, total)))
-    payload = {**result.as_dict(), "sr": str(sr_dir), "hr": str(hr_dir)}
+        result = evaluate_mod.evaluate(sr_dir, hr_dir, names, mode or config["mode"], cache, device,
+                                       lambda done, total, name: progress(Step("evaluating", None, done, total)),
+                                       lr_dir, workers or settings.evaluation_workers({**config, "device": device}))
+    payload = {**result.as_dict(), "sr": str(sr_dir), "hr": str(hr_dir) if hr_dir else None,
+               "lr": str(lr_dir) if lr_dir else None}
     write_json_atomic(json_out, payload)
     _print_evaluation(payload)
     if result.status != "ok":
@@ -578,12 +593,20 @@ def _print_evaluation(payload: dict) -> None:
             table.add_row(name, f"{payload['mean'][name]:.{ALL_SPECS[name].precision + 2}f}", "")
         elif name in payload["unavailable"]:
             gap = payload["unavailable"][name]
-            table.add_row(name, "unavailable", f"{gap['reason']}; fetch with `{gap['fetch']}`")
+            table.add_row(name, "unavailable", f"{gap['reason']}; {_remedy(gap['fetch'])}")
+    fit = payload.get("lr_consistency")
+    if fit and fit["mean_psnr_y"] is not None:
+        table.add_row("LR consistency", f"{fit['mean_psnr_y']:.2f}",
+                      "PSNR (Y, dB) of each output downscaled x4 against its input; a check, not a published metric")
     out(table)
     for finding in payload["findings"]:
         out(f"[yellow]{finding['kind']}[/yellow] {finding['image']}: {finding['message']}")
     for image, message in payload["failed_images"].items():
         err(f"[red]failed[/red] {image}: {message}")
+
+
+def _remedy(fix: str) -> str:
+    return f"run `{fix}`" if fix.startswith("harness ") else fix
 
 
 def _print_team_evaluation(result: dict) -> None:
@@ -806,7 +829,7 @@ def _print_verification(result: dict) -> None:
         digits = (row["precision"] if row["precision"] is not None else 4) + 2
         if row["reproduced"] is None:
             table.add_row(name, report_mod.fmt(row["published"], row["precision"]), "—", "—",
-                          f"{row['tolerance']:.4f}", f"unavailable: `{row['fetch']}`")
+                          f"{row['tolerance']:.4f}", f"unavailable: {_remedy(row['fetch'])}")
             continue
         reproduced = report_mod.fmt(row["reproduced"], digits)
         if row.get("spread") is not None:

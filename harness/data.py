@@ -129,6 +129,19 @@ def ground_truth(dataset_id: str, data_dir: Path) -> Path:
     return folder
 
 
+def references(dataset_id: str, data_dir: Path) -> tuple[Path | None, Path]:
+    """What outputs are compared with: the HR folder (None when the dataset has no ground truth, like the
+    NTIRE test set until it is imported) and the LR folder, which must be there."""
+    dataset = get(dataset_id)
+    lr = dataset.lr_dir(data_dir)
+    if not any(lr.glob("*.png")):
+        raise DatasetError(f"no LR images for '{dataset_id}' in {lr}",
+                           hint=f"run `harness fetch data {dataset_id}`" if dataset.build or dataset.archives
+                           else f"run `harness data import {dataset_id} --lr PATH`")
+    hr = dataset.hr_dir(data_dir)
+    return (hr if any(hr.glob("*.png")) else None), lr
+
+
 def file_checksums(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): sha256_file(p)
             for p in sorted(root.rglob("*.png"))}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from . import consistency
 from . import metrics as M
 from . import scoring
 from .devices import check_device
@@ -30,36 +31,55 @@ def ground_truth_name(output_name: str) -> str:
     return output_name.replace(GT_SUFFIX, "")
 
 
-def pair_outputs(sr_dir: Path, hr_dir: Path) -> list[tuple[str, Path, Path]]:
-    """(hr stem, output path, hr path) for every output PNG, sorted; refuses a partial pairing."""
-    sr_dir, hr_dir = Path(sr_dir), Path(hr_dir)
-    for label, folder in (("outputs", sr_dir), ("ground truth", hr_dir)):
-        if not folder.is_dir():
+@dataclass(frozen=True)
+class ImagePair:
+    """One output and what it is compared with: its ground truth and its LR input, either may be absent."""
+
+    stem: str
+    output: Path
+    truth: Path | None
+    lr: Path | None
+
+
+def pair_outputs(sr_dir: Path, hr_dir: Path | None, lr_dir: Path | None = None) -> list[ImagePair]:
+    """Every output PNG with its ground truth (or, without one, its LR input), sorted; refuses a partial
+    pairing. Outputs are named like the LR inputs: 0001x4.png -> 0001.png."""
+    if hr_dir is None and lr_dir is None:
+        raise EvaluationError("nothing to compare the outputs with", hint="give the ground truth (--hr) or the LR "
+                              "inputs (--lr), or both")
+    sr_dir = Path(sr_dir)
+    for label, folder in (("outputs", sr_dir), ("ground truth", hr_dir), ("LR inputs", lr_dir)):
+        if folder is not None and not Path(folder).is_dir():
             raise EvaluationError(f"{label} folder {folder} does not exist")
-    outputs = sorted(sr_dir.glob("*.png"))
-    truths = {p.name: p for p in sorted(hr_dir.glob("*.png"))}
-    if not truths:
-        raise EvaluationError(f"no ground-truth PNG in {hr_dir}")
+    truths = {p.name: p for p in sorted(Path(hr_dir).glob("*.png"))} if hr_dir else {}
+    inputs = {ground_truth_name(p.name): p for p in sorted(Path(lr_dir).glob("*.png"))} if lr_dir else {}
+    reference, label = (truths, "ground-truth") if hr_dir else (inputs, "LR input")
+    if not reference:
+        raise EvaluationError(f"no {label} PNG in {hr_dir or lr_dir}")
     pairs, extra = [], []
-    for out in outputs:
-        gt = truths.get(ground_truth_name(out.name))
-        if gt is None:
+    for out in sorted(sr_dir.glob("*.png")):
+        name = ground_truth_name(out.name)
+        if name not in reference:
             extra.append(out.name)
         else:
-            pairs.append((gt.stem, out, gt))
-    paired = {gt.name for _, _, gt in pairs}
-    missing = [name for name in truths if name not in paired]
-    if missing or extra or len(pairs) != len(truths):
+            pairs.append(ImagePair(Path(name).stem, out, truths.get(name), inputs.get(name)))
+    paired = {p.stem for p in pairs}
+    missing = [name for name in reference if Path(name).stem not in paired]
+    if missing or extra or len(pairs) != len(reference):
         parts = []
         if missing:
-            parts.append(f"{len(missing)} ground-truth image(s) have no output: {', '.join(missing[:10])}")
+            parts.append(f"{len(missing)} {label} image(s) have no output: {', '.join(missing[:10])}")
         if extra:
-            parts.append(f"{len(extra)} output(s) match no ground truth: {', '.join(extra[:10])}")
-        if len(pairs) != len(truths) and not parts:
-            parts.append(f"{len(pairs)} outputs for {len(truths)} ground-truth images")
+            parts.append(f"{len(extra)} output(s) match no {label} image: {', '.join(extra[:10])}")
+        if len(pairs) != len(reference) and not parts:
+            parts.append(f"{len(pairs)} outputs for {len(reference)} {label} images")
         raise PairingError("; ".join(parts), missing=missing, extra=extra,
                            hint="outputs must be named like the LR inputs (0001x4.png -> 0001.png)")
     return pairs
+
+
+NO_GROUND_TRUTH = "needs the ground truth (HR images), which this evaluation does not have"
+GROUND_TRUTH_HINT = "give --hr, or import it: harness data import DATASET --hr PATH"
 
 
 @dataclass
@@ -72,6 +92,8 @@ class Evaluation:
     findings: list[dict] = field(default_factory=list)
     failed_images: dict[str, str] = field(default_factory=dict)
     output_sha256: dict[str, str] = field(default_factory=dict)
+    ground_truth: bool = True
+    lr_consistency: dict[str, dict] = field(default_factory=dict)  # per image, when the LR inputs were given
 
     @property
     def status(self) -> str:
@@ -82,125 +104,234 @@ class Evaluation:
         return digest_of_files(self.output_sha256)
 
     def as_dict(self) -> dict:
+        fits = [c["psnr_y"] for c in self.lr_consistency.values() if c["psnr_y"] is not None]
         return {
             "schema": EVALUATION_SCHEMA,
             "mode": self.mode,
             "status": self.status,
             "metrics": self.metrics,
+            "ground_truth": self.ground_truth,
             "n_images": len(self.per_image),
             "per_image": self.per_image,
             "mean": self.mean,
             "unavailable": self.unavailable,
             "findings": self.findings,
             "failed_images": self.failed_images,
+            "lr_consistency": {"per_image": self.lr_consistency,
+                               "mean_psnr_y": sum(fits) / len(fits) if fits else None} if self.lr_consistency else None,
             "outputs_digest": self.outputs_digest,
             "output_sha256": self.output_sha256,
         }
 
 
-def evaluate(sr_dir: Path, hr_dir: Path, metric_names: list[str], mode: str = "faithful",
+def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: str = "faithful",
              metric_cache: Path | None = None, device: str = "cpu",
-             progress: Callable[[int, int, str], None] | None = None) -> Evaluation:
+             progress: Callable[[int, int, str], None] | None = None, lr_dir: Path | None = None,
+             workers: int = 1) -> Evaluation:
+    """Score every output against its ground truth (when there is one) and check it against its LR input
+    (when given). Images are scored by `workers` processes on a CPU; the values do not depend on it."""
     if mode not in MODES:
         raise EvaluationError(f"unknown mode '{mode}'", hint=f"use one of: {', '.join(MODES)}")
     wanted = M.parse_metric_list(metric_names)
     check_device(device)
+    pairs = pair_outputs(sr_dir, hr_dir, lr_dir)
+    result = Evaluation(mode=mode, metrics=wanted, ground_truth=hr_dir is not None)
     base = M.computed_metrics(wanted)
+    if hr_dir is None:
+        for name in base:
+            if M.METRICS[name].reference == "FR":
+                result.unavailable[name] = {"reason": NO_GROUND_TRUTH, "fetch": GROUND_TRUTH_HINT}
+        base = [n for n in base if n not in result.unavailable]
     builtin = [n for n in base if M.METRICS[n].backend == "builtin"]
-    learned = [n for n in base if M.METRICS[n].backend == "pyiqa"]
-    pairs = pair_outputs(sr_dir, hr_dir)
-    result = Evaluation(mode=mode, metrics=wanted)
-
-    iqa = scoring.PyiqaMetrics(metric_cache or Path(".cache/metric-weights"), device=device)
+    cache = Path(metric_cache or ".cache/metric-weights")
     usable = []
-    for name in learned:
-        reason = iqa.unavailable_reason(name)
+    for name in (n for n in base if M.METRICS[n].backend == "pyiqa"):
+        reason = scoring.PyiqaMetrics(cache).unavailable_reason(name)
         if reason:
             result.unavailable[name] = {"reason": reason, "fetch": f"{M.FETCH_COMMAND} {name}"}
         else:
             usable.append(name)
 
-    for index, (stem, sr_path, hr_path) in enumerate(pairs):
+    job = ImageJob(builtin, usable, mode, str(cache), device)
+    signatures = {}
+    for index, image in enumerate(_score_all(job, pairs, workers if device == "cpu" else 1)):
         if progress:
-            progress(index, len(pairs), stem)
-        result.output_sha256[sr_path.name] = sha256_file(sr_path)
-        result.per_image[stem] = _evaluate_image(stem, sr_path, hr_path, builtin, usable, iqa, result)
+            progress(index, len(pairs), image.stem)
+        result.output_sha256[image.output_name] = image.sha256
+        result.per_image[image.stem] = image.row
+        result.findings.extend(image.findings)
+        if image.failed:
+            result.failed_images[image.stem] = image.failed
+        for name, reason in image.unavailable.items():
+            result.unavailable.setdefault(name, {"reason": reason, "fetch": f"{M.FETCH_COMMAND} {name}"})
+        if image.consistency is not None:
+            result.lr_consistency[image.stem] = image.consistency
+        if image.signature is not None:
+            signatures[image.stem] = image.signature
     if progress:
         progress(len(pairs), len(pairs), "")
+    _cross_check(pairs, signatures, result)
 
-    for name in list(usable):
-        if name in result.unavailable:
-            usable.remove(name)
+    scored = [n for n in builtin + usable if n not in result.unavailable]
     if result.status == "ok":
-        for name in builtin + usable:
+        for name in scored:
             values = [row.get(name) for row in result.per_image.values()]
             # The organizers average a missing value as 0; each such image is already a finding.
             result.mean[name] = sum(v if v is not None else 0.0 for v in values) / len(values)
         if M.SCORE.name in wanted:
             absent = [n for n in M.SCORE_COMPONENTS if n not in result.mean]
             if absent:
+                why = "the ground truth" if hr_dir is None and any(
+                    M.METRICS[n].reference == "FR" for n in absent) else "weights"
                 result.unavailable[M.SCORE.name] = {
-                    "reason": f"needs {', '.join(absent)}, which could not be computed",
-                    "fetch": f"{M.FETCH_COMMAND} {' '.join(absent)}"}
+                    "reason": f"needs {', '.join(absent)}, which could not be computed (no {why}); "
+                              "a score is never computed from some of its terms",
+                    "fetch": GROUND_TRUTH_HINT if why == "the ground truth" else f"{M.FETCH_COMMAND} {' '.join(absent)}"}
             else:
                 result.mean[M.SCORE.name] = M.perceptual_score(result.mean)
     return result
 
 
-def _evaluate_image(stem, sr_path, hr_path, builtin, learned, iqa, result: Evaluation) -> dict:
-    strict = result.mode == "strict"
-    row: dict[str, float | None] = {n: None for n in builtin + learned}
+def _cross_check(pairs: list[ImagePair], signatures: dict, result: Evaluation) -> None:
+    """An output that fits another input better than its own is named (it belongs elsewhere)."""
+    if not signatures:
+        return
+    inputs = {p.stem: consistency.lr_signature(read_rgb8(p.lr)) for p in pairs if p.lr is not None}
+    for stem, message in consistency.cross_check(signatures, inputs).items():
+        result.findings.append(finding_of("lr_inconsistent", stem, message))
+
+
+def finding_of(kind: str, image: str, message: str, metric: str | None = None, severity: str = "warning") -> dict:
+    """A finding: something about one image that a reader of the verdict should know."""
+    return {"kind": kind, "image": image, "metric": metric, "severity": severity, "message": message}
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """What every image of an evaluation is scored with (picklable: it travels to worker processes)."""
+
+    builtin: list[str]
+    learned: list[str]
+    mode: str
+    cache: str
+    device: str
+
+
+@dataclass
+class ImageResult:
+    stem: str
+    output_name: str
+    sha256: str
+    row: dict
+    findings: list[dict] = field(default_factory=list)
+    failed: str | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+    consistency: dict | None = None
+    signature: object = None
+
+
+_WORKER_METRICS: dict = {}
+
+
+def _score_all(job: ImageJob, pairs: list[ImagePair], workers: int):
+    """Image results in the order of `pairs`: here, or in a pool of processes that each load a metric
+    once; at most two images per worker are in flight, so memory does not grow with the image count."""
+    workers = max(1, min(workers, len(pairs)))
+    if workers == 1:
+        metrics = scoring.PyiqaMetrics(Path(job.cache), device=job.device)
+        for pair in pairs:
+            yield _score_image(job, pair, metrics)
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")  # a fork of a process with torch's threads can hang
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        pending = deque()
+        for pair in pairs:
+            pending.append(pool.submit(_score_in_worker, job, pair))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _init_worker() -> None:
+    """One thread per worker process: the pool is the parallelism."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def _score_in_worker(job: ImageJob, pair: ImagePair) -> ImageResult:
+    metrics = _WORKER_METRICS.get(job.cache)
+    if metrics is None:
+        metrics = _WORKER_METRICS[job.cache] = scoring.PyiqaMetrics(Path(job.cache), device=job.device)
+    return _score_image(job, pair, metrics)
+
+
+def _score_image(job: ImageJob, pair: ImagePair, iqa) -> ImageResult:
+    stem, strict = pair.stem, job.mode == "strict"
+    image = ImageResult(stem, pair.output.name, sha256_file(pair.output), {n: None for n in job.builtin + job.learned})
+    row = image.row
 
     def finding(kind: str, message: str, metric: str | None = None, severity: str = "warning"):
-        result.findings.append({"kind": kind, "image": stem, "metric": metric,
-                                "severity": severity, "message": message})
+        image.findings.append(finding_of(kind, stem, message, metric, severity))
 
     def fail_or_zero(kind: str, message: str, metric: str | None = None):
         if strict:
-            result.failed_images.setdefault(stem, message)
+            image.failed = image.failed or message
             finding(kind, message, metric, severity="error")
         else:
             finding(kind, f"{message}; counted as 0 in the average, as the organizers did", metric)
 
-    header = read_png_header(sr_path)
+    header = read_png_header(pair.output)
     if header is not None and not header.is_plain_rgb8:
         finding("converted_input", f"output is {header.bit_depth}-bit {header.color}; read as 8-bit RGB "
                 "(high byte kept, alpha dropped), as OpenCV does", severity="info")
     try:
-        sr = read_rgb8(sr_path)
-        hr = read_rgb8(hr_path)
+        sr = read_rgb8(pair.output)
+        hr = read_rgb8(pair.truth) if pair.truth is not None else None
     except EvaluationError as exc:
         fail_or_zero("unreadable_output", exc.message)
-        return row
+        return image
 
-    if builtin:
+    if pair.lr is not None:
+        fit = consistency.check(sr, read_rgb8(pair.lr))
+        image.consistency, image.signature = fit.as_dict(), fit.signature
+        if fit.problem:
+            finding("lr_inconsistent", fit.problem)
+
+    if job.builtin and hr is not None:
         try:
-            row.update(scoring.psnr_ssim(sr, hr, builtin))
+            row.update(scoring.psnr_ssim(sr, hr, job.builtin))
         except Exception as exc:  # the organizers' "a metric raised" case
             message = exc.message if isinstance(exc, EvaluationError) else f"{type(exc).__name__}: {exc}"
-            for name in builtin:
+            for name in job.builtin:
                 fail_or_zero("metric_error", f"{name}: {message}", name)
 
-    if not learned:
-        return row
-    sr_t, hr_t = scoring.rgb_tensor(sr), scoring.rgb_tensor(hr)
-    if sr.shape != hr.shape:
+    if not job.learned:
+        return image
+    sr_t = scoring.rgb_tensor(sr)
+    hr_t = scoring.rgb_tensor(hr) if hr is not None else None
+    if hr is not None and sr.shape != hr.shape:
         message = (f"output is {sr.shape[1]}x{sr.shape[0]} but ground truth is {hr.shape[1]}x{hr.shape[0]}")
         if strict:
-            result.failed_images.setdefault(stem, message)
+            image.failed = image.failed or message
             finding("size_mismatch", message, severity="error")
-            return row
+            return image
         height, width = min(sr.shape[0], hr.shape[0]), min(sr.shape[1], hr.shape[1])
         finding("resized", f"{message}; both bilinearly resized to {width}x{height} before the learned "
                 "metrics, as the organizers did")
         sr_t, hr_t = scoring.resize_bilinear(sr_t, height, width), scoring.resize_bilinear(hr_t, height, width)
-    for name in learned:
-        if name in result.unavailable:
-            continue
+    for name in job.learned:
         try:
             value = iqa.score(name, sr_t, hr_t)
         except MetricUnavailable as exc:
-            result.unavailable[name] = {"reason": exc.message, "fetch": f"{M.FETCH_COMMAND} {name}"}
+            image.unavailable[name] = exc.message
             continue
         except Exception as exc:  # any failure inside a metric is the organizers' "error" case
             fail_or_zero("metric_error", f"{name}: {type(exc).__name__}: {exc}", name)
@@ -209,22 +340,23 @@ def _evaluate_image(stem, sr_path, hr_path, builtin, learned, iqa, result: Evalu
             fail_or_zero("metric_error", f"{name}: returned NaN", name)
             continue
         row[name] = value
-    return row
+    return image
 
 
-def evaluate_team(team, dataset: str, record: dict | None, run_dirs: list[Path], hr_dir: Path,
+def evaluate_team(team, dataset: str, record: dict | None, run_dirs: list[Path], hr_dir: Path | None,
                   metric_names: list[str], mode: str, metric_cache: Path, device: str = "cpu",
-                  progress=None) -> dict:
+                  progress=None, lr_dir: Path | None = None, workers: int = 1) -> dict:
     """Score every run of a team; a failed or missing run is carried through, not hidden.
 
-    `progress(run, runs, done, total, name)` is called after each image."""
+    hr_dir None: the dataset has no ground truth; the no-reference metrics and the LR consistency are
+    still computed. `progress(run, runs, done, total, name)` is called after each image."""
     from . import __version__
     from .provenance import git_sha
 
     result = TeamEvaluation(team=team.id, dataset=dataset, mode=mode, metrics=metric_names, run_key=team.run_key,
                             harness_version=__version__, git_sha=git_sha(Path.cwd()),
                             pyiqa_version=pyiqa_version(), metric_weights=_weight_checksums(metric_cache),
-                            device=device)
+                            device=device, ground_truth=hr_dir is not None)
     if record is None:
         result.inference = {"status": "failed", "failure": {
             "kind": "not_run", "message": f"{team.id} has no run record", "hint": f"run `harness infer {team.id}`"}}
@@ -242,7 +374,8 @@ def evaluate_team(team, dataset: str, record: dict | None, run_dirs: list[Path],
                 progress(_index, len(run_dirs), done, total, name)
 
         try:
-            evaluation = evaluate(run_dir, hr_dir, metric_names, mode, metric_cache, device, step).as_dict()
+            evaluation = evaluate(run_dir, hr_dir, metric_names, mode, metric_cache, device, step, lr_dir,
+                                  workers).as_dict()
         except PairingError as exc:
             evaluation = {"status": "failed", "failure": {"kind": "missing_output" if exc.missing else
                                                           "extra_output", "message": exc.message}}

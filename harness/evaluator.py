@@ -34,7 +34,7 @@ def local_description() -> dict:
 
 
 def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], mode: str, device: str,
-                           settings: dict, on_line=None) -> dict:
+                           settings: dict, workers: int = 1, on_line=None) -> dict:
     """Run the team's evaluation in the evaluator image; return the evaluation it wrote."""
     from docker.types import Mount
 
@@ -46,7 +46,7 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], 
     except images.ImageError as exc:
         raise EvaluationError(f"evaluator image: {exc.message}", exc.hint) from None
     runs = proj.team_runs(dataset, team.id)
-    hr_dir = data_mod.ground_truth(dataset, proj.data_dir)
+    hr_dir, lr_dir = data_mod.references(dataset, proj.data_dir)
     with tempfile.TemporaryDirectory(prefix="harness-eval-") as scratch:
         evaluations, metrics = Path(scratch) / "evaluations", Path(scratch) / "metrics"
         for folder in (evaluations, metrics):
@@ -57,14 +57,17 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], 
                   Mount(f"{PROJECT}/metrics", str(metrics), type="bind")]
         if runs.is_dir():
             mounts.append(Mount(f"{PROJECT}/runs/{dataset}/{team.id}", str(runs.resolve()), type="bind", read_only=True))
-        if hr_dir.is_dir():
-            mounts.append(Mount(f"{PROJECT}/{hr_dir.relative_to(proj.root)}", str(hr_dir.resolve()), type="bind",
-                                read_only=True))
+        for folder in (hr_dir, lr_dir):
+            if folder is not None:
+                mounts.append(Mount(f"{PROJECT}/{folder.relative_to(proj.root)}", str(folder.resolve()), type="bind",
+                                    read_only=True))
         if proj.metric_cache.is_dir():
             mounts.append(Mount(CACHE, str(proj.metric_cache.resolve()), type="bind", read_only=True))
         limits = limits_for(team, settings, client.info().get("NCPU"))
+        workers = max(1, min(workers, int(limits["cpus"])))
         command = ["--root", PROJECT, "evaluate", "--team", team.id, "--dataset", dataset,
-                   "--metrics", ",".join(names), "--mode", mode, "--device", device]
+                   "--metrics", ",".join(names), "--mode", mode, "--device", device,
+                   "--workers", str(workers)]
         container = client.containers.create(
             image["id"], command=command, mounts=mounts, **locked_down(limits),
             device_requests=device_requests(settings["gpus"], device),

@@ -72,6 +72,8 @@ KINDS: dict[str, FailureKind] = {k.name: k for k in [
                 "see the run's failed_images and findings"),
     FailureKind("metric_unavailable", "evaluation", "none of the published metrics could be computed",
                 "run `harness fetch metric-weights`"),
+    FailureKind("no_ground_truth", "evaluation", "every published metric needs the ground truth, which the "
+                "dataset lacks", "import the HR images: `harness data import DATASET --hr PATH`"),
     # verification
     FailureKind("not_evaluated", "verification", "the team has no evaluation", "run `harness verify TEAM`"),
     FailureKind("no_published_numbers", "verification", "the manifest publishes nothing for this dataset",

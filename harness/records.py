@@ -96,6 +96,7 @@ class Verification:
     unverified: list = field(default_factory=list)
     findings: list = field(default_factory=list)
     exact_outputs: bool | None = None
+    ground_truth: bool = True  # False: only what needs no HR images was checked
     source: str | None = None
     ran_with: dict | None = None
     scored_by: dict | None = None
@@ -131,6 +132,7 @@ class TeamEvaluation:
     pyiqa_version: str | None
     metric_weights: dict
     device: str = "cpu"
+    ground_truth: bool = True  # False: scored without HR (no-reference metrics and LR consistency only)
     inference: dict | None = None  # status, failure, runner, device, image, image_id of the run record
     runs: list = field(default_factory=list)  # one harness.evaluation/1 per run, or its failure
     evaluator: dict | None = None  # where it was scored: this environment or the evaluator image

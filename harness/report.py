@@ -25,7 +25,8 @@ def verdict_label(result: dict) -> str:
         label += f" ({result['failure']['kind']})"
     elif result.get("unverified") and result["verdict"] in ("exact", "reproduced"):
         checked = len(result["metrics"]) - len(result["unverified"])
-        label += f" ({checked} of {len(result['metrics'])} metrics)"
+        without = "" if result.get("ground_truth", True) else "; no ground truth"
+        label += f" ({checked} of {len(result['metrics'])} metrics{without})"
     return label
 
 
@@ -107,7 +108,8 @@ def to_markdown(report: dict) -> str:
                           for n, row in r["metrics"].items() if row.get("status") == "unavailable"})
     if unavailable:
         lines += ["## Metrics not computed", ""]
-        lines += [f"- {n}: {reason} — fetch with `{fetch}`" for n, reason, fetch in unavailable]
+        lines += [f"- {n}: {reason} — " + (f"run `{fix}`" if fix.startswith("harness ") else fix)
+                  for n, reason, fix in unavailable]
         lines.append("")
     findings = [(r["team"], f) for r in results for f in r.get("findings", [])]
     if findings:

@@ -23,8 +23,20 @@ SLURM_DEFAULTS = {"partition": None, "account": None, "cpus_per_task": 2, "mem_g
 SECTIONS = {"docker": DOCKER_DEFAULTS, "slurm": SLURM_DEFAULTS}
 DEFAULT_PARAMS = {"dataset": "mini", "teams": [], "runner": "local", "device": "cpu",
                   "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful", "source": "inference", "outputs": None,
-                  "evaluator": "local", "docker": DOCKER_DEFAULTS, "executor": "local", "slurm": SLURM_DEFAULTS}
+                  "evaluator": "local", "eval_workers": "auto", "docker": DOCKER_DEFAULTS, "executor": "local", "slurm": SLURM_DEFAULTS}
 CHOICES = {"runner": RUNNERS, "executor": EXECUTORS, "evaluator": EVALUATORS, "source": SOURCES, "mode": MODES}
+
+
+def evaluation_workers(settings: dict) -> int:
+    """Processes that score images: eval_workers, or with 'auto' every core on a CPU and one on a GPU."""
+    import os
+
+    chosen = settings.get("eval_workers", "auto")
+    if str(settings.get("device", "cpu")).startswith("cuda"):
+        return 1
+    if chosen == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return int(chosen)
 
 
 def load(path: Path) -> dict:
@@ -55,4 +67,7 @@ def load(path: Path) -> dict:
     for name, choices in CHOICES.items():
         if merged[name] not in choices:
             raise HarnessError(f"{path}: {name}: '{merged[name]}' is not one of {', '.join(choices)}")
+    workers = merged["eval_workers"]
+    if workers != "auto" and not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
+        raise HarnessError(f"{path}: eval_workers: '{workers}' is not 'auto' or a whole number of at least 1")
     return merged

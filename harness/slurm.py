@@ -53,7 +53,10 @@ def _executor(proj: Project, dataset: str, settings: dict, minutes: int):
     folder = proj.slurm_dir(dataset) / "%j"
     executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
     extra = {"account": settings["account"]} if settings["account"] else {}
-    executor.update_parameters(timeout_min=minutes, cpus_per_task=settings["cpus_per_task"],
+    # submitit's default warning (90 s before the limit) would reach a short job before Python has
+    # installed submitit's handler, and the job would die untyped; a quarter of the limit leaves it room.
+    executor.update_parameters(timeout_min=minutes, slurm_signal_delay_s=min(90, max(10, minutes * 15)),
+                               cpus_per_task=settings["cpus_per_task"],
                                mem_gb=settings["mem_gb"], slurm_partition=settings["partition"],
                                slurm_array_parallelism=settings["array_parallelism"],
                                slurm_additional_parameters=extra, name=f"harness-{dataset}")
@@ -169,8 +172,11 @@ def _soft_timeout(proj: Project, dataset: str, job_id: str) -> bool:
     try:
         error = job.exception()
     except Exception:  # no result file: the job died before submitit could write one
-        return False
-    return error is not None and "timed-out" in str(error)
+        error = None
+    if error is not None and "timed-out" in str(error):
+        return True
+    log = job_log(proj, dataset, job_id)  # submitit logs the case before it ends the job
+    return log.exists() and "this job is timed-out" in log.read_text(errors="replace")
 
 
 def job_log(proj: Project, dataset: str, job_id: str) -> Path:

@@ -51,6 +51,7 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> Verif
         return fail(seen.get("kind", "nonzero_exit"), seen.get("message", ""), seen.get("hint"))
     runs = team_evaluation["runs"]
     result.runs = len(runs)
+    result.ground_truth = team_evaluation.get("ground_truth", True)
     for run in runs:
         result.findings.extend({**f, "run": run["run"]} for f in run.get("findings", []))
     broken = [r for r in runs if r.get("status") != "ok"]
@@ -72,10 +73,10 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> Verif
         row = {"published": value, "precision": precision, "tolerance": tolerance}
         missing = [r["run"] for r in runs if name not in r["mean"]]
         if missing:
-            reason = next((r["unavailable"][name]["reason"] for r in runs if name in r.get("unavailable", {})),
-                          "not computed")
-            row.update(reproduced=None, delta=None, ok=None, status="unavailable", reason=reason,
-                       fetch=f"{M.FETCH_COMMAND} {name}")
+            gap = next((r["unavailable"][name] for r in runs if name in r.get("unavailable", {})),
+                       {"reason": "not computed", "fetch": f"{M.FETCH_COMMAND} {name}"})
+            row.update(reproduced=None, delta=None, ok=None, status="unavailable", reason=gap["reason"],
+                       fetch=gap.get("fetch", f"{M.FETCH_COMMAND} {name}"))
             result.unverified.append(name)
             result.metrics[name] = row
             continue
@@ -95,6 +96,9 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> Verif
         all_ok &= ok
         result.metrics[name] = row
 
+    if compared == 0 and not result.ground_truth:
+        return fail("no_ground_truth", f"every published metric of {team.id} on '{dataset}' needs the ground "
+                    f"truth: {', '.join(result.unverified)}", f"harness data import {dataset} --hr PATH")
     if compared == 0:
         return fail("metric_unavailable", "none of the published metrics could be computed: "
                     + ", ".join(result.unverified), f"{M.FETCH_COMMAND}")
