@@ -67,3 +67,48 @@ def materialise(source: Path, target: Path, pattern: str = "*.png", subfolder: s
     if not written:
         raise DatasetError(f"{source}: no file matching {pattern}" + (f" under '{subfolder}'" if subfolder else ""))
     return [target / name for name in sorted(written)]
+
+
+def materialise_tree(source: Path, target: Path) -> list[Path]:
+    """Copy a folder, or extract a .zip/.tar archive, into target keeping relative paths. Members that
+    climb out, links and special files are refused before anything is written."""
+    source = Path(source)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    if source.is_dir():
+        for path in sorted(source.rglob("*")):
+            relative = path.relative_to(source)
+            if path.is_symlink() or not (path.is_dir() or path.is_file()):
+                raise DatasetError(f"{source}: {relative.as_posix()} is a link or a special file: refused")
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            out = target / path.relative_to(source)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out)
+            written.append(out)
+    elif zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            for member in members:
+                _safe_member(member.filename)
+            for member in members:
+                out = target / _safe_member(member.filename)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(zf.read(member))
+                written.append(out)
+    elif source.is_file() and tarfile.is_tarfile(source):
+        with tarfile.open(source) as tf:
+            members = tf.getmembers()
+            for member in members:
+                _safe_member(member.name)
+                if not (member.isfile() or member.isdir()):
+                    raise DatasetError(f"{source}: archive member '{member.name}' is a link or a special file: "
+                                       "refused")
+            for member in members:
+                if member.isfile():
+                    out = target / _safe_member(member.name)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_bytes(tf.extractfile(member).read())
+                    written.append(out)
+    else:
+        raise DatasetError(f"{source} is neither a folder nor a .zip/.tar archive")
+    return written

@@ -25,7 +25,7 @@ from . import weights as weights_mod
 from .errors import HarnessError
 from .fsutil import write_json_atomic
 from .manifest import Manifest
-from .progress import Progress, Step, note, silent, transfer
+from .progress import Progress, Step, note, silent
 from .project import Project
 from .records import PUBLISHED_OUTPUTS, Verification
 
@@ -82,8 +82,7 @@ class WeightsFetch:
 
 
 def fetch_team_weights(proj: Project, team: Manifest, progress: Progress | None = None) -> list[Path]:
-    return weights_mod.fetch(team, proj.weights_dir, proj.downloads_dir, proj.root,
-                             transfer(progress, f"{team.id} weights") if team.weights else None)
+    return weights_mod.fetch(team, proj.weights_dir, proj.downloads_dir, proj.root, progress)
 
 
 def fetch_weights(proj: Project, team: Manifest, source: str, progress: Progress | None = None,
@@ -206,8 +205,7 @@ def collect_outputs(proj: Project, team: Manifest, dataset: str, source: str | N
     if not source:
         raise HarnessError(f"{team.id} declares no published outputs for '{dataset}'",
                            hint="pass a folder, archive, URL or gdrive:<id>")
-    record = outputs.collect(team, dataset, source, proj.runs_dir, proj.downloads_dir,
-                             transfer(progress, f"{team.id} outputs"))
+    record = outputs.collect(team, dataset, source, proj.runs_dir, proj.downloads_dir, progress)
     (progress or silent)(Step(team.id, record=record))
     return record
 

@@ -439,6 +439,34 @@ def data_import(ctx, dataset, hr, lr):
     out(f"imported into {shown(ctx, root)} (checksums recorded)")
 
 
+@cli.group("weights")
+def weights_group():
+    """Team weights obtained by hand (a mirror such as Baidu Netdisk, a copy from a colleague)."""
+
+
+@weights_group.command("import")
+@click.argument("team_id")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.pass_context
+def weights_import(ctx, team_id, path):
+    """Place TEAM_ID's weights from PATH (a folder or .zip/.tar archive) into weights/<team>/.
+
+    PATH holds what the manifest's weights[].name entries name (for a team whose weights are one
+    folder, PATH may be that folder itself). Every file is pinned by sha256 in weights/<team>/sha256.json;
+    a later fetch or import that brings different bytes is refused. Nothing changes unless every
+    declared name is there.
+    """
+    from . import registry
+    from . import weights as weights_mod
+
+    proj = project(ctx)
+    team = registry.load(proj, team_id)
+    pins = weights_mod.import_weights(team, path, proj.weights_dir)
+    for name, digest in sorted(pins.items()):
+        out(f"{team.id}: {name}  sha256 {digest[:16]}…")
+    out(f"imported {len(pins)} file(s) into {shown(ctx, proj.team_weights(team.id))} (checksums pinned)")
+
+
 # --- running -----------------------------------------------------------------------------------
 
 def print_record(record: dict) -> None:

