@@ -236,13 +236,14 @@ def produce_runs(proj: Project, team: Manifest, dataset: str, settings: dict, op
 
 def evaluate_team(proj: Project, team: Manifest, dataset: str, names: list[str], mode: str, device: str,
                   evaluator: str = "local", docker: dict | None = None, progress: Progress | None = None,
-                  json_out: Path | None = None, workers: int = 1) -> dict:
+                  json_out: Path | None = None, workers: int = 1, max_megapixels: float | None = None) -> dict:
     """Score every run of the team, here or in the evaluator image, into evaluations/ and metrics/
     (the pipeline's contract); return the team evaluation. `workers`: processes scoring images on a CPU."""
     progress = progress or silent
+    max_megapixels = max_megapixels or proj.params()["max_image_megapixels"]
     if evaluator == "docker":
         result = evaluator_mod.evaluate_team_in_image(
-            proj, team, dataset, names, mode, device, docker or proj.params()["docker"], workers,
+            proj, team, dataset, names, mode, device, docker or proj.params()["docker"], workers, max_megapixels,
             lambda line: progress(Step(f"{team.id} evaluator", f"building evaluator: {line[:100]}")))
     else:
         record = inference.load_record(proj.runs_dir, dataset, team.id)
@@ -253,7 +254,7 @@ def evaluate_team(proj: Project, team: Manifest, dataset: str, names: list[str],
             progress(Step(f"evaluating {team.id}", f"evaluating {team.id} run {run}/{runs}", done, total))
 
         result = evaluate_mod.evaluate_team(team, dataset, record, run_dirs, hr_dir, names, mode, proj.metric_cache,
-                                            device, update, lr_dir, workers)
+                                            device, update, lr_dir, workers, max_megapixels)
         result["evaluator"] = evaluator_mod.local_description()
     write_json_atomic(json_out or proj.evaluation_file(dataset, team.id), result)
     write_json_atomic(proj.metrics_file(dataset, team.id), evaluate_mod.mean_metrics(result))

@@ -63,6 +63,12 @@ class HarnessGroup(click.Group):
             if exc.hint:
                 err(f"[dim]hint:[/dim] {exc.hint}", soft_wrap=True)
             sys.exit(EXIT_ERROR)
+        except OSError as exc:  # a path that cannot be created, read or written
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            where = f" {exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "") if exc.filename else ""
+            err(f"[red]error:[/red]{where}: {exc.strerror or exc}", soft_wrap=True)
+            sys.exit(EXIT_ERROR)
 
 
 def project(ctx) -> Project:
@@ -269,6 +275,8 @@ def doctor(ctx, json_out):
 
     Exits 1 if the audit cannot run as configured; 'to fetch' items are fetched by the pipeline.
     """
+    if json_out:
+        _writable(json_out)
     from rich.table import Table
 
     from . import doctor as doctor_mod
@@ -538,13 +546,16 @@ def infer(ctx, team_id, dataset, device, runner_name, gpus, record_failure):
 @click.option("--device", help="Device for the learned metrics: cpu, cuda or cuda:N (default: params.yaml).")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Processes scoring images on a CPU (default: params.yaml's eval_workers; auto: every core).")
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True),
+              help="Refuse images that declare more pixels than this, before decoding them "
+                   "(default: params.yaml's max_image_megapixels, 50).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the result here (with --team, default: evaluations/<dataset>/<team>.json).")
 @click.option("--evaluator", "evaluator_name", type=click.Choice(settings.EVALUATORS),
               help="With --team: score here, or in the evaluator image with no network (default: params.yaml).")
 @click.pass_context
-def evaluate(ctx, sr_dir, hr_dir, lr_dir, team_id, dataset, metric_list, mode, device, workers, json_out,
-             evaluator_name):
+def evaluate(ctx, sr_dir, hr_dir, lr_dir, team_id, dataset, metric_list, mode, device, workers, max_megapixels,
+             json_out, evaluator_name):
     """Score outputs against ground truth exactly as the organizers did.
 
     Outputs are every *.png in --sr, paired with --hr by removing 'x4' from the name. PSNR/SSIM on
@@ -562,6 +573,8 @@ def evaluate(ctx, sr_dir, hr_dir, lr_dir, team_id, dataset, metric_list, mode, d
     from .fsutil import write_json_atomic
     from .metrics import parse_metric_list
 
+    if json_out:
+        _writable(json_out)
     if team_id:
         from . import audit, registry
 
@@ -574,7 +587,8 @@ def evaluate(ctx, sr_dir, hr_dir, lr_dir, team_id, dataset, metric_list, mode, d
                                          parse_metric_list(metric_list) if metric_list else config["metrics"],
                                          mode or config["mode"], device,
                                          evaluator_name or config["evaluator"], config["docker"], progress,
-                                         json_out, workers or settings.evaluation_workers({**config, "device": device}))
+                                         json_out, workers or settings.evaluation_workers({**config, "device": device}),
+                                         max_megapixels)
         _print_team_evaluation(result)
         return
     if not (sr_dir and (hr_dir or lr_dir) and json_out):
@@ -587,13 +601,27 @@ def evaluate(ctx, sr_dir, hr_dir, lr_dir, team_id, dataset, metric_list, mode, d
 
         result = evaluate_mod.evaluate(sr_dir, hr_dir, names, mode or config["mode"], cache, device,
                                        lambda done, total, name: progress(Step("evaluating", None, done, total)),
-                                       lr_dir, workers or settings.evaluation_workers({**config, "device": device}))
+                                       lr_dir, workers or settings.evaluation_workers({**config, "device": device}),
+                                       max_megapixels or config["max_image_megapixels"])
     payload = {**result.as_dict(), "sr": str(sr_dir), "hr": str(hr_dir) if hr_dir else None,
                "lr": str(lr_dir) if lr_dir else None}
     write_json_atomic(json_out, payload)
     _print_evaluation(payload)
     if result.status != "ok":
         sys.exit(EXIT_CHECK_FAILED)
+
+
+def _writable(path: Path) -> None:
+    """Refuse a result path that cannot be written before the work, not after it."""
+    import os
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(f"cannot write {path}: {exc.filename}: {exc.strerror}") from None
+    if not os.access(Path(path).parent, os.W_OK) or Path(path).is_dir():
+        raise HarnessError(f"cannot write {path}: " + ("it is a folder" if Path(path).is_dir() else
+                                                      f"{Path(path).parent} is not writable"))
 
 
 def _settings_here(ctx) -> tuple[dict, Path]:
@@ -667,6 +695,8 @@ def smoke(ctx, team_ids, all_teams, device, runner_name, gpus, json_out):
     (weights[].network in the manifest); no real weights are needed. Team code comes from
     `harness fetch code`. Exits 1 if any team failed.
     """
+    if json_out:
+        _writable(json_out)
     from rich.table import Table
 
     from . import audit
@@ -799,6 +829,8 @@ def verify(ctx, team_id, dataset, device, runner_name, gpus, mode, from_outputs,
     Earlier results are reused when the team's run key (the manifest minus its published numbers,
     plus the team folder's files) is unchanged; --rerun forces a fresh run.
     """
+    if json_out:
+        _writable(json_out)
     from . import audit, registry
     from . import verify as verify_mod
     from .fsutil import write_json_atomic

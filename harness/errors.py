@@ -89,6 +89,17 @@ class PairingError(EvaluationError):
         self.extra = extra
 
 
+class InputRefused(HarnessError):
+    """A file given to the harness breaks the input policy (harness.inputs); the message names it and the
+    rule."""
+
+    kind = "input_refused"
+
+    def __init__(self, message: str, rule: str, hint: str | None = None):
+        super().__init__(f"{message} (rule: {rule})", hint)
+        self.rule = rule
+
+
 class TypedFailure(HarnessError):
     """A failure recorded with its kind (one of harness.failures.KINDS) and the log tail that shows it."""
 

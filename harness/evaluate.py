@@ -18,9 +18,10 @@ from . import consistency
 from . import metrics as M
 from . import scoring
 from .devices import check_device
-from .errors import EvaluationError, MetricUnavailable, PairingError
+from .errors import DatasetError, EvaluationError, MetricUnavailable, PairingError
 from .fsutil import digest_of_files, sha256_file
 from .imageio import read_png_header, read_rgb8
+from .inputs import DEFAULT_MAX_MEGAPIXELS, check_size, files_in, image_facts
 from .records import EVALUATION_SCHEMA, TeamEvaluation
 from .settings import MODES
 GT_SUFFIX = "x4"
@@ -51,13 +52,13 @@ def pair_outputs(sr_dir: Path, hr_dir: Path | None, lr_dir: Path | None = None) 
     for label, folder in (("outputs", sr_dir), ("ground truth", hr_dir), ("LR inputs", lr_dir)):
         if folder is not None and not Path(folder).is_dir():
             raise EvaluationError(f"{label} folder {folder} does not exist")
-    truths = {p.name: p for p in sorted(Path(hr_dir).glob("*.png"))} if hr_dir else {}
-    inputs = {ground_truth_name(p.name): p for p in sorted(Path(lr_dir).glob("*.png"))} if lr_dir else {}
+    truths = {p.name: p for p in files_in(hr_dir, "*.png", "ground truth")} if hr_dir else {}
+    inputs = {ground_truth_name(p.name): p for p in files_in(lr_dir, "*.png", "LR inputs")} if lr_dir else {}
     reference, label = (truths, "ground-truth") if hr_dir else (inputs, "LR input")
     if not reference:
         raise EvaluationError(f"no {label} PNG in {hr_dir or lr_dir}")
     pairs, extra = [], []
-    for out in sorted(sr_dir.glob("*.png")):
+    for out in files_in(sr_dir, "*.png", "outputs"):
         name = ground_truth_name(out.name)
         if name not in reference:
             extra.append(out.name)
@@ -127,14 +128,20 @@ class Evaluation:
 def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: str = "faithful",
              metric_cache: Path | None = None, device: str = "cpu",
              progress: Callable[[int, int, str], None] | None = None, lr_dir: Path | None = None,
-             workers: int = 1) -> Evaluation:
+             workers: int = 1, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Evaluation:
     """Score every output against its ground truth (when there is one) and check it against its LR input
-    (when given). Images are scored by `workers` processes on a CPU; the values do not depend on it."""
+    (when given). Images are scored by `workers` processes on a CPU; the values do not depend on it.
+
+    Ground truth that cannot be used stops the evaluation with a dataset error (never the team's fault);
+    an output past the size limit, or breaking the input policy, stops it with `input_refused`."""
     if mode not in MODES:
         raise EvaluationError(f"unknown mode '{mode}'", hint=f"use one of: {', '.join(MODES)}")
     wanted = M.parse_metric_list(metric_names)
     check_device(device)
     pairs = pair_outputs(sr_dir, hr_dir, lr_dir)
+    _check_references(pairs, max_megapixels)
+    for pair in pairs:
+        check_size(pair.output, image_facts(pair.output), max_megapixels, "outputs")
     result = Evaluation(mode=mode, metrics=wanted, ground_truth=hr_dir is not None)
     base = M.computed_metrics(wanted)
     if hr_dir is None:
@@ -157,6 +164,9 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
     for index, image in enumerate(_score_all(job, pairs, workers if device == "cpu" else 1)):
         if progress:
             progress(index, len(pairs), image.stem)
+        if image.truth_error:
+            raise DatasetError(f"ground truth {image.truth_error}", hint="the dataset is damaged: fetch or "
+                               "import it again (`harness fetch data` / `harness data import`)")
         result.output_sha256[image.output_name] = image.sha256
         result.per_image[image.stem] = image.row
         result.findings.extend(image.findings)
@@ -190,6 +200,25 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
             else:
                 result.mean[M.SCORE.name] = M.perceptual_score(result.mean)
     return result
+
+
+def _check_references(pairs: list[ImagePair], max_megapixels: float) -> None:
+    """The ground truth is data: each HR is a PNG within the size limit and 4x its LR when both are known."""
+    for pair in pairs:
+        if pair.truth is None:
+            continue
+        facts = image_facts(pair.truth)
+        if facts.format != "PNG":
+            what = f"a {facts.format} file" if facts.format else "not an image file"
+            raise DatasetError(f"ground truth {pair.truth.name} is {what}, not a PNG",
+                               hint="the dataset is damaged: import it again")
+        check_size(pair.truth, facts, max_megapixels, "ground truth")
+        if pair.lr is not None and facts.width is not None:
+            lr = image_facts(pair.lr)
+            if lr.width is not None and (facts.width, facts.height) != (lr.width * 4, lr.height * 4):
+                raise DatasetError(f"ground truth {pair.truth.name} is {facts.width}x{facts.height} but its LR "
+                                   f"{pair.lr.name} is {lr.width}x{lr.height} (not x4)",
+                                   hint="the dataset is damaged: import it again")
 
 
 def _cross_check(pairs: list[ImagePair], signatures: dict, result: Evaluation) -> None:
@@ -228,6 +257,7 @@ class ImageResult:
     unavailable: dict[str, str] = field(default_factory=dict)
     consistency: dict | None = None
     signature: object = None
+    truth_error: str | None = None  # the ground truth could not be read: the dataset's problem, not the team's
 
 
 _WORKER_METRICS: dict = {}
@@ -288,13 +318,28 @@ def _score_image(job: ImageJob, pair: ImagePair, iqa) -> ImageResult:
         else:
             finding(kind, f"{message}; counted as 0 in the average, as the organizers did", metric)
 
+    facts = image_facts(pair.output)
+    if facts.format != "PNG":
+        what = f"a {facts.format} file" if facts.format else "not an image file OpenCV would recognise by its bytes"
+        if strict:
+            image.failed = f"{pair.output.name} is {what} named .png"
+            finding("not_png", image.failed, severity="error")
+            return image
+        finding("not_png", f"{pair.output.name} is {what} named .png; read by its content, as OpenCV does")
     header = read_png_header(pair.output)
     if header is not None and not header.is_plain_rgb8:
         finding("converted_input", f"output is {header.bit_depth}-bit {header.color}; read as 8-bit RGB "
                 "(high byte kept, alpha dropped), as OpenCV does", severity="info")
+    if pair.truth is not None:
+        try:
+            hr = read_rgb8(pair.truth)
+        except EvaluationError as exc:
+            image.truth_error = exc.message
+            return image
+    else:
+        hr = None
     try:
         sr = read_rgb8(pair.output)
-        hr = read_rgb8(pair.truth) if pair.truth is not None else None
     except EvaluationError as exc:
         fail_or_zero("unreadable_output", exc.message)
         return image
@@ -307,11 +352,20 @@ def _score_image(job: ImageJob, pair: ImagePair, iqa) -> ImageResult:
 
     if job.builtin and hr is not None:
         try:
-            row.update(scoring.psnr_ssim(sr, hr, job.builtin))
+            values = scoring.psnr_ssim(sr, hr, job.builtin)
         except Exception as exc:  # the organizers' "a metric raised" case
             message = exc.message if isinstance(exc, EvaluationError) else f"{type(exc).__name__}: {exc}"
             for name in job.builtin:
                 fail_or_zero("metric_error", f"{name}: {message}", name)
+        else:
+            for name, value in values.items():
+                if math.isnan(value):
+                    fail_or_zero("metric_error", f"{name}: undefined (NaN)", name)
+                    continue
+                if math.isinf(value):  # only PSNR, only for an output equal to its ground truth
+                    finding("identical_output", f"{name} is infinite: the output equals its ground truth; the "
+                            "mean is infinite too, as the organizers' would be", name, severity="info")
+                row[name] = value
 
     if not job.learned:
         return image
@@ -336,8 +390,8 @@ def _score_image(job: ImageJob, pair: ImagePair, iqa) -> ImageResult:
         except Exception as exc:  # any failure inside a metric is the organizers' "error" case
             fail_or_zero("metric_error", f"{name}: {type(exc).__name__}: {exc}", name)
             continue
-        if math.isnan(value):
-            fail_or_zero("metric_error", f"{name}: returned NaN", name)
+        if not math.isfinite(value):
+            fail_or_zero("metric_error", f"{name}: returned {value}", name)
             continue
         row[name] = value
     return image
@@ -345,7 +399,8 @@ def _score_image(job: ImageJob, pair: ImagePair, iqa) -> ImageResult:
 
 def evaluate_team(team, dataset: str, record: dict | None, run_dirs: list[Path], hr_dir: Path | None,
                   metric_names: list[str], mode: str, metric_cache: Path, device: str = "cpu",
-                  progress=None, lr_dir: Path | None = None, workers: int = 1) -> dict:
+                  progress=None, lr_dir: Path | None = None, workers: int = 1,
+                  max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> dict:
     """Score every run of a team; a failed or missing run is carried through, not hidden.
 
     hr_dir None: the dataset has no ground truth; the no-reference metrics and the LR consistency are
@@ -375,7 +430,7 @@ def evaluate_team(team, dataset: str, record: dict | None, run_dirs: list[Path],
 
         try:
             evaluation = evaluate(run_dir, hr_dir, metric_names, mode, metric_cache, device, step, lr_dir,
-                                  workers).as_dict()
+                                  workers, max_megapixels).as_dict()
         except PairingError as exc:
             evaluation = {"status": "failed", "failure": {"kind": "missing_output" if exc.missing else
                                                           "extra_output", "message": exc.message}}

@@ -34,7 +34,7 @@ def local_description() -> dict:
 
 
 def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], mode: str, device: str,
-                           settings: dict, workers: int = 1, on_line=None) -> dict:
+                           settings: dict, workers: int = 1, max_megapixels: float = 50, on_line=None) -> dict:
     """Run the team's evaluation in the evaluator image; return the evaluation it wrote."""
     from docker.types import Mount
 
@@ -67,7 +67,7 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], 
         workers = max(1, min(workers, int(limits["cpus"])))
         command = ["--root", PROJECT, "evaluate", "--team", team.id, "--dataset", dataset,
                    "--metrics", ",".join(names), "--mode", mode, "--device", device,
-                   "--workers", str(workers)]
+                   "--workers", str(workers), "--max-megapixels", str(max_megapixels)]
         container = client.containers.create(
             image["id"], command=command, mounts=mounts, **locked_down(limits),
             device_requests=device_requests(settings["gpus"], device),

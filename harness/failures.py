@@ -33,6 +33,9 @@ KINDS: dict[str, FailureKind] = {k.name: k for k in [
                 "pass a folder, archive, URL or gdrive:<id> with --from-outputs"),
     FailureKind("code_unavailable", "inputs", "the team's code checkout is absent",
                 "run in the team's image, or pass --code-dir"),
+    FailureKind("input_refused", "inputs", "a file breaks the input policy (a link out of its folder, not a "
+                "regular file, names that differ only in case, an image past the size limit)",
+                "replace the file named; raise max_image_megapixels for larger images"),
     FailureKind("missing_input", "inputs", "the LR folder holds no PNG", "check the dataset"),
     FailureKind("not_runnable", "inputs", "the entry cannot run as published (known in advance)",
                 "see the manifest's status.reasons"),

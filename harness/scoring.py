@@ -83,6 +83,9 @@ def psnr_ssim(sr: np.ndarray, hr: np.ndarray, wanted: list[str]) -> dict[str, fl
         raise EvaluationError(
             f"sizes differ after the crop to a multiple of 4: output {sr.shape[1]}x{sr.shape[0]}, "
             f"ground truth {hr.shape[1]}x{hr.shape[0]}")
+    if y_sr.size == 0:
+        raise EvaluationError(f"image too small: {sr.shape[1]}x{sr.shape[0]} leaves no pixel after the crop to a "
+                              f"multiple of {CROP_MULTIPLE} and the {SHAVE}-pixel shave")
     out = {}
     if "psnr" in wanted:
         out["psnr"] = psnr_y(y_sr, y_hr)

@@ -23,7 +23,7 @@ SLURM_DEFAULTS = {"partition": None, "account": None, "cpus_per_task": 2, "mem_g
 SECTIONS = {"docker": DOCKER_DEFAULTS, "slurm": SLURM_DEFAULTS}
 DEFAULT_PARAMS = {"dataset": "mini", "teams": [], "runner": "local", "device": "cpu",
                   "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful", "source": "inference", "outputs": None,
-                  "evaluator": "local", "eval_workers": "auto", "docker": DOCKER_DEFAULTS, "executor": "local", "slurm": SLURM_DEFAULTS}
+                  "evaluator": "local", "eval_workers": "auto", "max_image_megapixels": 50, "docker": DOCKER_DEFAULTS, "executor": "local", "slurm": SLURM_DEFAULTS}
 CHOICES = {"runner": RUNNERS, "executor": EXECUTORS, "evaluator": EVALUATORS, "source": SOURCES, "mode": MODES}
 
 
@@ -67,6 +67,9 @@ def load(path: Path) -> dict:
     for name, choices in CHOICES.items():
         if merged[name] not in choices:
             raise HarnessError(f"{path}: {name}: '{merged[name]}' is not one of {', '.join(choices)}")
+    limit = merged["max_image_megapixels"]
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
+        raise HarnessError(f"{path}: max_image_megapixels: '{limit}' is not a positive number")
     workers = merged["eval_workers"]
     if workers != "auto" and not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
         raise HarnessError(f"{path}: eval_workers: '{workers}' is not 'auto' or a whole number of at least 1")
