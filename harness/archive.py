@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
-import shutil
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
+from typing import Callable, Iterator
 
 from .errors import DatasetError
 
@@ -19,6 +20,74 @@ def _safe_member(name: str) -> PurePosixPath:
     return path
 
 
+def _members(source: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    """(relative name, reader) of every file in a folder or archive. Every member is checked before the
+    first is read: names that climb out, links (in a folder: links that leave it) and special files
+    refuse the whole source. A damaged archive (truncated, bad checksum, encrypted, an unknown
+    compression) is a DatasetError naming the archive and, where known, the member."""
+    source = Path(source)
+    if source.is_dir():
+        inside = source.resolve()
+        files = []
+        for path in sorted(source.rglob("*")):
+            relative = path.relative_to(source).as_posix()
+            if path.is_symlink() and not path.resolve().is_relative_to(inside):
+                raise DatasetError(f"{source}: {relative} is a link to {path.resolve()}, outside the folder: refused",
+                                   hint="copy the file itself into the folder")
+            if path.is_file():
+                files.append((relative, path))
+            elif not path.is_dir():
+                raise DatasetError(f"{source}: {relative} is not a regular file: refused")
+        for relative, path in files:
+            yield relative, path.read_bytes
+        return
+    member = None
+    try:
+        if zipfile.is_zipfile(source):
+            with zipfile.ZipFile(source) as zf:
+                members = [m for m in zf.infolist() if not m.is_dir()]
+                for member in members:
+                    _safe_member(member.filename)
+                    if member.flag_bits & 0x1:
+                        raise DatasetError(f"{source}: member '{member.filename}' is encrypted: refused",
+                                           hint="give an archive without a password")
+                for member in members:
+                    yield member.filename, _guarded(source, member.filename, lambda m=member: zf.read(m))
+        elif source.is_file() and tarfile.is_tarfile(source):
+            with tarfile.open(source) as tf:
+                members = tf.getmembers()
+                for member in members:
+                    _safe_member(member.name)
+                    if not (member.isfile() or member.isdir()):
+                        raise DatasetError(f"archive member '{member.name}' is a link or a special file: refused")
+                for member in members:
+                    if member.isfile():
+                        yield member.name, _guarded(source, member.name, lambda m=member: tf.extractfile(m).read())
+        else:
+            raise DatasetError(f"{source} is neither a folder nor a .zip/.tar archive")
+    except ARCHIVE_ERRORS as exc:
+        raise _damaged(source, getattr(member, "filename", None) or getattr(member, "name", None), exc) from None
+
+
+ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+                  OSError)
+
+
+def _damaged(source: Path, name: str | None, exc: Exception) -> DatasetError:
+    return DatasetError(f"{source}: the archive is damaged" + (f" at member '{name}'" if name else "")
+                        + f" ({type(exc).__name__}: {exc})",
+                        hint="download it again (a cut download leaves a truncated archive); nothing was imported")
+
+
+def _guarded(source: Path, name: str, read: Callable[[], bytes]) -> Callable[[], bytes]:
+    def guarded() -> bytes:
+        try:
+            return read()
+        except ARCHIVE_ERRORS as exc:
+            raise _damaged(source, name, exc) from None
+    return guarded
+
+
 def materialise(source: Path, target: Path, pattern: str = "*.png", subfolder: str | None = None) -> list[Path]:
     """Copy the files matching pattern from a folder or archive into target (flat, by file name).
 
@@ -28,87 +97,28 @@ def materialise(source: Path, target: Path, pattern: str = "*.png", subfolder: s
     source = Path(source)
     target.mkdir(parents=True, exist_ok=True)
     written: dict[str, str] = {}
-
-    def take(name: str) -> Path | None:
+    for name, read in _members(source):
         path = _safe_member(name)
         if not fnmatch.fnmatch(path.name, pattern):
-            return None
+            continue
         if subfolder is not None and subfolder not in path.parts[:-1]:
-            return None
+            continue
         if path.name in written:
             raise DatasetError(f"{source}: two files named {path.name} ({written[path.name]} and {name})")
         written[path.name] = name
-        return target / path.name
-
-    if source.is_dir():
-        for file in sorted(source.rglob("*")):
-            if file.is_file() and (out := take(file.relative_to(source).as_posix())):
-                shutil.copy2(file, out)
-    elif zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir()]
-            for member in members:
-                _safe_member(member.filename)  # refuse the whole archive before writing anything
-            for member in members:
-                if out := take(member.filename):
-                    out.write_bytes(zf.read(member))
-    elif source.is_file() and tarfile.is_tarfile(source):
-        with tarfile.open(source) as tf:
-            members = tf.getmembers()
-            for member in members:
-                _safe_member(member.name)
-                if member.issym() or member.islnk():
-                    raise DatasetError(f"archive member '{member.name}' is a link: refused")
-            for member in members:
-                if member.isfile() and (out := take(member.name)):
-                    out.write_bytes(tf.extractfile(member).read())
-    else:
-        raise DatasetError(f"{source} is neither a folder nor a .zip/.tar archive")
+        (target / path.name).write_bytes(read())
     if not written:
         raise DatasetError(f"{source}: no file matching {pattern}" + (f" under '{subfolder}'" if subfolder else ""))
     return [target / name for name in sorted(written)]
 
 
 def materialise_tree(source: Path, target: Path) -> list[Path]:
-    """Copy a folder, or extract a .zip/.tar archive, into target keeping relative paths. Members that
-    climb out, links and special files are refused before anything is written."""
-    source = Path(source)
+    """Copy a folder, or extract a .zip/.tar archive, into target keeping relative paths."""
     target.mkdir(parents=True, exist_ok=True)
     written = []
-    if source.is_dir():
-        for path in sorted(source.rglob("*")):
-            relative = path.relative_to(source)
-            if path.is_symlink() or not (path.is_dir() or path.is_file()):
-                raise DatasetError(f"{source}: {relative.as_posix()} is a link or a special file: refused")
-        for path in sorted(p for p in source.rglob("*") if p.is_file()):
-            out = target / path.relative_to(source)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, out)
-            written.append(out)
-    elif zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir()]
-            for member in members:
-                _safe_member(member.filename)
-            for member in members:
-                out = target / _safe_member(member.filename)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(zf.read(member))
-                written.append(out)
-    elif source.is_file() and tarfile.is_tarfile(source):
-        with tarfile.open(source) as tf:
-            members = tf.getmembers()
-            for member in members:
-                _safe_member(member.name)
-                if not (member.isfile() or member.isdir()):
-                    raise DatasetError(f"{source}: archive member '{member.name}' is a link or a special file: "
-                                       "refused")
-            for member in members:
-                if member.isfile():
-                    out = target / _safe_member(member.name)
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    out.write_bytes(tf.extractfile(member).read())
-                    written.append(out)
-    else:
-        raise DatasetError(f"{source} is neither a folder nor a .zip/.tar archive")
+    for name, read in _members(Path(source)):
+        out = target / _safe_member(name)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(read())
+        written.append(out)
     return written

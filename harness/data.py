@@ -307,10 +307,14 @@ def check_layout(dataset: Dataset, root: Path) -> list[str]:
                             + (" …" if len(missing) > 8 else ""))
         if extra:
             problems.append(f"{part}: {len(extra)} unexpected image(s): {', '.join(extra[:8])}")
+    for part, found in (("HR", hr), ("LR", lr)):  # the content, not the name, makes a PNG
+        for stem, path in sorted(found.items()):
+            if read_png_header(path) is None:
+                problems.append(f"{part}/{path.name}: not a PNG (its first bytes say otherwise)")
     for stem in sorted(set(hr) & set(lr)):
         h, l_ = read_png_header(hr[stem]), read_png_header(lr[stem])
         if h is None or l_ is None:
-            problems.append(f"{stem}: not a readable PNG")
+            continue
         elif (h.width, h.height) != (l_.width * SCALE, l_.height * SCALE):
             problems.append(f"HR/{stem}.png is {h.width}x{h.height}, expected {l_.width * SCALE}x{l_.height * SCALE} "
                             f"(LR x{SCALE})")

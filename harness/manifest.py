@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
+from . import yamlsafe
 from .errors import ManifestError, ManifestProblem
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -123,7 +124,10 @@ def load(path: Path, display: str | None = None) -> Manifest:
     except FileNotFoundError:
         raise ManifestError([ManifestProblem(shown, "", "file not found", "exists")]) from None
     try:
-        data = yaml.safe_load(raw)
+        data = yamlsafe.load(raw)
+    except yamlsafe.TooLarge as exc:
+        raise ManifestError([ManifestProblem(shown, "", f"refused before it was read: {exc.problem}",
+                                             "yaml-limits")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -138,6 +142,25 @@ def load(path: Path, display: str | None = None) -> Manifest:
     if problems:
         raise ManifestError(problems)
     return Manifest(path, data, raw)
+
+
+def _paths(data: dict) -> list[tuple[str, str]]:
+    """Every path a manifest gives, with its field: each must stay inside the folder it is relative to."""
+    entry = data.get("entry", {})
+    found = [("entry.module", entry.get("module")), ("code.path", data.get("code", {}).get("path"))]
+    found += [(f"entry.working_dir_links.{link}", link) for link in entry.get("working_dir_links", {})]
+    for index, spec in enumerate(data.get("weights", [])):
+        found.append((f"weights[{index}].name", spec.get("name")))
+        if spec.get("source", {}).get("kind") == "local":
+            found.append((f"weights[{index}].source.path", spec["source"].get("path")))
+    return [(field, value) for field, value in found if isinstance(value, str)]
+
+
+def _confined(value: str) -> bool:
+    from pathlib import PurePosixPath
+
+    path = PurePosixPath(value.replace("\\", "/"))
+    return not path.is_absolute() and ".." not in path.parts and not value.startswith("~")
 
 
 def _field(path) -> str:
@@ -243,6 +266,10 @@ def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProble
     if path.name == MANIFEST_NAME and path.parent.name != data["id"]:
         problem("id", f"'{data['id']}' differs from the folder name '{path.parent.name}'", "id-is-folder",
                 f"rename the folder or set id: {path.parent.name}")
+    for field, value in _paths(data):
+        if not _confined(value):
+            problem(field, f"'{value}' leaves the folder it belongs to (absolute, or climbs with '..')",
+                    "path-confined", "give a path relative to, and inside, its folder")
     names = [w["name"] for w in data.get("weights", [])]
     for name in {n for n in names if names.count(n) > 1}:
         problem("weights", f"file name '{name}' is listed twice", "unique-weight-names")

@@ -43,11 +43,13 @@ def load(path: Path) -> dict:
     """params.yaml over the defaults; unknown names and values outside their choices are refused."""
     import yaml
 
+    from . import yamlsafe
+
     path = Path(path)
     loaded = {}
     if path.exists():
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = yamlsafe.load(path.read_bytes()) or {}
         except yaml.YAMLError as exc:
             raise HarnessError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):

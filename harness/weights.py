@@ -103,6 +103,9 @@ def _obtain(team: Manifest, spec: dict, cache_dir: Path, repo_root: Path, progre
         return payload
     if kind == "local":
         path = (Path(repo_root) / source["path"]).resolve()
+        if not path.is_relative_to(Path(repo_root).resolve()):
+            raise WeightsUnavailable(f"{team.id}: {spec['name']}: local path {source['path']} leads outside the "
+                                     "repository: refused (rule: path-confined)")
         if not path.is_file():
             raise WeightsUnavailable(f"{team.id}: {spec['name']}: local file {source['path']} does not exist")
         return path.read_bytes()

@@ -103,6 +103,45 @@ def test_invalid_yaml_names_the_line(project):
     assert problem.rule == "yaml" and "line" in problem.message
 
 
+def alias_bomb(levels=12) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (alias_bomb(), "more than 20 aliases"),
+    ("id: " + "[" * 3000 + "]" * 3000 + "\n", "nested deeper than 40 levels"),
+    ("id: " + "x" * (1 << 20) + "\n", "more than the 1048576"),
+], ids=["alias-bomb", "deep-nesting", "oversized"])
+def test_hostile_yaml_is_refused_at_once(project, text, expected):
+    import time
+
+    path = project / "teams" / "bicubic" / "manifest.yaml"
+    path.write_text(text)
+    started = time.perf_counter()
+    [problem] = problems_of(path)
+    assert expected in problem.message and problem.rule in ("yaml", "yaml-limits")
+    assert time.perf_counter() - started < 5  # a refusal, not an expansion (generous bound: shared CI)
+    done = harness_cli("validate", "bicubic", cwd=project)
+    assert done.returncode == 1 and expected in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d["weights"].append({"name": "../../outside.pth", "source": {"kind": "local", "path": "x.pth"}}),
+     "weights[1].name"),
+    (lambda d: d["weights"].append({"name": "w.pth", "source": {"kind": "local", "path": "/etc/passwd"}}),
+     "weights[1].source.path"),
+    (lambda d: d["entry"].update(module="../../../harness/cli.py"), "entry.module"),
+    (lambda d: d["entry"].update(working_dir_links={"../escape": "team00_dat.pth"}),
+     "entry.working_dir_links.../escape"),
+], ids=["weights-name", "local-weights-path", "module", "working-dir-link"])
+def test_every_manifest_path_is_confined(project, edit, field):
+    path = broken_copy(project, "dat-baseline", edit)
+    found = {p.field: p.rule for p in problems_of(path)}
+    assert found.get(field) in ("path-confined", "pattern"), found  # the schema may refuse it first
+
+
 def test_every_schema_field_has_a_description():
     schema = json.loads((REPO / "schemas" / "manifest.schema.json").read_text())
     missing = []

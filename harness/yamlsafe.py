@@ -1,0 +1,50 @@
+"""YAML from people the harness does not trust: bounded in size, nesting and aliases before it is built.
+
+PyYAML's safe loader already refuses tags that run code; what it does not refuse is a small file that
+expands into an enormous document (aliases of aliases) or nests deep enough to exhaust recursion.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+MAX_BYTES = 1 << 20  # a manifest is a few kB
+MAX_DEPTH = 40
+MAX_ALIASES = 20  # a manifest needs none; 20 bound any expansion to a few thousand nodes
+
+
+class TooLarge(yaml.YAMLError):
+    def __init__(self, problem: str, mark=None):
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """Counts aliases and nesting while composing, before any object is constructed."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise TooLarge(f"more than {MAX_ALIASES} aliases (*name references)", self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise TooLarge(f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def load(raw: bytes | str):
+    """The document, or yaml.YAMLError (TooLarge for a file past the limits)."""
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > MAX_BYTES:
+        raise TooLarge(f"{size} bytes, more than the {MAX_BYTES} a document may have")
+    return yaml.load(raw, Loader=BoundedLoader)
