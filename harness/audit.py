@@ -17,7 +17,7 @@ from . import code
 from . import data as data_mod
 from . import evaluate as evaluate_mod
 from . import evaluator as evaluator_mod
-from . import inference, outputs, registry, runners, slurm
+from . import inference, locks, outputs, registry, runners, slurm
 from . import report as report_mod
 from . import settings as settings_mod
 from . import verify as verify_mod
@@ -239,7 +239,14 @@ def evaluate_team(proj: Project, team: Manifest, dataset: str, names: list[str],
                   json_out: Path | None = None, workers: int = 1, max_megapixels: float | None = None) -> dict:
     """Score every run of the team, here or in the evaluator image, into evaluations/ and metrics/
     (the pipeline's contract); return the team evaluation. `workers`: processes scoring images on a CPU."""
-    progress = progress or silent
+    target = json_out or proj.evaluation_file(dataset, team.id)
+    with locks.held(target.parent / f".{target.name}.lock", f"the evaluation of {team.id} on '{dataset}'"):
+        return _evaluate_team_locked(proj, team, dataset, names, mode, device, evaluator, docker,
+                                     progress or silent, target, workers, max_megapixels)
+
+
+def _evaluate_team_locked(proj, team, dataset, names, mode, device, evaluator, docker, progress, target,
+                          workers, max_megapixels) -> dict:
     max_megapixels = max_megapixels or proj.params()["max_image_megapixels"]
     if evaluator == "docker":
         result = evaluator_mod.evaluate_team_in_image(
@@ -256,7 +263,7 @@ def evaluate_team(proj: Project, team: Manifest, dataset: str, names: list[str],
         result = evaluate_mod.evaluate_team(team, dataset, record, run_dirs, hr_dir, names, mode, proj.metric_cache,
                                             device, update, lr_dir, workers, max_megapixels)
         result["evaluator"] = evaluator_mod.local_description()
-    write_json_atomic(json_out or proj.evaluation_file(dataset, team.id), result)
+    write_json_atomic(target, result)
     write_json_atomic(proj.metrics_file(dataset, team.id), evaluate_mod.mean_metrics(result))
     return result
 

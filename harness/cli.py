@@ -981,6 +981,12 @@ def _print_report_table(results: list[dict], dataset: str) -> None:
 
 
 def main():
+    import signal
+
+    def stop(signum, frame):  # SIGTERM unwinds like Ctrl-C: children are stopped, staging is removed
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
     cli(obj={})
 
 

@@ -5,6 +5,7 @@ Layout of a dataset on disk (under data/<id>/): HR/<stem>.png, LR/<stem>x4.png, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -160,6 +161,25 @@ def fetch(dataset_id: str, data_dir: Path, downloads: Path | None = None, pins: 
     Downloaded archives resume after an interruption; each archive's sha256 is pinned in `pins` at
     its first download and a later mismatch is refused, naming the file.
     """
+    with _writing(dataset_id, data_dir):
+        return _fetch(dataset_id, data_dir, downloads, pins, progress)
+
+
+@contextlib.contextmanager
+def _writing(dataset_id: str, data_dir: Path):
+    """One writer per dataset; staging folders a killed process left behind are removed first."""
+    from . import locks
+
+    get(dataset_id)
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    with locks.held(Path(data_dir) / f".{dataset_id}.lock", f"dataset '{dataset_id}'"):
+        for abandoned in Path(data_dir).glob(f".{dataset_id}.*"):
+            if abandoned.is_dir():
+                shutil.rmtree(abandoned, ignore_errors=True)
+        yield
+
+
+def _fetch(dataset_id: str, data_dir: Path, downloads: Path | None, pins: Path | None, progress) -> Path:
     dataset = get(dataset_id)
     root = dataset.root(data_dir)
     expected = recorded_checksums(dataset_id)
@@ -256,6 +276,11 @@ def local_source(source: str | Path, downloads: Path, progress=None) -> Path:
 def import_dataset(dataset_id: str, data_dir: Path, hr: str | Path | None, lr: str | Path | None,
                    downloads: Path | None = None, progress=None) -> Path:
     """Import user-supplied HR (and LR) images: a folder, an archive or a URL of one, checked and checksummed."""
+    with _writing(dataset_id, data_dir):
+        return _import(dataset_id, data_dir, hr, lr, downloads, progress)
+
+
+def _import(dataset_id: str, data_dir: Path, hr, lr, downloads: Path | None, progress) -> Path:
     from .archive import materialise
 
     dataset = get(dataset_id)

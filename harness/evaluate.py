@@ -277,7 +277,8 @@ def _score_all(job: ImageJob, pairs: list[ImagePair], workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")  # a fork of a process with torch's threads can hang
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+    try:
         pending = deque()
         for pair in pairs:
             pending.append(pool.submit(_score_in_worker, job, pair))
@@ -285,6 +286,12 @@ def _score_all(job: ImageJob, pairs: list[ImagePair], workers: int):
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM) or failed: no worker outlives the evaluation
+        for process in multiprocessing.active_children():
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _init_worker() -> None:

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from . import locks
 from .errors import InferenceFailed
 from .fsutil import replace_dir, write_json_atomic
 from .imageio import read_png_header
@@ -66,9 +67,19 @@ def infer_team(team: Manifest, runner: Runner, lr_dir: Path, runs_root: Path, da
     if not team.runnable:
         record.fail("not_runnable", "; ".join(team.data["status"]["reasons"]), status="not_runnable")
         return write_record(folder, record)
+    # the lock sits beside the team's folder, which is a pipeline output and must hold only the runs
+    with locks.held(folder.parent / f".{team.id}.lock", f"runs of {team.id} on '{dataset}'"):
+        return _infer_locked(team, runner, lr_dir, runs_root, dataset, weights_dir, device, repo_root, progress,
+                             code_dir, repeats, folder, record)
+
+
+def _infer_locked(team, runner, lr_dir, runs_root, dataset, weights_dir, device, repo_root, progress, code_dir,
+                  repeats, folder, record) -> dict:
     for stale in run_dirs(runs_root, dataset, team.id):
         if int(stale.name.split("-")[1]) > repeats:
             shutil.rmtree(stale)
+    for abandoned in folder.glob(".run-*"):  # staging left by a process that was killed outright
+        shutil.rmtree(abandoned, ignore_errors=True)
     try:
         for index in range(1, repeats + 1):
             staging = Path(tempfile.mkdtemp(dir=folder, prefix=f".run-{index}."))

@@ -82,7 +82,7 @@ def test_a_damaged_archive_is_named_and_nothing_is_imported(project, tmp_path, c
     text = " ".join(done.stderr.split())
     assert str(source) in text and expected in text
     assert not (project / "data" / "ntire2025-test").exists()
-    assert not any(p.name.startswith(".ntire2025-test") for p in (project / "data").iterdir())
+    assert not any(p.is_dir() and p.name.startswith(".ntire2025-test") for p in (project / "data").iterdir())
 
 
 def test_a_text_file_named_png_is_refused_in_an_hr_only_import(project, tmp_path):

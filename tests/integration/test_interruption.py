@@ -1,0 +1,110 @@
+"""Signals and a second process: SIGTERM stops `harness infer` and its adapter child at once, SIGKILL's
+leftovers are cleared by the next run, and a second writer of the same run is refused naming the holder."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+SLOW_MAIN = """import os, time, cv2
+
+def main(model_dir, input_path, output_path, device):
+    open(os.path.join(output_path, "started"), "w").close()
+    for name in sorted(os.listdir(input_path)):
+        time.sleep(float(os.environ.get("SLOW_SECONDS", "60")))
+        lr = cv2.imread(os.path.join(input_path, name))
+        cv2.imwrite(os.path.join(output_path, name), cv2.resize(lr, None, fx=4, fy=4))
+"""
+
+
+@pytest.fixture
+def slow_project(project, mini_data):
+    folder = project / "teams" / "slow"
+    folder.mkdir()
+    (folder / "model.py").write_text(SLOW_MAIN)
+    (folder / "manifest.yaml").write_text(yaml.safe_dump({
+        "schema_version": 1, "id": "slow", "name": "slow", "challenge": "mini",
+        "published": {"mini": {"values": {"psnr": 29.0}, "precision": {"psnr": 2},
+                               "source": {"kind": "reference-run", "citation": "test"}}},
+        "entry": {"kind": "ntire-main", "module": "model.py"}, "runtime": {"scale": 4, "timeout_s": 600},
+        "determinism": {"class": "deterministic"}, "status": {"runnable": True}}, sort_keys=False))
+    (project / "data").mkdir(exist_ok=True)
+    os.symlink(mini_data / "mini", project / "data" / "mini")
+    return project
+
+
+def start_infer(project, **env):
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "infer", "slow"], cwd=project,
+                            env={**os.environ, "COLUMNS": "200", **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_started(project, timeout=60):
+    runs = project / "runs" / "mini" / "slow"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(runs.glob(".run-*/started")):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the adapter never started")
+
+
+def adapters() -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if "harness.entry" in command and "slow" in command:
+            found.append(process)
+    return found
+
+
+def test_sigterm_stops_the_adapter_and_leaves_no_staging(slow_project):
+    process = start_infer(slow_project)
+    wait_started(slow_project)
+    assert adapters()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    deadline = time.time() + 5
+    while adapters() and time.time() < deadline:
+        time.sleep(0.1)
+    assert adapters() == []  # the child went with its parent
+    assert list((slow_project / "runs" / "mini" / "slow").glob(".run-*")) == []
+
+
+def test_after_sigkill_the_next_run_clears_the_staging_and_succeeds(slow_project):
+    process = start_infer(slow_project)
+    wait_started(slow_project)
+    os.killpg(process.pid, signal.SIGKILL)  # the whole process group, as a scheduler does
+    process.communicate(timeout=30)
+    runs = slow_project / "runs" / "mini" / "slow"
+    assert list(runs.glob(".run-*"))  # what SIGKILL leaves: nothing could clean up
+    done = start_infer(slow_project, SLOW_SECONDS="0")
+    _, stderr = done.communicate(timeout=300)
+    assert done.returncode == 0, stderr
+    assert list(runs.glob(".run-*")) == []
+    assert json.loads((runs / "record.json").read_text())["status"] == "ok"
+
+
+def test_a_second_writer_of_the_same_run_is_refused_naming_the_holder(slow_project):
+    first = start_infer(slow_project)
+    try:
+        wait_started(slow_project)
+        second = subprocess.run([sys.executable, "-m", "harness.cli", "infer", "slow"], cwd=slow_project,
+                                capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+        assert second.returncode == 2
+        message = " ".join(second.stderr.split())
+        assert f"runs of slow on 'mini' is being written by another harness process (PID {first.pid}" in message
+        assert "harness infer slow" in message and "Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
