@@ -103,8 +103,11 @@ def materialise(source: Path, target: Path, pattern: str = "*.png", subfolder: s
             continue
         if subfolder is not None and subfolder not in path.parts[:-1]:
             continue
-        if path.name in written:
-            raise DatasetError(f"{source}: two files named {path.name} ({written[path.name]} and {name})")
+        twin = next((taken for taken in written if taken.casefold() == path.name.casefold()), None)
+        if twin is not None:
+            raise DatasetError(f"{source}: two files named {path.name} ({written[twin]} and {name})"
+                               if twin == path.name else f"{source}: {written[twin]} and {name} differ only in case: "
+                               "refused (rule: names must differ on a case-insensitive file system)")
         written[path.name] = name
         (target / path.name).write_bytes(read())
     if not written:

@@ -93,6 +93,15 @@ def test_a_text_file_named_png_is_refused_in_an_hr_only_import(project, tmp_path
     assert not (project / "data" / "ntire2025-test").exists()
 
 
+def test_names_that_differ_only_in_case_are_refused(project, tmp_path):
+    lr = image_set(tmp_path / "LR")
+    (lr / "0950X4.png").write_bytes(image_bytes(3))
+    done = harness_cli("data", "import", "ntire2025-test", "--lr", str(lr), cwd=project)
+    assert done.returncode == 2
+    assert "0950X4.png and 0950x4.png differ only in case" in " ".join(done.stderr.split())
+    assert not (project / "data" / "ntire2025-test").exists()
+
+
 def test_a_link_out_of_the_folder_is_refused(project, tmp_path):
     hr = image_set(tmp_path / "HR", "HR")
     secret = tmp_path / "secret.png"

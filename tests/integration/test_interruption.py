@@ -108,3 +108,36 @@ def test_a_second_writer_of_the_same_run_is_refused_naming_the_holder(slow_proje
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=30)
+
+
+def test_sigterm_during_a_parallel_evaluation_leaves_no_worker_and_the_last_result_intact(project, mini_data,
+                                                                                          niqe_cache):
+    (project / "data").mkdir(exist_ok=True)
+    os.symlink(mini_data / "mini", project / "data" / "mini")
+    env = {**os.environ, "HARNESS_METRIC_WEIGHTS": str(niqe_cache), "COLUMNS": "200"}
+    harness = [sys.executable, "-m", "harness.cli"]
+    assert subprocess.run([*harness, "infer", "bicubic"], cwd=project, env=env, capture_output=True).returncode == 0
+    evaluate = [*harness, "evaluate", "--team", "bicubic", "--metrics", "psnr,ssim,niqe", "--workers", "2"]
+    first = subprocess.run(evaluate, cwd=project, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    result = project / "evaluations" / "mini" / "bicubic.json"
+    before = result.read_bytes()
+
+    process = subprocess.Popen(evaluate, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    parent = psutil.Process(process.pid)
+    deadline = time.time() + 60
+    while len(parent.children(recursive=True)) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    workers = parent.children(recursive=True)
+    assert workers, "the pool never started"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM and "Traceback" not in stderr, stderr
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == []
+    assert result.read_bytes() == before  # the interrupted run wrote nothing
+
+    again = subprocess.run(evaluate, cwd=project, env=env, capture_output=True, text=True)
+    assert again.returncode == 0
+    assert json.loads(result.read_text())["runs"][0]["per_image"] == json.loads(before)["runs"][0]["per_image"]
