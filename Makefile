@@ -1,6 +1,6 @@
 # make audit: set up, then run the audit pipeline (dvc repro) on params.yaml and print the verdicts.
-# make test:  set up (Python environment, Docker engine, local base image, Slurm packages), then run the
-#             whole test suite.
+# make test:  set up (Python environment, Docker engine, local base image, Slurm packages, Chromium), then
+#             run the whole test suite.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export UV_NATIVE_TLS := 1
 
-.PHONY: setup engine slurm audit test bench lock clean
+.PHONY: setup engine slurm browser audit test bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null || $(PYTHON) -m pip install -q uv
@@ -31,16 +31,21 @@ engine:
 slurm:
 	bash tests/slurm/install.sh
 
-test: setup engine slurm
+# Chromium from Debian: the report test opens report/index.html in it (through Playwright).
+browser:
+	command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
+test: setup engine slurm browser
 	pytest
 
 bench: setup engine
 	python benchmarks/bench_startup.py
 	python benchmarks/bench_core.py
 	python benchmarks/bench_docker.py
+	python benchmarks/bench_evaluation.py
 
 lock:
 	uv pip compile -q requirements.in -o requirements.lock --python-version 3.11
 
 clean:
-	rm -rf data weights runs evaluations metrics report .dvc/tmp .dvc/cache
+	rm -rf data weights runs evaluations metrics plots report .dvc/tmp .dvc/cache

@@ -23,7 +23,7 @@ from . import settings as settings_mod
 from . import verify as verify_mod
 from . import weights as weights_mod
 from .errors import HarnessError
-from .fsutil import write_json_atomic
+from .fsutil import write_bytes_atomic, write_json_atomic
 from .manifest import Manifest
 from .progress import Progress, Step, note, silent
 from .project import Project
@@ -265,7 +265,20 @@ def _evaluate_team_locked(proj, team, dataset, names, mode, device, evaluator, d
         result["evaluator"] = evaluator_mod.local_description()
     write_json_atomic(target, result)
     write_json_atomic(proj.metrics_file(dataset, team.id), evaluate_mod.mean_metrics(result))
+    write_bytes_atomic(proj.plots_file(dataset, team.id), _csv(evaluate_mod.plot_rows(result)).encode())
     return result
+
+
+def _csv(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    columns = list(dict.fromkeys(key for row in rows for key in row)) or ["image"]
+    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    return buffer.getvalue()
 
 
 def reusable_evaluation(proj: Project, team: Manifest, dataset: str, mode: str, wanted: list[str]) -> dict | None:
@@ -338,9 +351,13 @@ def verifications(proj: Project, team_ids: list[str], dataset: str) -> list[dict
 
 def write_report(proj: Project, results: list[dict], dataset: str, settings: dict,
                  out_dir: Path | None = None) -> tuple[dict, list[Path]]:
-    """report.json, report.md and summary.csv; returns the report and the files written."""
-    built = report_mod.build(results, dataset, settings, proj.root)
-    return built, report_mod.write(built, out_dir or proj.report_dir)
+    """report.json (with each team's evidence and the leaderboards), report.md, summary.csv and the page
+    index.html; returns the report and the files written."""
+    from . import evidence, html_report
+
+    built = evidence.enrich(report_mod.build(results, dataset, settings, proj.root), proj)
+    written = report_mod.write(built, out_dir or proj.report_dir)
+    return built, written + [html_report.write(built, proj, out_dir or proj.report_dir)]
 
 
 def all_passed(results: list[dict]) -> bool:

@@ -124,16 +124,17 @@ def progress_display():
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path),
               help="The harness checkout to work in (default: the nearest folder upwards with teams/).")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks instead of short error messages.")
+@click.option("-v", "--verbose", is_flag=True, help="Show each evaluation's full table and findings.")
 @click.version_option(__version__, prog_name="harness")
 @click.pass_context
-def cli(ctx, root, debug):
+def cli(ctx, root, debug, verbose):
     """Re-run NTIRE 2025 SR x4 models, score them as the organizers did, and check published numbers.
 
     Settings come from params.yaml and can be overridden per command. Exit codes: 0 success,
     1 a check did not pass, 2 an error stopped the command.
     """
     ctx.ensure_object(dict)
-    ctx.obj.update(debug=debug, root=root, project=None)
+    ctx.obj.update(debug=debug, verbose=verbose, root=root, project=None)
 
 
 # --- catalogue ---------------------------------------------------------------------------------
@@ -589,7 +590,7 @@ def evaluate(ctx, sr_dir, hr_dir, lr_dir, team_id, dataset, metric_list, mode, d
                                          evaluator_name or config["evaluator"], config["docker"], progress,
                                          json_out, workers or settings.evaluation_workers({**config, "device": device}),
                                          max_megapixels)
-        _print_team_evaluation(result)
+        _print_team_evaluation(result, ctx.obj.get("verbose"))
         return
     if not (sr_dir and (hr_dir or lr_dir) and json_out):
         raise click.UsageError("--sr, --json and --hr or --lr (or both) are required (or use --team)")
@@ -665,18 +666,28 @@ def _remedy(fix: str) -> str:
     return f"run `{fix}`" if fix.startswith("harness ") else fix
 
 
-def _print_team_evaluation(result: dict) -> None:
+def _print_team_evaluation(result: dict, verbose: bool = False) -> None:
+    """One line per run (the pipeline's story); with --verbose, each run's table and findings."""
+    from .metrics import ALL_SPECS
+
     inference_state = result["inference"]
     if inference_state["status"] != "ok":
         failure = inference_state["failure"] or {}
         out(f"{result['team']}: inference {inference_state['status']} ({failure.get('kind')}): nothing to score")
         return
     for run in result["runs"]:
-        if run.get("status") == "ok":
+        if run.get("status") != "ok":
+            out(f"[red]{result['team']} {run['run']}: {run.get('failure') or run.get('failed_images')}[/red]")
+            continue
+        if verbose:
             out(f"[bold]{result['team']} {run['run']}[/bold]")
             _print_evaluation(run)
-        else:
-            out(f"[red]{result['team']} {run['run']}: {run.get('failure')}[/red]")
+            continue
+        means = ", ".join(f"{n} {run['mean'][n]:.{ALL_SPECS[n].precision + 2}f}" for n in run["metrics"]
+                          if n in run["mean"])
+        extra = [f"{len(run['findings'])} finding(s)"] if run["findings"] else []  # the report names gaps once
+        out(f"{result['team']} {run['run']}: {means}" + (f" ({'; '.join(extra)}; --verbose shows them)"
+                                                          if extra else ""), soft_wrap=True)
 
 
 @cli.command()
@@ -937,8 +948,11 @@ def report(ctx, dataset, team_list, out_dir, show, check):
             raise HarnessError(f"no report in {shown(ctx, out_dir)}", hint="run `dvc repro` or `harness report`")
         built = json.loads(path.read_text())
         results = built["teams"]
+        _print_not_computed(results)
         _print_report_table(results, built["dataset"])
         out(built["summary"])
+        if (out_dir / "index.html").exists():
+            out(f"report: {shown(ctx, out_dir / 'index.html')}")
     else:
         dataset = dataset or config["dataset"]
         team_ids = [t.strip() for t in team_list.split(",")] if team_list else config["teams"]
@@ -953,10 +967,30 @@ def _write_report(ctx, results: list[dict], dataset: str, config: dict, out_dir:
     from . import audit as audit_mod
 
     built, paths = audit_mod.write_report(project(ctx), results, dataset, config, out_dir)
-    _print_report_table(results, dataset)
-    for path in paths:
+    for path in paths[:-1]:
         out(f"wrote {shown(ctx, path)}")
+    _print_not_computed(results)
+    _print_report_table(results, dataset)
     out(built["summary"])
+    out(f"report: {shown(ctx, paths[-1])}")
+
+
+def _print_not_computed(results: list[dict]) -> None:
+    """Metrics no team could be scored on, said once, with the one command that fixes each cause."""
+    gaps: dict[str, set] = {}
+    for row in results:
+        for name, cell in row["metrics"].items():
+            if cell.get("status") == "unavailable":
+                gaps.setdefault(_remedy(cell.get("fetch") or ""), set()).add(name)
+    for remedy, names in gaps.items():
+        ordered = [n for n in metric_order() if n in names]
+        out(f"[yellow]not computed[/yellow]: {', '.join(ordered)}; {remedy}", soft_wrap=True)
+
+
+def metric_order() -> list[str]:
+    from .metrics import ALL_SPECS
+
+    return list(ALL_SPECS)
 
 
 def _print_report_table(results: list[dict], dataset: str) -> None:

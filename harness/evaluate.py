@@ -460,6 +460,34 @@ def _weight_checksums(cache_dir: Path) -> dict:
     return json.loads(listing.read_text()) if listing.exists() else {}
 
 
+def per_image_means(team_evaluation: dict) -> dict[str, dict[str, float | None]]:
+    """Per metric, each image's value averaged over the runs that were scored (None where it has none);
+    the LR consistency too, as 'lr_consistency'."""
+    runs = [r for r in team_evaluation.get("runs", []) if r.get("status") == "ok"]
+    if not runs:
+        return {}
+    stems = sorted(runs[0]["per_image"])
+    table = {}
+    for name in runs[0]["metrics"]:
+        values = {}
+        for stem in stems:
+            known = [r["per_image"][stem].get(name) for r in runs if r["per_image"][stem].get(name) is not None]
+            values[stem] = sum(known) / len(known) if known else None
+        if any(v is not None for v in values.values()):
+            table[name] = values
+    fits = [(r.get("lr_consistency") or {}).get("per_image") or {} for r in runs]
+    if all(fits):
+        table["lr_consistency"] = {stem: sum(f[stem]["psnr_y"] for f in fits) / len(fits) for stem in stems}
+    return table
+
+
+def plot_rows(team_evaluation: dict) -> list[dict]:
+    """One row per image with every per-image value: the pipeline's DVC plots file."""
+    table = per_image_means(team_evaluation)
+    stems = sorted(next(iter(table.values()), {}))
+    return [{"image": stem, **{name: values[stem] for name, values in table.items()}} for stem in stems]
+
+
 def mean_metrics(team_evaluation: dict) -> dict[str, float]:
     """Per metric, the mean over runs of the per-run means (the dvc metrics view)."""
     runs = [r for r in team_evaluation["runs"] if r.get("status") == "ok"]

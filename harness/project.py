@@ -52,6 +52,10 @@ class Project:
         """The per-team means that `dvc metrics` shows."""
         return self.metrics_dir / dataset / f"{team_id}.json"
 
+    def plots_file(self, dataset: str, team_id: str) -> Path:
+        """Per-image values, one row per image, that `dvc plots show` / `dvc plots diff` draw."""
+        return self.root / "plots" / dataset / f"{team_id}.csv"
+
     def slurm_dir(self, dataset: str) -> Path:
         """submitit's folders (one per job) and jobs.json."""
         return self.root / ".cache" / "slurm" / dataset

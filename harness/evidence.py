@@ -1,0 +1,148 @@
+"""What the report shows beyond the verdict rows, gathered from the files an audit leaves: each team's
+per-image values, its runs' means, a provenance summary, its worst images with the crop where the
+output differs most, and the leaderboards re-ranked with the reproduced values.
+
+Everything here goes into report.json; the HTML page is a view of it (plus the crops it cuts again
+from the images named here).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics as M
+from .evaluate import per_image_means
+from .project import Project
+
+WORST_IMAGES = 2
+CROP = 96  # pixels of the output shown per image
+TRACKS = {"track1": ("psnr", "restoration (PSNR)"), "track2": (M.SCORE.name, "perceptual (score)")}
+
+
+def enrich(report: dict, proj: Project) -> dict:
+    """Add per-team evidence and the leaderboards to a built report (in place); return it."""
+    dataset = report["dataset"]
+    for row in report["teams"]:
+        row["evidence"] = team_evidence(proj, row, dataset)
+    report["leaderboards"] = leaderboards(proj, report["teams"], dataset)
+    return report
+
+
+def team_evidence(proj: Project, row: dict, dataset: str) -> dict:
+    evaluation_path = proj.evaluation_file(dataset, row["team"])
+    if not evaluation_path.exists():
+        return {}
+    evaluation = json.loads(evaluation_path.read_text())
+    runs = [r for r in evaluation.get("runs", []) if r.get("status") == "ok"]
+    if not runs:
+        return {}
+    per_image = per_image_means(evaluation)
+    out = {"per_image": per_image,
+           "run_means": {r["run"]: r["mean"] for r in runs},
+           "provenance": provenance(proj, row["team"], dataset, evaluation),
+           "worst": worst_images(proj, row["team"], dataset, per_image, runs[0]["run"],
+                                 evaluation.get("ground_truth", True))}
+    return out
+
+
+def provenance(proj: Project, team_id: str, dataset: str, evaluation: dict) -> dict:
+    """The facts a reader needs to trust a run, from its record: where, with what, which bytes."""
+    record_path = proj.team_runs(dataset, team_id) / "record.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    first = (record.get("runs") or [{}])[0].get("provenance", {})
+    container = first.get("container") or {}
+    return {"runner": record.get("runner"), "device": record.get("device"), "torch": first.get("torch"),
+            "cuda": first.get("cuda"), "gpu": first.get("gpu"), "seed": first.get("seed"),
+            "determinism_flags": first.get("determinism_flags"), "image": container.get("image"),
+            "image_id": container.get("image_id"), "slurm_job_id": record.get("slurm_job_id"),
+            "manifest_hash": record.get("manifest_hash"), "source": record.get("source"),
+            "outputs_digest": [r.get("outputs_digest") for r in evaluation.get("runs", [])],
+            "evaluator": evaluation.get("evaluator"), "pyiqa": evaluation.get("pyiqa_version"),
+            "metric_weights": len(evaluation.get("metric_weights") or {})}
+
+
+def worst_images(proj: Project, team_id: str, dataset: str, per_image: dict, run: str,
+                 ground_truth: bool) -> list[dict]:
+    """The team's worst images (lowest PSNR, or lowest LR consistency without ground truth) and where in
+    each the output differs most from the reference (ground truth, else the bicubic-enlarged input)."""
+    by = "psnr" if ground_truth and "psnr" in per_image else "lr_consistency"
+    values = {s: v for s, v in per_image.get(by, {}).items() if v is not None}
+    chosen = sorted(values, key=values.get)[:WORST_IMAGES]
+    out = []
+    for stem in chosen:
+        paths = image_paths(proj, team_id, dataset, run, stem)
+        if not paths["output"].exists():
+            continue
+        box, peak = crop_box(*crop_inputs(paths, ground_truth))
+        out.append({"image": stem, "by": by, "value": values[stem], "crop": box, "max_abs_diff": peak,
+                    "compared_with": "ground truth" if ground_truth else "bicubic-enlarged LR input"})
+    return out
+
+
+def image_paths(proj: Project, team_id: str, dataset: str, run: str, stem: str) -> dict[str, Path]:
+    data = proj.data_dir / dataset
+    return {"output": proj.team_runs(dataset, team_id) / run / f"{stem}x4.png", "truth": data / "HR" / f"{stem}.png",
+            "lr": data / "LR" / f"{stem}x4.png"}
+
+
+def crop_inputs(paths: dict[str, Path], ground_truth: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(output, reference) as HxWx3 uint8 of the same size."""
+    from .imageio import read_rgb8
+    from .imresize import imresize
+
+    output = read_rgb8(paths["output"])
+    reference = read_rgb8(paths["truth"]) if ground_truth else imresize(read_rgb8(paths["lr"]), 4)
+    height, width = min(output.shape[0], reference.shape[0]), min(output.shape[1], reference.shape[1])
+    return output[:height, :width], reference[:height, :width]
+
+
+def crop_box(output: np.ndarray, reference: np.ndarray) -> tuple[list[int], int]:
+    """[top, left, height, width] of the CROP-pixel window with the largest total absolute difference."""
+    import cv2
+
+    diff = np.abs(output.astype(np.int16) - reference.astype(np.int16)).max(axis=2).astype(np.float32)
+    size = min(CROP, diff.shape[0], diff.shape[1])
+    window = cv2.boxFilter(diff, -1, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    half = size // 2
+    valid = window[half:diff.shape[0] - (size - half) + 1, half:diff.shape[1] - (size - half) + 1]
+    top, left = np.unravel_index(int(np.argmax(valid)), valid.shape)
+    return [int(top), int(left), size, size], int(diff.max())
+
+
+def leaderboards(proj: Project, rows: list[dict], dataset: str) -> dict:
+    """Each track re-ranked by the reproduced values beside the published ranks (given by the manifest,
+    else from the published values); ties broken by the unrounded values, as the organizers did."""
+    from . import registry
+
+    boards = {}
+    for track, (metric, title) in TRACKS.items():
+        entries = []
+        for row in rows:
+            cell = row["metrics"].get(metric)
+            if cell is None:
+                continue
+            published = registry.load(proj, row["team"]).published(dataset) or {}
+            entries.append({"team": row["team"], "published": cell["published"], "precision": cell["precision"],
+                            "published_rank": (published.get("ranks") or {}).get(track),
+                            "reproduced": cell.get("reproduced"), "verdict": row["verdict"]})
+        if not entries:
+            continue
+        if any(e["published_rank"] is None for e in entries):  # rank by the published values instead
+            for rank, entry in enumerate(sorted(entries, key=lambda e: -e["published"]), start=1):
+                entry["published_rank"] = rank
+        # positions among the teams of this audit, so that a partial audit compares like with like
+        for position, entry in enumerate(sorted(entries, key=lambda e: e["published_rank"]), start=1):
+            entry["published_position"] = position
+        ranked = sorted((e for e in entries if e["reproduced"] is not None), key=lambda e: -e["reproduced"])
+        for rank, entry in enumerate(ranked, start=1):
+            entry["reproduced_rank"] = rank
+            entry["change"] = entry["published_position"] - rank
+        for entry in entries:
+            entry.setdefault("reproduced_rank", None)
+            entry.setdefault("change", None)
+        boards[track] = {"metric": metric, "title": title,
+                         "entries": sorted(entries, key=lambda e: e["published_rank"])}
+    return boards
