@@ -141,3 +141,73 @@ def test_sigterm_during_a_parallel_evaluation_leaves_no_worker_and_the_last_resu
     again = subprocess.run(evaluate, cwd=project, env=env, capture_output=True, text=True)
     assert again.returncode == 0
     assert json.loads(result.read_text())["runs"][0]["per_image"] == json.loads(before)["runs"][0]["per_image"]
+
+
+def test_sigterm_during_an_import_download_then_the_same_command_resumes(project, tmp_path):
+    """`harness data import` of an archive URL served slowly: SIGTERM mid-transfer leaves no staging and
+    no dataset; the same command again resumes the download and imports."""
+    import io
+    import threading
+    import zipfile
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import numpy as np
+
+    from harness.imageio import encode_png
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for index in range(901, 1001):
+            noise = np.random.default_rng(index).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+            archive.writestr(f"LR/{index:04d}x4.png", encode_png(noise))
+    payload, ranges = buffer.getvalue(), []
+
+    class Slow(BaseHTTPRequestHandler):
+        delay = 0.05
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
+            ranges.append(start)
+            self.send_response(206 if start else 200)
+            self.send_header("Content-Length", str(len(payload) - start))
+            if start:
+                self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
+            self.end_headers()
+            for offset in range(start, len(payload), 16384):  # about 8 s for the whole archive
+                self.wfile.write(payload[offset:offset + 16384])
+                time.sleep(type(self).delay)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    server.handle_error = lambda request, address: None  # the client hanging up mid-transfer is the point
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/lr.zip"
+    command = [sys.executable, "-m", "harness.cli", "data", "import", "ntire2025-test", "--lr", url]
+    env = {**os.environ, "HARNESS_DOWNLOADS": str(tmp_path / "downloads"), "COLUMNS": "200"}
+    try:
+        process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        deadline = time.time() + 60
+        def written():  # the download writes whole blocks: wait for the first one
+            return sum(p.stat().st_size for p in (tmp_path / "downloads").rglob("*.part"))
+
+        while written() == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 128 + signal.SIGTERM and "Traceback" not in stderr, stderr
+        data = project / "data"
+        assert not (data / "ntire2025-test").exists()
+        assert not any(p.is_dir() and p.name.startswith(".ntire2025-test") for p in data.iterdir())
+
+        Slow.delay = 0
+        again = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert ranges[-1] > 0  # the second transfer resumed where the first stopped
+        assert len(list((data / "ntire2025-test" / "LR").glob("*.png"))) == 100
+    finally:
+        server.shutdown()
+        server.server_close()
