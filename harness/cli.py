@@ -413,14 +413,21 @@ def fetch_metric_weights(ctx, metric_names, best_effort):
     with progress_display() as progress:
         status = metric_weights.fetch(names, proj.metric_cache, proj.downloads_dir,
                                       transfer(progress, "metric weights"))
-    for rel, state in status.items():
-        out(f"{state:8} {rel}", soft_wrap=True)
     failed = [rel for rel, state in status.items() if state.startswith("failed")]
+    if ctx.obj.get("verbose") or not best_effort:
+        for rel, state in status.items():
+            out(f"{state:8} {rel}", soft_wrap=True)
+    else:  # the pipeline's story: one line for what is there, one for what is not
+        ready = [n for n in names if not any(w.path in failed for w in METRICS[n].weight_files)]
+        out(f"metric weights ready: {', '.join(ready) or 'none'}")
     if failed:
-        message = f"{len(failed)} file(s) could not be fetched; their metrics stay unavailable"
+        missing = [n for n in names if any(w.path in failed for w in METRICS[n].weight_files)]
+        message = (f"{len(failed)} file(s) could not be fetched; {', '.join(missing)} stay unavailable"
+                   + ("" if ctx.obj.get("verbose") or not best_effort else " (`harness -v fetch metric-weights` "
+                      "lists each file and why)"))
         if not best_effort:
             raise HarnessError(message, hint="check the network, or place the files in the cache by hand")
-        err(f"[yellow]warning:[/yellow] {message}")
+        err(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
 
 
 @cli.group("data")
