@@ -66,3 +66,12 @@ def test_evaluate_runs_from_an_empty_folder(installed, tmp_path, mini_data):
     assert result["n_images"] == 6 and result["mean"]["ssim"] == pytest.approx(1.0)
     assert "niqe" in result["unavailable"]  # no weights here: said, not zero
     assert sorted(p.name for p in empty.iterdir()) == ["out.json"]
+
+
+def test_the_wheel_carries_the_report_template(installed, tmp_path):
+    done = subprocess.run([str(installed / "bin" / "python"), "-c",
+                           "import jinja2; loader = jinja2.PackageLoader('harness', 'templates');"
+                           "print(loader.get_source(jinja2.Environment(), 'report.html')[1])"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert str(installed) in done.stdout
