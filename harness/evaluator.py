@@ -1,8 +1,8 @@
 """Where a team's outputs are scored: in this Python environment, or in the evaluator image.
 
 The image runs `harness evaluate --team` with no network, a read-only root file system, the team's
-runs, the ground truth and the metric-weights cache mounted read-only, and only the two result
-folders writable. Every evaluation records which evaluator scored it.
+runs, the ground truth, the LR inputs and the metric-weights cache mounted read-only, and only the three
+result folders (evaluations, metrics, plots) writable. Every evaluation records which evaluator scored it.
 """
 
 from __future__ import annotations
@@ -48,13 +48,12 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], 
     runs = proj.team_runs(dataset, team.id)
     hr_dir, lr_dir = data_mod.references(dataset, proj.data_dir)
     with tempfile.TemporaryDirectory(prefix="harness-eval-") as scratch:
-        evaluations, metrics = Path(scratch) / "evaluations", Path(scratch) / "metrics"
-        for folder in (evaluations, metrics):
+        written = {name: Path(scratch) / name for name in ("evaluations", "metrics", "plots")}  # the only writable
+        for folder in written.values():
             folder.mkdir()
             folder.chmod(0o777)
-        mounts = [Mount(f"{PROJECT}/teams/{team.id}", str(team.dir.resolve()), type="bind", read_only=True),
-                  Mount(f"{PROJECT}/evaluations", str(evaluations), type="bind"),
-                  Mount(f"{PROJECT}/metrics", str(metrics), type="bind")]
+        mounts = [Mount(f"{PROJECT}/teams/{team.id}", str(team.dir.resolve()), type="bind", read_only=True)]
+        mounts += [Mount(f"{PROJECT}/{name}", str(folder), type="bind") for name, folder in written.items()]
         if runs.is_dir():
             mounts.append(Mount(f"{PROJECT}/runs/{dataset}/{team.id}", str(runs.resolve()), type="bind", read_only=True))
         for folder in (hr_dir, lr_dir):
