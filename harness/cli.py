@@ -477,7 +477,7 @@ def weights_import(ctx, team_id, path):
 
     proj = project(ctx)
     team = registry.load(proj, team_id)
-    pins = weights_mod.import_weights(team, path, proj.weights_dir)
+    pins = weights_mod.import_weights(team, path, proj.weights_dir, proj.downloads_dir)
     for name, digest in sorted(pins.items()):
         out(f"{team.id}: {name}  sha256 {digest[:16]}…")
     out(f"imported {len(pins)} file(s) into {shown(ctx, proj.team_weights(team.id))} (checksums pinned)")

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
+from . import locks
 from .errors import HarnessError
 from .fsutil import replace_dir
 
@@ -82,8 +83,21 @@ def fetch(code_cache: Path, team) -> Path:
             raise CodeUnavailable(f"{target} has local changes to tracked files",
                                   hint=f"remove {target} and run `harness fetch code {team.id}` again")
         return target
-    url = source(code["repository"])
     target.parent.mkdir(parents=True, exist_ok=True)
+    # teams of one repository share its checkout: one process clones it, the others are told who does
+    with locks.held(target.parent / f".{target.name}.lock", f"the checkout {target.name}"):
+        if _at_commit(target, code["commit"]):
+            return target
+        return _clone(code, target)
+
+
+def _clone(code: dict, target: Path) -> Path:
+    import git
+
+    url = source(code["repository"])
+    for abandoned in target.parent.glob(f".{target.name}.*"):  # staging a killed clone left behind
+        if abandoned.is_dir():
+            shutil.rmtree(abandoned, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         repo = git.Repo.clone_from(url, staging, no_checkout=True)

@@ -36,7 +36,18 @@ def fetch(team: Manifest, weights_root: Path, cache_dir: Path, repo_root: Path,
     in place (placed by hand or imported, e.g. from the Baidu mirror) is accepted and pinned file by
     file; a Google Drive folder is downloaded file by file, each pinned the same way.
     """
-    folder = weights_dir(weights_root, team)
+    with _writing(team, cache_dir):
+        return _fetch_locked(team, weights_dir(weights_root, team), cache_dir, repo_root, progress)
+
+
+def _writing(team: Manifest, cache_dir: Path):
+    """One writer of a team's weights (the lock is not beside the folder: weights/ is a pipeline input)."""
+    from . import locks
+
+    return locks.held(Path(cache_dir) / "locks" / f"weights-{team.id}.lock", f"the weights of {team.id}")
+
+
+def _fetch_locked(team: Manifest, folder: Path, cache_dir: Path, repo_root: Path, progress) -> list[Path]:
     seen = _pins(folder)
     fetched = []
     pins = {}
@@ -158,9 +169,14 @@ def _pins(folder: Path) -> dict[str, str]:
     return json.loads((folder / LISTING).read_text()) if (folder / LISTING).exists() else {}
 
 
-def import_weights(team: Manifest, source: Path, weights_root: Path) -> dict[str, str]:
+def import_weights(team: Manifest, source: Path, weights_root: Path, cache_dir: Path) -> dict[str, str]:
     """Weights downloaded by hand (a folder or an archive) placed as the manifest names them, every file
     pinned; nothing changes unless every name the manifest declares is there. Returns the pins."""
+    with _writing(team, cache_dir):
+        return _import_locked(team, Path(source), weights_root)
+
+
+def _import_locked(team: Manifest, source: Path, weights_root: Path) -> dict[str, str]:
     from .archive import materialise_tree
 
     folder = weights_dir(weights_root, team)

@@ -249,19 +249,20 @@ def test_weights_import_checks_names_and_pins(tmp_path):
     downloaded = tmp_path / "baidu" / "model_zoo"
     (downloaded / "team07_Demo").mkdir(parents=True)
     (downloaded / "team07_Demo" / "model.pth").write_bytes(b"weights")
-    pins = weights.import_weights(team, downloaded, tmp_path / "weights")  # the parent folder
+    pins = weights.import_weights(team, downloaded, tmp_path / "weights", tmp_path / "downloads")  # the parent folder
     assert pins == {"team07_Demo/model.pth": hashlib.sha256(b"weights").hexdigest()}
     assert (tmp_path / "weights" / "demo" / "team07_Demo" / "model.pth").read_bytes() == b"weights"
 
     archive = tmp_path / "team07.tar.gz"  # the team's folder itself, as an archive
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(downloaded / "team07_Demo", arcname="team07_Demo")
-    assert weights.import_weights(team, archive, tmp_path / "weights") == pins
-    assert weights.import_weights(team, downloaded / "team07_Demo", tmp_path / "weights") == pins
+    assert weights.import_weights(team, archive, tmp_path / "weights", tmp_path / "downloads") == pins
+    itself = downloaded / "team07_Demo"
+    assert weights.import_weights(team, itself, tmp_path / "weights", tmp_path / "downloads") == pins
 
     (downloaded / "team07_Demo" / "model.pth").write_bytes(b"other weights")
     with pytest.raises(ChecksumMismatch, match="team07_Demo/model.pth"):
-        weights.import_weights(team, downloaded, tmp_path / "weights")
+        weights.import_weights(team, downloaded, tmp_path / "weights", tmp_path / "downloads")
     assert (tmp_path / "weights" / "demo" / "team07_Demo" / "model.pth").read_bytes() == b"weights"
 
     wrong = folder_team(tmp_path)
@@ -269,6 +270,6 @@ def test_weights_import_checks_names_and_pins(tmp_path):
     empty = tmp_path / "empty"
     (empty / "team07_Demo").mkdir(parents=True)
     with pytest.raises(WeightsUnavailable, match="team07_Demo/: missing") as caught:
-        weights.import_weights(wrong, empty, tmp_path / "elsewhere")
+        weights.import_weights(wrong, empty, tmp_path / "elsewhere", tmp_path / "downloads")
     assert "extra.pth: missing" in caught.value.message
     assert not (tmp_path / "elsewhere" / "demo").exists()

@@ -211,3 +211,17 @@ def test_sigterm_during_an_import_download_then_the_same_command_resumes(project
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_weights_fetch_while_another_process_writes_them_is_refused(project, tmp_path):
+    from harness import locks
+
+    downloads = tmp_path / "downloads"
+    with locks.held(downloads / "locks" / "weights-realesrgan-x4plus.lock", "the weights of realesrgan-x4plus"):
+        done = subprocess.run([sys.executable, "-m", "harness.cli", "fetch", "weights", "realesrgan-x4plus"],
+                              cwd=project, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "HARNESS_DOWNLOADS": str(downloads), "COLUMNS": "200"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert f"the weights of realesrgan-x4plus is being written by another harness process (PID {os.getpid()}" in message
+    assert not (project / "weights" / "realesrgan-x4plus").exists()
