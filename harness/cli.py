@@ -657,7 +657,7 @@ def _print_evaluation(payload: dict) -> None:
             table.add_row(name, f"{payload['mean'][name]:.{ALL_SPECS[name].precision + 2}f}", "")
         elif name in payload["unavailable"]:
             gap = payload["unavailable"][name]
-            table.add_row(name, "unavailable", f"{gap['reason']}; {_remedy(gap['fetch'])}")
+            table.add_row(name, "unavailable", f"{gap['reason']}; {_report_remedy(gap['fetch'])}")
     fit = payload.get("lr_consistency")
     if fit and fit["mean_psnr_y"] is not None:
         table.add_row("LR consistency", f"{fit['mean_psnr_y']:.2f}",
@@ -667,10 +667,6 @@ def _print_evaluation(payload: dict) -> None:
         out(f"[yellow]{finding['kind']}[/yellow] {finding['image']}: {finding['message']}")
     for image, message in payload["failed_images"].items():
         err(f"[red]failed[/red] {image}: {message}")
-
-
-def _remedy(fix: str) -> str:
-    return f"run `{fix}`" if fix.startswith("harness ") else fix
 
 
 def _print_team_evaluation(result: dict, verbose: bool = False) -> None:
@@ -907,7 +903,7 @@ def _print_verification(result: dict) -> None:
         digits = (row["precision"] if row["precision"] is not None else 4) + 2
         if row["reproduced"] is None:
             table.add_row(name, report_mod.fmt(row["published"], row["precision"]), "—", "—",
-                          f"{row['tolerance']:.4f}", f"unavailable: {_remedy(row['fetch'])}")
+                          f"{row['tolerance']:.4f}", f"unavailable: {_report_remedy(row['fetch'])}")
             continue
         reproduced = report_mod.fmt(row["reproduced"], digits)
         if row.get("spread") is not None:
@@ -988,16 +984,18 @@ def _print_not_computed(results: list[dict]) -> None:
     for row in results:
         for name, cell in row["metrics"].items():
             if cell.get("status") == "unavailable":
-                gaps.setdefault(_remedy(cell.get("fetch") or ""), set()).add(name)
+                gaps.setdefault(_report_remedy(cell.get("fetch") or ""), set()).add(name)
     for remedy, names in gaps.items():
-        ordered = [n for n in metric_order() if n in names]
+        from .metrics import ALL_SPECS
+
+        ordered = [n for n in ALL_SPECS if n in names]
         out(f"[yellow]not computed[/yellow]: {', '.join(ordered)}; {remedy}", soft_wrap=True)
 
 
-def metric_order() -> list[str]:
-    from .metrics import ALL_SPECS
+def _report_remedy(fix: str) -> str:
+    from .report import remedy_text
 
-    return list(ALL_SPECS)
+    return remedy_text(fix)
 
 
 def _print_report_table(results: list[dict], dataset: str) -> None:

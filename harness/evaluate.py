@@ -152,8 +152,9 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
     builtin = [n for n in base if M.METRICS[n].backend == "builtin"]
     cache = Path(metric_cache or ".cache/metric-weights")
     usable = []
+    weights = scoring.PyiqaMetrics(cache)
     for name in (n for n in base if M.METRICS[n].backend == "pyiqa"):
-        reason = scoring.PyiqaMetrics(cache).unavailable_reason(name)
+        reason = weights.unavailable_reason(name)
         if reason:
             result.unavailable[name] = {"reason": reason, "fetch": f"{M.FETCH_COMMAND} {name}"}
         else:

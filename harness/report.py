@@ -30,6 +30,11 @@ def verdict_label(result: dict) -> str:
     return label
 
 
+def remedy_text(fix: str) -> str:
+    """How a gap is fixed, in words: a harness command is to be run, anything else is said as it is."""
+    return f"run `{fix}`" if fix.startswith("harness ") else fix
+
+
 def fmt(value, precision: int | None) -> str:
     if value is None:
         return "—"
@@ -108,8 +113,7 @@ def to_markdown(report: dict) -> str:
                           for n, row in r["metrics"].items() if row.get("status") == "unavailable"})
     if unavailable:
         lines += ["## Metrics not computed", ""]
-        lines += [f"- {n}: {reason} — " + (f"run `{fix}`" if fix.startswith("harness ") else fix)
-                  for n, reason, fix in unavailable]
+        lines += [f"- {n}: {reason} — {remedy_text(fix)}" for n, reason, fix in unavailable]
         lines.append("")
     findings = [(r["team"], f) for r in results for f in r.get("findings", [])]
     if findings:
