@@ -87,8 +87,7 @@ class DockerRunner:
                 except APIError as exc:
                     raise _refused(team, device, exc) from None
                 splitter = LineSplitter(log, request.on_progress)
-                reader = threading.Thread(target=lambda: [splitter.feed(c) for c in
-                                                          container.logs(stream=True, follow=True)], daemon=True)
+                reader = threading.Thread(target=_follow_logs, args=(container, splitter), daemon=True)
                 reader.start()
                 try:
                     code = container.wait(timeout=limits["timeout_s"])["StatusCode"]
@@ -125,6 +124,23 @@ class DockerRunner:
             **describe(limits), "gpus": str(self.settings["gpus"]) if device.startswith("cuda") else None}
         provenance["host"] = {**harness_info(repo_root), "pid": os.getpid()}
         write_json_atomic(path, provenance)
+
+
+def _follow_logs(container, splitter) -> None:
+    """Feed the container's output to the splitter until it ends. The client's read timeout also cuts a
+    log stream when a container is quiet for a while: then follow again from that moment."""
+    import time
+
+    since = None
+    while True:
+        try:
+            for chunk in container.logs(stream=True, follow=True, since=since):
+                splitter.feed(chunk)
+            return
+        except Exception as exc:
+            if not _is_timeout(exc):
+                return  # the container is gone: wait() reports how it ended
+            since = int(time.time())
 
 
 def _is_timeout(exc: Exception) -> bool:
