@@ -137,23 +137,33 @@ def cli(ctx, root, debug, verbose):
     ctx.obj.update(debug=debug, verbose=verbose, root=root, project=None)
 
 
+CHALLENGE_HELP = ("Every team of this challenge (challenges/ID.yaml), on its test dataset unless --dataset "
+                  "says otherwise; instead of --teams.")
+
+
 # --- catalogue ---------------------------------------------------------------------------------
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
 @click.option("--runnable", "only_runnable", is_flag=True, help="Only teams that can run as published.")
-@click.option("--track", type=click.Choice(["restoration", "perceptual"]),
-              help="Only teams ranked in this track (restoration: Track 1 by PSNR; perceptual: Track 2 by score).")
-@click.option("--challenge", type=click.Choice(["ntire2025-sr-x4", "mini"]), help="Only teams of this suite.")
+@click.option("--track", metavar="NAME",
+              help="Only teams ranked in this track, by the name their challenge gives it (restoration: Track 1 "
+                   "by PSNR; perceptual: Track 2 by score).")
+@click.option("--challenge", metavar="ID", help="Only teams of this challenge (a file challenges/ID.yaml).")
 @click.pass_context
 def list_teams(ctx, as_json, only_runnable, track, challenge):
-    """List every team: ranks, headline published numbers, status, determinism and recipe."""
+    """List every team: ranks, headline published numbers, status, determinism and recipe.
+
+    The rank and value columns are each track's, as its challenge defines them."""
     from rich.table import Table
 
-    from . import registry
-    from .metrics import SCORE
+    from . import challenge as challenge_mod, registry
+    from .metrics import all_specs
 
+    if challenge:
+        challenge_mod.get(challenge)
     teams, problems = registry.load_all(project(ctx))
+    rules = challenge_mod.catalogue()
     rows = []
     for team in teams:
         if (only_runnable and not team.runnable) or (track and track not in team.data.get("tracks", [])) \
@@ -165,21 +175,30 @@ def list_teams(ctx, as_json, only_runnable, track, challenge):
                      "entry": team.entry["kind"], "recipe": (team.container or {}).get("recipe"),
                      "dataset": dataset, "ranks": published.get("ranks", {}),
                      "published": published.get("values", {})})
-    rows.sort(key=lambda r: (r["challenge"], r["ranks"].get("track1", 99), r["id"]))
+    rows.sort(key=lambda r: (r["challenge"], r["ranks"].get(rules[r["challenge"]].tracks[0].id, 10**6), r["id"]))
     if as_json:
         click.echo(json.dumps({"teams": rows, "invalid": [p.as_dict() for p in problems]}, indent=2))
     else:
-        table = Table(title=f"{len(rows)} team(s)")
-        for column in ("id", "name", "T1", "T2", "PSNR", "score", "on", "status", "determinism", "recipe"):
-            table.add_column(column, justify="right" if column in ("T1", "T2", "PSNR", "score") else "left")
-        for row in rows:
-            pub = row["published"]
-            table.add_row(row["id"], row["name"], str(row["ranks"].get("track1", "")),
-                          str(row["ranks"].get("track2", "")), _cell(pub.get("psnr"), 2),
-                          _cell(pub.get(SCORE.name), 4), row["dataset"] or "—",
-                          "runnable" if row["runnable"] else "[yellow]not runnable[/yellow]", row["determinism"],
-                          row["recipe"] or row["entry"])
-        out(table)
+        for challenge_id in dict.fromkeys(r["challenge"] for r in rows):  # one table per challenge
+            members = [r for r in rows if r["challenge"] == challenge_id]
+            tracks = rules[challenge_id].tracks
+            table = Table(title=f"{rules[challenge_id].name} ({challenge_id}): {len(members)} team(s)")
+            table.add_column("id")
+            table.add_column("name")
+            for t in tracks:
+                table.add_column(t.id.replace("track", "T"), justify="right")
+                table.add_column(all_specs()[t.rank_by].title, justify="right")
+            for column in ("on", "status", "determinism", "recipe"):
+                table.add_column(column)
+            for row in members:
+                cells = [row["id"], row["name"]]
+                for t in tracks:
+                    cells += [str(row["ranks"].get(t.id, "")),
+                              _cell(row["published"].get(t.rank_by), all_specs()[t.rank_by].precision)]
+                table.add_row(*cells, row["dataset"] or "—",
+                              "runnable" if row["runnable"] else "[yellow]not runnable[/yellow]",
+                              row["determinism"], row["recipe"] or row["entry"])
+            out(table)
         for problem in problems:
             err(f"[red]invalid[/red] {problem}")
     if problems:
@@ -214,24 +233,47 @@ def show(ctx, team_id):
 def validate(ctx, targets):
     """Check manifests against the schema and the semantic rules.
 
-    TARGETS are team ids or paths to manifest files or team folders; none means every team.
-    Exits 1 if any manifest has a problem; each problem names the file, field, value and rule.
+    TARGETS are team ids or paths to manifest files or team folders; none means every team, the
+    challenge files (challenges/*.yaml) and each challenge's published table as a whole: every track's
+    ranks are 1..N and follow the track's rule.
+    Exits 1 if anything has a problem; each problem names the file, field, value and rule.
     """
-    from . import registry
+    from . import challenge, data, leaderboard, metrics, registry
 
     proj = project(ctx)
+
+    def passed(problems, ok_line) -> bool:
+        for problem in problems:
+            out(f"[red]error[/red] {problem}", soft_wrap=True)
+        if not problems:
+            out(f"[green]ok[/green]    {ok_line}")
+        return not problems
+
+    rules, tables_ok = {}, True
+    if not targets:
+        try:
+            rules = challenge.catalogue()
+            metrics.all_specs(), data.all_datasets()  # what the challenges name exists
+            passed([], f"challenges/: {', '.join(rules)}")
+        except ManifestError as exc:
+            tables_ok = passed(exc.problems, "")
     paths = registry.manifest_paths(proj, targets)
-    failed = 0
+    teams, failed = [], 0
     for path in paths:
         try:
-            registry.validate(proj, path)
-            out(f"[green]ok[/green]    {shown(ctx, path)}")
+            teams.append(registry.validate(proj, path))
+            passed([], shown(ctx, path))
         except ManifestError as exc:
             failed += 1
-            for problem in exc.problems:
-                out(f"[red]error[/red] {problem}", soft_wrap=True)
+            passed(exc.problems, "")
+    for rules_of_one in rules.values():
+        members = [t for t in teams if t.data["challenge"] == rules_of_one.id]
+        if members:
+            tables_ok &= passed(leaderboard.rank_problems(rules_of_one, members),
+                                f"{rules_of_one.id}'s table ({len(members)} teams): "
+                                + "; ".join(t.rule() for t in rules_of_one.tracks))
     out(f"{len(paths) - failed} valid, {failed} invalid")
-    if failed:
+    if failed or not tables_ok:
         sys.exit(EXIT_CHECK_FAILED)
 
 
@@ -251,12 +293,12 @@ def list_metrics():
     """List the metrics the harness computes: reference, direction, published decimals, tolerance, weights."""
     from rich.table import Table
 
-    from .metrics import ALL_SPECS
+    from .metrics import all_specs
 
     table = Table(title="metrics (in report order)")
     for column in ("name", "title", "kind", "better", "decimals", "tolerance", "score term", "weight files"):
         table.add_column(column)
-    for spec in ALL_SPECS.values():
+    for spec in all_specs().values():
         tolerance = " + ".join(part for part in (f"{spec.tolerance_abs:g}" if spec.tolerance_abs else "",
                                                  f"{spec.tolerance_rel:g}×|v|" if spec.tolerance_rel else "") if part)
         term = spec.score_term
@@ -647,14 +689,14 @@ def _settings_here(ctx) -> tuple[dict, Path]:
 def _print_evaluation(payload: dict) -> None:
     from rich.table import Table
 
-    from .metrics import ALL_SPECS
+    from .metrics import all_specs
 
     table = Table(title=f"{payload['n_images']} image(s), {payload['mode']} mode")
     for column, justify in (("metric", "left"), ("mean", "right"), ("note", "left")):
         table.add_column(column, justify=justify)
     for name in payload["metrics"]:
         if name in payload["mean"]:
-            table.add_row(name, f"{payload['mean'][name]:.{ALL_SPECS[name].precision + 2}f}", "")
+            table.add_row(name, f"{payload['mean'][name]:.{all_specs()[name].precision + 2}f}", "")
         elif name in payload["unavailable"]:
             gap = payload["unavailable"][name]
             table.add_row(name, "unavailable", f"{gap['reason']}; {_report_remedy(gap['fetch'])}")
@@ -671,7 +713,7 @@ def _print_evaluation(payload: dict) -> None:
 
 def _print_team_evaluation(result: dict, verbose: bool = False) -> None:
     """One line per run (the pipeline's story); with --verbose, each run's table and findings."""
-    from .metrics import ALL_SPECS
+    from .metrics import all_specs
 
     inference_state = result["inference"]
     if inference_state["status"] != "ok":
@@ -686,7 +728,7 @@ def _print_team_evaluation(result: dict, verbose: bool = False) -> None:
             out(f"[bold]{result['team']} {run['run']}[/bold]")
             _print_evaluation(run)
             continue
-        means = ", ".join(f"{n} {run['mean'][n]:.{ALL_SPECS[n].precision + 2}f}" for n in run["metrics"]
+        means = ", ".join(f"{n} {run['mean'][n]:.{all_specs()[n].precision + 2}f}" for n in run["metrics"]
                           if n in run["mean"])
         extra = [f"{len(run['findings'])} finding(s)"] if run["findings"] else []  # the report names gaps once
         out(f"{result['team']} {run['run']}: {means}" + (f" ({'; '.join(extra)}; --verbose shows them)"
@@ -869,8 +911,9 @@ def verify(ctx, team_id, dataset, device, runner_name, gpus, mode, from_outputs,
               help=FROM_OUTPUTS_HELP + " A source holding every team's folder is narrowed to each team's own.")
 @click.option("--mode", type=click.Choice(settings.MODES), help="Evaluation mode (default: params.yaml).")
 @click.option("--rerun", is_flag=True, help="Ignore earlier results.")
+@click.option("--challenge", "challenge_id", metavar="ID", help=CHALLENGE_HELP)
 @click.pass_context
-def audit(ctx, dataset, team_list, from_outputs, mode, rerun):
+def audit(ctx, dataset, team_list, from_outputs, mode, rerun, challenge_id):
     """Verify every team and write the report: the whole audit without DVC.
 
     A team that cannot run, or fails, is reported with its reason; the others carry on.
@@ -879,9 +922,8 @@ def audit(ctx, dataset, team_list, from_outputs, mode, rerun):
     from . import audit as audit_mod
 
     proj, config = project(ctx), params(ctx)
-    dataset = dataset or config["dataset"]
+    team_ids, dataset = _selection(ctx, team_list, dataset, challenge_id)
     mode = mode or config["mode"]
-    team_ids = [t.strip() for t in team_list.split(",")] if team_list else config["teams"]
     with progress_display() as progress:
         results = audit_mod.audit(proj, team_ids, dataset, config, audit_mod.RunOptions.from_settings(config), mode,
                                   from_outputs, rerun, progress)
@@ -890,11 +932,27 @@ def audit(ctx, dataset, team_list, from_outputs, mode, rerun):
         sys.exit(EXIT_CHECK_FAILED)
 
 
+def _selection(ctx, team_list: str | None, dataset: str | None, challenge_id: str | None) -> tuple[list[str], str]:
+    """The teams and dataset a command works on: --teams, or a challenge's teams, else params.yaml's."""
+    config = params(ctx)
+    if challenge_id and team_list:
+        raise click.UsageError("give --teams or --challenge, not both")
+    if challenge_id:
+        from . import challenge, registry
+
+        rules = challenge.get(challenge_id)
+        team_ids = [t for t in registry.team_ids(project(ctx))
+                    if registry.load(project(ctx), t).data["challenge"] == challenge_id]
+        return team_ids, dataset or rules.test_dataset
+    team_ids = [t.strip() for t in team_list.split(",")] if team_list else config["teams"]
+    return team_ids, dataset or config["dataset"]
+
+
 def _print_verification(result: dict) -> None:
     from rich.table import Table
 
     from . import report as report_mod
-    from .metrics import ALL_SPECS
+    from .metrics import all_specs
 
     table = Table(title=f"{result['team']} on {result['dataset']}: {report_mod.verdict_label(result)}")
     for column in ("metric", "published", "reproduced", "delta", "tolerance", "verdict"):
@@ -922,7 +980,7 @@ def _print_verification(result: dict) -> None:
         out("outputs bit-identical to the reference: " + ("yes" if result["exact_outputs"] else "no"))
     for name, row in result["metrics"].items():
         if row.get("per_image"):
-            spec = ALL_SPECS[name]
+            spec = all_specs()[name]
             ranked = sorted(((v, k) for k, v in row["per_image"].items() if v is not None),
                             reverse=spec.lower_better)
             worst = ", ".join(f"{stem} {value:.{spec.precision + 2}f}" for value, stem in ranked[:5])
@@ -938,8 +996,9 @@ def _print_verification(result: dict) -> None:
               help="Folder for report.md, report.json and summary.csv (default: report/).")
 @click.option("--show", is_flag=True, help="Print the report already in --out instead of making a new one.")
 @click.option("--check", is_flag=True, help="Exit 1 unless every runnable team reproduced.")
+@click.option("--challenge", "challenge_id", metavar="ID", help=CHALLENGE_HELP)
 @click.pass_context
-def report(ctx, dataset, team_list, out_dir, show, check):
+def report(ctx, dataset, team_list, out_dir, show, check, challenge_id):
     """Verify every team from its evaluation and write the audit report; prints a table and a SUMMARY line."""
     from . import audit as audit_mod
 
@@ -952,13 +1011,13 @@ def report(ctx, dataset, team_list, out_dir, show, check):
         built = json.loads(path.read_text())
         results = built["teams"]
         _print_not_computed(results)
+        _print_leaderboards(built)
         _print_report_table(results, built["dataset"])
         out(built["summary"])
         if (out_dir / "index.html").exists():
             out(f"report: {shown(ctx, out_dir / 'index.html')}")
     else:
-        dataset = dataset or config["dataset"]
-        team_ids = [t.strip() for t in team_list.split(",")] if team_list else config["teams"]
+        team_ids, dataset = _selection(ctx, team_list, dataset, challenge_id)
         results = audit_mod.verifications(proj, team_ids, dataset)
         _write_report(ctx, results, dataset, config, out_dir)
     if check and not audit_mod.all_passed(results):
@@ -973,9 +1032,17 @@ def _write_report(ctx, results: list[dict], dataset: str, config: dict, out_dir:
     for path in paths[:-1]:
         out(f"wrote {shown(ctx, path)}")
     _print_not_computed(results)
+    _print_leaderboards(built)
     _print_report_table(results, dataset)
     out(built["summary"])
     out(f"report: {shown(ctx, paths[-1])}")
+
+
+def _print_leaderboards(built: dict) -> None:
+    from .leaderboard import change_line
+
+    for board in built.get("leaderboards", []):
+        out(f"leaderboard {change_line(board)}", soft_wrap=True)
 
 
 def _print_not_computed(results: list[dict]) -> None:
@@ -986,9 +1053,9 @@ def _print_not_computed(results: list[dict]) -> None:
             if cell.get("status") == "unavailable":
                 gaps.setdefault(_report_remedy(cell.get("fetch") or ""), set()).add(name)
     for remedy, names in gaps.items():
-        from .metrics import ALL_SPECS
+        from .metrics import all_specs
 
-        ordered = [n for n in ALL_SPECS if n in names]
+        ordered = [n for n in all_specs() if n in names]
         out(f"[yellow]not computed[/yellow]: {', '.join(ordered)}; {remedy}", soft_wrap=True)
 
 
@@ -1002,14 +1069,14 @@ def _print_report_table(results: list[dict], dataset: str) -> None:
     from rich.table import Table
 
     from . import report as report_mod
-    from .metrics import ALL_SPECS
+    from .metrics import all_specs
 
     names = report_mod.metric_names(results)
     table = Table(title=f"Audit on '{dataset}': published / reproduced")
     table.add_column("team")
     table.add_column("verdict")
     for name in names:
-        table.add_column(ALL_SPECS[name].title, justify="right")
+        table.add_column(all_specs()[name].title, justify="right")
     colours = {"exact": "green", "reproduced": "green", "diverged": "red", "failed": "red",
                "not_runnable": "yellow"}
     for result in results:

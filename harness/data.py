@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ChecksumMismatch, DatasetError
+from .errors import ChecksumMismatch, DatasetError, ManifestError
 from .fsutil import replace_dir, sha256_file, write_bytes_atomic, write_json_atomic
 from .imageio import encode_png
 from .imresize import imresize
@@ -87,34 +87,47 @@ def build_mini(target: Path) -> None:
         write_bytes_atomic(target / "LR" / lr_name(stem), encode_png(imresize(hr, 1 / SCALE)))
 
 
-DATASETS: dict[str, Dataset] = {
+# Datasets the harness builds or downloads; those whose images the user imports are declared by the
+# challenges that use them (challenges/<id>.yaml, datasets with a title).
+BUILTIN_DATASETS: dict[str, Dataset] = {
     "mini": Dataset("mini", "Embedded mini suite",
                     f"{len(MINI_SOURCES)} real photographs from scikit-image, LR by MATLAB-compatible bicubic x4",
                     build_mini, tuple(stem for stem, *_ in MINI_SOURCES)),
-    "ntire2025-test": Dataset(
-        "ntire2025-test", "NTIRE 2025 SR x4 test set (DIV2K test 0901-1000)",
-        "the challenge's evaluation set: 100 DIV2K test images, LR named 0901x4.png",
-        None, tuple(f"{i:04d}" for i in range(901, 1001)),
-        "the test HR was never part of the public DIV2K download: obtain it from the challenge organizers"),
 }
 
-
 DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K"
-DATASETS["div2k-valid"] = Dataset(
+BUILTIN_DATASETS["div2k-valid"] = Dataset(
     "div2k-valid", "DIV2K validation set (0801-0900)",
     "the public DIV2K validation HR images and their bicubic x4 LR, as distributed by ETH Zurich",
     None, tuple(f"{i:04d}" for i in range(801, 901)), "",
     (("HR", "DIV2K_valid_HR.zip"), ("LR", "DIV2K_valid_LR_bicubic_X4.zip")), "HARNESS_DIV2K_URL", DIV2K_URL)
 
 
+def all_datasets() -> dict[str, Dataset]:
+    """The built-in datasets, then those the challenges declare."""
+    from .challenge import catalogue, dataset_problems, declared_datasets
+
+    problems = dataset_problems(catalogue(), list(BUILTIN_DATASETS))
+    if problems:
+        raise ManifestError(problems)
+    declared = {}
+    for dataset_id, (_, spec) in declared_datasets().items():
+        images = spec["images"]
+        declared[dataset_id] = Dataset(dataset_id, spec["title"], spec["description"], None,
+                                       tuple(f"{i:04d}" for i in range(images["first"], images["last"] + 1)),
+                                       spec["hr_origin"])
+    return {**BUILTIN_DATASETS, **declared}
+
+
 def get(dataset_id: str) -> Dataset:
-    if dataset_id not in DATASETS:
+    known = all_datasets()
+    if dataset_id not in known:
         import difflib
 
-        close = difflib.get_close_matches(dataset_id, list(DATASETS), n=1)
+        close = difflib.get_close_matches(dataset_id, list(known), n=1)
         raise DatasetError(f"unknown dataset '{dataset_id}'",
-                           hint=f"did you mean '{close[0]}'?" if close else f"known: {', '.join(DATASETS)}")
-    return DATASETS[dataset_id]
+                           hint=f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}")
+    return known[dataset_id]
 
 
 def ground_truth(dataset_id: str, data_dir: Path) -> Path:

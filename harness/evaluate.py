@@ -189,17 +189,20 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
             values = [row.get(name) for row in result.per_image.values()]
             # The organizers average a missing value as 0; each such image is already a finding.
             result.mean[name] = sum(v if v is not None else 0.0 for v in values) / len(values)
-        if M.SCORE.name in wanted:
-            absent = [n for n in M.SCORE_COMPONENTS if n not in result.mean]
+        from .challenge import scores
+
+        for name in (n for n in wanted if n in scores()):
+            score = scores()[name]
+            absent = [n for n in score.components if n not in result.mean]
             if absent:
                 why = "the ground truth" if hr_dir is None and any(
                     M.METRICS[n].reference == "FR" for n in absent) else "weights"
-                result.unavailable[M.SCORE.name] = {
+                result.unavailable[name] = {
                     "reason": f"needs {', '.join(absent)}, which could not be computed (no {why}); "
                               "a score is never computed from some of its terms",
                     "fetch": GROUND_TRUTH_HINT if why == "the ground truth" else f"{M.FETCH_COMMAND} {' '.join(absent)}"}
             else:
-                result.mean[M.SCORE.name] = M.perceptual_score(result.mean)
+                result.mean[name] = score.value(result.mean)
     return result
 
 

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics as M
 from .evaluate import per_image_means
 from .project import Project
 
 WORST_IMAGES = 2
 CROP = 96  # pixels of the output shown per image
-TRACKS = {"track1": ("psnr", "restoration (PSNR)"), "track2": (M.SCORE.name, "perceptual (score)")}
 
 
 def enrich(report: dict, proj: Project) -> dict:
@@ -112,37 +110,19 @@ def crop_box(output: np.ndarray, reference: np.ndarray) -> tuple[list[int], int]
     return [int(top), int(left), size, size], int(diff.max())
 
 
-def leaderboards(proj: Project, rows: list[dict], dataset: str) -> dict:
-    """Each track re-ranked by the reproduced values beside the published ranks (given by the manifest,
-    else from the published values); ties broken by the unrounded values, as the organizers did."""
-    from . import registry
+def leaderboards(proj: Project, rows: list[dict], dataset: str) -> list[dict]:
+    """Each track of each challenge of the audited teams, ranked again with the reproduced values (teams
+    of the challenge outside the audit, or without a reproduced value, keep their published value)."""
+    from . import challenge, leaderboard, registry
 
-    boards = {}
-    for track, (metric, title) in TRACKS.items():
-        entries = []
-        for row in rows:
-            cell = row["metrics"].get(metric)
-            if cell is None:
-                continue
-            published = registry.load(proj, row["team"]).published(dataset) or {}
-            entries.append({"team": row["team"], "published": cell["published"], "precision": cell["precision"],
-                            "published_rank": (published.get("ranks") or {}).get(track),
-                            "reproduced": cell.get("reproduced"), "verdict": row["verdict"]})
-        if not entries:
-            continue
-        if any(e["published_rank"] is None for e in entries):  # rank by the published values instead
-            for rank, entry in enumerate(sorted(entries, key=lambda e: -e["published"]), start=1):
-                entry["published_rank"] = rank
-        # positions among the teams of this audit, so that a partial audit compares like with like
-        for position, entry in enumerate(sorted(entries, key=lambda e: e["published_rank"]), start=1):
-            entry["published_position"] = position
-        ranked = sorted((e for e in entries if e["reproduced"] is not None), key=lambda e: -e["reproduced"])
-        for rank, entry in enumerate(ranked, start=1):
-            entry["reproduced_rank"] = rank
-            entry["change"] = entry["published_position"] - rank
-        for entry in entries:
-            entry.setdefault("reproduced_rank", None)
-            entry.setdefault("change", None)
-        boards[track] = {"metric": metric, "title": title,
-                         "entries": sorted(entries, key=lambda e: e["published_rank"])}
+    teams, _ = registry.load_all(proj)
+    by_id = {t.id: t for t in teams}
+    boards = []
+    for challenge_id in dict.fromkeys(by_id[r["team"]].data["challenge"] for r in rows if r["team"] in by_id):
+        rules = challenge.get(challenge_id)
+        for track in rules.tracks:
+            values = {r["team"]: (r["metrics"].get(track.rank_by) or {}).get("reproduced") for r in rows}
+            board = leaderboard.reproduced(rules, teams, dataset, values, track)
+            if board:
+                boards.append(board)
     return boards

@@ -30,7 +30,7 @@ def render(report: dict, proj: Project) -> str:
     plots = {name: published_vs_reproduced(teams, name) for name in names}
     sections = [team_section(proj, report["dataset"], row) for row in teams]
     return environment.get_template("report.html").render(
-        report=report, teams=teams, names=names, specs=M.ALL_SPECS, plots={k: v for k, v in plots.items() if v},
+        report=report, teams=teams, names=names, specs=M.all_specs(), plots={k: v for k, v in plots.items() if v},
         sections=sections, colours=VERDICT_COLOURS, leaderboards=report.get("leaderboards", {}))
 
 
@@ -74,7 +74,7 @@ def published_vs_reproduced(teams: list[dict], name: str) -> str | None:
                       fontsize=7)
     axes.set_xlim(low - pad, high + pad)
     axes.set_ylim(low - pad, high + pad)
-    axes.set_xlabel(f"published {M.ALL_SPECS[name].title}")
+    axes.set_xlabel(f"published {M.all_specs()[name].title}")
     axes.set_ylabel("reproduced")
     return _svg(figure)
 
@@ -97,8 +97,8 @@ def team_section(proj: Project, dataset: str, row: dict) -> dict:
 
 def per_image_bars(values: dict, name: str, published: dict | None) -> str:
     """Per-image values, worst first; the published mean as a line."""
-    title = "LR consistency (dB, Y)" if name == "lr_consistency" else M.ALL_SPECS[name].title
-    lower_better = name != "lr_consistency" and M.ALL_SPECS[name].lower_better
+    title = "LR consistency (dB, Y)" if name == "lr_consistency" else M.all_specs()[name].title
+    lower_better = name != "lr_consistency" and M.all_specs()[name].lower_better
     known = {s: v for s, v in values.items() if v is not None}
     order = sorted(known, key=known.get, reverse=lower_better)
     figure, axes = _figure(width=max(3.0, min(9.0, 0.35 * len(order) + 1.5)), height=2.4)
@@ -129,7 +129,7 @@ def run_strips(bands: dict) -> str:
         axes.plot([(row["published"] - low) / width], [index], "|", color="#cf222e", markersize=14,
                   markeredgewidth=2)
     axes.set_yticks(range(len(bands)))
-    axes.set_yticklabels([M.ALL_SPECS[n].title for n in bands])
+    axes.set_yticklabels([M.all_specs()[n].title for n in bands])
     axes.set_xticks([0, 1])
     axes.set_xticklabels(["band low", "band high"])
     axes.set_xlim(-0.1, 1.1)

@@ -22,7 +22,7 @@ from .manifest import dockerfile_args
 LABEL = "org.harness"
 EVALUATOR_RECIPE = "evaluator"
 # What every recipe copies from the repository root besides the team folder.
-SHARED_INPUTS = ("harness", "schemas", "requirements.lock")
+SHARED_INPUTS = ("harness", "schemas", "challenges", "requirements.lock")
 ENGINE_TIMEOUT_S = 10
 
 

@@ -6,20 +6,14 @@ import difflib
 import functools
 import hashlib
 import json
-import math
 from pathlib import Path
 
-import yaml
 from jsonschema import Draft202012Validator
 
 from . import yamlsafe
 from .errors import ManifestError, ManifestProblem
+from .settings import PACKAGE_DIR, SCHEMAS_DIR
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-# schemas/ of the checkout the package runs from (a clone, an image's /opt/harness), else the copy an
-# installed wheel carries inside the package.
-SCHEMAS_DIR = next((d for d in (PACKAGE_DIR.parent / "schemas", PACKAGE_DIR / "schemas") if d.is_dir()),
-                   PACKAGE_DIR.parent / "schemas")
 SCHEMA_PATH = SCHEMAS_DIR / "manifest.schema.json"
 MANIFEST_NAME = "manifest.yaml"
 # Fields that do not change what a run produces; a change to them needs no re-run.
@@ -29,10 +23,10 @@ NON_RUN_FIELDS = ("published", "description", "name", "tracks", "status")
 @functools.lru_cache(maxsize=1)
 def schema() -> dict:
     """The manifest schema, with the metric names taken from the metric registry."""
-    from .metrics import ALL_SPECS
+    from .metrics import all_specs
 
     loaded = json.loads(SCHEMA_PATH.read_text())
-    loaded["$defs"]["metric_name"]["enum"] = list(ALL_SPECS)
+    loaded["$defs"]["metric_name"]["enum"] = list(all_specs())
     return loaded
 
 
@@ -119,23 +113,7 @@ def load(path: Path, display: str | None = None) -> Manifest:
     """Load and validate one manifest; raise ManifestError listing every problem."""
     path = Path(path)
     shown = display or str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ManifestError([ManifestProblem(shown, "", "file not found", "exists")]) from None
-    try:
-        data = yamlsafe.load(raw)
-    except yamlsafe.TooLarge as exc:
-        raise ManifestError([ManifestProblem(shown, "", f"refused before it was read: {exc.problem}",
-                                             "yaml-limits")]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise ManifestError([ManifestProblem(shown, "", f"not valid YAML at {where}: "
-                                             f"{getattr(exc, 'problem', exc)}", "yaml")]) from None
-    if not isinstance(data, dict):
-        raise ManifestError([ManifestProblem(shown, "", "a manifest must be a mapping of fields",
-                                             "type")])
+    raw, data = yamlsafe.read_mapping(path, shown, "a manifest")
     problems = schema_problems(data, shown)
     if not problems:
         problems = semantic_problems(data, path, shown)
@@ -266,6 +244,7 @@ def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProble
     if path.name == MANIFEST_NAME and path.parent.name != data["id"]:
         problem("id", f"'{data['id']}' differs from the folder name '{path.parent.name}'", "id-is-folder",
                 f"rename the folder or set id: {path.parent.name}")
+    problems += _challenge_problems(data, shown)
     for field, value in _paths(data):
         if not _confined(value):
             problem(field, f"'{value}' leaves the folder it belongs to (absolute, or climbs with '..')",
@@ -306,10 +285,11 @@ def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProble
         problems.extend(recipe_problems(data["container"], containers, shown))
     for dataset, entry_pub in data.get("published", {}).items():
         base = f"published.{dataset}"
-        if dataset not in datasets.DATASETS:
-            close = difflib.get_close_matches(dataset, list(datasets.DATASETS), n=1)
+        known = datasets.all_datasets()
+        if dataset not in known:
+            close = difflib.get_close_matches(dataset, list(known), n=1)
             problem(base, f"unknown dataset '{dataset}'", "known-dataset",
-                    f"did you mean '{close[0]}'?" if close else f"known: {', '.join(datasets.DATASETS)}")
+                    f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}")
         values, precision = entry_pub["values"], entry_pub["precision"]
         for name in values:
             if name not in precision:
@@ -323,12 +303,13 @@ def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProble
                 problem(f"{base}.precision.{name}", "precision given for a value that is not published",
                         "precision-for-each-value")
         for name in entry_pub.get("tolerance", {}):
-            if name not in metrics.ALL_SPECS:
+            if name not in metrics.all_specs():
                 problem(f"{base}.tolerance.{name}", f"unknown metric '{name}'", "known-metric")
-        score_problem = _score_inconsistency(values, precision)
-        if score_problem:
-            problem(f"{base}.values.{metrics.SCORE.name}", score_problem, "score-recomputes",
-                    "one of the components or the score is mistyped")
+        for score in _challenge_scores(data["challenge"]):
+            inconsistency = score.inconsistency(values, precision)
+            if inconsistency:
+                problem(f"{base}.values.{score.name}", inconsistency, "score-recomputes",
+                        "one of the components or the score is mistyped")
     return problems
 
 
@@ -374,19 +355,36 @@ def _decimals_exceed(value: float, decimals: int) -> bool:
     return abs(round(value, decimals) - value) > 1e-9
 
 
-def _score_inconsistency(values: dict, precision: dict) -> str | None:
-    from .metrics import SCORE, SCORE_COMPONENTS, perceptual_score, score_rounding_slack
+def _challenge_problems(data: dict, shown: str) -> list[ManifestProblem]:
+    """The challenge exists, and the manifest's tracks and ranks are the challenge's."""
+    from . import challenge
 
-    if SCORE.name not in values or not all(k in values for k in SCORE_COMPONENTS):
-        return None
-    recomputed = perceptual_score(values)
-    # Rounding of each component bounds how far the recomputed score can fall from the published one.
-    slack = score_rounding_slack(precision)
-    delta = recomputed - values[SCORE.name]
-    if math.fabs(delta) > slack:
-        return (f"{values[SCORE.name]} but the components give {recomputed:.4f} "
-                f"(off by {delta:+.4f}, rounding allows {slack:.4f})")
-    return None
+    known = challenge.catalogue()
+    if data["challenge"] not in known:
+        close = difflib.get_close_matches(data["challenge"], list(known), n=1)
+        return [ManifestProblem(shown, "challenge", f"unknown challenge '{data['challenge']}'", "known-challenge",
+                                f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)} "
+                                "(challenges/<id>.yaml)")]
+    tracks = known[data["challenge"]].tracks
+    problems = []
+    for name in data.get("tracks", []):
+        if name not in [t.name for t in tracks]:
+            problems.append(ManifestProblem(shown, "tracks", f"'{name}' is not a track of {data['challenge']}",
+                                            "known-track", f"tracks: {', '.join(t.name for t in tracks)}"))
+    for dataset, entry_pub in data.get("published", {}).items():
+        for track_id in entry_pub.get("ranks", {}):
+            if track_id not in [t.id for t in tracks]:
+                problems.append(ManifestProblem(shown, f"published.{dataset}.ranks.{track_id}",
+                                                f"'{track_id}' is not a track id of {data['challenge']}",
+                                                "known-track", f"ids: {', '.join(t.id for t in tracks)}"))
+    return problems
+
+
+def _challenge_scores(challenge_id: str) -> list:
+    from . import challenge
+
+    known = challenge.catalogue().get(challenge_id)
+    return list(known.scores.values()) if known else []
 
 
 def render_template(template: Path, team_id: str) -> str:

@@ -1,15 +1,17 @@
 """The metric registry: every fact about a metric in one entry (kind, direction, published precision,
-tolerance, weight files and their sources, share of the perceptual score). Report order, the
-manifest schema's metric names, the score's formula and its rounding slack all derive from it.
+tolerance, weight files and their sources). Report order and the manifest schema's metric names derive
+from it, with the derived scores that challenges define (harness.challenge: a score's formula and its
+rounding slack) after the computed metrics.
 
 How the metrics are computed lives in harness.scoring.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
-from .errors import EvaluationError
+from .errors import EvaluationError, ManifestError
 
 
 @dataclass(frozen=True)
@@ -29,19 +31,6 @@ class WeightFile:
 
 
 @dataclass(frozen=True)
-class ScoreTerm:
-    """A metric's share of the perceptual score: max(floor, offset + scale * mean)."""
-
-    scale: float
-    offset: float = 0.0
-    floor: float | None = None
-
-    def value(self, mean: float) -> float:
-        term = self.offset + self.scale * mean
-        return term if self.floor is None else max(self.floor, term)
-
-
-@dataclass(frozen=True)
 class MetricSpec:
     name: str
     title: str
@@ -52,11 +41,11 @@ class MetricSpec:
     tolerance_rel: float = 0.0
     backend: str = "pyiqa"  # "builtin", "pyiqa" or "derived"
     weight_files: tuple[WeightFile, ...] = field(default=())
-    score_term: ScoreTerm | None = None  # its share of the perceptual score, if it has one
 
     def tolerance(self, published: float, precision: int | None = None, override: dict | None = None) -> float:
         """How far a reproduced mean may fall from the published value: absolute + relative, widened by
-        half a unit of the published last digit; a manifest's override replaces abs/rel."""
+        half a unit of the published last digit; an override (the manifest's, else the challenge's)
+        replaces abs/rel."""
         absolute = (override or {}).get("abs", self.tolerance_abs)
         relative = (override or {}).get("rel", self.tolerance_rel)
         rounding = 0.5 * 10 ** -precision if precision is not None else 0.0
@@ -80,44 +69,52 @@ METRICS: dict[str, MetricSpec] = {
     for spec in [
         MetricSpec("psnr", "PSNR (dB, Y)", "FR", False, 2, tolerance_abs=0.01, backend="builtin"),
         MetricSpec("ssim", "SSIM (Y)", "FR", False, 4, tolerance_abs=0.0005, backend="builtin"),
-        MetricSpec("lpips", "LPIPS", "FR", True, 4, tolerance_abs=0.002, score_term=ScoreTerm(-1, 1),
+        MetricSpec("lpips", "LPIPS", "FR", True, 4, tolerance_abs=0.002,
                    weight_files=(_pyiqa("LPIPS_v0.1_alex-df73285e.pth"), _torchvision("alexnet-owt-7be5be79.pth"))),
-        MetricSpec("dists", "DISTS", "FR", True, 4, tolerance_abs=0.002, score_term=ScoreTerm(-1, 1),
+        MetricSpec("dists", "DISTS", "FR", True, 4, tolerance_abs=0.002,
                    weight_files=(_pyiqa("DISTS_weights-f5e65c96.pth"), _torchvision("vgg16-397923af.pth"))),
-        MetricSpec("niqe", "NIQE", "NR", True, 4, tolerance_rel=0.01, score_term=ScoreTerm(-0.1, 1, floor=0.0),
+        MetricSpec("niqe", "NIQE", "NR", True, 4, tolerance_rel=0.01,
                    weight_files=(WeightFile("torch/hub/pyiqa/niqe_modelparameters.mat", "niqe-from-pypi",
                                             "basicsr-1.4.2.tar.gz"),)),
-        MetricSpec("maniqa", "ManIQA", "NR", False, 4, tolerance_rel=0.01, score_term=ScoreTerm(1),
+        MetricSpec("maniqa", "ManIQA", "NR", False, 4, tolerance_rel=0.01,
                    weight_files=(_pyiqa("ckpt_koniq10k.pt"),
                                  WeightFile("huggingface/hub/models--timm--vit_base_patch8_224.augreg2_in21k_ft_in1k",
                                             "hf-hub", "timm/vit_base_patch8_224.augreg2_in21k_ft_in1k"))),
-        MetricSpec("musiq", "MUSIQ", "NR", False, 4, tolerance_rel=0.005, score_term=ScoreTerm(0.01),
+        MetricSpec("musiq", "MUSIQ", "NR", False, 4, tolerance_rel=0.005,
                    weight_files=(_pyiqa("musiq_koniq_ckpt-e95806b9.pth"),)),
-        MetricSpec("clipiqa", "CLIP-IQA", "NR", False, 4, tolerance_rel=0.01, score_term=ScoreTerm(1),
+        MetricSpec("clipiqa", "CLIP-IQA", "NR", False, 4, tolerance_rel=0.01,
                    weight_files=(WeightFile("torch/hub/clip/RN50.pt", "url",
                                             "https://openaipublic.azureedge.net/clip/models/afeb0e10f9e5a86da6080e"
                                             "35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt"),)),
     ]
 }
 
-# The organizers' Track-2 score: the sum of the components' terms, on the per-metric means.
-SCORE = MetricSpec("perceptual_score", "Perceptual score", "derived", False, 4,
-                   tolerance_abs=0.005, backend="derived")
-SCORE_COMPONENTS = tuple(name for name, s in METRICS.items() if s.score_term)
-# Every metric in report order: the computed ones as registered, then the score.
-ALL_SPECS: dict[str, MetricSpec] = {**METRICS, SCORE.name: SCORE}
-
 FETCH_COMMAND = "harness fetch metric-weights"
 
 
+@functools.lru_cache(maxsize=1)
+def all_specs() -> dict[str, MetricSpec]:
+    """Every metric in report order: the computed ones as registered, then the challenges' scores (a score
+    is better when higher). Read-only."""
+    from .challenge import catalogue, metric_problems, scores
+
+    problems = metric_problems(catalogue(), METRICS)
+    if problems:
+        raise ManifestError(problems)
+    return {**METRICS, **{name: MetricSpec(name, score.title, "derived", False, score.precision,
+                                           score.tolerance_abs, score.tolerance_rel, backend="derived")
+                          for name, score in scores().items()}}
+
+
 def spec(name: str) -> MetricSpec:
+    specs = all_specs()
     try:
-        return ALL_SPECS[name]
+        return specs[name]
     except KeyError:
         import difflib
 
-        close = difflib.get_close_matches(name, list(ALL_SPECS), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(ALL_SPECS)}"
+        close = difflib.get_close_matches(name, list(specs), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(specs)}"
         raise EvaluationError(f"unknown metric '{name}'", hint=hint) from None
 
 
@@ -130,18 +127,10 @@ def parse_metric_list(text: str | list[str]) -> list[str]:
 
 def computed_metrics(names: list[str]) -> list[str]:
     """The metrics to compute for `names`: each one, and the components of a derived one."""
+    from .challenge import scores
+
     out = [n for n in names if spec(n).backend != "derived"]
-    if SCORE.name in names:
-        out += [n for n in SCORE_COMPONENTS if n not in out]
+    for name in names:
+        if name in scores():
+            out += [n for n in scores()[name].components if n not in out]
     return out
-
-
-def perceptual_score(means: dict[str, float]) -> float:
-    """The organizers' Track-2 score, computed on the per-metric averages."""
-    return sum(METRICS[name].score_term.value(means[name]) for name in SCORE_COMPONENTS)
-
-
-def score_rounding_slack(precision: dict[str, int]) -> float:
-    """How far a score recomputed from rounded published components may fall from the published score."""
-    slack = sum(0.5 * 10 ** -precision.get(n, 4) * abs(METRICS[n].score_term.scale) for n in SCORE_COMPONENTS)
-    return slack + 0.5 * 10 ** -precision.get(SCORE.name, SCORE.precision) + 1e-9

@@ -46,9 +46,9 @@ def manifest_paths(project: Project, targets) -> list[Path]:
     return paths
 
 
-def validate(project: Project, path: Path) -> None:
-    """Load one manifest file and, where its code is fetched, check it against the checkout; raise
-    TeamNotFound (with suggestions) or ManifestError."""
+def validate(project: Project, path: Path) -> manifest_mod.Manifest:
+    """Load one manifest file and, where its code is fetched, check it against the checkout; return it, or
+    raise TeamNotFound (with suggestions) or ManifestError."""
     from . import code, teamcode
     from .errors import ManifestProblem
 
@@ -63,6 +63,7 @@ def validate(project: Project, path: Path) -> None:
                     for field, message in teamcode.checkout_problems(team, checkout)]
         if problems:
             raise ManifestError(problems)
+    return team
 
 
 def new_team(project: Project, team_id: str) -> Path:

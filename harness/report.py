@@ -59,7 +59,7 @@ def cell(row: dict | None, marks: tuple[str, str] = ("✓", "✗"), detail: bool
 
 def metric_names(results: list[dict]) -> list[str]:
     present = {m for r in results for m in r["metrics"]}
-    return [m for m in M.ALL_SPECS if m in present]
+    return [m for m in M.all_specs() if m in present]
 
 
 def build(results: list[dict], dataset: str, params: dict, repo_root: Path) -> dict:
@@ -77,12 +77,20 @@ def to_markdown(report: dict) -> str:
              f"(git {report.get('git_sha') or 'unknown'}); mode `{report['params'].get('mode')}`, "
              f"runner `{report['params'].get('runner')}`, device `{report['params'].get('device')}`.", "",
              "Each cell: published / reproduced (delta). ✓ within tolerance, ✗ outside, — not computed.", "",
-             "| team | verdict | runs | " + " | ".join(M.ALL_SPECS[n].title for n in names) + " |",
+             "| team | verdict | runs | " + " | ".join(M.all_specs()[n].title for n in names) + " |",
              "|---|---|---|" + "---|" * len(names)]
     for r in results:
         cells = [cell(r["metrics"].get(n), detail=True) for n in names]
         lines.append(f"| {r['team']} | {verdict_label(r)} | {r['runs']} | " + " | ".join(cells) + " |")
     lines += ["", report["summary"], ""]
+    if report.get("leaderboards"):
+        from .leaderboard import change_line
+
+        lines += ["## The leaderboard, reproduced", "",
+                  "Each track ranked again with the reproduced values; teams outside the audit, or without a "
+                  "reproduced value, keep their published value.", ""]
+        lines += [f"- {change_line(board)}" for board in report["leaderboards"]]
+        lines.append("")
     failures = [r for r in results if r.get("failure")]
     if failures:
         lines += ["## Failures and entries that cannot run", ""]

@@ -5,11 +5,19 @@ Settings are layered: these defaults, then params.yaml, then a command's options
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .errors import HarnessError
 
 PARAMS_FILE = "params.yaml"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# schemas/ and challenges/ of the checkout the package runs from (a clone, an image's /opt/harness), else
+# the copies an installed wheel carries inside the package.
+SCHEMAS_DIR, CHALLENGES_DIR = (next((d for d in (PACKAGE_DIR.parent / name, PACKAGE_DIR / name) if d.is_dir()),
+                                    PACKAGE_DIR.parent / name) for name in ("schemas", "challenges"))
+if os.environ.get("HARNESS_CHALLENGES_DIR"):  # a folder of challenge files of one's own
+    CHALLENGES_DIR = Path(os.environ["HARNESS_CHALLENGES_DIR"])
 RUNNERS = ("auto", "local", "docker", "podman")
 EXECUTORS = ("local", "slurm")
 EVALUATORS = ("local", "docker")

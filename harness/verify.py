@@ -67,9 +67,13 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> Verif
 
     compared = 0
     all_ok = True
+    from .challenge import get as challenge_of
+
+    rules = challenge_of(team.data["challenge"])
     for name, value in published["values"].items():
         precision = published["precision"].get(name)
-        tolerance = M.spec(name).tolerance(value, precision, published.get("tolerance", {}).get(name))
+        override = published.get("tolerance", {}).get(name) or rules.tolerance_override(name)
+        tolerance = M.spec(name).tolerance(value, precision, override)
         row = {"published": value, "precision": precision, "tolerance": tolerance}
         missing = [r["run"] for r in runs if name not in r["mean"]]
         if missing:

@@ -6,7 +6,11 @@ expands into an enormous document (aliases of aliases) or nests deep enough to e
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
+
+from .errors import ManifestError, ManifestProblem
 
 MAX_BYTES = 1 << 20  # a manifest is a few kB
 MAX_DEPTH = 40
@@ -48,3 +52,24 @@ def load(raw: bytes | str):
     if size > MAX_BYTES:
         raise TooLarge(f"{size} bytes, more than the {MAX_BYTES} a document may have")
     return yaml.load(raw, Loader=BoundedLoader)
+
+
+def read_mapping(path: Path, shown: str, what: str) -> tuple[bytes, dict]:
+    """The bytes of a YAML file and the mapping they hold, read within yamlsafe's limits."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError([ManifestProblem(shown, "", "file not found", "exists")]) from None
+    try:
+        data = load(raw)
+    except TooLarge as exc:
+        raise ManifestError([ManifestProblem(shown, "", f"refused before it was read: {exc.problem}",
+                                             "yaml-limits")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ManifestError([ManifestProblem(shown, "", f"not valid YAML at {where}: "
+                                             f"{getattr(exc, 'problem', exc)}", "yaml")]) from None
+    if not isinstance(data, dict):
+        raise ManifestError([ManifestProblem(shown, "", f"{what} must be a mapping of fields", "type")])
+    return raw, data

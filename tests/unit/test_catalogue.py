@@ -1,4 +1,5 @@
-"""The NTIRE 2025 catalogue: one manifest per published row, the table's own invariants, the recipes."""
+"""Every challenge's catalogue: one manifest per published row, the table's own invariants (scores
+recompute, ranks follow each track's rule); then the NTIRE 2025 specifics and the recipes."""
 
 import csv
 import io
@@ -9,70 +10,79 @@ import pytest
 import yaml
 
 from conftest import REPO, harness_cli
+from harness import challenge, leaderboard
 from harness import manifest as manifest_mod
 from harness import registry
 from harness.project import Project
 from harness.errors import ManifestError
-from harness.metrics import perceptual_score
 
-TABLE = list(csv.DictReader(io.StringIO((Path(__file__).parent.parent / "data" / "ntire2025_published.csv").read_text())))
+# challenge id -> (its published table as transcribed for the tests, manifests expected)
+TABLES = {"ntire2025-sr-x4": ("ntire2025_published.csv", 27)}
 METRICS = ["psnr", "ssim", "lpips", "dists", "niqe", "maniqa", "musiq", "clipiqa", "perceptual_score"]
 
 
-def catalogue(root=REPO):
+def table(challenge_id):
+    name = TABLES[challenge_id][0]
+    return list(csv.DictReader(io.StringIO((Path(__file__).parent.parent / "data" / name).read_text())))
+
+
+def catalogue(root=REPO, challenge_id="ntire2025-sr-x4"):
     teams = [manifest_mod.load(p) for p in sorted((root / "teams").glob("*/manifest.yaml"))
              if not p.parent.name.startswith("_")]
-    return [t for t in teams if t.data["challenge"] == "ntire2025-sr-x4"]
+    return [t for t in teams if t.data["challenge"] == challenge_id]
 
 
 def published(team):
-    return team.published("ntire2025-test")
+    return team.published(challenge.get(team.data["challenge"]).test_dataset)
 
 
-def test_27_entries_and_every_row_maps_to_exactly_one_manifest():
-    teams = catalogue()
-    assert len(teams) == 27
+@pytest.mark.parametrize("challenge_id", TABLES)
+def test_every_row_of_the_table_maps_to_exactly_one_manifest(challenge_id):
+    rules = challenge.get(challenge_id)
+    teams = catalogue(challenge_id=challenge_id)
+    assert len(teams) == TABLES[challenge_id][1]
     by_name = {}
     for team in teams:
         by_name.setdefault(team.name, []).append(team)
-    for row in TABLE:
+    rows = table(challenge_id)
+    for row in rows:
         [team] = by_name[row["team"]]
         pub = published(team)
         for metric in METRICS:
             assert pub["values"][metric] == float(row[metric]), (row["team"], metric)
-        assert pub["precision"]["psnr"] == 2 and pub["precision"]["ssim"] == 4
-        if row["ranked"] == "yes":
+            assert pub["precision"][metric] == (2 if metric == "psnr" else 4)
+        if row.get("ranked", "yes") == "yes":
             assert pub["ranks"] == {"track1": int(row["rank_track1"]), "track2": int(row["rank_track2"])}
             assert team.data["code"]["path"] == f"models/{row['folder']}"
-            assert pub["outputs"]["folder"] == row["folder"]
+            assert team.data["code"]["repository"] == rules.data["organizers"]["repository"]
+            assert team.data["code"]["commit"] == rules.data["organizers"]["commit"]
         else:
             assert "ranks" not in pub and "code" not in team.data and not team.runnable
-        assert "341f430" in pub["source"]["citation"] and "2504.14582" in pub["source"]["citation"]
-    baseline = [t for t in teams if not published(t)]
-    assert [t.id for t in baseline] == ["dat-baseline"]
+        assert rules.data["table"]["citation"].split(" at ")[-1] in pub["source"]["citation"]
+        assert rules.data["citation"].split(", ")[-1] in pub["source"]["citation"]
+    unpublished = [t for t in teams if not published(t)]
+    assert len(teams) - len(unpublished) == len(rows)
 
 
-def test_each_score_recomputes_from_its_components_within_rounding():
-    for team in catalogue():
+@pytest.mark.parametrize("challenge_id", TABLES)
+def test_each_score_recomputes_from_its_components_within_rounding(challenge_id):
+    score = challenge.get(challenge_id).scores["perceptual_score"]
+    checked = 0
+    for team in catalogue(challenge_id=challenge_id):
         pub = published(team)
         if pub:
-            values = pub["values"]
-            slack = 4 * 0.00005 + 0.000005 + 0.0000005 + 0.00005
-            assert abs(perceptual_score(values) - values["perceptual_score"]) <= slack, team.id
+            assert score.inconsistency(pub["values"], pub["precision"]) is None, team.id
+            assert abs(score.value(pub["values"]) - pub["values"]["perceptual_score"]) <= 6 * 0.00005 + 0.00005
+            checked += 1
+    assert checked == len(table(challenge_id))
 
 
-def rank_order_holds(teams, track, key):
-    ranked = sorted((t for t in teams if published(t) and "ranks" in published(t)),
-                    key=lambda t: published(t)["ranks"][track])
-    values = [published(t)["values"][key] for t in ranked]
-    ranks = [published(t)["ranks"][track] for t in ranked]
-    return ranks == list(range(1, len(ranks) + 1)) and all(a >= b for a, b in zip(values, values[1:]))
-
-
-def test_track1_ranks_follow_psnr_and_track2_ranks_follow_the_score():
-    teams = catalogue()
-    assert rank_order_holds(teams, "track1", "psnr")  # ties at 2 decimals were broken by unrounded values
-    assert rank_order_holds(teams, "track2", "perceptual_score")
+@pytest.mark.parametrize("challenge_id", TABLES)
+def test_each_tracks_ranks_follow_its_rule(challenge_id):
+    rules = challenge.get(challenge_id)
+    assert [(t.id, t.rank_by, t.direction) for t in rules.tracks] == [("track1", "psnr", "higher"),
+                                                                      ("track2", "perceptual_score", "higher")]
+    assert leaderboard.rank_problems(rules, catalogue(challenge_id=challenge_id)) == []
 
 
 def test_a_mistyped_published_value_is_caught(project):
@@ -87,7 +97,11 @@ def test_a_mistyped_published_value_is_caught(project):
     data["published"]["ntire2025-test"]["values"]["psnr"] = 31.79  # 31.97 mistyped: still a valid manifest...
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     manifest_mod.load(path)
-    assert not rank_order_holds(catalogue(project), "track1", "psnr")  # ...but the ranks no longer follow PSNR
+    [problem] = leaderboard.rank_problems(challenge.get("ntire2025-sr-x4"), catalogue(project))
+    assert problem.rule == "ranks-follow-rule" and "xiaomimm (rank 3, psnr 31.93) ranks after bbox (rank 2, psnr 31.79)" in problem.message
+    done = harness_cli("validate", cwd=project)  # ...but the table no longer follows PSNR
+    assert done.returncode == 1 and "ranks-follow-rule" in done.stdout
+    assert done.stdout.strip().splitlines()[-1].endswith("valid, 0 invalid")
 
 
 def test_known_defects_and_reasons_are_recorded():

@@ -173,18 +173,24 @@ def test_an_undeclared_kind_cannot_be_raised():
 
 def test_the_schema_takes_its_metric_names_from_the_registry():
     loaded = manifest.schema()
-    assert loaded["$defs"]["metric_name"]["enum"] == list(M.ALL_SPECS)
+    assert loaded["$defs"]["metric_name"]["enum"] == list(M.all_specs())
+    assert list(M.all_specs())[:len(M.METRICS)] == list(M.METRICS)  # the challenges' scores come after
     on_disk = json.loads(manifest.SCHEMA_PATH.read_text())
     assert "enum" not in on_disk["$defs"]["metric_name"]  # one source: the registry
 
 
-def test_the_score_is_the_organizers_formula():
+def test_the_score_is_the_organizers_formula_in_every_challenge():
+    from harness import challenge
+
     means = {"lpips": 0.2, "dists": 0.15, "niqe": 4.5, "maniqa": 0.4, "musiq": 65.0, "clipiqa": 0.6}
     organizers = ((1 - 0.2) + (1 - 0.15) + 0.6 + 0.4 + 65.0 / 100 + max(0.0, (10 - 4.5) / 10))
-    assert M.perceptual_score(means) == pytest.approx(organizers, abs=1e-12)
-    assert M.perceptual_score({**means, "niqe": 12.0}) == pytest.approx(organizers - 0.55, abs=1e-12)  # floored at 0
-    assert M.SCORE_COMPONENTS == ("lpips", "dists", "niqe", "maniqa", "musiq", "clipiqa")
-    assert M.score_rounding_slack({}) == pytest.approx(0.5e-4 * (1 + 1 + 0.1 + 1 + 0.01 + 1) + 0.5e-4, abs=1e-8)
+    for rules in challenge.catalogue().values():
+        score = rules.scores["perceptual_score"]
+        assert score.value(means) == pytest.approx(organizers, abs=1e-12)
+        assert score.value({**means, "niqe": 12.0}) == pytest.approx(organizers - 0.55, abs=1e-12)  # floored at 0
+        assert score.components == ("lpips", "dists", "niqe", "maniqa", "musiq", "clipiqa")
+        assert score.rounding_slack({}) == pytest.approx(0.5e-4 * (1 + 1 + 0.1 + 1 + 0.01 + 1) + 0.5e-4, abs=1e-8)
+        assert M.spec("perceptual_score").tolerance_abs == 0.005 and M.spec("perceptual_score").precision == 4
 
 
 def test_report_order_and_weight_sources_come_from_the_registry():
@@ -195,4 +201,5 @@ def test_report_order_and_weight_sources_come_from_the_registry():
     sources = metric_weights.sources()
     assert set(sources) == {w.path for s in M.METRICS.values() for w in s.weight_files}
     assert sources["torch/hub/clip/RN50.pt"].kind == "url"
-    assert M.computed_metrics(["psnr", "perceptual_score"]) == ["psnr", *M.SCORE_COMPONENTS]
+    assert M.computed_metrics(["psnr", "perceptual_score"]) == ["psnr", "lpips", "dists", "niqe", "maniqa", "musiq",
+                                                                 "clipiqa"]

@@ -50,10 +50,10 @@ def test_import_accepts_a_valid_set_and_names_each_problem(mini_data, tmp_path):
     import shutil
     import zipfile
 
-    from harness.data import Dataset, DATASETS, import_dataset
+    from harness.data import BUILTIN_DATASETS, Dataset, import_dataset
 
     # The real ntire2025-test expects 0901..1000; a small stand-in with the same rules keeps this fast.
-    DATASETS["stand-in"] = Dataset("stand-in", "stand-in", "test", None, ("0001", "0002", "0003"), "tests")
+    BUILTIN_DATASETS["stand-in"] = Dataset("stand-in", "stand-in", "test", None, ("0001", "0002", "0003"), "tests")
     try:
         hr, lr = tmp_path / "hr", tmp_path / "lr"
         hr.mkdir(), lr.mkdir()
@@ -81,14 +81,14 @@ def test_import_accepts_a_valid_set_and_names_each_problem(mini_data, tmp_path):
         assert "HR/0003.png is 320x320, expected 320x300 (LR x4)" in message
         assert not (tmp_path / "data2" / "stand-in").exists()
     finally:
-        del DATASETS["stand-in"]
+        del BUILTIN_DATASETS["stand-in"]
 
 
 def test_import_rejects_hr_of_the_wrong_size(mini_data, tmp_path):
-    from harness.data import Dataset, DATASETS, import_dataset
+    from harness.data import BUILTIN_DATASETS, Dataset, import_dataset
     from harness.imageio import write_rgb8
 
-    DATASETS["stand-in"] = Dataset("stand-in", "stand-in", "test", None, ("0001",), "tests")
+    BUILTIN_DATASETS["stand-in"] = Dataset("stand-in", "stand-in", "test", None, ("0001",), "tests")
     try:
         hr, lr = tmp_path / "hr", tmp_path / "lr"
         write_rgb8(hr / "0001.png", read_rgb8(mini_data / "mini" / "HR" / "0001.png")[:316])
@@ -97,7 +97,7 @@ def test_import_rejects_hr_of_the_wrong_size(mini_data, tmp_path):
         with pytest.raises(DatasetError, match=r"HR/0001.png is 320x316, expected 320x320"):
             import_dataset("stand-in", tmp_path / "data", hr, lr)
     finally:
-        del DATASETS["stand-in"]
+        del BUILTIN_DATASETS["stand-in"]
 
 
 def test_ntire_test_set_says_where_hr_comes_from(tmp_path):
@@ -112,7 +112,7 @@ def test_lr_only_import_then_scoring_says_where_hr_comes_from(tmp_path):
     lr.mkdir()
     from harness.imageio import encode_png
 
-    for stem in data.DATASETS["ntire2025-test"].stems:
+    for stem in data.get("ntire2025-test").stems:
         (lr / f"{stem}x4.png").write_bytes(encode_png(np.zeros((4, 4, 3), dtype=np.uint8)))
     data.import_dataset("ntire2025-test", tmp_path / "data", None, lr)
     with pytest.raises(DatasetError) as caught:

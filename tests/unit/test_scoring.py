@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from harness import metrics as M
 from harness import scoring as S
 from harness.errors import EvaluationError, PairingError
 from harness.evaluate import evaluate, ground_truth_name, pair_outputs
@@ -75,12 +74,6 @@ def test_ssim_refuses_images_smaller_than_its_window():
 def test_size_mismatch_is_an_error_for_psnr():
     with pytest.raises(EvaluationError, match="sizes differ"):
         S.psnr_ssim(gray(16, 16, 1), gray(20, 16, 1), ["psnr"])
-
-
-def test_perceptual_score_formula():
-    means = {"lpips": 0.2, "dists": 0.1, "clipiqa": 0.5, "maniqa": 0.4, "musiq": 60.0, "niqe": 4.0}
-    assert M.perceptual_score(means) == pytest.approx(0.8 + 0.9 + 0.5 + 0.4 + 0.6 + 0.6)
-    assert M.perceptual_score({**means, "niqe": 12.0}) == pytest.approx(0.8 + 0.9 + 0.5 + 0.4 + 0.6)
 
 
 def test_ground_truth_name_removes_every_x4():
