@@ -123,6 +123,12 @@ def _obtain(team: Manifest, spec: dict, cache_dir: Path, repo_root: Path, progre
     if kind == "gdrive":
         return gdrive.download_file(source["id"], Path(cache_dir) / "gdrive" / source["id"],
                                     f"{team.id}: {spec['name']}", _manual_route(team, spec)).read_bytes()
+    if kind == "manual":
+        raise WeightsUnavailable(f"{team.id}: {spec['name']}: only on {source['host']}, which the harness cannot "
+                                 f"download from: {source['url']}"
+                                 + (f" (code {source['password']})" if source.get("password") else "")
+                                 + (f", {source['path']}" if source.get("path") else ""),
+                                 hint=f"download it by hand, then run `harness weights import {team.id} PATH`")
     raise WeightsUnavailable(f"{team.id}: {spec['name']}: unknown source kind '{kind}'")
 
 

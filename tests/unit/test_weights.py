@@ -87,3 +87,25 @@ def test_local_source_missing_file_is_named(project, tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(WeightsUnavailable, match="nowhere/model.pth"):
         weights.fetch(manifest_mod.load(path), tmp_path / "w", tmp_path / "dl", project)
+
+
+def test_weights_only_a_person_can_download_are_named_and_then_imported(project, tmp_path):
+    path = project / "teams" / "bicubic" / "manifest.yaml"
+    data = yaml.safe_load(path.read_text())
+    share = {"kind": "manual", "host": "Baidu Netdisk", "url": "https://pan.baidu.com/s/1example", "password": "SRSR",
+             "path": "model_zoo/team99"}
+    data["weights"] = [{"name": "team99", "directory": True, "source": share}]
+    path.write_text(yaml.safe_dump(data))
+    team = manifest_mod.load(path)
+    with pytest.raises(WeightsUnavailable) as caught:
+        weights.fetch(team, tmp_path / "w", tmp_path / "dl", project)
+    assert "only on Baidu Netdisk" in caught.value.message and "https://pan.baidu.com/s/1example (code SRSR)" \
+        in caught.value.message
+    assert caught.value.hint == "download it by hand, then run `harness weights import bicubic PATH`"
+    by_hand = tmp_path / "download" / "team99"
+    by_hand.mkdir(parents=True)
+    (by_hand / "net_g.pth").write_bytes(b"weights")
+    weights.import_weights(team, tmp_path / "download", tmp_path / "w", tmp_path / "dl")
+    assert weights.missing(team, tmp_path / "w") == []
+    [placed] = weights.fetch(team, tmp_path / "w", tmp_path / "dl", project)  # in place now: pinned, not fetched
+    assert (placed / "net_g.pth").read_bytes() == b"weights"
