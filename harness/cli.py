@@ -261,8 +261,11 @@ def validate(ctx, targets):
     teams, failed = [], 0
     for path in paths:
         try:
-            teams.append(registry.validate(proj, path))
-            passed([], shown(ctx, path))
+            team, known = registry.validate(proj, path)
+            teams.append(team)
+            passed([], shown(ctx, path) + (" (not runnable, as the checkout confirms)" if known else ""))
+            for problem in known:
+                out(f"[yellow]note[/yellow]  {problem}", soft_wrap=True)
         except ManifestError as exc:
             failed += 1
             passed(exc.problems, "")

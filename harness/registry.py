@@ -46,8 +46,9 @@ def manifest_paths(project: Project, targets) -> list[Path]:
     return paths
 
 
-def validate(project: Project, path: Path) -> manifest_mod.Manifest:
-    """Load one manifest file and, where its code is fetched, check it against the checkout; return it, or
+def validate(project: Project, path: Path) -> tuple[manifest_mod.Manifest, list]:
+    """Load one manifest file and, where its code is fetched, check it against the checkout; return it with
+    the checkout's findings for a team marked not runnable (they are its known breakage, not errors), or
     raise TeamNotFound (with suggestions) or ManifestError."""
     from . import code, teamcode
     from .errors import ManifestProblem
@@ -61,9 +62,10 @@ def validate(project: Project, path: Path) -> manifest_mod.Manifest:
         problems = [ManifestProblem(shown, field, message, "matches-checkout",
                                     f"checked against {display_path(project, checkout)}")
                     for field, message in teamcode.checkout_problems(team, checkout)]
-        if problems:
+        if problems and team.runnable:
             raise ManifestError(problems)
-    return team
+        return team, problems
+    return team, []
 
 
 def new_team(project: Project, team_id: str) -> Path:

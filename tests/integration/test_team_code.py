@@ -267,6 +267,13 @@ def test_validate_checks_module_aliases_and_networks_against_the_fetched_checkou
                      "the code imports 'models.team42_Alias', which is neither a folder of the checkout nor an alias",
                      "weights[0].network.class: 'archs.py:TinySR': no such file"):
         assert expected in done.stdout, done.stdout
+    # a team marked not runnable: what the checkout shows is its known breakage, said as notes
+    data["status"] = {"runnable": False, "reasons": ["its entry module is missing from the release"]}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    done = harness_cli("validate", "odd", cwd=proj.root)
+    assert done.returncode == 0, done.stdout
+    assert "ok    teams/odd/manifest.yaml (not runnable, as the checkout confirms)" in done.stdout
+    assert "note  teams/odd/manifest.yaml: entry.module: 'main.py' is not a file of" in done.stdout
 
 
 def test_verify_fetches_the_code_like_the_data_and_weights(proj, mini_data):
