@@ -293,22 +293,29 @@ def new_team(ctx, team_id):
 
 @cli.command("metrics")
 def list_metrics():
-    """List the metrics the harness computes: reference, direction, published decimals, tolerance, weights."""
+    """List the metrics the harness computes, then the challenges' scores: reference, direction, published
+    decimals, tolerance, each metric's term in a score (or which challenges define the score), weights."""
     from rich.table import Table
 
+    from .challenge import catalogue
     from .metrics import all_specs
 
+    rules = catalogue().values()
     table = Table(title="metrics (in report order)")
-    for column in ("name", "title", "kind", "better", "decimals", "tolerance", "score term", "weight files"):
+    for column in ("name", "title", "kind", "better", "decimals", "tolerance", "score terms", "weight files"):
         table.add_column(column)
     for spec in all_specs().values():
         tolerance = " + ".join(part for part in (f"{spec.tolerance_abs:g}" if spec.tolerance_abs else "",
                                                  f"{spec.tolerance_rel:g}×|v|" if spec.tolerance_rel else "") if part)
-        term = spec.score_term
+        if spec.backend == "derived":
+            terms = "defined by " + ", ".join(c.id for c in rules if spec.name in c.scores)
+        else:
+            terms = "\n".join(sorted({f"{name}: {t.offset:g} + {t.scale:g}·v"
+                                       + (f" (≥ {t.floor:g})" if t.floor is not None else "")
+                                       for c in rules for name, score in c.scores.items()
+                                       for t in score.terms if t.metric == spec.name}))
         table.add_row(spec.name, spec.title, spec.reference, "lower" if spec.lower_better else "higher",
-                      str(spec.precision), tolerance or "0",
-                      f"{term.offset:g} + {term.scale:g}·v" + (f" (≥ {term.floor:g})" if term and term.floor is not None else "")
-                      if term else "", "\n".join(w.path for w in spec.weight_files))
+                      str(spec.precision), tolerance or "0", terms, "\n".join(w.path for w in spec.weight_files))
     out(table)
 
 

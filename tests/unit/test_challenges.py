@@ -158,3 +158,9 @@ def test_a_track_without_published_ranks_ranks_by_the_published_values():
                                                      "realesrgan-x4plus"]
     assert [(c["team"], c["reproduced_rank"]) for c in board["changes"]] == [
         ("bicubic", 4), ("random-tta", 1), ("realesr-animevideov3", 2), ("realesrgan-x4plus", 3)]
+
+
+def test_metrics_lists_each_metrics_terms_and_who_defines_each_score(project):
+    done = harness_cli("metrics", cwd=project, env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert "perceptual_score: 1 + -0.1·v (≥ 0)" in done.stdout and "defined by mini, ntire2025-sr-x4" in done.stdout
