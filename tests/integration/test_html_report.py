@@ -95,3 +95,16 @@ def test_the_page_opens_offline_in_chromium_and_everything_in_it_decodes(audited
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_report_for_a_challenge_takes_its_teams_and_test_set(audited, tmp_path):
+    root, _ = audited
+    done = harness_cli("report", "--challenge", "mini", "--out", str(tmp_path / "out"), cwd=root)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["dataset"] == "mini"
+    assert sorted(t["team"] for t in report["teams"]) == ["bicubic", "broken", "random-tta",
+                                                          "realesr-animevideov3", "realesrgan-x4plus"]
+    unevaluated = next(t for t in report["teams"] if t["team"] == "random-tta")
+    assert unevaluated["failure"]["kind"] == "not_evaluated" and done.returncode == 0
+    both = harness_cli("report", "--challenge", "mini", "--teams", "bicubic", cwd=root)
+    assert both.returncode == 2 and "give --teams or --challenge, not both" in both.stderr
