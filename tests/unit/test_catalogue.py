@@ -16,8 +16,9 @@ from harness import registry
 from harness.project import Project
 from harness.errors import ManifestError
 
-# challenge id -> (its published table as transcribed for the tests, manifests expected)
-TABLES = {"ntire2025-sr-x4": ("ntire2025_published.csv", 27)}
+# challenge id -> (its published table as transcribed for the tests, manifests expected, its suite)
+TABLES = {"ntire2025-sr-x4": ("ntire2025_published.csv", 27, "ntire2025.yaml"),
+          "ntire2026-sr-x4": ("ntire2026_published.csv", 31, "ntire2026.yaml")}
 METRICS = ["psnr", "ssim", "lpips", "dists", "niqe", "maniqa", "musiq", "clipiqa", "perceptual_score"]
 
 
@@ -83,6 +84,47 @@ def test_each_tracks_ranks_follow_its_rule(challenge_id):
     assert [(t.id, t.rank_by, t.direction) for t in rules.tracks] == [("track1", "psnr", "higher"),
                                                                       ("track2", "perceptual_score", "higher")]
     assert leaderboard.rank_problems(rules, catalogue(challenge_id=challenge_id)) == []
+
+
+@pytest.mark.parametrize("challenge_id", TABLES)
+def test_each_challenge_has_a_suite_that_audits_every_published_team(challenge_id):
+    from harness import settings
+
+    suite = settings.load(REPO / "suites" / TABLES[challenge_id][2])  # valid settings
+    assert suite["dataset"] == challenge.get(challenge_id).test_dataset
+    assert sorted(suite["teams"]) == sorted(t.id for t in catalogue(challenge_id=challenge_id) if published(t))
+
+
+def test_list_shows_the_2026_table(project):
+    import json
+
+    listed = json.loads(harness_cli("list", "--json", "--challenge", "ntire2026-sr-x4", cwd=project).stdout)["teams"]
+    rows = {r["team"]: r for r in table("ntire2026-sr-x4")}
+    assert len(listed) == 31 and {t["name"] for t in listed} == set(rows)
+    for team in listed:
+        row = rows[team["name"]]
+        assert team["dataset"] == "ntire2026-test" and team["challenge"] == "ntire2026-sr-x4"
+        assert team["published"] == {m: float(row[m]) for m in METRICS}
+        assert team["ranks"] == {"track1": int(row["rank_track1"]), "track2": int(row["rank_track2"])}
+    assert [t["ranks"]["track1"] for t in listed] == list(range(1, 32))  # listed in track-1 order
+    unknown = harness_cli("list", "--challenge", "ntire2027-sr-x4", cwd=project)
+    assert unknown.returncode != 0 and "unknown challenge 'ntire2027-sr-x4'" in unknown.stdout + unknown.stderr
+
+
+def test_the_2026_inventory_records_its_findings():
+    teams = {t.id: t for t in catalogue(challenge_id="ntire2026-sr-x4")}
+    not_runnable = sorted(t.id.removeprefix("ntire2026-") for t in teams.values() if not t.runnable)
+    assert not_runnable == ["aimlab", "ait", "anant-svnit", "april-aigc", "axeraai", "bvisr", "ciplab",
+                            "honoraicamera", "kletech-cevi", "mipluscv", "noreject", "randomseed42", "suat",
+                            "transsionai", "vai-gm", "vepg"]
+    assert all(t.data["status"]["reasons"] for t in teams.values() if not t.runnable)
+    defects = {i: " ".join(t.data["status"].get("defects", [])) for i, t in teams.items()}
+    assert "SamsungAICamera's NTIRE 2025 network" in defects["ntire2026-i2wm-jnu"]
+    assert "JPEG at PIL's default quality (75)" in defects["ntire2026-transsionai"]
+    assert teams["ntire2026-ait"].nondeterministic
+    for team in teams.values():  # the weights are only on Baidu Netdisk: a person imports them
+        assert all(w["source"]["kind"] == "manual" for w in team.weights)
+        assert any(w["source"].get("host") == "Baidu Netdisk" for w in team.weights) or not team.weights
 
 
 def test_a_mistyped_published_value_is_caught(project):
