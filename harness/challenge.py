@@ -281,6 +281,6 @@ def scores() -> dict[str, Score]:
     return out
 
 
-def declared_datasets() -> dict[str, tuple[str, dict]]:
-    """Datasets that challenges declare (the user imports their images): id -> (challenge id, declaration)."""
-    return {d.id: (c.id, d.declared) for c in catalogue().values() for d in c.datasets if d.declared}
+def declared_datasets() -> dict[str, dict]:
+    """Datasets that challenges declare (the user imports their images): id -> declaration."""
+    return {d.id: d.declared for c in catalogue().values() for d in c.datasets if d.declared}

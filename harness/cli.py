@@ -253,7 +253,8 @@ def validate(ctx, targets):
     if not targets:
         try:
             rules = challenge.catalogue()
-            metrics.all_specs(), data.all_datasets()  # what the challenges name exists
+            metrics.all_specs()  # the metrics the challenges name exist
+            data.all_datasets()  # and their datasets
             passed([], f"challenges/: {', '.join(rules)}")
         except ManifestError as exc:
             tables_ok = passed(exc.problems, "")

@@ -111,7 +111,7 @@ def all_datasets() -> dict[str, Dataset]:
     if problems:
         raise ManifestError(problems)
     declared = {}
-    for dataset_id, (_, spec) in declared_datasets().items():
+    for dataset_id, spec in declared_datasets().items():
         images = spec["images"]
         declared[dataset_id] = Dataset(dataset_id, spec["title"], spec["description"], None,
                                        tuple(f"{i:04d}" for i in range(images["first"], images["last"] + 1)),

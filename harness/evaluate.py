@@ -17,6 +17,7 @@ from typing import Callable
 from . import consistency
 from . import metrics as M
 from . import scoring
+from .challenge import scores
 from .devices import check_device
 from .errors import DatasetError, EvaluationError, MetricUnavailable, PairingError
 from .fsutil import digest_of_files, sha256_file
@@ -189,10 +190,9 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
             values = [row.get(name) for row in result.per_image.values()]
             # The organizers average a missing value as 0; each such image is already a finding.
             result.mean[name] = sum(v if v is not None else 0.0 for v in values) / len(values)
-        from .challenge import scores
-
-        for name in (n for n in wanted if n in scores()):
-            score = scores()[name]
+        derived = scores()
+        for score in (derived[n] for n in wanted if n in derived):
+            name = score.name
             absent = [n for n in score.components if n not in result.mean]
             if absent:
                 why = "the ground truth" if hr_dir is None and any(

@@ -130,7 +130,7 @@ def computed_metrics(names: list[str]) -> list[str]:
     from .challenge import scores
 
     out = [n for n in names if spec(n).backend != "derived"]
-    for name in names:
-        if name in scores():
-            out += [n for n in scores()[name].components if n not in out]
+    derived = scores()
+    for name in (n for n in names if n in derived):
+        out += [n for n in derived[name].components if n not in out]
     return out

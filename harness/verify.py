@@ -7,7 +7,7 @@ not_runnable (known in advance).
 
 from __future__ import annotations
 
-from . import metrics as M
+from . import challenge, metrics as M
 from .manifest import Manifest
 from .records import PUBLISHED_OUTPUTS, Verification, failure
 
@@ -67,9 +67,7 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> Verif
 
     compared = 0
     all_ok = True
-    from .challenge import get as challenge_of
-
-    rules = challenge_of(team.data["challenge"])
+    rules = challenge.get(team.data["challenge"])
     for name, value in published["values"].items():
         precision = published["precision"].get(name)
         override = published.get("tolerance", {}).get(name) or rules.tolerance_override(name)

@@ -147,3 +147,20 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if {"downloads", "niqe_cache"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.pypi)
+
+
+def weights_team(root: Path, team_id: str, name: str, weight: dict):
+    """A one-team manifest under root/teams/ whose spandrel entry reads one weights entry; loaded."""
+    import yaml
+
+    from harness import manifest
+
+    folder = root / "teams" / team_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.yaml").write_text(yaml.safe_dump({
+        "schema_version": 1, "id": team_id, "name": name, "challenge": "mini",
+        "published": {"mini": {"values": {"psnr": 28.0}, "precision": {"psnr": 2},
+                               "source": {"kind": "reference-run", "citation": "test"}}},
+        "weights": [weight], "entry": {"kind": "spandrel", "weights": weight["name"]}, "runtime": {"scale": 4},
+        "determinism": {"class": "deterministic"}, "status": {"runnable": True}}))
+    return manifest.load(folder / "manifest.yaml")

@@ -22,9 +22,9 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import yaml
 
-from harness import manifest, weights
+from conftest import weights_team
+from harness import weights
 from harness.errors import ChecksumMismatch, DownloadError, WeightsUnavailable
 
 pytestmark = pytest.mark.network
@@ -178,18 +178,10 @@ def drive(tmp_path, monkeypatch):
 
 
 def folder_team(tmp_path, folder_id=ROOT_ID, path="model_zoo/team07_Demo"):
-    folder = tmp_path / "teams" / "demo"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manifest.yaml").write_text(yaml.safe_dump({
-        "schema_version": 1, "id": "demo", "name": "Weights in a Drive folder", "challenge": "mini",
-        "published": {"mini": {"values": {"psnr": 28.0}, "precision": {"psnr": 2},
-                               "source": {"kind": "reference-run", "citation": "test"}}},
-        "weights": [{"name": "team07_Demo", "directory": True,
-                     "source": {"kind": "gdrive", "id": folder_id, "folder": True, "mirror": "the Baidu mirror",
-                                **({"path": path} if path else {})}}],
-        "entry": {"kind": "spandrel", "weights": "team07_Demo"}, "runtime": {"scale": 4},
-        "determinism": {"class": "deterministic"}, "status": {"runnable": True}}))
-    return manifest.load(folder / "manifest.yaml")
+    return weights_team(tmp_path, "demo", "Weights in a Drive folder", {
+        "name": "team07_Demo", "directory": True,
+        "source": {"kind": "gdrive", "id": folder_id, "folder": True, "mirror": "the Baidu mirror",
+                   **({"path": path} if path else {})}})
 
 
 def fetch(team, tmp_path):

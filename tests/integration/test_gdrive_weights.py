@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import yaml
 
-from harness import manifest, weights
+from conftest import weights_team
+from harness import weights
 from harness.errors import ChecksumMismatch, DownloadError
 
 pytestmark = pytest.mark.network
@@ -62,16 +62,8 @@ def drive(monkeypatch):
 
 
 def drive_team(tmp_path, sha256=None):
-    folder = tmp_path / "teams" / "drive-team"
-    folder.mkdir(parents=True)
-    (folder / "manifest.yaml").write_text(yaml.safe_dump({
-        "schema_version": 1, "id": "drive-team", "name": "Weights on Drive", "challenge": "mini",
-        "published": {"mini": {"values": {"psnr": 28.0}, "precision": {"psnr": 2},
-                               "source": {"kind": "reference-run", "citation": "test"}}},
-        "weights": [{"name": "model.pth", "source": {"kind": "gdrive", "id": FILE_ID}, "sha256": sha256}],
-        "entry": {"kind": "spandrel", "weights": "model.pth"}, "runtime": {"scale": 4},
-        "determinism": {"class": "deterministic"}, "status": {"runnable": True}}))
-    return manifest.load(folder / "manifest.yaml")
+    return weights_team(tmp_path, "drive-team", "Weights on Drive",
+                        {"name": "model.pth", "source": {"kind": "gdrive", "id": FILE_ID}, "sha256": sha256})
 
 
 def fetch(team, tmp_path):
