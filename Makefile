@@ -1,5 +1,5 @@
 # make audit: set up, then run the audit pipeline (dvc repro) on params.yaml and print the verdicts.
-# make test:  set up (Python environment, Docker engine, local base image, Slurm packages, Chromium), then
+# make test:  set up (Python environment, Docker engine, local base image, bubblewrap, Slurm, Chromium), then
 #             run the whole test suite.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -8,24 +8,33 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export UV_NATIVE_TLS := 1
 
-.PHONY: setup engine slurm browser audit test bench lock clean
+.PHONY: setup engine sandbox slurm browser audit test bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null || $(PYTHON) -m pip install -q uv
 	uv venv -q --allow-existing --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) uv pip sync -q requirements.lock
+	VIRTUAL_ENV=$(VENV) uv pip sync -q --compile-bytecode requirements.lock
 	VIRTUAL_ENV=$(VENV) uv pip install -q --no-deps -e .
 	touch $@
 
 setup: $(VENV)/.installed
 
-audit: setup
-	dvc repro
+# dvc repro --quiet: each stage's own lines, not DVC's advice; then the report's story, once.
+audit: setup sandbox
+	dvc repro --quiet
 	harness report --show --check
 
 # A Docker engine and the registry-free local base image (tests build the team images FROM it).
 engine:
 	bash containers/local-base/engine.sh
+
+# bubblewrap: the sandbox the local runner holds team code in (Debian's package).
+# Without root or apt it says so and goes on (fatal with CI=true): untrusted teams are then refused locally.
+sandbox:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	  bubblewrap >/dev/null 2>&1 || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install \
+	  -y -q bubblewrap >/dev/null; }; }; } || { echo "sandbox: bubblewrap could not be installed: the local runner \
+	will refuse untrusted teams" >&2; [ "$${CI:-}" != true ]; }
 
 # The packages of a single-node Slurm cluster; the tests start and stop the cluster themselves.
 slurm:
@@ -35,7 +44,7 @@ slurm:
 browser:
 	command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
-test: setup engine slurm browser
+test: setup engine sandbox slurm browser
 	pytest
 
 bench: setup engine

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import code
@@ -26,6 +24,7 @@ from .errors import HarnessError
 from .fsutil import write_bytes_atomic, write_json_atomic
 from .manifest import Manifest
 from .progress import Progress, Step, note, silent
+from .provenance import session_info
 from .project import Project
 from .records import PUBLISHED_OUTPUTS, Verification
 
@@ -36,21 +35,24 @@ class InputsUnavailable(HarnessError):
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How teams run: runner, device, container settings (GPUs included), executor."""
+    """How teams run: runner, device, container and local settings (GPUs included), executor, and the
+    explicit opt-in to run untrusted code without a sandbox."""
 
     runner: str
     device: str
     docker: dict
     executor: str = "local"
     slurm: dict = field(default_factory=dict)
+    local: dict = field(default_factory=dict)
+    unsafe_no_sandbox: bool = False
 
     @classmethod
     def from_settings(cls, settings: dict, runner: str | None = None, device: str | None = None,
-                      gpus: str | None = None) -> "RunOptions":
+                      gpus: str | None = None, unsafe_no_sandbox: bool = False) -> "RunOptions":
         """params.yaml's settings with a command's options over them."""
         docker = {**settings["docker"], **({"gpus": gpus} if gpus else {})}
         return cls(runner or settings["runner"], device or settings["device"], docker, settings["executor"],
-                   settings["slurm"])
+                   settings["slurm"], settings["local"], unsafe_no_sandbox)
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -105,14 +107,44 @@ def fetch_weights(proj: Project, team: Manifest, source: str, progress: Progress
 
 
 def fetch_code(proj: Project, team: Manifest) -> Path | None:
-    """The team's code checkout at its pinned commit (None for a team whose code lives in its folder),
-    recorded in .cache/code/teams/<team>.json for the pipeline."""
-    checkout = code.fetch(proj.code_cache, team) if "code" in team.data else None
+    """The team's code checkout at its pinned commit, verified (None for a team whose code lives in its
+    folder), recorded in .cache/code/teams/<team>.json for the pipeline with the damage found elsewhere in
+    the repository."""
+    checkout, damaged = code.fetch(proj.code_cache, team) if "code" in team.data else (None, [])
     write_json_atomic(proj.code_record(team.id), {
         "team": team.id, "repository": team.data.get("code", {}).get("repository"),
         "commit": team.data.get("code", {}).get("commit"),
-        "checkout": str(checkout.relative_to(proj.root)) if checkout else None})
+        "checkout": str(checkout.relative_to(proj.root)) if checkout else None, "damaged_elsewhere": damaged})
     return checkout
+
+
+@dataclass
+class CodeFetch:
+    team: str
+    checkout: Path | None = None
+    failure: HarnessError | None = None
+    damaged_elsewhere: list = field(default_factory=list)
+
+
+def fetch_all_code(proj: Project, teams: list[Manifest]) -> list[CodeFetch]:
+    """Every team's code, each repository on its own: one that cannot be cloned fails its own teams only,
+    and every failure is in the list (nothing stops at the first)."""
+    results, failed_sources = [], {}
+    for team in teams:
+        source = (team.data.get("code", {}).get("repository"), team.data.get("code", {}).get("commit"))
+        if source in failed_sources:  # the same clone would fail again: say so without retrying
+            results.append(CodeFetch(team.id, failure=failed_sources[source]))
+            continue
+        try:
+            checkout = fetch_code(proj, team)
+        except HarnessError as exc:
+            if getattr(exc, "whole_repository", False):
+                failed_sources[source] = exc
+            results.append(CodeFetch(team.id, failure=exc))
+            continue
+        record = json.loads(proj.code_record(team.id).read_text())
+        results.append(CodeFetch(team.id, checkout, damaged_elsewhere=record["damaged_elsewhere"]))
+    return results
 
 
 # --- inference -----------------------------------------------------------------------------------
@@ -122,7 +154,7 @@ def infer(proj: Project, team: Manifest, dataset: str, options: RunOptions, prog
     """Run the team with the chosen runner into runs/ (or runs_root); the one inference path that the
     local executor and every Slurm job take. Returns the run record."""
     progress = progress or silent
-    runner = runners.get(options.runner, options.docker)
+    runner = runners.get(options.runner, options)
     if runner.selection:
         note(progress, team.id, f"{team.id}: runner {runner.selection}")
     lr_dir = data_mod.get(dataset).lr_dir(proj.data_dir)
@@ -264,6 +296,8 @@ def _evaluate_team_locked(proj, team, dataset, names, mode, device, evaluator, d
                                             device, update, lr_dir, workers, max_megapixels)
         result["evaluator"] = evaluator_mod.local_description()
     write_json_atomic(target, result)
+    write_json_atomic(target.with_suffix(".session.json"), {"schema": "harness.evaluation-session/1",
+                                                            **session_info(proj.root)})
     write_json_atomic(proj.metrics_file(dataset, team.id), evaluate_mod.mean_metrics(result))
     write_bytes_atomic(proj.plots_file(dataset, team.id), _csv(evaluate_mod.plot_rows(result)).encode())
     return result
@@ -363,91 +397,3 @@ def write_report(proj: Project, results: list[dict], dataset: str, settings: dic
 def all_passed(results: list[dict]) -> bool:
     """Every team reproduced, or is known in advance not to run."""
     return all(verify_mod.passed(r) or r["verdict"] == "not_runnable" for r in results)
-
-
-# --- smoke tests -----------------------------------------------------------------------------------
-
-SMOKE_CROPS = (("0001x4.png", 16, 16), ("0004x4.png", 24, 8))  # (mini LR image, top, left)
-SMOKE_SIZE = 32
-
-
-@dataclass
-class SmokeResult:
-    team: str
-    status: str  # ok, failed, skipped, not_runnable
-    reason: str | None = None
-    kind: str | None = None  # the failure kind, when failed
-    seconds: float | None = None
-    stand_ins: list = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def smoke_inputs(proj: Project) -> Path:
-    """Two small LR crops of real photographs (the mini dataset), the same for every team."""
-    from .imageio import read_rgb8, write_rgb8
-
-    data_mod.fetch("mini", proj.data_dir)
-    source = data_mod.get("mini").lr_dir(proj.data_dir)
-    folder = proj.root / ".cache" / "smoke" / "_inputs"
-    if folder.is_dir() and len(list(folder.glob("*.png"))) == len(SMOKE_CROPS):
-        return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, top, left in SMOKE_CROPS:
-        write_rgb8(folder / name, read_rgb8(source / name)[top:top + SMOKE_SIZE, left:left + SMOKE_SIZE])
-    return folder
-
-
-def smoke_skip_reason(team: Manifest, device: str) -> str | None:
-    """Why a team cannot be smoke-tested on this device, from its manifest alone."""
-    if device.startswith("cpu") and team.runtime.get("cuda_extensions"):
-        return f"needs CUDA kernels ({', '.join(team.runtime['cuda_extensions'])}): needs a GPU"
-    if device.split(":")[0] not in team.runtime.get("devices", ["cpu", "cuda"]):
-        return f"runs on {', '.join(team.runtime['devices'])} only (runtime.devices)"
-    undescribed = [w["name"] for w in team.weights if "network" not in w]
-    if undescribed:
-        return (f"no network described for {', '.join(undescribed)}, so no stand-in weights: "
-                "add weights[].network to the manifest")
-    return None
-
-
-def smoke_team(proj: Project, team: Manifest, options: RunOptions, progress: Progress | None = None) -> SmokeResult:
-    """Run the team's real code end to end on two small LR crops with stand-in weights, through the
-    ordinary inference path (runner, adapter, output checks): minutes before any GPU hour is spent."""
-    progress = progress or silent
-    if not team.runnable:
-        return SmokeResult(team.id, "not_runnable", "; ".join(team.data["status"].get("reasons", [])))
-    reason = smoke_skip_reason(team, options.device)
-    if reason:
-        return SmokeResult(team.id, "skipped", reason)
-    started = time.perf_counter()
-    folder = proj.smoke_dir(team.id)
-    shutil.rmtree(folder, ignore_errors=True)
-    checkout = code.for_run(proj.code_cache, team)
-    if team.entry.get("code_root") == "code" and checkout is None and not os.environ.get(code.OVERRIDE_VARIABLE):
-        return SmokeResult(team.id, "failed", f"no checkout of {team.data['code']['repository']} at "
-                           f"{team.data['code']['commit']}: run `harness fetch code {team.id}`", "code_unavailable")
-    try:
-        runner = runners.get(options.runner, options.docker)
-        lr_dir = smoke_inputs(proj)
-        weights_dir = folder / "weights"
-        stand_ins = []
-        if team.weights:
-            progress(Step(team.id, f"{team.id}: stand-in weights"))
-            stand_ins = inference.stand_in_weights(team, runner, weights_dir, options.device, proj.root, checkout,
-                                                   folder / "logs" / "stand-ins.log")
-
-        def update(run, runs, done, total, name):
-            progress(Step(team.id, f"{team.id} smoke {name}", done, total))
-
-        record = inference.infer_team(team, runner, lr_dir, folder / "runs", "smoke", weights_dir, options.device,
-                                      proj.root, update, checkout, repeats=1)
-    except HarnessError as exc:
-        return SmokeResult(team.id, "failed", exc.message, exc.kind, round(time.perf_counter() - started, 1))
-    seconds = round(time.perf_counter() - started, 1)
-    names = [p.name for p in stand_ins]
-    if record["status"] != "ok":
-        failure = record["failure"]
-        return SmokeResult(team.id, "failed", failure["message"], failure["kind"], seconds, names)
-    return SmokeResult(team.id, "ok", None, None, seconds, names)

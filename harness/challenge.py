@@ -108,6 +108,10 @@ class Challenge:
     def track(self, track_id: str) -> Track:
         return next(t for t in self.tracks if t.id == track_id)
 
+    @property
+    def trusted_code(self) -> bool:
+        return bool(self.data.get("trusted_code", False))
+
     def tolerance_override(self, metric: str) -> dict | None:
         return self.data.get("tolerances", {}).get(metric)
 

@@ -26,6 +26,10 @@ OVERRIDE_VARIABLE = "HARNESS_CODE_DIR"
 class CodeUnavailable(HarnessError):
     kind = "code_unavailable"
 
+    def __init__(self, message: str, hint: str | None = None, whole_repository: bool = False):
+        super().__init__(message, hint)
+        self.whole_repository = whole_repository  # the clone itself failed: every team of it is affected
+
 
 def slug(repository: str) -> tuple[str, str]:
     """('owner', 'name') of a repository URL (https://host/owner/name[.git])."""
@@ -69,26 +73,48 @@ def _at_commit(folder: Path, commit: str) -> bool:
         return False
 
 
-def fetch(code_cache: Path, team) -> Path:
-    """The team's checkout at its pinned commit: reused when present, cloned otherwise."""
-    import git
-
+def fetch(code_cache: Path, team) -> tuple[Path, list[str]]:
+    """The team's checkout at its pinned commit, reused when present, cloned otherwise, and verified
+    before every use: a tracked file of a runnable team's own code that is missing or changed refuses it;
+    the damage found (other teams' folders, or a non-runnable team's own) is returned as 'D path' lines."""
     code = team.data.get("code")
     if not code:
         raise CodeUnavailable(f"{team.id} declares no code repository (code: in its manifest)")
     target = checkout_dir(code_cache, team)
-    if _at_commit(target, code["commit"]):
-        dirty = git.Repo(target).is_dirty(untracked_files=False)
-        if dirty:
-            raise CodeUnavailable(f"{target} has local changes to tracked files",
-                                  hint=f"remove {target} and run `harness fetch code {team.id}` again")
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # teams of one repository share its checkout: one process clones it, the others are told who does
-    with locks.held(target.parent / f".{target.name}.lock", f"the checkout {target.name}"):
-        if _at_commit(target, code["commit"]):
-            return target
-        return _clone(code, target)
+    if not _at_commit(target, code["commit"]):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # teams of one repository share its checkout: one process clones it, the others are told who does
+        with locks.held(target.parent / f".{target.name}.lock", f"the checkout {target.name}"):
+            if not _at_commit(target, code["commit"]):
+                _clone(code, target)
+    damaged = damage(target)
+    own = [line for line in damaged if _is_own(team, line[2:])]
+    if own and team.runnable:  # a team marked not runnable is read, not run: its damage is only reported
+        raise CodeUnavailable(f"{target}: {len(own)} tracked file(s) of {team.id}'s code are missing or changed "
+                              f"({', '.join(line[2:] for line in own[:3])}{', ...' if len(own) > 3 else ''})",
+                              hint=f"remove {target} and run `harness fetch code {team.id}` again; a mirror that "
+                                   "lacks these files cannot serve this team")
+    return target, damaged
+
+
+def damage(checkout: Path) -> list[str]:
+    """Tracked files that are missing ('D path') or differ from the commit ('M path')."""
+    import git
+
+    status = git.Repo(checkout).git.status("--porcelain", "--untracked-files=no", "--no-renames")
+    return sorted(f"{line[:2].strip()[:1]} {line[3:]}" for line in status.splitlines() if line.strip())
+
+
+def team_paths(team) -> list[str]:
+    """The folders of the checkout that are the team's own code: code.path and its import aliases' targets."""
+    paths = [team.data["code"].get("path", ".")]
+    paths += list(team.entry.get("import_aliases", {}).values())
+    return [str(Path(p)) for p in paths]
+
+
+def _is_own(team, path: str) -> bool:
+    return any(folder == "." or path == folder or path.startswith(folder.rstrip("/") + "/")
+               for folder in team_paths(team))
 
 
 def _clone(code: dict, target: Path) -> Path:
@@ -105,19 +131,36 @@ def _clone(code: dict, target: Path) -> Path:
             repo.git.checkout(code["commit"], detach=True)
         except git.exc.GitCommandError:
             raise CodeUnavailable(f"{code['repository']} has no commit {code['commit']}",
-                                  hint="check code.commit in the manifest") from None
+                                  hint="check code.commit in the manifest", whole_repository=True) from None
         if not repo.head.commit.hexsha.startswith(code["commit"]):
             raise CodeUnavailable(f"{url}: checked out {repo.head.commit.hexsha}, not {code['commit']}")
         repo.close()
         staging.chmod(0o755)  # readable by a container's unprivileged user, like any clone
         replace_dir(staging, target)
+        return target
     except git.exc.GitCommandError as exc:
-        raise CodeUnavailable(f"cloning {url} failed: {(exc.stderr or str(exc)).strip()[-300:]}",
+        raise CodeUnavailable(f"cloning {url} failed: {_git_reason(exc)}",
                               hint=f"check the network, or set {MIRROR_VARIABLE} to a mirror holding "
-                                   f"{'/'.join(slug(code['repository']))}") from None
+                                   f"{'/'.join(slug(code['repository']))}", whole_repository=True) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+
+def _git_reason(exc) -> str:
+    """git's own complaint in one line ('Could not resolve host: github.com', 'repository ... not found')."""
+    lines = [line.strip().removeprefix("stderr:").strip(" '") for line in (exc.stderr or str(exc)).splitlines()]
+    lines = [line.removeprefix("fatal:").strip() for line in lines if line]
+    return (lines[-1] if lines else f"git exited {exc.status}")[:300]
+
+
+def head(checkout: Path) -> str | None:
+    """The commit a checkout is at."""
+    import git
+
+    try:
+        return git.Repo(checkout).head.commit.hexsha
+    except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError, ValueError):
+        return None
 
 
 def for_run(code_cache: Path, team) -> Path | None:

@@ -12,14 +12,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable
 
 from .errors import ChecksumMismatch, DatasetError, ManifestError
 from .fsutil import replace_dir, sha256_file, write_bytes_atomic, write_json_atomic
-from .imageio import encode_png
-from .imresize import imresize
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SCALE = 4
 CHECKSUMS = "checksums.json"
@@ -68,6 +67,7 @@ def lr_name(stem: str) -> str:
 
 
 def mini_images() -> dict[str, np.ndarray]:
+    import numpy as np  # building images: numpy and scikit-image only here, not on every command's start
     import skimage.data
 
     images = {}
@@ -82,6 +82,9 @@ def mini_images() -> dict[str, np.ndarray]:
 
 def build_mini(target: Path) -> None:
     """Write HR and MATLAB-bicubic LR PNGs for the embedded dataset into target."""
+    from .imageio import encode_png
+    from .imresize import imresize
+
     for stem, hr in mini_images().items():
         write_bytes_atomic(target / "HR" / f"{stem}.png", encode_png(hr))
         write_bytes_atomic(target / "LR" / lr_name(stem), encode_png(imresize(hr, 1 / SCALE)))
@@ -324,7 +327,7 @@ def _import(dataset_id: str, data_dir: Path, hr, lr, downloads: Path | None, pro
 
 def check_layout(dataset: Dataset, root: Path) -> list[str]:
     """Expected names in HR/ and LR/, and every HR exactly SCALE times its LR."""
-    from .imageio import read_png_header
+    from .png import read_png_header
 
     problems = []
     hr = {p.stem: p for p in (root / "HR").glob("*.png")}

@@ -49,6 +49,7 @@ def examine(proj: Project, settings: dict) -> list[Finding]:
             problems.append(Finding(f"manifest {team_id}", "missing", exc.message, exc.hint or "harness validate"))
     findings += problems
     findings += engines(settings)
+    findings += local_runner(settings, teams)
     findings += gpus(settings)
     findings += dataset(proj, settings)
     findings += [f for team in teams for f in team_inputs(proj, team, settings)]
@@ -104,6 +105,37 @@ def engines(settings: dict) -> list[Finding]:
     return out
 
 
+def local_runner(settings: dict, teams: list) -> list[Finding]:
+    """Where teams run on this machine: the sandbox, and each team's family environment."""
+    from . import envs, sandbox
+    
+    if settings["runner"] not in ("local", "auto"):
+        return []
+    out = []
+    untrusted = [t.id for t in teams if t.runnable and not sandbox.trusted(t)]
+    problem = sandbox.problem()
+    if problem is None:
+        out.append(Finding("sandbox", "ok", f"{sandbox.version()}: no network, read-only files, own PID namespace"))
+    else:
+        out.append(Finding("sandbox", "missing" if untrusted and settings["runner"] == "local" else "warning",
+                           f"{problem}; " + (f"refused locally: {', '.join(untrusted)}" if untrusted else
+                                             "the teams here run only the harness's own code"),
+                           "apt-get install bubblewrap, or use runner: docker"))
+    for team in teams:
+        if not team.runnable or settings["source"] == "outputs":
+            continue
+        family, name = envs.planned(team)
+        if name is None:
+            out.append(Finding(f"{team.id}: environment", "ok", "the harness's own (" +
+                               (f"family {family.name} is its lock)" if family else "no recipe family)")))
+        elif envs.built(name):
+            out.append(Finding(f"{team.id}: environment", "ok", f"{name}, built"))
+        else:
+            out.append(Finding(f"{team.id}: environment", "to fetch", f"{name} is built on first use from "
+                               f"containers/{family.name}/ (packages from PyPI)", f"harness smoke {team.id}"))
+    return out
+
+
 def gpus(settings: dict) -> list[Finding]:
     if not settings["device"].startswith("cuda"):
         return [Finding("device", "ok", f"{settings['device']}: no GPU needed")]
@@ -131,7 +163,8 @@ def dataset(proj: Project, settings: dict) -> list[Finding]:
         data.verify(name, proj.data_dir)
     except HarnessError as exc:
         fetchable = spec.build is not None or spec.archives
-        return [Finding(f"dataset {name}", "to fetch" if fetchable else "missing", exc.message,
+        origin = "" if fetchable or not spec.hr_origin else f"; {spec.title}: {spec.hr_origin}"
+        return [Finding(f"dataset {name}", "to fetch" if fetchable else "missing", exc.message + origin,
                         f"harness fetch data {name}" if fetchable else f"harness data import {name} --lr PATH --hr PATH")]
     if not any(spec.hr_dir(proj.data_dir).glob("*.png")):
         return [Finding(f"dataset {name}", "warning", "LR only: no ground truth, so no full-reference metric",

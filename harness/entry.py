@@ -15,6 +15,7 @@ import random
 import re
 import shutil
 import sys
+import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from . import manifest as manifest_mod
 from . import teamcode
 from .devices import check_device
@@ -29,8 +31,8 @@ from .errors import HarnessError, InferenceFailed, TypedFailure
 from .fsutil import sha256_file, write_json_atomic
 from .imageio import read_rgb8, write_rgb8
 from .imresize import imresize
-from .protocol import PROVENANCE, progress_line, write_failure
-from .provenance import harness_info, torch_info
+from .protocol import PROVENANCE, RUN_INDEX_VARIABLE, SESSION, progress_line, write_failure
+from .provenance import session_info, torch_info
 
 # How torch reports a failed allocation on CUDA and on the CPU.
 OOM_MESSAGE = re.compile(r"out of memory|not enough memory|can't allocate memory|cannot allocate memory", re.I)
@@ -179,6 +181,7 @@ def run(manifest_path: Path, input_dir: Path, output_dir: Path, weights_dir: Pat
     check_device(device)
     inputs = lr_inputs(input_dir)
     seed_everything(team.seed)
+    os.environ[RUN_INDEX_VARIABLE] = str(run_index)  # for team code that varies by run (and its children)
     started = datetime.now(timezone.utc)
     wall = time.perf_counter()
     kind = team.entry["kind"]
@@ -195,22 +198,23 @@ def run(manifest_path: Path, input_dir: Path, output_dir: Path, weights_dir: Pat
         "schema": "harness.provenance/1",
         "team": team.id,
         "run_index": run_index,
-        **harness_info(repo_root),
+        "harness_version": __version__,
         "manifest_hash": team.hash,
         "run_key": team.run_key,
         "entry_kind": kind,
         "seed": team.seed,
         "determinism_class": team.determinism["class"],
         **torch_info(device),
-        "started": started.isoformat(timespec="seconds"),
-        "wall_s": round(wall, 4),
-        "seconds_per_image": {k: round(v, 4) for k, v in times.items()},
-        "per_image_timing": "measured" if kind != "ntire-main" else "output mtime deltas (first includes load)",
         "inputs_sha256": {p.name: sha256_file(p) for p in inputs},
         "weights_sha256": weights_checksums(team, Path(weights_dir)),
         "outputs_sha256": {p.name: sha256_file(p) for p in sorted(output_dir.glob("*.png"))},
     }
     write_json_atomic(output_dir / PROVENANCE, record)
+    write_json_atomic(output_dir / SESSION, {
+        "schema": "harness.run-session/1", **session_info(repo_root),
+        "started": started.isoformat(timespec="seconds"), "wall_s": round(wall, 4),
+        "seconds_per_image": {k: round(v, 4) for k, v in times.items()},
+        "per_image_timing": "measured" if kind != "ntire-main" else "output mtime deltas (first includes load)"})
     return record
 
 
@@ -234,6 +238,16 @@ def write_stand_ins(manifest_path: Path, output_dir: Path, code_dir: Path | None
     return written
 
 
+def smoke(manifest_path: Path, input_dir: Path, output_dir: Path, device: str, repo_root: Path, progress,
+          code_dir: Path | None = None) -> dict:
+    """Stand-in weights written into a scratch folder, then inference on them, in this one process."""
+    team = manifest_mod.load(manifest_path)
+    root, folder = teamcode.code_folders(team, code_dir)
+    with tempfile.TemporaryDirectory(prefix="harness-stand-ins-") as weights:
+        teamcode.write_stand_ins(team, root, folder, Path(weights))
+        return run(manifest_path, input_dir, output_dir, Path(weights), device, 1, repo_root, progress, code_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.entry", description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifest", required=True, type=Path)
@@ -245,11 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo-root", type=Path, default=Path.cwd())
     parser.add_argument("--code-dir", type=Path, default=None,
                         help="checkout of the team's code repository (default: $HARNESS_CODE_DIR or /opt/code)")
-    parser.add_argument("--task", choices=("infer", "stand-ins"), default="infer",
-                        help="infer: run the team; stand-ins: write randomly initialised weights for its networks")
+    parser.add_argument("--task", choices=("infer", "stand-ins", "smoke"), default="infer",
+                        help="infer: run the team; stand-ins: write randomly initialised weights for its networks; "
+                             "smoke: both, inferring with the stand-ins")
     args = parser.parse_args(argv)
-    if args.task == "infer" and (args.input is None or args.weights is None):
-        parser.error("--input and --weights are required to infer")
+    if args.task in ("infer", "smoke") and args.input is None:
+        parser.error(f"--input is required to {args.task}")
+    if args.task == "infer" and args.weights is None:
+        parser.error("--weights is required to infer")
 
     def progress(done, total, name):
         print(progress_line(done, total, name), flush=True)
@@ -257,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.task == "stand-ins":
             write_stand_ins(args.manifest, args.output, args.code_dir)
+        elif args.task == "smoke":
+            smoke(args.manifest, args.input, args.output, args.device, args.repo_root, progress, args.code_dir)
         else:
             run(args.manifest, args.input, args.output, args.weights, args.device, args.run_index,
                 args.repo_root, progress, args.code_dir)

@@ -9,19 +9,15 @@ Modes:
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import consistency
 from . import metrics as M
-from . import scoring
 from .challenge import scores
 from .devices import check_device
-from .errors import DatasetError, EvaluationError, MetricUnavailable, PairingError
-from .fsutil import digest_of_files, sha256_file
-from .imageio import read_png_header, read_rgb8
+from .errors import DatasetError, EvaluationError, PairingError
+from .fsutil import digest_of_files
 from .inputs import DEFAULT_MAX_MEGAPIXELS, check_size, files_in, image_facts
 from .records import EVALUATION_SCHEMA, TeamEvaluation
 from .settings import MODES
@@ -150,10 +146,12 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
             if M.METRICS[name].reference == "FR":
                 result.unavailable[name] = {"reason": NO_GROUND_TRUTH, "fetch": GROUND_TRUTH_HINT}
         base = [n for n in base if n not in result.unavailable]
+    from . import scorer  # the image libraries, once there is something to score
+
     builtin = [n for n in base if M.METRICS[n].backend == "builtin"]
     cache = Path(metric_cache or ".cache/metric-weights")
     usable = []
-    weights = scoring.PyiqaMetrics(cache)
+    weights = scorer.scoring.PyiqaMetrics(cache)
     for name in (n for n in base if M.METRICS[n].backend == "pyiqa"):
         reason = weights.unavailable_reason(name)
         if reason:
@@ -161,9 +159,9 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
         else:
             usable.append(name)
 
-    job = ImageJob(builtin, usable, mode, str(cache), device)
+    job = scorer.ImageJob(builtin, usable, mode, str(cache), device)
     signatures = {}
-    for index, image in enumerate(_score_all(job, pairs, workers if device == "cpu" else 1)):
+    for index, image in enumerate(scorer.score_all(job, pairs, workers if device == "cpu" else 1)):
         if progress:
             progress(index, len(pairs), image.stem)
         if image.truth_error:
@@ -182,7 +180,7 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
             signatures[image.stem] = image.signature
     if progress:
         progress(len(pairs), len(pairs), "")
-    _cross_check(pairs, signatures, result)
+    scorer.cross_check(pairs, signatures, result)
 
     scored = [n for n in builtin + usable if n not in result.unavailable]
     if result.status == "ok":
@@ -225,189 +223,6 @@ def _check_references(pairs: list[ImagePair], max_megapixels: float) -> None:
                                    hint="the dataset is damaged: import it again")
 
 
-def _cross_check(pairs: list[ImagePair], signatures: dict, result: Evaluation) -> None:
-    """An output that fits another input better than its own is named (it belongs elsewhere)."""
-    if not signatures:
-        return
-    inputs = {p.stem: consistency.lr_signature(read_rgb8(p.lr)) for p in pairs if p.lr is not None}
-    for stem, message in consistency.cross_check(signatures, inputs).items():
-        result.findings.append(finding_of("lr_inconsistent", stem, message))
-
-
-def finding_of(kind: str, image: str, message: str, metric: str | None = None, severity: str = "warning") -> dict:
-    """A finding: something about one image that a reader of the verdict should know."""
-    return {"kind": kind, "image": image, "metric": metric, "severity": severity, "message": message}
-
-
-@dataclass(frozen=True)
-class ImageJob:
-    """What every image of an evaluation is scored with (picklable: it travels to worker processes)."""
-
-    builtin: list[str]
-    learned: list[str]
-    mode: str
-    cache: str
-    device: str
-
-
-@dataclass
-class ImageResult:
-    stem: str
-    output_name: str
-    sha256: str
-    row: dict
-    findings: list[dict] = field(default_factory=list)
-    failed: str | None = None
-    unavailable: dict[str, str] = field(default_factory=dict)
-    consistency: dict | None = None
-    signature: object = None
-    truth_error: str | None = None  # the ground truth could not be read: the dataset's problem, not the team's
-
-
-_WORKER_METRICS: dict = {}
-
-
-def _score_all(job: ImageJob, pairs: list[ImagePair], workers: int):
-    """Image results in the order of `pairs`: here, or in a pool of processes that each load a metric
-    once; at most two images per worker are in flight, so memory does not grow with the image count."""
-    workers = max(1, min(workers, len(pairs)))
-    if workers == 1:
-        metrics = scoring.PyiqaMetrics(Path(job.cache), device=job.device)
-        for pair in pairs:
-            yield _score_image(job, pair, metrics)
-        return
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
-
-    context = multiprocessing.get_context("spawn")  # a fork of a process with torch's threads can hang
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
-    try:
-        pending = deque()
-        for pair in pairs:
-            pending.append(pool.submit(_score_in_worker, job, pair))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    except BaseException:  # interrupted (Ctrl-C, SIGTERM) or failed: no worker outlives the evaluation
-        for process in multiprocessing.active_children():
-            process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
-def _init_worker() -> None:
-    """One thread per worker process: the pool is the parallelism."""
-    import cv2
-    import torch
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-
-
-def _score_in_worker(job: ImageJob, pair: ImagePair) -> ImageResult:
-    metrics = _WORKER_METRICS.get(job.cache)
-    if metrics is None:
-        metrics = _WORKER_METRICS[job.cache] = scoring.PyiqaMetrics(Path(job.cache), device=job.device)
-    return _score_image(job, pair, metrics)
-
-
-def _score_image(job: ImageJob, pair: ImagePair, iqa) -> ImageResult:
-    stem, strict = pair.stem, job.mode == "strict"
-    image = ImageResult(stem, pair.output.name, sha256_file(pair.output), {n: None for n in job.builtin + job.learned})
-    row = image.row
-
-    def finding(kind: str, message: str, metric: str | None = None, severity: str = "warning"):
-        image.findings.append(finding_of(kind, stem, message, metric, severity))
-
-    def fail_or_zero(kind: str, message: str, metric: str | None = None):
-        if strict:
-            image.failed = image.failed or message
-            finding(kind, message, metric, severity="error")
-        else:
-            finding(kind, f"{message}; counted as 0 in the average, as the organizers did", metric)
-
-    facts = image_facts(pair.output)
-    if facts.format != "PNG":
-        what = f"a {facts.format} file" if facts.format else "not an image file OpenCV would recognise by its bytes"
-        if strict:
-            image.failed = f"{pair.output.name} is {what} named .png"
-            finding("not_png", image.failed, severity="error")
-            return image
-        finding("not_png", f"{pair.output.name} is {what} named .png; read by its content, as OpenCV does")
-    header = read_png_header(pair.output)
-    if header is not None and not header.is_plain_rgb8:
-        finding("converted_input", f"output is {header.bit_depth}-bit {header.color}; read as 8-bit RGB "
-                "(high byte kept, alpha dropped), as OpenCV does", severity="info")
-    if pair.truth is not None:
-        try:
-            hr = read_rgb8(pair.truth)
-        except EvaluationError as exc:
-            image.truth_error = exc.message
-            return image
-    else:
-        hr = None
-    try:
-        sr = read_rgb8(pair.output)
-    except EvaluationError as exc:
-        fail_or_zero("unreadable_output", exc.message)
-        return image
-
-    if pair.lr is not None:
-        fit = consistency.check(sr, read_rgb8(pair.lr))
-        image.consistency, image.signature = fit.as_dict(), fit.signature
-        if fit.problem:
-            finding("lr_inconsistent", fit.problem)
-
-    if job.builtin and hr is not None:
-        try:
-            values = scoring.psnr_ssim(sr, hr, job.builtin)
-        except Exception as exc:  # the organizers' "a metric raised" case
-            message = exc.message if isinstance(exc, EvaluationError) else f"{type(exc).__name__}: {exc}"
-            for name in job.builtin:
-                fail_or_zero("metric_error", f"{name}: {message}", name)
-        else:
-            for name, value in values.items():
-                if math.isnan(value):
-                    fail_or_zero("metric_error", f"{name}: undefined (NaN)", name)
-                    continue
-                if math.isinf(value):  # only PSNR, only for an output equal to its ground truth
-                    finding("identical_output", f"{name} is infinite: the output equals its ground truth; the "
-                            "mean is infinite too, as the organizers' would be", name, severity="info")
-                row[name] = value
-
-    if not job.learned:
-        return image
-    sr_t = scoring.rgb_tensor(sr)
-    hr_t = scoring.rgb_tensor(hr) if hr is not None else None
-    if hr is not None and sr.shape != hr.shape:
-        message = (f"output is {sr.shape[1]}x{sr.shape[0]} but ground truth is {hr.shape[1]}x{hr.shape[0]}")
-        if strict:
-            image.failed = image.failed or message
-            finding("size_mismatch", message, severity="error")
-            return image
-        height, width = min(sr.shape[0], hr.shape[0]), min(sr.shape[1], hr.shape[1])
-        finding("resized", f"{message}; both bilinearly resized to {width}x{height} before the learned "
-                "metrics, as the organizers did")
-        sr_t, hr_t = scoring.resize_bilinear(sr_t, height, width), scoring.resize_bilinear(hr_t, height, width)
-    for name in job.learned:
-        try:
-            value = iqa.score(name, sr_t, hr_t)
-        except MetricUnavailable as exc:
-            image.unavailable[name] = exc.message
-            continue
-        except Exception as exc:  # any failure inside a metric is the organizers' "error" case
-            fail_or_zero("metric_error", f"{name}: {type(exc).__name__}: {exc}", name)
-            continue
-        if not math.isfinite(value):
-            fail_or_zero("metric_error", f"{name}: returned {value}", name)
-            continue
-        row[name] = value
-    return image
-
-
 def evaluate_team(team, dataset: str, record: dict | None, run_dirs: list[Path], hr_dir: Path | None,
                   metric_names: list[str], mode: str, metric_cache: Path, device: str = "cpu",
                   progress=None, lr_dir: Path | None = None, workers: int = 1,
@@ -417,11 +232,9 @@ def evaluate_team(team, dataset: str, record: dict | None, run_dirs: list[Path],
     hr_dir None: the dataset has no ground truth; the no-reference metrics and the LR consistency are
     still computed. `progress(run, runs, done, total, name)` is called after each image."""
     from . import __version__
-    from .provenance import git_sha
 
     result = TeamEvaluation(team=team.id, dataset=dataset, mode=mode, metrics=metric_names, run_key=team.run_key,
-                            harness_version=__version__, git_sha=git_sha(Path.cwd()),
-                            pyiqa_version=pyiqa_version(), metric_weights=_weight_checksums(metric_cache),
+                            harness_version=__version__, pyiqa_version=pyiqa_version(), metric_weights=_weight_checksums(metric_cache),
                             device=device, ground_truth=hr_dir is not None)
     if record is None:
         result.inference = {"status": "failed", "failure": {

@@ -1,6 +1,6 @@
 """Where a team's outputs are scored: in this Python environment, or in the evaluator image.
 
-The image runs `harness evaluate --team` with no network, a read-only root file system, the team's
+The image runs `harness evaluate-team` with no network, a read-only root file system, the team's
 runs, the ground truth, the LR inputs and the metric-weights cache mounted read-only, and only the three
 result folders (evaluations, metrics, plots) writable. Every evaluation records which evaluator scored it.
 """
@@ -64,7 +64,7 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], 
             mounts.append(Mount(CACHE, str(proj.metric_cache.resolve()), type="bind", read_only=True))
         limits = limits_for(team, settings, client.info().get("NCPU"))
         workers = max(1, min(workers, int(limits["cpus"])))
-        command = ["--root", PROJECT, "evaluate", "--team", team.id, "--dataset", dataset,
+        command = ["--root", PROJECT, "evaluate-team", team.id, "--dataset", dataset,
                    "--metrics", ",".join(names), "--mode", mode, "--device", device,
                    "--workers", str(workers), "--max-megapixels", str(max_megapixels)]
         container = client.containers.create(

@@ -46,6 +46,13 @@ KINDS: dict[str, FailureKind] = {k.name: k for k in [
                 "pull or load the image, or use a recipe"),
     FailureKind("no_gpu", "image", "a GPU was asked for but none can be used",
                 "install the NVIDIA Container Toolkit / a CUDA build, or run with --device cpu"),
+    FailureKind("environment_failed", "image", "the team's local environment (its recipe family's packages) "
+                "could not be built", "read the build log tail; fix the family's files or the manifest's "
+                "runtime.extra_packages, or use runner: docker"),
+    FailureKind("sandbox_unavailable", "image", "no sandbox can contain the team's code on this machine, and "
+                "the local runner does not run untrusted code without one",
+                "install bubblewrap (apt-get install bubblewrap), use runner: docker, or accept the risk "
+                "with --unsafe-no-sandbox"),
     FailureKind("incompatible_gpu", "image", "the image's torch build does not serve this GPU",
                 "use an image whose CUDA build supports the GPU's compute capability"),
     FailureKind("unsupported_device", "inference", "the team does not run on the requested device",

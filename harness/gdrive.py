@@ -1,9 +1,8 @@
 """Google Drive files and folders, through gdown.
 
-A folder is listed with gdown's folder support (it reads the listing Drive embeds in the folder's web
-page, following sub-folders), then each file of the wanted sub-folder is downloaded on its own,
-resumably, into a cache that survives an interrupted fetch. Drive's web page lists at most 50 files
-per folder; a folder at that limit is refused rather than fetched in part.
+A folder is listed with gdown's folder support (gdown 6 reads Drive's embedded folder view, which lists
+a folder of any size, following sub-folders), then each file of the wanted sub-folder is downloaded on
+its own, resumably, into a cache that survives an interrupted fetch.
 
 HARNESS_GDRIVE_URL replaces https://drive.google.com for file downloads (a mirror or a test server);
 the folder listing honours the usual HTTPS_PROXY and REQUESTS_CA_BUNDLE variables.
@@ -19,7 +18,6 @@ from .errors import DownloadError
 from .progress import Progress, Step, silent
 
 DRIVE = "https://drive.google.com"
-PAGE_LIMIT = 50  # files per folder that Drive's folder page lists
 
 
 @dataclass(frozen=True)
@@ -36,25 +34,36 @@ def list_folder(folder_id: str, manual: str = "") -> list[DriveFile]:
     """Every file under a Drive folder, sub-folders included; a page that cannot be read is an error
     that names the folder and the manual route (`manual`)."""
     import gdown
-    from gdown.exceptions import FolderContentsMaximumLimitError
+    import requests
+    from gdown.exceptions import DownloadError as GdownError
 
     where = f"Google Drive folder {folder_id}"
     hint = manual or "download it by hand and import it"
     try:
-        listed = gdown.download_folder(id=folder_id, skip_download=True, quiet=True, use_cookies=False)
-    except FolderContentsMaximumLimitError:
-        raise DownloadError(f"{where}: a folder holds {PAGE_LIMIT} files or more, and Drive's folder page "
-                            f"shows only {PAGE_LIMIT}: the rest cannot be listed", hint=hint) from None
-    except RuntimeError as exc:  # gdown: no listing in the page (permission, quota, sign-in, a changed page)
-        raise DownloadError(f"{where}: its page holds no folder listing that can be read ({exc}); the folder "
-                            "may not be shared with 'anyone with the link', or the download quota is exceeded",
-                            hint=hint) from None
-    except Exception as exc:  # network errors and anything else gdown lets through
-        raise DownloadError(f"{where}: {type(exc).__name__}: {exc}", hint=f"run again; or {hint}") from None
-    if listed is None:
-        raise DownloadError(f"{where}: Drive did not answer with the folder (no access, or it does not exist)",
-                            hint=hint)
+        listed = gdown.download_folder(id=folder_id, skip_download=True, quiet=True, use_cookies=False, timeout=60)
+    except GdownError as exc:  # no listing (not shared, quota, sign-in, gone, a changed page)
+        raise DownloadError(f"{where}: Drive gave no folder listing that can be read ({_first_line(exc)}); the "
+                            "folder may not be shared with 'anyone with the link', may be gone, or the download "
+                            "quota is exceeded", hint=hint) from None
+    except requests.RequestException as exc:
+        raise unreachable(exc, f"listing {where}", hint) from None
     return [DriveFile(item.id, PurePosixPath(item.path).as_posix()) for item in listed]
+
+
+def unreachable(exc: Exception, what: str, manual: str) -> DownloadError:
+    """A network failure in one line: the host, what was being fetched, and the way round it."""
+    import requests
+
+    url = getattr(getattr(exc, "request", None), "url", None) or DRIVE
+    host = requests.utils.urlparse(url).hostname
+    reason = "the name does not resolve" if "NameResolution" in repr(exc) or "Name or service" in repr(exc) \
+        else "the connection failed" if isinstance(exc, requests.ConnectionError) else type(exc).__name__
+    return DownloadError(f"cannot reach {host} ({reason}) while {what}", hint=f"check the network and run again; "
+                         f"or {manual}")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 def under(files: list[DriveFile], sub_path: str | None) -> dict[str, DriveFile]:
@@ -78,10 +87,17 @@ def download_file(file_id: str, target: Path, label: str, manual: str = "") -> P
     import gdown
 
     target.parent.mkdir(parents=True, exist_ok=True)
+    import requests
+
     try:
-        got = gdown.download(url=file_url(file_id), output=str(target), quiet=True, resume=True, use_cookies=False)
+        got = gdown.download(url=file_url(file_id), output=str(target), quiet=True, resume=True, use_cookies=False,
+                             timeout=60)
+    except requests.RequestException as exc:
+        raise unreachable(exc, f"downloading Google Drive file {file_id} ({label})",
+                          "run the same command again: the download resumes" + (f"; or {manual}" if manual else "")
+                          ) from None
     except Exception as exc:
-        raise DownloadError(f"{label}: Google Drive file {file_id}: {type(exc).__name__}: {exc}",
+        raise DownloadError(f"{label}: Google Drive file {file_id}: {type(exc).__name__}: {_first_line(exc)}",
                             hint="run the same command again: the download resumes"
                             + (f"; or {manual}" if manual else "")) from None
     if not got or not target.is_file():

@@ -110,7 +110,7 @@ def team_recipe(team, repo_root: Path, base_image: str | None = None) -> ImageRe
         args["EXTRA_PACKAGES"] = " ".join(team.runtime["extra_packages"])  # what the manifest says it needs
     if base_image:
         args["BASE_IMAGE"] = base_image
-    return _recipe(repo_root, team.id, container["recipe"], args, (f"teams/{team.id}",),
+    return _recipe(repo_root, team.id, container["recipe"], args, (f"teams/{team.id}", f"containers/{container['recipe']}"),
                    {f"{LABEL}.team": team.id, f"{LABEL}.manifest-hash": team.hash})
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from . import locks
 from .errors import InferenceFailed
 from .fsutil import replace_dir, write_json_atomic
-from .imageio import read_png_header
+from .png import read_png_header
 from .manifest import Manifest
-from .protocol import FAILURE, PROVENANCE
+from .protocol import FAILURE, PROVENANCE, SESSION
 from .records import RunRecord
 from .runners.base import RunRequest, Runner
 
@@ -57,9 +57,10 @@ def check_outputs(lr_dir: Path, out_dir: Path, scale: int) -> None:
 
 def infer_team(team: Manifest, runner: Runner, lr_dir: Path, runs_root: Path, dataset: str, weights_dir: Path,
                device: str, repo_root: Path, progress=None, code_dir: Path | None = None,
-               repeats: int | None = None) -> dict:
+               repeats: int | None = None, task: str = "infer") -> dict:
     """Run a team `repeats` times (default: its manifest's); return (and write) its run record. Never
-    leaves half a run in place. `progress(run, runs, done, total, name)` is called after each image."""
+    leaves half a run in place. `progress(run, runs, done, total, name)` is called after each image.
+    task 'smoke': the adapter writes stand-in weights and runs on them (weights_dir is not read)."""
     folder = team_runs_dir(runs_root, dataset, team.id)
     folder.mkdir(parents=True, exist_ok=True)
     repeats = repeats or team.repeats
@@ -70,11 +71,11 @@ def infer_team(team: Manifest, runner: Runner, lr_dir: Path, runs_root: Path, da
     # the lock sits beside the team's folder, which is a pipeline output and must hold only the runs
     with locks.held(folder.parent / f".{team.id}.lock", f"runs of {team.id} on '{dataset}'"):
         return _infer_locked(team, runner, lr_dir, runs_root, dataset, weights_dir, device, repo_root, progress,
-                             code_dir, repeats, folder, record)
+                             code_dir, repeats, folder, record, task)
 
 
 def _infer_locked(team, runner, lr_dir, runs_root, dataset, weights_dir, device, repo_root, progress, code_dir,
-                  repeats, folder, record) -> dict:
+                  repeats, folder, record, task) -> dict:
     for stale in run_dirs(runs_root, dataset, team.id):
         if int(stale.name.split("-")[1]) > repeats:
             shutil.rmtree(stale)
@@ -90,7 +91,7 @@ def _infer_locked(team, runner, lr_dir, runs_root, dataset, weights_dir, device,
 
                 runner.run_once(RunRequest(team, Path(lr_dir), staging, Path(weights_dir), device, index,
                                            folder / "logs" / f"run-{index}.log", Path(repo_root), on_image,
-                                           code_dir))
+                                           code_dir, task))
                 check_outputs(lr_dir, staging, team.runtime["scale"])
                 (staging / FAILURE).unlink(missing_ok=True)
                 provenance = json.loads((staging / PROVENANCE).read_text())
@@ -125,10 +126,21 @@ def write_failed_record(team: Manifest, runs_root: Path, dataset: str, kind: str
     return write_record(folder, RunRecord.start(team, dataset).fail(kind, message, hint))
 
 
+VOLATILE = ("started", "wall_s")  # of a run record: written to the team's session.json, not the record
+
+
 def write_record(folder: Path, record: RunRecord | dict) -> dict:
+    """record.json (what the runs are made of) and session.json beside it (when, how long); returns both
+    in one dict."""
     payload = record.finish() if isinstance(record, RunRecord) else record
-    write_json_atomic(Path(folder) / RECORD, payload)
+    write_json_atomic(Path(folder) / RECORD, {k: v for k, v in payload.items() if k not in VOLATILE})
+    write_json_atomic(Path(folder) / SESSION, {k: payload.get(k) for k in VOLATILE})
     return payload
+
+
+def load_session(runs_root: Path, dataset: str, team_id: str) -> dict:
+    path = team_runs_dir(runs_root, dataset, team_id) / SESSION
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def load_record(runs_root: Path, dataset: str, team_id: str) -> dict | None:

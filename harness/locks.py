@@ -20,14 +20,15 @@ class Busy(HarnessError):
 
 
 @contextlib.contextmanager
-def held(lock_path: Path, what: str):
-    """Hold the lock at `lock_path` for writing `what`; raise Busy naming the holder if another has it."""
+def held(lock_path: Path, what: str, wait: bool = False):
+    """Hold the lock at `lock_path` for writing `what`; raise Busy naming the holder if another has it (or,
+    with `wait`, wait for it: for work another holder does once for everybody, such as an environment)."""
     lock_path = Path(lock_path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(lock_path, "a+")
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             handle.seek(0)
             try:

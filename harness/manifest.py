@@ -6,9 +6,8 @@ import difflib
 import functools
 import hashlib
 import json
+import re
 from pathlib import Path
-
-from jsonschema import Draft202012Validator
 
 from . import yamlsafe
 from .errors import ManifestError, ManifestProblem
@@ -31,7 +30,9 @@ def schema() -> dict:
 
 
 @functools.lru_cache(maxsize=1)
-def validator() -> Draft202012Validator:
+def validator():
+    from jsonschema import Draft202012Validator  # on first validation: not on every command's start
+
     return Draft202012Validator(schema())
 
 
@@ -98,6 +99,16 @@ class Manifest:
     def hash(self) -> str:
         return hashlib.sha256(self.raw).hexdigest()
 
+    def limited(self, timeout_s: float | None = None, memory_gb: float | None = None) -> "Manifest":
+        """The same team with its runs capped at `timeout_s` and `memory_gb` (where they are lower than its
+        own); the file on disk is not touched."""
+        runtime = dict(self.runtime)
+        if timeout_s:
+            runtime["timeout_s"] = min(runtime.get("timeout_s", timeout_s), timeout_s)
+        if memory_gb:
+            runtime["memory_gb"] = min(runtime.get("memory_gb", memory_gb), memory_gb)
+        return Manifest(self.path, {**self.data, "runtime": runtime}, self.raw)
+
     @functools.cached_property
     def run_key(self) -> str:
         """Changes exactly when a run could produce other outputs: run fields and team-folder files."""
@@ -109,17 +120,35 @@ class Manifest:
         return digest.hexdigest()
 
 
+PLACEHOLDER = re.compile(r"<replace:[^>]*>")  # what the template marks for its author to fill in
+
+
 def load(path: Path, display: str | None = None) -> Manifest:
     """Load and validate one manifest; raise ManifestError listing every problem."""
     path = Path(path)
     shown = display or str(path)
     raw, data = yamlsafe.read_mapping(path, shown, "a manifest")
+    placeholders = placeholder_problems(data, shown)
+    if placeholders:  # a template is not a manifest: say what is left to fill in, before any other rule
+        raise ManifestError(placeholders)
     problems = schema_problems(data, shown)
     if not problems:
         problems = semantic_problems(data, path, shown)
     if problems:
         raise ManifestError(problems)
     return Manifest(path, data, raw)
+
+
+def placeholder_problems(data, shown: str, where: tuple = ()) -> list[ManifestProblem]:
+    """Every value the template left as '<replace: ...>'."""
+    if isinstance(data, dict):
+        return [p for key, value in data.items() for p in placeholder_problems(value, shown, where + (key,))]
+    if isinstance(data, list):
+        return [p for index, value in enumerate(data) for p in placeholder_problems(value, shown, where + (index,))]
+    if isinstance(data, str) and PLACEHOLDER.search(data):
+        return [ManifestProblem(shown, _field(list(where)), f"still a placeholder: {data}", "no-placeholder",
+                                "replace it with the real value (the template's text says what goes there)")]
+    return []
 
 
 def _paths(data: dict) -> list[tuple[str, str]]:

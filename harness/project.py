@@ -87,7 +87,7 @@ class Project:
     @property
     def downloads_dir(self) -> Path:
         """Fetched archives (wheels, sdists, zips), kept so a re-fetch needs no network."""
-        return Path(os.environ.get("HARNESS_DOWNLOADS", self.root / ".cache" / "downloads"))
+        return downloads_dir(self.root)
 
     @property
     def dataset_pins(self) -> Path:
@@ -96,7 +96,29 @@ class Project:
 
     @property
     def metric_cache(self) -> Path:
-        return Path(os.environ.get("HARNESS_METRIC_WEIGHTS", self.root / ".cache" / "metric-weights"))
+        return metric_cache(self.root)
 
     def params(self) -> dict:
         return settings.load(self.root / settings.PARAMS_FILE)
+
+
+def user_cache() -> Path:
+    """The harness's cache outside any checkout (the platform's user cache folder)."""
+    import platformdirs
+
+    return platformdirs.user_cache_path("harness")
+
+
+def metric_cache(root: Path | None) -> Path:
+    """The metric-weight cache: $HARNESS_METRIC_WEIGHTS, else the checkout's .cache/metric-weights, else
+    (outside a checkout) the user's cache."""
+    if os.environ.get("HARNESS_METRIC_WEIGHTS"):
+        return Path(os.environ["HARNESS_METRIC_WEIGHTS"])
+    return (Path(root) / ".cache" if root else user_cache()) / "metric-weights"
+
+
+def downloads_dir(root: Path | None) -> Path:
+    """Fetched archives: $HARNESS_DOWNLOADS, else the checkout's .cache/downloads, else the user's cache."""
+    if os.environ.get("HARNESS_DOWNLOADS"):
+        return Path(os.environ["HARNESS_DOWNLOADS"])
+    return (Path(root) / ".cache" if root else user_cache()) / "downloads"

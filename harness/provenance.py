@@ -1,4 +1,10 @@
-"""What a result was made with: harness, code, libraries, hardware."""
+"""What a result was made with: harness, code, libraries, hardware.
+
+Provenance is split in two: what decides the result (versions, hashes, flags) is written beside it in a
+file the pipeline hashes; what changes from one session to the next (when, how long, which checkout
+commit, the machine's kernel, process ids) goes to a `session.json` beside it, which DVC ignores
+(.dvcignore), so a repeated audit of the same code and data leaves dvc.lock as it was.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +36,6 @@ def torch_info(device: str) -> dict:
 
     info = {
         "python": sys.version.split()[0],
-        "platform": platform.platform(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
@@ -50,3 +55,11 @@ def torch_info(device: str) -> dict:
     else:
         info["cpu"] = platform.processor() or platform.machine()
     return info
+
+
+def session_info(repo_root: Path | None = None) -> dict:
+    """What changes from one session to the next: the checkout's commit (and whether it was dirty), the
+    machine's kernel, this process."""
+    import os
+
+    return {"git_sha": harness_info(repo_root)["git_sha"], "platform": platform.platform(), "pid": os.getpid()}

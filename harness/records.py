@@ -128,7 +128,6 @@ class TeamEvaluation:
     metrics: list
     run_key: str
     harness_version: str
-    git_sha: str | None
     pyiqa_version: str | None
     metric_weights: dict
     device: str = "cpu"

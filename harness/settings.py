@@ -26,12 +26,15 @@ MODES = ("faithful", "strict")
 
 DOCKER_DEFAULTS = {"gpus": "all", "memory_gb": 16, "cpus": 4, "pids": 4096, "shm_gb": 2, "scratch_gb": 4,
                    "base_image": None, "build_network": "host"}
+# The local runner: an address-space bound on a CPU (runtime.memory_gb wins), the private /tmp, threads.
+LOCAL_DEFAULTS = {"memory_gb": 16, "scratch_gb": 4, "threads": None}
 SLURM_DEFAULTS = {"partition": None, "account": None, "cpus_per_task": 2, "mem_gb": 8, "gpus_per_job": 0,
                   "time_limit_min": None, "array_parallelism": 64, "poll_s": 5}
-SECTIONS = {"docker": DOCKER_DEFAULTS, "slurm": SLURM_DEFAULTS}
+SECTIONS = {"docker": DOCKER_DEFAULTS, "local": LOCAL_DEFAULTS, "slurm": SLURM_DEFAULTS}
 DEFAULT_PARAMS = {"dataset": "mini", "teams": [], "runner": "local", "device": "cpu",
                   "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful", "source": "inference", "outputs": None,
-                  "evaluator": "local", "eval_workers": "auto", "max_image_megapixels": 50, "docker": DOCKER_DEFAULTS, "executor": "local", "slurm": SLURM_DEFAULTS}
+                  "evaluator": "local", "eval_workers": "auto", "max_image_megapixels": 50, "docker": DOCKER_DEFAULTS,
+                  "local": LOCAL_DEFAULTS, "executor": "local", "slurm": SLURM_DEFAULTS}
 CHOICES = {"runner": RUNNERS, "executor": EXECUTORS, "evaluator": EVALUATORS, "source": SOURCES, "mode": MODES}
 
 

@@ -205,7 +205,15 @@ def build_network(team, root: Path, folder: Path, weight: dict):
     network_class = getattr(module, class_name, None)
     if network_class is None:
         raise InferenceFailed("entry_error", f"{module_file} defines no {class_name}")
-    return network_class(**weight["network"].get("args", {}))
+    return network_class(*network_positional(weight["network"]), **weight["network"].get("args", {}))
+
+
+def network_positional(network: dict) -> list:
+    """The constructor's positional arguments; {attributes: {...}} becomes an object with those attributes."""
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(**item["attributes"]) if isinstance(item, dict) and set(item) == {"attributes"} else item
+            for item in network.get("positional", [])]
 
 
 def _state_dict(saved, key: str):
@@ -238,6 +246,19 @@ def write_stand_ins(team, root: Path, folder: Path, out_dir: Path) -> list[Path]
     return written
 
 
+def network_shapes(team, root: Path, folder: Path, weight: dict) -> dict:
+    """The state dict's shapes of the network a weights file loads into, built on torch's meta device (no
+    memory, no initialisation) where the network allows it."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            network = build_network(team, root, folder, weight)
+    except Exception:  # a constructor that computes on real values
+        network = build_network(team, root, folder, weight)
+    return {name: value.shape for name, value in network.state_dict().items()}
+
+
 def check_weights(team, root: Path, folder: Path, weights_dir: Path) -> None:
     """Each described weights file fits its network (names and shapes), or a typed weights_mismatch
     says what differs: minutes before a long run rather than at its end."""
@@ -247,13 +268,13 @@ def check_weights(team, root: Path, folder: Path, weights_dir: Path) -> None:
         if "network" not in weight or not (Path(weights_dir) / weight["name"]).exists():
             continue
         path = weights_file(weights_dir, weight)
-        expected = build_network(team, root, folder, weight).state_dict()
+        expected = network_shapes(team, root, folder, weight)
         saved = _state_dict(torch.load(path, map_location="cpu", weights_only=False),
                             weight["network"].get("key", "raw"))
         missing = sorted(set(expected) - set(saved))
         unexpected = sorted(set(saved) - set(expected))
-        shapes = [f"{k}: {tuple(saved[k].shape)} instead of {tuple(expected[k].shape)}" for k in expected
-                  if k in saved and hasattr(saved[k], "shape") and saved[k].shape != expected[k].shape]
+        shapes = [f"{k}: {tuple(saved[k].shape)} instead of {tuple(expected[k])}" for k in expected
+                  if k in saved and hasattr(saved[k], "shape") and saved[k].shape != expected[k]]
         if missing or unexpected or shapes:
             parts = [f"{len(missing)} missing ({', '.join(missing[:3])})" if missing else "",
                      f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])})" if unexpected else "",

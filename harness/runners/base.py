@@ -25,15 +25,17 @@ class RunRequest:
     repo_root: Path
     on_progress: ImageProgress | None = None
     code_dir: Path | None = None  # the checkout of the team's code repository, for code_root 'code'
-    task: str = "infer"  # infer, or stand-ins (write randomly initialised weights into out_dir)
+    task: str = "infer"  # infer; stand-ins (write randomly initialised weights into out_dir); smoke (both)
 
     def adapter_args(self, manifest: str, lr: str, out: str, weights: str, repo_root: str,
                      code_dir: str | None = None) -> list[str]:
         """The adapter's command-line arguments, with paths as the adapter will see them."""
         args = ["--manifest", manifest, "--output", out, "--device", self.device, "--task", self.task,
                 "--run-index", str(self.run_index), "--repo-root", repo_root]
+        if self.task in ("infer", "smoke"):
+            args += ["--input", lr]
         if self.task == "infer":
-            args += ["--input", lr, "--weights", weights]
+            args += ["--weights", weights]
         return args + (["--code-dir", code_dir] if code_dir else [])
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 import threading
 from pathlib import Path
@@ -18,8 +17,8 @@ from .. import images
 from ..errors import InferenceFailed
 from ..fsutil import write_json_atomic
 from ..lockdown import CONTAINER_ENV, describe, device_requests, limits_for, locked_down
-from ..protocol import PROVENANCE, LineSplitter, decode_exit, log_tail
-from ..provenance import harness_info
+from ..protocol import PROVENANCE, LineSplitter, add_to_session, decode_exit, log_tail
+from ..provenance import session_info
 from ..settings import DOCKER_DEFAULTS
 from .base import RunRequest
 
@@ -116,14 +115,15 @@ class DockerRunner:
         self._add_host_provenance(request.out_dir, image, limits, device, request.repo_root)
 
     def _add_host_provenance(self, out_dir: Path, image: dict, limits: dict, device: str, repo_root: Path) -> None:
-        """What only the host knows: the image, the limits and lock-down, and the host's checkout."""
+        """What only the host knows: the image, the limits and lock-down, and (in the session) the host's
+        checkout and process."""
         path = out_dir / PROVENANCE
         provenance = json.loads(path.read_text())
         provenance["container"] = {
             "image": image["tag"], "image_id": image["id"], "repo_digests": image["repo_digests"],
             **describe(limits), "gpus": str(self.settings["gpus"]) if device.startswith("cuda") else None}
-        provenance["host"] = {**harness_info(repo_root), "pid": os.getpid()}
         write_json_atomic(path, provenance)
+        add_to_session(out_dir, {"host": session_info(repo_root)})
 
 
 def _follow_logs(container, splitter) -> None:

@@ -1,5 +1,7 @@
 """Random self-ensemble over realesr-animevideov3: for each image, 4 of the 8 flips/rotations are
-drawn without a seed and their outputs averaged, so two runs give slightly different images.
+drawn and their outputs averaged. The draws come from a generator seeded with the run's index
+(HARNESS_RUN_INDEX): two runs give slightly different images, as an unseeded sampler's would, while
+an audit repeats exactly.
 
 Follows the NTIRE convention main(model_dir, input_path, output_path, device).
 """
@@ -29,7 +31,7 @@ def main(model_dir, input_path, output_path, device):
     model = spandrel.ModelLoader(device=device).load_from_file(
         os.path.join(model_dir, "realesr-animevideov3-x4.pth"))
     model.eval()
-    rng = random.SystemRandom()  # unseeded on purpose: this entry is nondeterministic
+    rng = random.Random(f"random-tta run {os.environ.get('HARNESS_RUN_INDEX', '1')}")  # differs from run to run
     transforms = [(k, flip) for k in range(4) for flip in (False, True)]
     os.makedirs(output_path, exist_ok=True)
     for name in sorted(os.listdir(input_path)):

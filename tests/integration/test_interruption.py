@@ -16,10 +16,13 @@ pytestmark = pytest.mark.slow
 
 SLOW_MAIN = """import os, time, cv2
 
+SECONDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seconds")  # the sandbox passes no variable
+
+
 def main(model_dir, input_path, output_path, device):
     open(os.path.join(output_path, "started"), "w").close()
     for name in sorted(os.listdir(input_path)):
-        time.sleep(float(os.environ.get("SLOW_SECONDS", "60")))
+        time.sleep(float(open(SECONDS).read()) if os.path.exists(SECONDS) else 60)
         lr = cv2.imread(os.path.join(input_path, name))
         cv2.imwrite(os.path.join(output_path, name), cv2.resize(lr, None, fx=4, fy=4))
 """
@@ -41,9 +44,11 @@ def slow_project(project, mini_data):
     return project
 
 
-def start_infer(project, **env):
+def start_infer(project, seconds: float | None = None):
+    if seconds is not None:
+        (project / "teams" / "slow" / "seconds").write_text(str(seconds))
     return subprocess.Popen([sys.executable, "-m", "harness.cli", "infer", "slow"], cwd=project,
-                            env={**os.environ, "COLUMNS": "200", **env}, stdout=subprocess.PIPE,
+                            env={**os.environ, "COLUMNS": "200"}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -86,9 +91,13 @@ def test_after_sigkill_the_next_run_clears_the_staging_and_succeeds(slow_project
     wait_started(slow_project)
     os.killpg(process.pid, signal.SIGKILL)  # the whole process group, as a scheduler does
     process.communicate(timeout=30)
+    deadline = time.time() + 10
+    while adapters() and time.time() < deadline:
+        time.sleep(0.1)
+    assert adapters() == []  # the sandbox went with the harness (its own session, killed with its parent)
     runs = slow_project / "runs" / "mini" / "slow"
     assert list(runs.glob(".run-*"))  # what SIGKILL leaves: nothing could clean up
-    done = start_infer(slow_project, SLOW_SECONDS="0")
+    done = start_infer(slow_project, seconds=0)
     _, stderr = done.communicate(timeout=300)
     assert done.returncode == 0, stderr
     assert list(runs.glob(".run-*")) == []
@@ -117,7 +126,7 @@ def test_sigterm_during_a_parallel_evaluation_leaves_no_worker_and_the_last_resu
     env = {**os.environ, "HARNESS_METRIC_WEIGHTS": str(niqe_cache), "COLUMNS": "200"}
     harness = [sys.executable, "-m", "harness.cli"]
     assert subprocess.run([*harness, "infer", "bicubic"], cwd=project, env=env, capture_output=True).returncode == 0
-    evaluate = [*harness, "evaluate", "--team", "bicubic", "--metrics", "psnr,ssim,niqe", "--workers", "2"]
+    evaluate = [*harness, "evaluate-team", "bicubic", "--metrics", "psnr,ssim,niqe", "--workers", "2"]
     first = subprocess.run(evaluate, cwd=project, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     result = project / "evaluations" / "mini" / "bicubic.json"

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import copy_project, harness_cli
-from harness import audit, code, inference, registry, runners
+from harness import audit, code, inference, registry, runners, smoke
 from harness.errors import InferenceFailed
 from harness.project import Project
 
@@ -171,7 +171,7 @@ def test_fetch_code_clones_the_pinned_commit_and_reuses_it_offline(proj, mirror,
     monkeypatch.setenv(code.MIRROR_VARIABLE, str(proj.root / "no-mirror"))  # offline now
     assert audit.fetch_code(proj, team) == checkout
     (checkout / TEAM_FOLDER / "io.py").write_text("changed")
-    with pytest.raises(code.CodeUnavailable, match="local changes"):
+    with pytest.raises(code.CodeUnavailable, match="of odd.s code are missing or changed"):
         audit.fetch_code(proj, team)
 
 
@@ -195,11 +195,19 @@ def test_the_cli_fetches_code_and_smoke_tests_the_real_code(proj):
     done = harness_cli("smoke", "odd", "--json", "smoke.json", cwd=proj.root, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     [result] = json.loads((proj.root / "smoke.json").read_text())["teams"]
-    assert result["status"] == "ok" and result["stand_ins"] == ["stand-in.pth"]
+    assert result["status"] == "ok" and result["stand_ins"] == ["team42/stand-in.pth"] and not result["cached"]
     outputs = proj.smoke_dir("odd") / "runs" / "smoke" / "odd" / "run-1"
     assert sorted(p.name for p in outputs.glob("*.png")) == ["0001x4.png", "0004x4.png"]
     assert not list(proj.root.glob("team42.log"))  # the code's log went to its scratch working directory
     assert "SMOKE: 1 team(s): 1 ok" in done.stdout
+    assert json.loads((proj.smoke_dir("odd") / "result.json").read_text())["status"] == "ok"  # kept as it ended
+    again = harness_cli("smoke", "odd", "--json", "smoke.json", cwd=proj.root, env=env)
+    [reused] = json.loads((proj.root / "smoke.json").read_text())["teams"]
+    assert reused["cached"] and reused["key"] == result["key"] and "ok (earlier result)" in again.stdout
+    (proj.teams_dir / "odd" / "notes.txt").write_text("a file of the team folder changes its run key\n")
+    harness_cli("smoke", "odd", "--json", "smoke.json", cwd=proj.root, env=env, check=True)
+    [fresh] = json.loads((proj.root / "smoke.json").read_text())["teams"]
+    assert not fresh["cached"] and fresh["key"] != result["key"]
 
 
 def test_real_format_weights_run_through_infer_as_the_smoke_does(proj, mini_data):
@@ -235,7 +243,7 @@ def test_real_format_weights_run_through_infer_as_the_smoke_does(proj, mini_data
 def test_smoke_says_why_a_team_is_not_tried(proj, change, status, reason):
     team = registry.load(proj, "odd")
     team.data.update(change)
-    result = audit.smoke_team(proj, team, audit.RunOptions("local", "cpu", {}))
+    result = smoke.smoke_team(proj, team, audit.RunOptions("local", "cpu", {}))
     assert result.status == status and reason in result.reason
 
 

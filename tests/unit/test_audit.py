@@ -81,8 +81,11 @@ def test_infer_stages_every_run_and_writes_the_record(proj, fake):
     assert [r["dir"] for r in record["runs"]] == ["run-1", "run-2", "run-3"]
     assert record["runs"][2]["provenance"] == {"team": "random-tta", "run": 3}
     folder = proj.team_runs("mini", team.id)
-    assert sorted(p.name for p in folder.iterdir()) == ["logs", "record.json", "run-1", "run-2", "run-3"]
-    assert json.loads((folder / "record.json").read_text())["schema"] == "harness.run-record/1"
+    assert sorted(p.name for p in folder.iterdir()) == ["logs", "record.json", "run-1", "run-2", "run-3",
+                                                        "session.json"]
+    written = json.loads((folder / "record.json").read_text())
+    assert written["schema"] == "harness.run-record/1" and "wall_s" not in written and "started" not in written
+    assert json.loads((folder / "session.json").read_text())["wall_s"] == record["wall_s"]  # when, beside it
     assert [r.run_index for r in fake.requests] == [1, 2, 3]
     assert fake.requests[0].weights_dir == proj.team_weights(team.id)
     assert all(isinstance(s, Step) for s in steps)
@@ -97,7 +100,8 @@ def test_a_typed_failure_leaves_no_half_run_and_keeps_the_log_tail(proj, fake):
     assert record["status"] == "failed"
     assert record["failure"]["kind"] == "timeout" and "something went wrong" in record["failure"]["log_tail"]
     folder = proj.team_runs("mini", "random-tta")
-    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith("logs")) == ["record.json", "run-1"]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith("logs")) == ["record.json", "run-1",
+                                                                                          "session.json"]
 
 
 def test_missing_inputs_become_a_failed_record_only_when_asked(proj, fake):

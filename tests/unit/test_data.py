@@ -7,7 +7,8 @@ import pytest
 
 from harness import data
 from harness.errors import ChecksumMismatch, DatasetError
-from harness.imageio import read_png_header, read_rgb8
+from harness.imageio import read_rgb8
+from harness.png import read_png_header
 from harness.imresize import imresize
 
 

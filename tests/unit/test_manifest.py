@@ -194,11 +194,26 @@ def test_validate_unknown_team_suggests(project):
     assert done.returncode == 2 and "did you mean 'bicubic'" in done.stderr
 
 
-def test_new_team_scaffolds_a_valid_manifest(project):
+def test_new_team_scaffolds_a_template_that_validates_once_filled_in(project):
     done = harness_cli("new-team", "my-team", cwd=project)
     assert done.returncode == 0, done.stderr
-    assert "id: my-team" in (project / "teams" / "my-team" / "manifest.yaml").read_text()
-    assert harness_cli("validate", "my-team", cwd=project).returncode == 0
+    path = project / "teams" / "my-team" / "manifest.yaml"
+    assert "id: my-team" in path.read_text()
+    unfilled = harness_cli("validate", "my-team", cwd=project)
+    assert unfilled.returncode == 1
+    for field in ("name", "description", "published.ntire2025-test.values.psnr",
+                  "published.ntire2025-test.source.citation", "weights[0].source.path"):
+        assert f"{field}: still a placeholder: <replace:" in unfilled.stdout, field
+    assert "is not of type" not in unfilled.stdout  # the placeholder is named, not a type error at the same field
+    text = path.read_text()
+    for placeholder, value in (("the team's name", '"My Team"'), ("one or two sentences", '"A SwinIR variant."'),
+                               ("PSNR (dB) as published", "30.12"), ("where the numbers come from", '"table at abc123"'),
+                               ("the weights file's path", '"teams/my-team/model.pth"')):
+        start = text.index('"<replace: ' + placeholder)
+        text = text[:start] + value + text[text.index('>"', start) + 2:]
+    path.write_text(text)
+    filled = harness_cli("validate", "my-team", cwd=project)
+    assert filled.returncode == 0, filled.stdout
     again = harness_cli("new-team", "my-team", cwd=project)
     assert again.returncode == 2 and "already exists" in again.stderr
     bad = harness_cli("new-team", "My Team", cwd=project)

@@ -1,0 +1,163 @@
+"""The catalogue: list, show, validate, new-team, metrics, doctor."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .. import challenge, data, doctor as doctor_mod, leaderboard, metrics, registry
+from ..errors import ManifestError
+from ..fsutil import write_json_atomic
+from . import render
+from .render import err, out
+from .session import EXIT_CHECK_FAILED, Session, json_option, pass_session
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
+@click.option("--runnable", "only_runnable", is_flag=True, help="Only teams that can run as published.")
+@click.option("--track", metavar="NAME",
+              help="Only teams ranked in this track, by the name their challenge gives it (restoration: Track 1 "
+                   "by PSNR; perceptual: Track 2 by score).")
+@click.option("--challenge", "challenge_id", metavar="ID", help="Only teams of this challenge (a file challenges/ID.yaml).")
+@pass_session
+def list_teams(session: Session, as_json, only_runnable, track, challenge_id):
+    """List every team: ranks, headline published numbers, status, determinism and recipe.
+
+    The rank and value columns are each track's, as its challenge defines them."""
+    if challenge_id:
+        challenge.get(challenge_id)
+    teams, problems = registry.load_all(session.project)
+    rules = challenge.catalogue()
+    rows = []
+    for team in teams:
+        if (only_runnable and not team.runnable) or (track and track not in team.data.get("tracks", [])) \
+                or (challenge_id and team.data["challenge"] != challenge_id):
+            continue
+        dataset, published = next(iter(team.data.get("published", {}).items()), (None, {}))
+        rows.append({"id": team.id, "name": team.name, "challenge": team.data["challenge"],
+                     "runnable": team.runnable, "determinism": team.determinism["class"],
+                     "entry": team.entry["kind"], "recipe": (team.container or {}).get("recipe"),
+                     "dataset": dataset, "ranks": published.get("ranks", {}),
+                     "published": published.get("values", {})})
+    rows.sort(key=lambda r: (r["challenge"], r["ranks"].get(rules[r["challenge"]].tracks[0].id, 10**6), r["id"]))
+    if as_json:
+        click.echo(json.dumps({"teams": rows, "invalid": [p.as_dict() for p in problems]}, indent=2))
+    else:
+        render.catalogue_tables(rows, rules)
+        for problem in problems:
+            err(f"[red]invalid[/red] {problem}")
+    if problems:
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+@click.command()
+@click.argument("team_id")
+@pass_session
+def show(session: Session, team_id):
+    """Show one team's manifest in full, with its status, known defects and hashes."""
+    team = registry.load(session.project, team_id)
+    out(f"[bold]{team.name}[/bold] ({team.id})  manifest sha256 {team.hash[:12]}…  run key {team.run_key[:12]}…")
+    status = team.data["status"]
+    out("status: " + ("runnable" if team.runnable else "not runnable"))
+    for reason in status.get("reasons", []):
+        out(f"  reason: {reason}")
+    for defect in status.get("defects", []):
+        out(f"  known defect: {defect}")
+    click.echo(team.raw.decode())
+
+
+@click.command()
+@click.argument("targets", nargs=-1)
+@pass_session
+def validate(session: Session, targets):
+    """Check manifests against the schema and the semantic rules.
+
+    TARGETS are team ids or paths to manifest files or team folders; none means every team, the
+    challenge files (challenges/*.yaml) and each challenge's published table as a whole: every track's
+    ranks are 1..N and follow the track's rule.
+    Exits 1 if anything has a problem; each problem names the file, field, value and rule.
+    """
+    proj = session.project
+
+    def passed(problems, ok_line) -> bool:
+        for problem in problems:
+            out(f"[red]error[/red] {problem}", soft_wrap=True)
+        if not problems:
+            out(f"[green]ok[/green]    {ok_line}")
+        return not problems
+
+    rules, tables_ok = {}, True
+    if not targets:
+        try:
+            rules = challenge.catalogue()
+            metrics.all_specs()  # the metrics the challenges name exist
+            data.all_datasets()  # and their datasets
+            passed([], f"challenges/: {', '.join(rules)}")
+        except ManifestError as exc:
+            tables_ok = passed(exc.problems, "")
+    paths = registry.manifest_paths(proj, targets)
+    teams, failed = [], 0
+    for path in paths:
+        try:
+            team, known = registry.validate(proj, path)
+            teams.append(team)
+            passed([], session.shown(path) + (" (not runnable, as the checkout confirms)" if known else ""))
+            for problem in known:
+                out(f"[yellow]note[/yellow]  {problem}", soft_wrap=True)
+        except ManifestError as exc:
+            failed += 1
+            passed(exc.problems, "")
+    for rules_of_one in rules.values():
+        members = [t for t in teams if t.data["challenge"] == rules_of_one.id]
+        if members:
+            tables_ok &= passed(leaderboard.rank_problems(rules_of_one, members),
+                                f"{rules_of_one.id}'s table ({len(members)} teams): "
+                                + "; ".join(t.rule() for t in rules_of_one.tracks))
+    out(f"{len(paths) - failed} valid, {failed} invalid")
+    if failed or not tables_ok:
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+@click.command("new-team")
+@click.argument("team_id")
+@pass_session
+def new_team(session: Session, team_id):
+    """Scaffold teams/TEAM_ID/manifest.yaml from teams/_template/."""
+    manifest = registry.new_team(session.project, team_id)
+    out(f"created {session.shown(manifest)}; edit it, then run `harness validate {team_id}`")
+
+
+@click.command("metrics")
+def list_metrics():
+    """List the metrics the harness computes, then the challenges' scores: reference, direction, published
+    decimals, tolerance, each metric's term in a score (or which challenges define the score), weights."""
+    render.metrics_table(challenge.catalogue().values())
+
+
+@click.command()
+@json_option("Write the findings here.")
+@pass_session
+def doctor(session: Session, json_out):
+    """Check everything params.yaml needs before a long audit: packages, engine, GPU and NVIDIA runtime,
+    dataset, each team's code and weights, metric weights, disk, Slurm. Downloads nothing.
+
+    Exits 1 if the audit cannot run as configured; 'to fetch' items are fetched by the pipeline.
+    """
+    config = session.params
+    findings = doctor_mod.examine(session.project, config)
+    render.doctor_table(f"harness doctor: dataset {config['dataset']}, runner {config['runner']}, "
+                        f"device {config['device']}, executor {config['executor']}", findings)
+    blocking = [f for f in findings if f.blocking]
+    if json_out:
+        write_json_atomic(json_out, {"can_run": not blocking, "findings": [f.as_dict() for f in findings]})
+    if blocking:
+        out(f"[red]the audit cannot run as configured:[/red] {len(blocking)} blocking finding(s): "
+            + ", ".join(f.check for f in blocking))
+        sys.exit(EXIT_CHECK_FAILED)
+    out("the audit can run as configured")
+
+
+COMMANDS = [list_teams, show, validate, new_team, list_metrics, doctor]

@@ -1,0 +1,103 @@
+"""Scoring: evaluate (folders, anywhere) and evaluate-team (every run of a team, into evaluations/)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .. import audit, evaluate as evaluate_mod, registry, settings
+from ..fsutil import write_json_atomic
+from ..metrics import parse_metric_list
+from ..progress import Step
+from . import render
+from .render import progress_display
+from .session import EXIT_CHECK_FAILED, Session, json_option, pass_session
+
+METRICS_HELP = ("Comma-separated metric names; `harness metrics` lists them (default: params.yaml; psnr, ssim, niqe "
+                "outside a checkout).")
+DEVICE_HELP = "Device for the learned metrics: cpu, cuda or cuda:N (default: params.yaml)."
+WORKERS_HELP = "Processes scoring images on a CPU (default: params.yaml's eval_workers; auto: every core)."
+MEGAPIXELS_HELP = ("Refuse images that declare more pixels than this, before decoding them (default: params.yaml's "
+                   "max_image_megapixels, 50).")
+
+
+@click.command()
+@click.option("--sr", "sr_dir", type=click.Path(path_type=Path), required=True, help="Folder of output PNGs.")
+@click.option("--hr", "hr_dir", type=click.Path(path_type=Path), help="Folder of ground-truth PNGs.")
+@click.option("--lr", "lr_dir", type=click.Path(path_type=Path),
+              help="Folder of the LR inputs: adds the LR-consistency check; without --hr, only the no-reference "
+                   "metrics are computed.")
+@click.option("--metrics", "metric_list", help=METRICS_HELP)
+@click.option("--mode", type=click.Choice(settings.MODES),
+              help="faithful: the organizers' repairs, each reported; strict: such images fail (default: params.yaml).")
+@click.option("--device", help=DEVICE_HELP)
+@click.option("--workers", type=click.IntRange(min=1), help=WORKERS_HELP)
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), help=MEGAPIXELS_HELP)
+@json_option("Also write the result here as JSON.")
+@pass_session
+def evaluate(session: Session, sr_dir, hr_dir, lr_dir, metric_list, mode, device, workers, max_megapixels,
+             json_out):
+    """Score a folder of outputs against ground truth exactly as the organizers did; works anywhere.
+
+    Outputs are every *.png in --sr, paired with --hr by removing 'x4' from the name. PSNR/SSIM on
+    the Y channel after a crop to a multiple of 4 and a 4-pixel shave; the learned metrics through
+    pyiqa from the harness's weight cache. Metrics whose weights are absent are reported as
+    unavailable, never as 0.
+
+    With --lr, each output is also downscaled x4 (MATLAB bicubic) and compared with its input: an
+    output that fits its input clearly better with its channels reordered, shifted by a pixel or two,
+    or that fits another input better, is a finding naming the image. Without --hr (the NTIRE test
+    set's ground truth is not public), the full-reference metrics and the perceptual score are
+    unavailable and the rest is computed as with it.
+    """
+    if not (hr_dir or lr_dir):
+        raise click.UsageError("give --hr, --lr or both")
+    config, cache, _ = session.here
+    device = device or config["device"]
+    names = parse_metric_list(metric_list) if metric_list else config["metrics"]
+    with progress_display() as progress:
+        result = evaluate_mod.evaluate(sr_dir, hr_dir, names, mode or config["mode"], cache, device,
+                                       lambda done, total, name: progress(Step("evaluating", None, done, total)),
+                                       lr_dir, workers or settings.evaluation_workers({**config, "device": device}),
+                                       max_megapixels or config["max_image_megapixels"])
+    payload = {**result.as_dict(), "sr": str(sr_dir), "hr": str(hr_dir) if hr_dir else None,
+               "lr": str(lr_dir) if lr_dir else None}
+    if json_out:
+        write_json_atomic(json_out, payload)
+    render.evaluation(payload)
+    if result.status != "ok":
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+@click.command("evaluate-team")
+@click.argument("team_id")
+@click.option("--dataset", help="The dataset (default: params.yaml).")
+@click.option("--metrics", "metric_list", help=METRICS_HELP)
+@click.option("--mode", type=click.Choice(settings.MODES),
+              help="faithful: the organizers' repairs, each reported; strict: such images fail (default: params.yaml).")
+@click.option("--device", help=DEVICE_HELP)
+@click.option("--workers", type=click.IntRange(min=1), help=WORKERS_HELP)
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), help=MEGAPIXELS_HELP)
+@json_option("Write the result here (default: evaluations/<dataset>/<team>.json).")
+@click.option("--evaluator", "evaluator_name", type=click.Choice(settings.EVALUATORS),
+              help="Score here, or in the evaluator image with no network (default: params.yaml).")
+@pass_session
+def evaluate_team(session: Session, team_id, dataset, metric_list, mode, device, workers, max_megapixels, json_out,
+                  evaluator_name):
+    """Score every run of TEAM_ID into evaluations/<dataset>/<team>.json and metrics/ (the pipeline's
+    evaluate stage), exactly as `harness evaluate` scores one folder."""
+    proj, config = session.project, session.params
+    device = device or config["device"]
+    with progress_display() as progress:
+        result = audit.evaluate_team(proj, registry.load(proj, team_id), dataset or config["dataset"],
+                                     parse_metric_list(metric_list) if metric_list else config["metrics"],
+                                     mode or config["mode"], device,
+                                     evaluator_name or config["evaluator"], config["docker"], progress,
+                                     json_out, workers or settings.evaluation_workers({**config, "device": device}),
+                                     max_megapixels)
+    render.team_evaluation(result, session.verbose)
+
+
+COMMANDS = [evaluate, evaluate_team]

@@ -1,0 +1,312 @@
+"""Everything the command line draws: consoles, progress bars, and the tables of each command."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeElapsedColumn)
+from rich.table import Table
+
+from .. import report as report_mod
+from ..leaderboard import change_line
+from ..metrics import all_specs
+from ..progress import Step
+from ..records import PUBLISHED_OUTPUTS
+
+
+class _Consoles:
+    """rich consoles, made on first use; wide tables when the output is a file or a pipe (CI, dvc)."""
+
+    def __getattr__(self, name):
+        width = None if sys.stdout.isatty() else 160
+        self.out = Console(highlight=False, width=width)
+        self.err = Console(stderr=True, highlight=False, width=width)
+        return getattr(self, name)
+
+
+consoles = _Consoles()
+
+
+def out(*args, **kwargs) -> None:
+    consoles.out.print(*args, **kwargs)
+
+
+def err(*args, **kwargs) -> None:
+    consoles.err.print(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def progress_display():
+    """A Progress (harness.progress) drawn as rich bars on stderr: one bar per task, notes as lines,
+    run records as their summaries."""
+
+    class Count(ProgressColumn):
+        def render(self, task):
+            unit = DownloadColumn() if task.fields.get("unit") == "bytes" else MofNCompleteColumn()
+            return unit.render(task)
+
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), Count(), TimeElapsedColumn(),
+                    console=consoles.err, transient=False)
+    tasks = {}
+
+    def on_step(step: Step):
+        if step.note:
+            (consoles.out if step.outcome else bars.console).print(step.note, soft_wrap=True)
+        elif step.record:
+            print_record(step.record)
+        else:
+            label = step.label or step.task
+            if step.task not in tasks:
+                tasks[step.task] = bars.add_task(label, total=step.total, unit=step.unit)
+            bars.update(tasks[step.task], description=label, completed=step.done, total=step.total)
+
+    with bars:
+        yield on_step
+
+
+def number(value, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def remedy(fix: str) -> str:
+    return report_mod.remedy_text(fix)
+
+
+# --- catalogue -------------------------------------------------------------------------------------
+
+def catalogue_tables(rows: list[dict], rules: dict) -> None:
+    """One table per challenge: ranks and ranking values per track, status, determinism, recipe."""
+    for challenge_id in dict.fromkeys(r["challenge"] for r in rows):
+        members = [r for r in rows if r["challenge"] == challenge_id]
+        tracks = rules[challenge_id].tracks
+        table = Table(title=f"{rules[challenge_id].name} ({challenge_id}): {len(members)} team(s)")
+        table.add_column("id")
+        table.add_column("name")
+        for t in tracks:
+            table.add_column(t.id.replace("track", "T"), justify="right")
+            table.add_column(all_specs()[t.rank_by].title, justify="right")
+        for column in ("on", "status", "determinism", "recipe"):
+            table.add_column(column)
+        for row in members:
+            cells = [row["id"], row["name"]]
+            for t in tracks:
+                cells += [str(row["ranks"].get(t.id, "")),
+                          number(row["published"].get(t.rank_by), all_specs()[t.rank_by].precision)]
+            table.add_row(*cells, row["dataset"] or "—",
+                          "runnable" if row["runnable"] else "[yellow]not runnable[/yellow]",
+                          row["determinism"], row["recipe"] or row["entry"])
+        out(table)
+
+
+def metrics_table(rules) -> None:
+    table = Table(title="metrics (in report order)")
+    for column in ("name", "title", "kind", "better", "decimals", "tolerance", "score terms", "weight files"):
+        table.add_column(column)
+    for spec in all_specs().values():
+        tolerance = " + ".join(part for part in (f"{spec.tolerance_abs:g}" if spec.tolerance_abs else "",
+                                                 f"{spec.tolerance_rel:g}×|v|" if spec.tolerance_rel else "") if part)
+        if spec.backend == "derived":
+            terms = "defined by " + ", ".join(c.id for c in rules if spec.name in c.scores)
+        else:
+            terms = "\n".join(sorted({f"{name}: {t.offset:g} + {t.scale:g}·v"
+                                       + (f" (≥ {t.floor:g})" if t.floor is not None else "")
+                                       for c in rules for name, score in c.scores.items()
+                                       for t in score.terms if t.metric == spec.name}))
+        table.add_row(spec.name, spec.title, spec.reference, "lower" if spec.lower_better else "higher",
+                      str(spec.precision), tolerance or "0", terms, "\n".join(w.path for w in spec.weight_files))
+    out(table)
+
+
+def doctor_table(title: str, findings) -> None:
+    colours = {"ok": "green", "to fetch": "cyan", "warning": "yellow", "missing": "red", "unknown": "yellow"}
+    table = Table(title=title)
+    for column in ("check", "status", "detail", "how to fix"):
+        table.add_column(column)
+    for finding in findings:
+        colour = colours[finding.status]
+        table.add_row(finding.check, f"[{colour}]{finding.status}[/{colour}]", finding.detail, finding.fix or "")
+    out(table, soft_wrap=False)
+
+
+def plan_table(team_id: str, dataset: str, findings) -> None:
+    """What checking a team needs: the doctor's table, for one team on one dataset."""
+    doctor_table(f"plan: {team_id} on '{dataset}'", findings)
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+def print_record(record: dict) -> None:
+    """A run record in one line, or its failure (on stderr) with the hint and the log tail."""
+    console = consoles.out if record["status"] == "ok" else consoles.err
+    if record["status"] == "ok" and record["runner"] == PUBLISHED_OUTPUTS:
+        console.print(f"{record['team']}: published outputs collected from {record['source']}")
+        return
+    if record["status"] == "ok":
+        console.print(f"{record['team']}: {len(record['runs'])} run(s) ok with the {record['runner']} runner "
+                      f"on {record['device']} in {record['wall_s']:.1f} s")
+        return
+    failure = record["failure"]
+    console.print(f"[red]{record['team']}: {record['status']} ({failure['kind']})[/red]: {failure['message']}",
+                  soft_wrap=True)
+    if failure.get("hint"):
+        console.print(f"hint: {failure['hint']}")
+    if failure.get("log_tail"):
+        console.print("[dim]log tail:[/dim]\n" + failure["log_tail"], markup=False)
+
+
+SMOKE_COLOURS = {"ok": "green", "failed": "red", "skipped": "yellow", "not_runnable": "yellow"}
+
+
+def smoke_label(result) -> str:
+    return (result.status.replace("_", " ") + (f" ({result.kind})" if result.kind else "")
+            + (" (earlier result)" if result.cached else ""))
+
+
+def smoke_line(result) -> str:
+    """One team's smoke result as it ends."""
+    colour = SMOKE_COLOURS[result.status]
+    seconds = "" if result.seconds is None else f" in {result.seconds:.1f} s"
+    return f"{result.team}: [{colour}]{smoke_label(result)}[/{colour}]{seconds}" + (
+        f": {result.reason}" if result.reason and result.status == "failed" else "")
+
+
+def smoke_table(results, device: str, runner: str) -> dict[str, int]:
+    """The smoke test's table and SMOKE line; returns the counts per result."""
+    table = Table(title=f"smoke test on {device} with the {runner} runner")
+    for column in ("team", "result", "s", "why"):
+        table.add_column(column, justify="right" if column == "s" else "left")
+    for result in results:
+        colour = SMOKE_COLOURS[result.status]
+        table.add_row(result.team, f"[{colour}]{smoke_label(result)}[/{colour}]",
+                      "" if result.seconds is None else f"{result.seconds:.1f}", result.reason or "")
+    out(table)
+    counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "skipped", "not_runnable")}
+    out(f"SMOKE: {len(results)} team(s): " + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items()))
+    return counts
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+
+def evaluation(payload: dict) -> None:
+    table = Table(title=f"{payload['n_images']} image(s), {payload['mode']} mode")
+    for column, justify in (("metric", "left"), ("mean", "right"), ("note", "left")):
+        table.add_column(column, justify=justify)
+    for name in payload["metrics"]:
+        if name in payload["mean"]:
+            table.add_row(name, f"{payload['mean'][name]:.{all_specs()[name].precision + 2}f}", "")
+        elif name in payload["unavailable"]:
+            gap = payload["unavailable"][name]
+            table.add_row(name, "unavailable", f"{gap['reason']}; {remedy(gap['fetch'])}")
+    fit = payload.get("lr_consistency")
+    if fit and fit["mean_psnr_y"] is not None:
+        table.add_row("LR consistency", f"{fit['mean_psnr_y']:.2f}",
+                      "PSNR (Y, dB) of each output downscaled x4 against its input; a check, not a published metric")
+    out(table)
+    for finding in payload["findings"]:
+        out(f"[yellow]{finding['kind']}[/yellow] {finding['image']}: {finding['message']}")
+    for image, message in payload["failed_images"].items():
+        err(f"[red]failed[/red] {image}: {message}")
+
+
+def team_evaluation(result: dict, verbose: bool = False) -> None:
+    """One line per run (the pipeline's story); with --verbose, each run's table and findings."""
+    inference_state = result["inference"]
+    if inference_state["status"] != "ok":
+        failure = inference_state["failure"] or {}
+        out(f"{result['team']}: inference {inference_state['status']} ({failure.get('kind')}): nothing to score")
+        return
+    for run in result["runs"]:
+        if run.get("status") != "ok":
+            out(f"[red]{result['team']} {run['run']}: {run.get('failure') or run.get('failed_images')}[/red]")
+            continue
+        if verbose:
+            out(f"[bold]{result['team']} {run['run']}[/bold]")
+            evaluation(run)
+            continue
+        means = ", ".join(f"{n} {run['mean'][n]:.{all_specs()[n].precision + 2}f}" for n in run["metrics"]
+                          if n in run["mean"])
+        extra = [f"{len(run['findings'])} finding(s)"] if run["findings"] else []  # the report names gaps once
+        out(f"{result['team']} {run['run']}: {means}" + (f" ({'; '.join(extra)}; --verbose shows them)"
+                                                          if extra else ""), soft_wrap=True)
+
+
+# --- verification and report -----------------------------------------------------------------------
+
+def verification(result: dict) -> None:
+    table = Table(title=f"{result['team']} on {result['dataset']}: {report_mod.verdict_label(result)}")
+    for column in ("metric", "published", "reproduced", "delta", "tolerance", "verdict"):
+        table.add_column(column, justify="right" if column not in ("metric", "verdict") else "left")
+    for name, row in result["metrics"].items():
+        digits = (row["precision"] if row["precision"] is not None else 4) + 2
+        if row["reproduced"] is None:
+            table.add_row(name, report_mod.fmt(row["published"], row["precision"]), "—", "—",
+                          f"{row['tolerance']:.4f}", f"unavailable: {remedy(row['fetch'])}")
+            continue
+        reproduced = report_mod.fmt(row["reproduced"], digits)
+        if row.get("spread") is not None:
+            reproduced += f" (runs {report_mod.fmt(min(row['run_values']), digits)}…"
+            reproduced += f"{report_mod.fmt(max(row['run_values']), digits)})"
+        table.add_row(name, report_mod.fmt(row["published"], row["precision"]), reproduced,
+                      f"{row['delta']:+.{digits}f}", f"{row['tolerance']:.{digits}f}",
+                      "[green]ok[/green]" if row["ok"] else "[red]diverged[/red]")
+    out(table)
+    if result.get("failure"):
+        failure = result["failure"]
+        out(f"[red]{result['verdict']} ({failure['kind']})[/red]: {failure['message']}", soft_wrap=True)
+        if failure.get("hint"):
+            out(f"hint: {failure['hint']}")
+    if result.get("exact_outputs") is not None:
+        out("outputs bit-identical to the reference: " + ("yes" if result["exact_outputs"] else "no"))
+    for name, row in result["metrics"].items():
+        if row.get("per_image"):
+            spec = all_specs()[name]
+            ranked = sorted(((v, k) for k, v in row["per_image"].items() if v is not None),
+                            reverse=spec.lower_better)
+            worst = ", ".join(f"{stem} {value:.{spec.precision + 2}f}" for value, stem in ranked[:5])
+            out(f"[red]{name}[/red] per image, worst first: {worst}")
+    for finding in result.get("findings", []):
+        out(f"[yellow]{finding['kind']}[/yellow] {finding.get('run', '')} {finding['image']}: {finding['message']}")
+
+
+def leaderboards(built: dict) -> None:
+    for board in built.get("leaderboards", []):
+        out(f"leaderboard {change_line(board)}", soft_wrap=True)
+
+
+def not_computed(results: list[dict]) -> None:
+    """Metrics no team could be scored on, said once, with the one command that fixes each cause."""
+    gaps: dict[str, set] = {}
+    for row in results:
+        for name, cell in row["metrics"].items():
+            if cell.get("status") == "unavailable":
+                gaps.setdefault(remedy(cell.get("fetch") or ""), set()).add(name)
+    for fix, names in gaps.items():
+        ordered = [n for n in all_specs() if n in names]
+        out(f"[yellow]not computed[/yellow]: {', '.join(ordered)}; {fix}", soft_wrap=True)
+
+
+def report_table(results: list[dict], dataset: str) -> None:
+    names = report_mod.metric_names(results)
+    table = Table(title=f"Audit on '{dataset}': published / reproduced")
+    table.add_column("team")
+    table.add_column("verdict")
+    for name in names:
+        table.add_column(all_specs()[name].title, justify="right")
+    colours = {"exact": "green", "reproduced": "green", "diverged": "red", "failed": "red",
+               "not_runnable": "yellow"}
+    for result in results:
+        cells = [report_mod.cell(result["metrics"].get(name), ("[green]✓[/green]", "[red]✗[/red]")) for name in names]
+        colour = colours[result["verdict"]]
+        table.add_row(result["team"], f"[{colour}]{report_mod.verdict_label(result)}[/{colour}]", *cells)
+    out(table)
+
+
+def report_story(built: dict, results: list[dict], dataset: str) -> None:
+    """What a report says on the console: the gaps once, the leaderboards, the table, the SUMMARY line."""
+    not_computed(results)
+    leaderboards(built)
+    report_table(results, dataset)
+    out(built["summary"])
