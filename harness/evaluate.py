@@ -92,6 +92,10 @@ class Evaluation:
     output_sha256: dict[str, str] = field(default_factory=dict)
     ground_truth: bool = True
     lr_consistency: dict[str, dict] = field(default_factory=dict)  # per image, when the LR inputs were given
+    model: dict | None = None  # how the model metrics were measured (device, clock), when there are any
+    # how many processes scored the images and why (not in the record: the values do not depend on it)
+    workers: int = 1
+    workers_reason: str = ""
 
     @property
     def status(self) -> str:
@@ -119,6 +123,7 @@ class Evaluation:
                                "mean_psnr_y": sum(fits) / len(fits) if fits else None} if self.lr_consistency else None,
             "outputs_digest": self.outputs_digest,
             "output_sha256": self.output_sha256,
+            **({"model": self.model} if self.model else {}),
         }
 
 
@@ -127,7 +132,8 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
              progress: Callable[[int, int, str], None] | None = None, lr_dir: Path | None = None,
              workers: int = 1, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Evaluation:
     """Score every output against its ground truth (when there is one) and check it against its LR input
-    (when given). Images are scored by `workers` processes on a CPU; the values do not depend on it.
+    (when given). Images are scored by up to `workers` processes on a CPU (fewer where starting them
+    would cost more than they save: harness.scorer.plan_workers); the values do not depend on it.
 
     Ground truth that cannot be used stops the evaluation with a dataset error (never the team's fault);
     an output past the size limit, or breaking the input policy, stops it with `input_refused`."""
@@ -148,20 +154,19 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
         base = [n for n in base if n not in result.unavailable]
     from . import scorer  # the image libraries, once there is something to score
 
-    builtin = [n for n in base if M.METRICS[n].backend == "builtin"]
     cache = Path(metric_cache or ".cache/metric-weights")
-    usable = []
-    weights = scorer.scoring.PyiqaMetrics(cache)
-    for name in (n for n in base if M.METRICS[n].backend == "pyiqa"):
-        reason = weights.unavailable_reason(name)
+    builtin, usable = [], []
+    for name in (n for n in base if M.METRICS[n].backend in ("builtin", "pyiqa")):
+        reason = scorer.scoring.weights_unavailable(name, cache) if M.METRICS[name].weight_files else None
         if reason:
             result.unavailable[name] = {"reason": reason, "fetch": f"{M.FETCH_COMMAND} {name}"}
         else:
-            usable.append(name)
+            (builtin if M.METRICS[name].backend == "builtin" else usable).append(name)
 
     job = scorer.ImageJob(builtin, usable, mode, str(cache), device)
+    result.workers, result.workers_reason = scorer.plan_workers(job, pairs, workers if device == "cpu" else 1)
     signatures = {}
-    for index, image in enumerate(scorer.score_all(job, pairs, workers if device == "cpu" else 1)):
+    for index, image in enumerate(scorer.score_all(job, pairs, result.workers)):
         if progress:
             progress(index, len(pairs), image.stem)
         if image.truth_error:
@@ -182,6 +187,7 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
         progress(len(pairs), len(pairs), "")
     scorer.cross_check(pairs, signatures, result)
 
+    model_metrics(Path(sr_dir), [n for n in base if M.METRICS[n].backend == "model"], result)
     scored = [n for n in builtin + usable if n not in result.unavailable]
     if result.status == "ok":
         for name in scored:
@@ -191,6 +197,10 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
         derived = scores()
         for score in (derived[n] for n in wanted if n in derived):
             name = score.name
+            if score.relative:
+                result.unavailable[name] = {"reason": f"relative to {score.baseline}: computed with its values when "
+                                                      "the team is verified", "fetch": ""}
+                continue
             absent = [n for n in score.components if n not in result.mean]
             if absent:
                 why = "the ground truth" if hr_dir is None and any(
@@ -202,6 +212,34 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
             else:
                 result.mean[name] = score.value(result.mean)
     return result
+
+
+MODEL_ABSENT = ("measured on the network by the adapter when the team runs (model.json beside the outputs); "
+                "this folder has none")
+
+
+def model_metrics(run_dir: Path, names: list[str], result: Evaluation) -> None:
+    """The model metrics a run measured (harness.modelstats), and its runtime per image."""
+    from .modelstats import MODEL_FILE
+
+    if not names:
+        return
+    path = run_dir / MODEL_FILE
+    measured = json.loads(path.read_text()) if path.is_file() else None
+    for name in names:
+        if measured is None:
+            result.unavailable[name] = {"reason": MODEL_ABSENT, "fetch": "harness infer TEAM"}
+        elif name in measured.get("unavailable", {}):
+            result.unavailable[name] = {"reason": measured["unavailable"][name], "fetch": ""}
+        elif name == "runtime":
+            times = {Path(image).stem: ms for image, ms in measured["runtime_ms"].items()}
+            for stem, row in result.per_image.items():
+                row["runtime"] = times.get(stem)
+            result.mean[name] = sum(times.values()) / len(times) if times else None
+        else:
+            result.mean[name] = measured[name]
+    if measured is not None:
+        result.model = {"device": measured["device"], "clock": measured["clock"], "probe": measured.get("probe")}
 
 
 def _check_references(pairs: list[ImagePair], max_megapixels: float) -> None:

@@ -121,7 +121,7 @@ def leaderboards(proj: Project, rows: list[dict], dataset: str) -> list[dict]:
     for challenge_id in dict.fromkeys(by_id[r["team"]].data["challenge"] for r in rows if r["team"] in by_id):
         rules = challenge.get(challenge_id)
         for track in rules.tracks:
-            values = {r["team"]: (r["metrics"].get(track.rank_by) or {}).get("reproduced") for r in rows}
+            values = leaderboard.reproduced_values(rules, [r for r in rows if r["team"] in by_id], track)
             board = leaderboard.reproduced(rules, teams, dataset, values, track)
             if board:
                 boards.append(board)

@@ -18,6 +18,7 @@ from .errors import DownloadError
 from .progress import Progress, Step, silent
 
 DRIVE = "https://drive.google.com"
+_LISTINGS: dict[str, list] = {}  # a folder listed once per process (an audit narrows one shared folder per team)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ def list_folder(folder_id: str, manual: str = "") -> list[DriveFile]:
 
     where = f"Google Drive folder {folder_id}"
     hint = manual or "download it by hand and import it"
+    if folder_id in _LISTINGS:
+        return _LISTINGS[folder_id]
     try:
         listed = gdown.download_folder(id=folder_id, skip_download=True, quiet=True, use_cookies=False, timeout=60)
     except GdownError as exc:  # no listing (not shared, quota, sign-in, gone, a changed page)
@@ -47,7 +50,8 @@ def list_folder(folder_id: str, manual: str = "") -> list[DriveFile]:
                             "quota is exceeded", hint=hint) from None
     except requests.RequestException as exc:
         raise unreachable(exc, f"listing {where}", hint) from None
-    return [DriveFile(item.id, PurePosixPath(item.path).as_posix()) for item in listed]
+    _LISTINGS[folder_id] = [DriveFile(item.id, PurePosixPath(item.path).as_posix()) for item in listed]
+    return _LISTINGS[folder_id]
 
 
 def unreachable(exc: Exception, what: str, manual: str) -> DownloadError:

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import metrics as M
 from .project import Project
-from .report import fmt, metric_names, verdict_label
+from .report import fmt, headline, metric_names, remedy_text, shown_digits, verdict_label
 
 VERDICT_COLOURS = {"exact": "#1a7f37", "reproduced": "#2da44e", "diverged": "#cf222e", "failed": "#bc4c00",
                    "not_runnable": "#6e7781"}
@@ -25,13 +25,37 @@ def render(report: dict, proj: Project) -> str:
                                      lstrip_blocks=True)
     environment.filters["fmt"] = fmt
     environment.filters["label"] = verdict_label
+    environment.filters["shown_digits"] = shown_digits
+    environment.filters["short_sha"] = short_sha
+    environment.filters["remedy"] = remedy_text
     teams = report["teams"]
     names = metric_names(teams)
-    plots = {name: published_vs_reproduced(teams, name) for name in names}
     sections = [team_section(proj, report["dataset"], row) for row in teams]
     return environment.get_template("report.html").render(
-        report=report, teams=teams, names=names, specs=M.all_specs(), plots={k: v for k, v in plots.items() if v},
-        sections=sections, colours=VERDICT_COLOURS, leaderboards=report.get("leaderboards", {}))
+        report=report, teams=teams, names=names, specs=M.all_specs(), deviations=deviation_chart(teams, names),
+        sections=sections, colours=VERDICT_COLOURS, leaderboards=report.get("leaderboards", {}),
+        headline=report.get("headline") or headline(teams), gaps=not_computed(teams),
+        passing=all(r["verdict"] in ("exact", "reproduced", "not_runnable") for r in teams))
+
+
+def short_sha(sha: str | None) -> str:
+    """The commit's first 12 digits, and whether the checkout had uncommitted changes."""
+    if not sha:
+        return "unknown"
+    return sha[:12] + (" +dirty" if sha.endswith("+dirty") else "")
+
+
+def not_computed(teams: list[dict]) -> list[dict]:
+    """Each metric some team could not be scored on, with why and the fix, once per cause."""
+    gaps: dict[tuple, dict] = {}
+    for row in teams:
+        cells = [(n, m) for n, m in row["metrics"].items() if m.get("status") == "unavailable"]
+        cells += list((row.get("not_computed") or {}).items())
+        for name, cell in cells:
+            key = (name, cell.get("reason", ""), cell.get("fetch", ""))
+            gaps.setdefault(key, {"metric": name, "reason": cell.get("reason", ""), "fetch": cell.get("fetch", ""),
+                                  "teams": []})["teams"].append(row["team"])
+    return list(gaps.values())
 
 
 def _svg(figure) -> str:
@@ -55,43 +79,57 @@ def _figure(width=3.5, height=2.8):
     return plt.subplots(figsize=(width, height))
 
 
-def published_vs_reproduced(teams: list[dict], name: str) -> str | None:
-    """Each team's reproduced value against its published one, tolerance as error bars, on y = x."""
-    points = [(r["team"], r["metrics"][name], r["verdict"]) for r in teams
-              if name in r["metrics"] and r["metrics"][name].get("reproduced") is not None]
-    if not points:
+def deviation_chart(teams: list[dict], names: list[str]) -> str | None:
+    """How far each reproduced mean is from its published value, in tolerances (delta / tolerance), one
+    row per team and a marker per metric: inside the band at +-1 it reproduces. Values past the axis'
+    limit are drawn at the limit, as an arrow."""
+    rows = [(r["team"], {n: m for n, m in r["metrics"].items() if m.get("reproduced") is not None
+                         and m.get("tolerance")}) for r in teams]
+    rows = [(team, cells) for team, cells in rows if cells]
+    if not rows:
         return None
-    figure, axes = _figure()
-    published = [p[1]["published"] for p in points]
-    reproduced = [p[1]["reproduced"] for p in points]
-    low, high = min(published + reproduced), max(published + reproduced)
-    pad = (high - low) * 0.15 or abs(high) * 0.05 or 1.0
-    axes.plot([low - pad, high + pad], [low - pad, high + pad], color="#8c959f", linewidth=0.8, zorder=1)
-    for team, row, verdict in points:
-        axes.errorbar(row["published"], row["reproduced"], yerr=row["tolerance"], fmt="o", markersize=4,
-                      capsize=3, color=VERDICT_COLOURS["reproduced" if row["ok"] else "diverged"], zorder=2)
-        axes.annotate(team, (row["published"], row["reproduced"]), textcoords="offset points", xytext=(5, 3),
-                      fontsize=7)
-    axes.set_xlim(low - pad, high + pad)
-    axes.set_ylim(low - pad, high + pad)
-    axes.set_xlabel(f"published {M.all_specs()[name].title}")
-    axes.set_ylabel("reproduced")
+    shown = [n for n in names if any(n in cells for _, cells in rows)]
+    ratios = [cells[n]["delta"] / cells[n]["tolerance"] for _, cells in rows for n in cells]
+    limit = min(20.0, max(3.0, max(abs(v) for v in ratios) * 1.15))
+    figure, axes = _figure(width=6.2, height=0.32 * len(rows) + 1.1)
+    axes.axvspan(-1, 1, color="#dafbe1", zorder=0)
+    axes.axvline(0, color="#8c959f", linewidth=0.8, zorder=1)
+    markers = "osD^vP*X"
+    for index, name in enumerate(shown):
+        points = [(cells[name]["delta"] / cells[name]["tolerance"], row) for row, (_, cells) in enumerate(rows)
+                  if name in cells]
+        inside = [(v, r) for v, r in points if abs(v) <= limit]
+        axes.plot([v for v, _ in inside], [r for _, r in inside], markers[index % len(markers)], markersize=5,
+                  color=f"C{index}", label=M.all_specs()[name].title, zorder=3)
+        for value, row in ((v, r) for v, r in points if abs(v) > limit):  # beyond the axis: at its edge
+            edge = limit if value > 0 else -limit
+            axes.plot([edge], [row], ">" if value > 0 else "<", markersize=7, color=f"C{index}", zorder=3)
+            axes.annotate(f"{value:.0f}x", (edge, row), textcoords="offset points", xytext=(-6 if value > 0 else 6, 5),
+                          ha="right" if value > 0 else "left", fontsize=6, color=f"C{index}")
+    axes.set_yticks(range(len(rows)))
+    axes.set_yticklabels([team for team, _ in rows])
+    axes.invert_yaxis()
+    axes.set_xlim(-limit, limit)
+    axes.set_xlabel("(reproduced - published) / tolerance; the green band is within tolerance")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, fontsize=7)
     return _svg(figure)
 
 
 def team_section(proj: Project, dataset: str, row: dict) -> dict:
+    """A team's plots: per image, one chart for each published metric with per-image values (and the LR
+    consistency without ground truth); its runs' band; its worst images, each tile labelled."""
     evidence = row.get("evidence") or {}
-    section = {"row": row, "per_image_plot": None, "runs_plot": None, "crops": []}
+    section = {"row": row, "per_image_plots": [], "runs_plot": None, "crops": []}
     per_image = evidence.get("per_image") or {}
-    shown = next((n for n in ("psnr", "niqe", "lr_consistency") if n in per_image), None)
-    if shown:
-        section["per_image_plot"] = per_image_bars(per_image[shown], shown, row["metrics"].get(shown))
+    charted = [n for n in row["metrics"] if n in per_image] or [n for n in ("lr_consistency",) if n in per_image]
+    for name in charted:
+        section["per_image_plots"].append(per_image_bars(per_image[name], name, row["metrics"].get(name)))
     bands = {n: m for n, m in row["metrics"].items() if m.get("run_values")}
     if bands:
         section["runs_plot"] = run_strips(bands)
     for worst in evidence.get("worst", []):
-        section["crops"].append({**worst, "png": crops_png(proj, dataset, row["team"],
-                                                            next(iter(evidence["run_means"])), worst)})
+        section["crops"].append({**worst, "tiles": crop_tiles(proj, dataset, row["team"],
+                                                               next(iter(evidence["run_means"])), worst)})
     return section
 
 
@@ -137,8 +175,9 @@ def run_strips(bands: dict) -> str:
     return _svg(figure)
 
 
-def crops_png(proj: Project, dataset: str, team_id: str, run: str, worst: dict) -> str | None:
-    """LR enlarged by bicubic, the output, the reference and |output - reference|, at the same place."""
+def crop_tiles(proj: Project, dataset: str, team_id: str, run: str, worst: dict) -> list[dict]:
+    """The LR enlarged by bicubic, the output, the reference and |output - reference|, at the same place:
+    each a labelled PNG."""
     import cv2
 
     from .evidence import crop_inputs, image_paths
@@ -147,7 +186,7 @@ def crops_png(proj: Project, dataset: str, team_id: str, run: str, worst: dict) 
 
     paths = image_paths(proj, team_id, dataset, run, worst["image"])
     if not paths["output"].exists():
-        return None
+        return []
     ground_truth = worst["compared_with"] == "ground truth"
     output, reference = crop_inputs(paths, ground_truth)
     top, left, height, width = worst["crop"]
@@ -156,10 +195,12 @@ def crops_png(proj: Project, dataset: str, team_id: str, run: str, worst: dict) 
     diff = np.abs(output[window].astype(np.int16) - reference[window].astype(np.int16)).max(axis=2)
     heat = cv2.applyColorMap(np.clip(diff * (255.0 / max(1, diff.max())), 0, 255).astype(np.uint8),
                              cv2.COLORMAP_INFERNO)[:, :, ::-1]
-    tiles = [upscaled[window], output[window]] + ([reference[window]] if ground_truth else []) + [heat]
-    gap = np.full((height, 4, 3), 255, np.uint8)
-    strip = np.concatenate([part for tile in tiles for part in (tile, gap)][:-1], axis=1)
-    return "data:image/png;base64," + base64.b64encode(encode_png(np.ascontiguousarray(strip))).decode()
+    tiles = [("LR, bicubic x4", upscaled[window]), ("output", output[window])]
+    if ground_truth:
+        tiles.append(("ground truth", reference[window]))
+    tiles.append((f"|output - {worst['compared_with']}|, max {int(diff.max())}", heat))
+    return [{"label": label, "png": "data:image/png;base64," +
+             base64.b64encode(encode_png(np.ascontiguousarray(tile))).decode()} for label, tile in tiles]
 
 
 def write(report: dict, proj: Project, out_dir: Path) -> Path:

@@ -68,8 +68,13 @@ def infer_team(team: Manifest, runner: Runner, lr_dir: Path, runs_root: Path, da
     if not team.runnable:
         record.fail("not_runnable", "; ".join(team.data["status"]["reasons"]), status="not_runnable")
         return write_record(folder, record)
+    devices = team.runtime.get("devices", ["cpu", "cuda"])
+    if device.split(":")[0] not in devices:  # said before any environment starts
+        record.fail("unsupported_device", f"the manifest says it runs on {', '.join(devices)} only, not {device}",
+                    "run it with --device cuda on a machine with a GPU" if "cuda" in devices else None)
+        return write_record(folder, record)
     # the lock sits beside the team's folder, which is a pipeline output and must hold only the runs
-    with locks.held(folder.parent / f".{team.id}.lock", f"runs of {team.id} on '{dataset}'"):
+    with locks.held(folder, f"runs of {team.id} on '{dataset}'"):
         return _infer_locked(team, runner, lr_dir, runs_root, dataset, weights_dir, device, repo_root, progress,
                              code_dir, repeats, folder, record, task)
 

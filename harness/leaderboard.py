@@ -58,19 +58,56 @@ def _rank_gaps(ranks: list[int]) -> str:
     return "; ".join(parts) or ", ".join(map(str, ranks))
 
 
+def verify_published(team: Manifest, dataset: str) -> dict | None:
+    from .verify import published_values
+
+    return published_values(team, dataset)
+
+
+def published_value(challenge: Challenge, teams: dict[str, Manifest], team: Manifest, dataset: str,
+                    name: str) -> float | None:
+    """A team's published value of a metric on the dataset (or of its model alone); a score the table did
+    not publish is computed from the published components (relative to the baseline's own)."""
+    values = (verify_published(team, dataset) or {}).get("values", {})
+    if name in values or name not in challenge.scores:
+        return values.get(name)
+    score = challenge.scores[name]
+    baseline = teams.get(score.baseline) if score.baseline else None
+    base_values = (verify_published(baseline, dataset) or {}).get("values", {}) if baseline else {}
+    if not all(m in values for m in score.components) or (score.relative and
+                                                          not all(m in base_values for m in score.components)):
+        return None
+    return score.value(values, base_values)
+
+
+def gated_out(challenge: Challenge, teams: dict[str, Manifest], team: Manifest, track: Track) -> str | None:
+    """Why the team is not ranked in the track (a published value below a gate), or None."""
+    for metric, dataset, at_least in track.gates:
+        value = published_value(challenge, teams, team, dataset, metric)
+        if value is None or value < at_least:
+            return f"{metric} on {dataset} {value if value is not None else 'unpublished'} < {at_least}"
+    return None
+
+
 def reproduced(challenge: Challenge, teams: list[Manifest], dataset: str, values: dict[str, float | None],
                track: Track) -> dict | None:
     """One track ranked again: every team of the challenge with a published value of the track's metric on
-    `dataset`, at its reproduced value where `values` has one (team id -> value), else at its published
-    value. Published ranks are the manifests' (or, where the challenge gave none, the order of the
-    published values). Returns None when no team has a value."""
+    `dataset` (and past the track's gates), at its reproduced value where `values` has one (team id ->
+    value), else at its published value. Published ranks are the manifests' (or, where the challenge gave
+    none, the order of the published values). Returns None when no team has a value."""
+    by_id = {t.id: t for t in teams}
     entries = []
     for team in teams:
-        published = team.published(dataset) if team.data["challenge"] == challenge.id else None
-        if not published or track.rank_by not in published["values"]:
+        if team.data["challenge"] != challenge.id or gated_out(challenge, by_id, team, track):
             continue
-        entries.append({"team": team.id, "name": team.name, "published": published["values"][track.rank_by],
-                        "precision": published["precision"].get(track.rank_by),
+        value = published_value(challenge, by_id, team, dataset, track.rank_by)
+        if value is None:
+            continue
+        published = team.published(dataset) or {}
+        precision = (verify_published(team, dataset) or {}).get("precision", {}).get(track.rank_by)
+        if precision is None and track.rank_by in challenge.scores:
+            precision = challenge.scores[track.rank_by].precision
+        entries.append({"team": team.id, "name": team.name, "published": value, "precision": precision,
                         "published_rank": published.get("ranks", {}).get(track.id),
                         "audited": team.id in values, "reproduced": values.get(team.id)})
     ranked_by_organizers = [e for e in entries if e["published_rank"] is not None]
@@ -94,6 +131,27 @@ def reproduced(challenge: Challenge, teams: list[Manifest], dataset: str, values
             "metric": track.rank_by, "direction": track.direction, "entries": entries,
             "changes": [{"team": e["team"], "published_rank": e["published_rank"],
                          "reproduced_rank": e["reproduced_rank"]} for e in entries if e["change"]]}
+
+
+def reproduced_values(challenge: Challenge, rows: list[dict], track: Track) -> dict[str, float | None]:
+    """Each audited team's reproduced value of the track's metric; a score the rows do not hold is computed
+    from their reproduced components (relative to the baseline's reproduced ones), never from some of them."""
+    def of(row, name):
+        return (row["metrics"].get(name) or {}).get("reproduced")
+
+    score = challenge.scores.get(track.rank_by)
+    if score is None or any(of(r, track.rank_by) is not None for r in rows):
+        return {r["team"]: of(r, track.rank_by) for r in rows}
+    by_team = {r["team"]: r for r in rows}
+    base = by_team.get(score.baseline)
+    out = {}
+    for row in rows:
+        means = {m: of(row, m) for m in score.components}
+        base_means = {m: of(base, m) for m in score.components} if base else {}
+        known = all(v is not None for v in means.values()) and (not score.relative or
+                                                                 all(v is not None for v in base_means.values()))
+        out[row["team"]] = score.value(means, base_means) if known else None
+    return out
 
 
 def change_line(board: dict) -> str:

@@ -158,7 +158,7 @@ def _paths(data: dict) -> list[tuple[str, str]]:
     found += [(f"entry.working_dir_links.{link}", link) for link in entry.get("working_dir_links", {})]
     for index, spec in enumerate(data.get("weights", [])):
         found.append((f"weights[{index}].name", spec.get("name")))
-        if spec.get("source", {}).get("kind") == "local":
+        if spec.get("source", {}).get("kind") in ("local", "code"):
             found.append((f"weights[{index}].source.path", spec["source"].get("path")))
     return [(field, value) for field, value in found if isinstance(value, str)]
 

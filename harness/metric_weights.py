@@ -27,6 +27,7 @@ NIQE_SDISTS = {"basicsr-1.4.2.tar.gz": {
     "package": "basicsr", "sha256": "b89b595a87ef964cda9913b4d99380ddb6554c965577c0c10cb7b78e31301e87",
     "member": "basicsr-1.4.2/basicsr/metrics/niqe_pris_params.npz"}}
 CHECKSUMS = "checksums.json"
+MAT_HEADER = "MATLAB 5.0 MAT-file, written by harness from basicsr's niqe_pris_params.npz"
 # A mirror holding every URL-sourced file flat, by file name, replaces the upstream hosts.
 MIRROR_VARIABLE = "HARNESS_METRIC_WEIGHTS_MIRROR"
 
@@ -114,4 +115,7 @@ def niqe_mat_from_npz(npz_bytes: bytes) -> bytes:
     params = np.load(io.BytesIO(npz_bytes))
     buffer = io.BytesIO()
     scipy.io.savemat(buffer, {"mu_prisparam": params["mu_pris_param"], "cov_prisparam": params["cov_pris_param"]})
-    return buffer.getvalue()
+    data = buffer.getvalue()
+    # The 116-byte text header names the moment of writing: a fixed one makes the file (and its pin) the
+    # same bytes wherever it is made.
+    return MAT_HEADER.ljust(116).encode("ascii") + data[116:]

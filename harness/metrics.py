@@ -34,12 +34,16 @@ class WeightFile:
 class MetricSpec:
     name: str
     title: str
-    reference: str  # "FR" (full reference), "NR" (no reference) or "derived"
+    # "FR" (full reference), "NR" (no reference), "model" (measured on the network alone, not on images),
+    # "device" (measured on the network, comparable only on the device the challenge measured on), "derived"
+    reference: str
     lower_better: bool
     precision: int  # decimals as published by the organizers
     tolerance_abs: float = 0.0
     tolerance_rel: float = 0.0
-    backend: str = "pyiqa"  # "builtin", "pyiqa" or "derived"
+    # "builtin" (the harness's own code: PSNR, SSIM, NIQE) and "pyiqa": computed from images by the evaluator;
+    # "model": by the adapter, from the team's network (harness.modelstats); "derived": from other metrics
+    backend: str = "pyiqa"
     weight_files: tuple[WeightFile, ...] = field(default=())
 
     def tolerance(self, published: float, precision: int | None = None, override: dict | None = None) -> float:
@@ -68,12 +72,14 @@ METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in [
         MetricSpec("psnr", "PSNR (dB, Y)", "FR", False, 2, tolerance_abs=0.01, backend="builtin"),
+        # The Efficient SR challenges' PSNR: on RGB, a 4-pixel border shaved, after a crop to a multiple of 4.
+        MetricSpec("psnr_rgb", "PSNR (dB, RGB)", "FR", False, 2, tolerance_abs=0.01, backend="builtin"),
         MetricSpec("ssim", "SSIM (Y)", "FR", False, 4, tolerance_abs=0.0005, backend="builtin"),
         MetricSpec("lpips", "LPIPS", "FR", True, 4, tolerance_abs=0.002,
                    weight_files=(_pyiqa("LPIPS_v0.1_alex-df73285e.pth"), _torchvision("alexnet-owt-7be5be79.pth"))),
         MetricSpec("dists", "DISTS", "FR", True, 4, tolerance_abs=0.002,
                    weight_files=(_pyiqa("DISTS_weights-f5e65c96.pth"), _torchvision("vgg16-397923af.pth"))),
-        MetricSpec("niqe", "NIQE", "NR", True, 4, tolerance_rel=0.01,
+        MetricSpec("niqe", "NIQE", "NR", True, 4, tolerance_rel=0.01, backend="builtin",  # harness.niqe
                    weight_files=(WeightFile("torch/hub/pyiqa/niqe_modelparameters.mat", "niqe-from-pypi",
                                             "basicsr-1.4.2.tar.gz"),)),
         MetricSpec("maniqa", "ManIQA", "NR", False, 4, tolerance_rel=0.01,
@@ -86,6 +92,14 @@ METRICS: dict[str, MetricSpec] = {
                    weight_files=(WeightFile("torch/hub/clip/RN50.pt", "url",
                                             "https://openaipublic.azureedge.net/clip/models/afeb0e10f9e5a86da6080e"
                                             "35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt"),)),
+        # Model metrics (the Efficient SR challenges'): deterministic counts, exact but for the published rounding.
+        MetricSpec("params", "Parameters (M)", "model", True, 3, backend="model"),
+        MetricSpec("flops", "FLOPs (G, fvcore)", "model", True, 2, backend="model"),
+        MetricSpec("activations", "Activations (M)", "model", True, 2, backend="model"),
+        MetricSpec("conv2d", "Conv layers run", "model", True, 0, backend="model"),
+        # Milliseconds per image: compared only on the challenge's device, as a ratio to its baseline measured in
+        # the same audit (harness.verify), never as milliseconds measured elsewhere.
+        MetricSpec("runtime", "Runtime (ms per image)", "device", True, 2, tolerance_rel=0.1, backend="model"),
     ]
 }
 
@@ -94,14 +108,14 @@ FETCH_COMMAND = "harness fetch metric-weights"
 
 @functools.lru_cache(maxsize=1)
 def all_specs() -> dict[str, MetricSpec]:
-    """Every metric in report order: the computed ones as registered, then the challenges' scores (a score
-    is better when higher). Read-only."""
+    """Every metric in report order: the computed ones as registered, then the challenges' scores (better
+    the way each score says). Read-only."""
     from .challenge import catalogue, metric_problems, scores
 
     problems = metric_problems(catalogue(), METRICS)
     if problems:
         raise ManifestError(problems)
-    return {**METRICS, **{name: MetricSpec(name, score.title, "derived", False, score.precision,
+    return {**METRICS, **{name: MetricSpec(name, score.title, "derived", score.direction == "lower", score.precision,
                                            score.tolerance_abs, score.tolerance_rel, backend="derived")
                           for name, score in scores().items()}}
 

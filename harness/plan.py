@@ -24,7 +24,11 @@ def default_dataset(team: Manifest) -> str:
 def make(proj: Project, team: Manifest, dataset: str, settings: dict, options,
          from_outputs: str | None = None) -> list[Finding]:
     findings = [_team(team, dataset)]
-    findings += doctor.dataset(proj, {**settings, "dataset": dataset})
+    for finding in doctor.dataset(proj, {**settings, "dataset": dataset}):
+        if finding.blocking and team.published(data_mod.MODEL) and from_outputs is None:
+            finding = Finding(finding.check, "warning", finding.detail + "; without it, the values of the model "
+                              "alone are checked (published.model, on the mini photographs)", finding.fix)
+        findings.append(finding)
     if from_outputs is not None:
         findings.append(_outputs(team, dataset, from_outputs))
     elif team.runnable:
@@ -105,6 +109,9 @@ def _weights(proj: Project, team: Manifest) -> list[Finding]:
             out.append(Finding(label, "to fetch", what + (f" ({spec['size'] / 2 ** 20:.0f} MiB)"
                                                           if spec.get("size") else ""),
                                f"harness fetch weights {team.id}{mirror}"))
+        elif source["kind"] == "code":
+            out.append(Finding(label, "to fetch", f"{source['path']} in the team's code at "
+                               f"{team.data['code']['commit']}", f"harness fetch weights {team.id}"))
         elif source["kind"] == "local":
             out.append(Finding(label, "missing", f"the local file {source['path']} is not in place",
                                f"place it at {source['path']}"))

@@ -52,9 +52,10 @@ class Project:
         """The per-team means that `dvc metrics` shows."""
         return self.metrics_dir / dataset / f"{team_id}.json"
 
-    def plots_file(self, dataset: str, team_id: str) -> Path:
-        """Per-image values, one row per image, that `dvc plots show` / `dvc plots diff` draw."""
-        return self.root / "plots" / dataset / f"{team_id}.csv"
+    def plots_dir(self, dataset: str, team_id: str) -> Path:
+        """Per-image values that `dvc plots show` / `dvc plots diff` draw: one CSV per metric (image, value),
+        so that each plot shows its own metric."""
+        return self.root / "plots" / dataset / team_id
 
     def slurm_dir(self, dataset: str) -> Path:
         """submitit's folders (one per job) and jobs.json."""
@@ -99,7 +100,16 @@ class Project:
         return metric_cache(self.root)
 
     def params(self) -> dict:
-        return settings.load(self.root / settings.PARAMS_FILE)
+        """params.yaml, every value checked, the metric names against the metrics the harness knows."""
+        from .metrics import parse_metric_list
+
+        path = self.root / settings.PARAMS_FILE
+        merged = settings.load(path)
+        try:
+            parse_metric_list(merged["metrics"])
+        except HarnessError as exc:
+            raise settings.InvalidSetting(f"{path}: metrics: {exc.message}", hint=exc.hint) from None
+        return merged
 
 
 def user_cache() -> Path:

@@ -100,6 +100,9 @@ class Verification:
     source: str | None = None
     ran_with: dict | None = None
     scored_by: dict | None = None
+    checked_on: str | None = None  # 'model' when the dataset was not here and only the model was checked
+    unpublished: dict = field(default_factory=dict)  # computed, never published: {name: {reproduced, uncertainty}}
+    not_computed: dict = field(default_factory=dict)  # asked for, not computed: {name: {reason, fetch}}
 
     @classmethod
     def of(cls, team, dataset: str) -> "Verification":
@@ -114,7 +117,7 @@ class Verification:
 
     def as_dict(self) -> dict:
         out = asdict(self)
-        for optional in ("source", "ran_with", "scored_by"):
+        for optional in ("source", "ran_with", "scored_by", "checked_on"):
             if out[optional] is None:
                 del out[optional]
         return out

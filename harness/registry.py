@@ -23,6 +23,11 @@ def display_path(project: Project, path: Path) -> str:
 
 
 def load(project: Project, team_id: str) -> manifest_mod.Manifest:
+    from .settings import TEAM_ID
+
+    if not TEAM_ID.match(team_id):
+        raise TeamNotFound(f"'{team_id}' is not a team id (rule: {TEAM_ID.pattern})",
+                           hint="name a folder under teams/ (`harness list`)")
     path = project.teams_dir / team_id / manifest_mod.MANIFEST_NAME
     if not path.exists():
         known = team_ids(project)

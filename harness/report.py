@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import metrics as M
+from . import metrics as M, uncertainty
 from .fsutil import write_bytes_atomic, write_json_atomic
 from .provenance import harness_info
 from .verify import VERDICTS
@@ -19,6 +19,40 @@ def summary_line(results: list[dict]) -> str:
     return f"SUMMARY: {len(results)} team(s): {parts}"
 
 
+HEADLINE_TEAMS = 4  # teams named in the headline; the rest are counted
+
+
+def worst_metric(result: dict) -> tuple[str, dict] | None:
+    """The compared metric furthest outside its tolerance (delta / tolerance), if any is outside."""
+    outside = [(n, m) for n, m in result["metrics"].items() if m.get("ok") is False and m.get("tolerance")]
+    return max(outside, key=lambda item: abs(item[1]["delta"]) / item[1]["tolerance"], default=None)
+
+
+def headline(results: list[dict]) -> str:
+    """One sentence a reader sees first: how many teams reproduce, and each one that does not, by its
+    worst metric (delta and how many tolerances that is) or its failure."""
+    passing = [r for r in results if r["verdict"] in ("exact", "reproduced")]
+    runnable = [r for r in results if r["verdict"] != "not_runnable"]
+    absent = len(results) - len(runnable)
+    tail = f" ({absent} not runnable, not counted)" if absent else ""
+    if len(passing) == len(runnable):
+        exact = sum(r["verdict"] == "exact" for r in passing)
+        return f"All {len(runnable)} teams reproduce ({exact} bit-exact){tail}." if runnable else \
+            f"No team could be run{tail}."
+    named = []
+    for row in (r for r in runnable if r not in passing):
+        worst = worst_metric(row)
+        if worst:
+            name, m = worst
+            named.append(f"{row['team']}: {M.all_specs()[name].title} {m['delta']:+.{shown_digits(m['precision'])}f}, "
+                         f"{abs(m['delta']) / m['tolerance']:.0f}x its tolerance")
+        else:
+            named.append(f"{row['team']}: {verdict_label(row)}")
+    more = f"; and {len(named) - HEADLINE_TEAMS} more" if len(named) > HEADLINE_TEAMS else ""
+    return (f"{len(passing)} of {len(runnable)} teams reproduce{tail}; "
+            + "; ".join(named[:HEADLINE_TEAMS]) + more + ".")
+
+
 def verdict_label(result: dict) -> str:
     label = result["verdict"]
     if result["verdict"] == "failed" and result.get("failure"):
@@ -26,6 +60,8 @@ def verdict_label(result: dict) -> str:
     elif result.get("unverified") and result["verdict"] in ("exact", "reproduced"):
         checked = len(result["metrics"]) - len(result["unverified"])
         without = "" if result.get("ground_truth", True) else "; no ground truth"
+        if result.get("checked_on") == "model":
+            without = "; the model alone: its dataset is not here"
         label += f" ({checked} of {len(result['metrics'])} metrics{without})"
     return label
 
@@ -42,6 +78,13 @@ def fmt(value, precision: int | None) -> str:
     return f"{value:.{digits}f}"
 
 
+def shown_digits(precision: int | None) -> int:
+    """A reproduced value shows two decimals more than its published one; a count (0 decimals) none."""
+    if precision is None:
+        return 4
+    return 0 if precision == 0 else precision + 2
+
+
 def cell(row: dict | None, marks: tuple[str, str] = ("✓", "✗"), detail: bool = False) -> str:
     """'published / reproduced mark' for one metric of one team; detail adds the spread and delta."""
     if row is None:
@@ -49,11 +92,12 @@ def cell(row: dict | None, marks: tuple[str, str] = ("✓", "✗"), detail: bool
     published = fmt(row["published"], row["precision"])
     if row.get("reproduced") is None:
         return f"{published} / —"
-    text = f"{published} / {fmt(row['reproduced'], (row['precision'] or 2) + 2)}"
+    digits = shown_digits(row["precision"])
+    text = f"{published} / {fmt(row['reproduced'], digits)}"
     if detail:
         if row.get("spread") is not None:
             text += f" ±{row['spread'] / 2:.4f}"
-        text += f" ({row['delta']:+.{(row['precision'] or 2) + 2}f})"
+        text += f" ({row['delta']:+.{digits}f})"
     return f"{text} {marks[0] if row['ok'] else marks[1]}"
 
 
@@ -65,23 +109,50 @@ def metric_names(results: list[dict]) -> list[str]:
 def build(results: list[dict], dataset: str, params: dict, repo_root: Path) -> dict:
     return {"schema": "harness.report/1", "dataset": dataset,
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **harness_info(repo_root), "params": params, "summary": summary_line(results),
+            **harness_info(repo_root), "params": params, "headline": headline(results),
+            "summary": summary_line(results),
             "counts": dict(Counter(r["verdict"] for r in results)), "teams": results}
+
+
+# only what acts in the middle of a line: ( ) and ! act only beside [ ], which are escaped
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~"})
+
+
+def md(value) -> str:
+    """Text from outside as inert Markdown: no HTML, no link, no emphasis, no table cell break, one line;
+    control characters shown as escapes."""
+    import re
+
+    text = re.sub("[\x00-\x1f\x7f-\x9f]", lambda m: repr(m.group())[1:-1], str(value))
+    return text.replace("&", "&amp;").translate(_MARKDOWN_SPECIAL)
+
+
+def csv_cell(value):
+    """A spreadsheet reads a cell starting with = + - @ (or a tab/CR) as a formula: such text starts with '.
+    A number (the harness writes -1.000000 for a delta) stays a number."""
+    if not isinstance(value, str) or value[:1] not in ("=", "+", "-", "@", "\t", "\r"):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
 
 
 def to_markdown(report: dict) -> str:
     results = report["teams"]
     names = metric_names(results)
-    lines = [f"# Reproducibility audit: {report['dataset']}", "",
+    lines = [f"# Reproducibility audit: {md(report['dataset'])}", "",
              f"Generated {report['generated']} by harness {report['harness_version']} "
-             f"(git {report.get('git_sha') or 'unknown'}); mode `{report['params'].get('mode')}`, "
+             f"(git {md(report.get('git_sha') or 'unknown')}); mode `{report['params'].get('mode')}`, "
              f"runner `{report['params'].get('runner')}`, device `{report['params'].get('device')}`.", "",
+             f"**{md(report.get('headline') or headline(results))}**", "",
              "Each cell: published / reproduced (delta). ✓ within tolerance, ✗ outside, — not computed.", "",
              "| team | verdict | runs | " + " | ".join(M.all_specs()[n].title for n in names) + " |",
              "|---|---|---|" + "---|" * len(names)]
     for r in results:
         cells = [cell(r["metrics"].get(n), detail=True) for n in names]
-        lines.append(f"| {r['team']} | {verdict_label(r)} | {r['runs']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['team']} | {md(verdict_label(r))} | {r['runs']} | " + " | ".join(cells) + " |")
     lines += ["", report["summary"], ""]
     if report.get("leaderboards"):
         from .leaderboard import change_line
@@ -89,15 +160,36 @@ def to_markdown(report: dict) -> str:
         lines += ["## The leaderboard, reproduced", "",
                   "Each track ranked again with the reproduced values; teams outside the audit, or without a "
                   "reproduced value, keep their published value.", ""]
-        lines += [f"- {change_line(board)}" for board in report["leaderboards"]]
+        lines += [f"- {md(change_line(board))}" for board in report["leaderboards"]]
+        lines.append("")
+    measured = [(r["team"], n, row["reproduced"], row["uncertainty"], row.get("precision")) for r in results
+                for n, row in r["metrics"].items() if row.get("uncertainty")]
+    measured += [(r["team"], n, row["reproduced"], row["uncertainty"], None) for r in results
+                 for n, row in (r.get("unpublished") or {}).items() if row.get("uncertainty")]
+    if measured:
+        lines += ["## Uncertainty of each mean", "",
+                  "Standard error over images, and a 95 % bootstrap interval (images resampled; "
+                  f"{md(uncertainty.METHOD)}). Evidence beside the verdict, which compares the mean with the "
+                  "tolerance.", "", "| team | metric | mean | SE | 95 % interval | images |", "|---|---|---|---|---|---|"]
+        for team, name, mean, u, precision in measured:
+            digits = shown_digits(precision if precision is not None else M.all_specs()[name].precision)
+            interval = f"[{u['ci95'][0]:.{digits}f}, {u['ci95'][1]:.{digits}f}]" if u.get("ci95") else "—"
+            se = f"{u['se']:.{digits + 1}f}" if u.get("se") is not None else "—"
+            lines.append(f"| {team} | {M.all_specs()[name].title} | {mean:.{digits}f} | {se} | {interval} | {u['n']} |")
+        lines.append("")
+    unpublished = [(r["team"], n, row) for r in results for n, row in (r.get("unpublished") or {}).items()]
+    if unpublished:
+        lines += ["## Computed, not published", "", "Nothing to compare these with; they are what the harness measured.", ""]
+        lines += [f"- {t} {M.all_specs()[n].title}: {row['reproduced']:.{shown_digits(M.all_specs()[n].precision)}f}"
+                  for t, n, row in unpublished]
         lines.append("")
     failures = [r for r in results if r.get("failure")]
     if failures:
         lines += ["## Failures and entries that cannot run", ""]
         for r in failures:
             f = r["failure"]
-            lines.append(f"- **{r['team']}** — {f['kind']}: {f['message']}"
-                         + (f" (hint: {f['hint']})" if f.get("hint") else ""))
+            lines.append(f"- **{r['team']}** — {f['kind']}: {md(f['message'])}"
+                         + (f" (hint: {md(f['hint'])})" if f.get("hint") else ""))
         lines.append("")
     bands = [(r, n, row) for r in results for n, row in r["metrics"].items() if row.get("band")]
     if bands:
@@ -114,19 +206,20 @@ def to_markdown(report: dict) -> str:
         for r in placed:
             ran, scored = r.get("ran_with") or {}, r.get("scored_by") or {}
             evaluator = scored.get("image") or " ".join(f"{k} {v}" for k, v in scored.items() if k != "runner")
-            lines.append(f"| {r['team']} | {ran.get('runner') or ''} {ran.get('device') or ''} | "
-                         f"{ran.get('image') or '—'} | {scored.get('runner', '')}: {evaluator or '—'} |")
+            lines.append(f"| {r['team']} | {md(ran.get('runner') or '')} {md(ran.get('device') or '')} | "
+                         f"{md(ran.get('image') or '—')} | {md(scored.get('runner', ''))}: {md(evaluator or '—')} |")
         lines.append("")
     unavailable = sorted({(n, row.get("reason", ""), row.get("fetch", "")) for r in results
-                          for n, row in r["metrics"].items() if row.get("status") == "unavailable"})
+                          for n, row in [*r["metrics"].items(), *(r.get("not_computed") or {}).items()]
+                          if n in (r.get("not_computed") or {}) or row.get("status") == "unavailable"})
     if unavailable:
         lines += ["## Metrics not computed", ""]
-        lines += [f"- {n}: {reason} — {remedy_text(fix)}" for n, reason, fix in unavailable]
+        lines += [f"- {n}: {md(reason)} — {md(remedy_text(fix))}" for n, reason, fix in unavailable]
         lines.append("")
     findings = [(r["team"], f) for r in results for f in r.get("findings", [])]
     if findings:
         lines += ["## Findings", "", "| team | run | image | kind | message |", "|---|---|---|---|---|"]
-        lines += [f"| {t} | {f.get('run', '')} | {f['image']} | {f['kind']} | {f['message']} |"
+        lines += [f"| {t} | {md(f.get('run', ''))} | {md(f['image'])} | {md(f['kind'])} | {md(f['message'])} |"
                   for t, f in findings]
         lines.append("")
     return "\n".join(lines)
@@ -148,7 +241,7 @@ def to_csv(report: dict) -> str:
             m = r["metrics"].get(n, {})
             row += [m.get("published", ""), _num(m.get("reproduced")), _num(m.get("delta")),
                     _num(m.get("tolerance")), "" if m.get("ok") is None else m["ok"]]
-        writer.writerow(row)
+        writer.writerow([csv_cell(v) for v in row])
     return buffer.getvalue()
 
 

@@ -1,16 +1,20 @@
-"""Scoring images, one pair at a time: reading, the organizers' repairs, PSNR/SSIM, the learned metrics
-and the LR-consistency check; here or in a pool of worker processes. The heavy libraries (numpy, OpenCV,
-torch through the metrics) are imported by this module only, when an evaluation starts.
+"""Scoring images, one pair at a time: reading, the organizers' repairs, PSNR/SSIM and NIQE (the harness's
+own code), the learned metrics (pyiqa) and the LR-consistency check; here or in a pool of worker
+processes. The heavy libraries (numpy, OpenCV, SciPy) are imported by this module only, when an
+evaluation starts; torch only when a learned metric is asked for, or an output must be resized.
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import consistency, scoring
 from .errors import EvaluationError, MetricUnavailable
+from .metrics import METRICS
 from .fsutil import sha256_file
 from .imageio import read_rgb8
 from .inputs import image_facts
@@ -35,11 +39,45 @@ def cross_check(pairs: list, signatures: dict, result) -> None:
 class ImageJob:
     """What every image of an evaluation is scored with (picklable: it travels to worker processes)."""
 
-    builtin: list[str]
-    learned: list[str]
+    builtin: list[str]  # the harness's own code: PSNR and SSIM (full reference), NIQE (no reference)
+    learned: list[str]  # pyiqa's, on torch
     mode: str
     cache: str
     device: str
+
+    @property
+    def full_reference(self) -> list[str]:
+        return [n for n in self.builtin if METRICS[n].reference == "FR"]
+
+    @property
+    def no_reference(self) -> list[str]:
+        return [n for n in self.builtin if METRICS[n].reference == "NR"]
+
+
+class Scorers:
+    """What one process scores with, each made on first use: NIQE's pristine model, pyiqa's metrics."""
+
+    def __init__(self, cache: str, device: str):
+        self.cache = Path(cache)
+        self.iqa = scoring.PyiqaMetrics(self.cache, device=device)
+        self._niqe = None
+
+    def niqe(self, image) -> float:
+        from . import niqe
+
+        if self._niqe is None:
+            try:
+                self._niqe = niqe.PristineModel.load(self.cache / METRICS["niqe"].weight_files[0].path)
+            except EvaluationError as exc:
+                raise MetricUnavailable("niqe", exc.message, hint=f"re-fetch with `harness fetch metric-weights "
+                                        "niqe`") from None
+        return niqe.score(image, self._niqe)
+
+
+# CPU seconds per megapixel of output on one core of the reference machine (benchmarks/bench_evaluation.py),
+# and what starting a worker costs: a fork of this process, or a fresh one that imports torch and pyiqa.
+COST_PER_MEGAPIXEL = {"read": 0.06, "full_reference": 0.27, "niqe": 0.32, "lr": 0.30, "learned": 2.0}
+FORK_START_S, TORCH_START_S = 0.1, 8.0
 
 
 @dataclass
@@ -56,7 +94,36 @@ class ImageResult:
     truth_error: str | None = None  # the ground truth could not be read: the dataset's problem, not the team's
 
 
-_WORKER_METRICS: dict = {}
+def plan_workers(job: ImageJob, pairs: list, allowed: int) -> tuple[int, str]:
+    """How many processes score the images (at most `allowed`), and why: a pool only where the scoring it
+    spreads outweighs what starting its workers costs, from the images' sizes and the metrics asked for."""
+    from .inputs import image_facts
+
+    count = min(max(1, allowed), len(pairs))
+    if count == 1:
+        return 1, ("one image" if len(pairs) == 1 else "one process allowed") + ": scored in this process"
+    megapixels = 0.0
+    for pair in pairs:
+        facts = image_facts(pair.output)
+        megapixels += (facts.width or 0) * (facts.height or 0) / 1e6
+    per_megapixel = COST_PER_MEGAPIXEL["read"] * 2
+    per_megapixel += COST_PER_MEGAPIXEL["full_reference"] if job.full_reference else 0
+    per_megapixel += COST_PER_MEGAPIXEL["niqe"] * len(job.no_reference)
+    per_megapixel += COST_PER_MEGAPIXEL["learned"] * len(job.learned)
+    per_megapixel += COST_PER_MEGAPIXEL["lr"] if any(p.lr is not None for p in pairs) else 0
+    work = megapixels * per_megapixel
+    start = TORCH_START_S if _needs_fresh_workers(job) else FORK_START_S
+    saved = work - work / count
+    facts = f"{len(pairs)} images, {megapixels:.1f} megapixels, about {work:.1f} s of scoring"
+    if saved <= 2 * start:
+        return 1, f"{facts}: {count} workers would save {saved:.1f} s and cost {start:.1f} s each to start"
+    return count, f"{facts}: {count} worker processes save about {saved:.1f} s; each starts in {start:.2f} s"
+
+
+def _needs_fresh_workers(job: ImageJob) -> bool:
+    """torch's threads do not survive a fork: with a learned metric (or torch already here), workers start
+    afresh; otherwise they are forks of this process, ready at once."""
+    return bool(job.learned) or "torch" in sys.modules
 
 
 def score_all(job: ImageJob, pairs: list, workers: int):
@@ -64,16 +131,19 @@ def score_all(job: ImageJob, pairs: list, workers: int):
     once; at most two images per worker are in flight, so memory does not grow with the image count."""
     workers = max(1, min(workers, len(pairs)))
     if workers == 1:
-        metrics = scoring.PyiqaMetrics(Path(job.cache), device=job.device)
+        scorers = Scorers(job.cache, job.device)
         for pair in pairs:
-            yield _score_image(job, pair, metrics)
+            yield _score_image(job, pair, scorers)
         return
     import multiprocessing
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    context = multiprocessing.get_context("spawn")  # a fork of a process with torch's threads can hang
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+    fresh = _needs_fresh_workers(job)
+    if job.no_reference and not fresh:
+        from . import niqe  # noqa: F401  (SciPy, imported once here: every fork has it)
+    context = multiprocessing.get_context("spawn" if fresh else "fork")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(bool(job.learned),))
     try:
         pending = deque()
         for pair in pairs:
@@ -90,23 +160,31 @@ def score_all(job: ImageJob, pairs: list, workers: int):
     pool.shutdown(wait=True)
 
 
-def _init_worker() -> None:
-    """One thread per worker process: the pool is the parallelism."""
+def _init_worker(uses_torch: bool) -> None:
+    """One thread per worker process: the pool is the parallelism. The parent stops its workers: a
+    worker dies quietly on SIGTERM and leaves Ctrl-C to the parent."""
     import cv2
-    import torch
 
-    torch.set_num_threads(1)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
+    if uses_torch:
+        import torch
+
+        torch.set_num_threads(1)
+
+
+_WORKER_SCORERS: dict = {}
 
 
 def _score_in_worker(job: ImageJob, pair) -> ImageResult:
-    metrics = _WORKER_METRICS.get(job.cache)
-    if metrics is None:
-        metrics = _WORKER_METRICS[job.cache] = scoring.PyiqaMetrics(Path(job.cache), device=job.device)
-    return _score_image(job, pair, metrics)
+    scorers = _WORKER_SCORERS.get(job.cache)
+    if scorers is None:
+        scorers = _WORKER_SCORERS[job.cache] = Scorers(job.cache, job.device)
+    return _score_image(job, pair, scorers)
 
 
-def _score_image(job: ImageJob, pair, iqa) -> ImageResult:
+def _score_image(job: ImageJob, pair, scorers: Scorers) -> ImageResult:
     stem, strict = pair.stem, job.mode == "strict"
     image = ImageResult(stem, pair.output.name, sha256_file(pair.output), {n: None for n in job.builtin + job.learned})
     row = image.row
@@ -153,12 +231,12 @@ def _score_image(job: ImageJob, pair, iqa) -> ImageResult:
         if fit.problem:
             finding("lr_inconsistent", fit.problem)
 
-    if job.builtin and hr is not None:
+    if job.full_reference and hr is not None:
         try:
-            values = scoring.psnr_ssim(sr, hr, job.builtin)
+            values = scoring.psnr_ssim(sr, hr, job.full_reference)
         except Exception as exc:  # the organizers' "a metric raised" case
             message = exc.message if isinstance(exc, EvaluationError) else f"{type(exc).__name__}: {exc}"
-            for name in job.builtin:
+            for name in job.full_reference:
                 fail_or_zero("metric_error", f"{name}: {message}", name)
         else:
             for name, value in values.items():
@@ -170,10 +248,11 @@ def _score_image(job: ImageJob, pair, iqa) -> ImageResult:
                             "mean is infinite too, as the organizers' would be", name, severity="info")
                 row[name] = value
 
-    if not job.learned:
+    if not (job.no_reference or job.learned):
         return image
-    sr_t = scoring.rgb_tensor(sr)
-    hr_t = scoring.rgb_tensor(hr) if hr is not None else None
+    # The organizers gave pyiqa (NIQE and the learned metrics) both images at the smaller size.
+    sr_t = hr_t = None
+    seen = sr  # what NIQE scores: the bytes, or pyiqa's float input after the repair
     if hr is not None and sr.shape != hr.shape:
         message = (f"output is {sr.shape[1]}x{sr.shape[0]} but ground truth is {hr.shape[1]}x{hr.shape[0]}")
         if strict:
@@ -181,12 +260,33 @@ def _score_image(job: ImageJob, pair, iqa) -> ImageResult:
             finding("size_mismatch", message, severity="error")
             return image
         height, width = min(sr.shape[0], hr.shape[0]), min(sr.shape[1], hr.shape[1])
-        finding("resized", f"{message}; both bilinearly resized to {width}x{height} before the learned "
+        finding("resized", f"{message}; both bilinearly resized to {width}x{height} before NIQE and the learned "
                 "metrics, as the organizers did")
-        sr_t, hr_t = scoring.resize_bilinear(sr_t, height, width), scoring.resize_bilinear(hr_t, height, width)
+        sr_t = scoring.resize_bilinear(scoring.rgb_tensor(sr), height, width)
+        hr_t = scoring.resize_bilinear(scoring.rgb_tensor(hr), height, width)
+        seen = sr_t[0].permute(1, 2, 0).contiguous().numpy()
+    for name in job.no_reference:
+        try:
+            value = scorers.niqe(seen)
+        except MetricUnavailable as exc:
+            image.unavailable[name] = exc.message
+            continue
+        except Exception as exc:  # the organizers' "a metric raised" case
+            message = exc.message if isinstance(exc, EvaluationError) else f"{type(exc).__name__}: {exc}"
+            fail_or_zero("metric_error", f"{name}: {message}", name)
+            continue
+        if not math.isfinite(value):
+            fail_or_zero("metric_error", f"{name}: returned {value}", name)
+            continue
+        row[name] = value
+    if not job.learned:
+        return image
+    if sr_t is None:
+        sr_t = scoring.rgb_tensor(sr)
+        hr_t = scoring.rgb_tensor(hr) if hr is not None else None
     for name in job.learned:
         try:
-            value = iqa.score(name, sr_t, hr_t)
+            value = scorers.iqa.score(name, sr_t, hr_t)
         except MetricUnavailable as exc:
             image.unavailable[name] = exc.message
             continue

@@ -1,6 +1,7 @@
 """How the metrics are computed: PSNR and SSIM here, vectorised, exactly as the organizers did (see
-README, "Scoring"); NIQE and the learned metrics through pyiqa with its default settings, loading
-weights only from the harness's metric-weights cache with every hub in offline mode.
+README, "Scoring"); NIQE in harness.niqe, as pyiqa computes it; the learned metrics through pyiqa with
+its default settings, loading weights only from the harness's metric-weights cache with every hub in
+offline mode.
 """
 
 from __future__ import annotations
@@ -77,7 +78,26 @@ def ssim_y(y1: np.ndarray, y2: np.ndarray) -> float:
     return float(ssim_map.mean())
 
 
+def psnr_rgb(sr: np.ndarray, hr: np.ndarray) -> float:
+    """The Efficient SR challenges' PSNR: the ground truth cropped to a multiple of 4 (its top-left kept),
+    then both images without a 4-pixel border, on RGB in float64 over all three channels."""
+    h, w = hr.shape[:2]
+    hr = hr[: h - h % CROP_MULTIPLE, : w - w % CROP_MULTIPLE]
+    if sr.shape != hr.shape:
+        raise EvaluationError(f"sizes differ: output {sr.shape[1]}x{sr.shape[0]}, ground truth cropped to a multiple "
+                              f"of {CROP_MULTIPLE} {hr.shape[1]}x{hr.shape[0]}")
+    inner = (slice(SHAVE, -SHAVE), slice(SHAVE, -SHAVE))
+    difference = sr[inner].astype(np.float64) - hr[inner].astype(np.float64)
+    if difference.size == 0:
+        raise EvaluationError(f"image too small: {sr.shape[1]}x{sr.shape[0]} leaves no pixel after the "
+                              f"{SHAVE}-pixel border")
+    mse = float(np.mean(difference * difference))
+    return math.inf if mse == 0 else 20 * math.log10(255.0 / math.sqrt(mse))
+
+
 def psnr_ssim(sr: np.ndarray, hr: np.ndarray, wanted: list[str]) -> dict[str, float]:
+    if wanted == ["psnr_rgb"]:
+        return {"psnr_rgb": psnr_rgb(sr, hr)}
     y_sr, y_hr = prepare_y(sr), prepare_y(hr)
     if y_sr.shape != y_hr.shape:
         raise EvaluationError(
@@ -91,6 +111,8 @@ def psnr_ssim(sr: np.ndarray, hr: np.ndarray, wanted: list[str]) -> dict[str, fl
         out["psnr"] = psnr_y(y_sr, y_hr)
     if "ssim" in wanted:
         out["ssim"] = ssim_y(y_sr, y_hr)
+    if "psnr_rgb" in wanted:
+        out["psnr_rgb"] = psnr_rgb(sr, hr)
     return out
 
 
@@ -105,8 +127,38 @@ def cache_env(cache_dir: Path) -> dict[str, str]:
             **OFFLINE_ENV}
 
 
+def weights_unavailable(name: str, cache_dir: Path) -> str | None:
+    """Why a metric's weight files cannot be used from the cache (absent, or changed since pinned), or None."""
+    missing = missing_weight_files(name, cache_dir)
+    if missing:
+        return f"weights absent from {Path(cache_dir).resolve()}: {', '.join(missing)}"
+    return changed_weight_files(name, cache_dir)
+
+
 def missing_weight_files(name: str, cache_dir: Path) -> list[str]:
     return [w.path for w in METRICS[name].weight_files if not (Path(cache_dir) / w.path).exists()]
+
+
+def changed_weight_files(name: str, cache_dir: Path) -> str | None:
+    """A weight file whose bytes differ from its pin in the cache's checksums.json (checked at every
+    evaluation, not only when fetched): the metric is then unavailable, saying which file and both digests."""
+    import json
+
+    from .fsutil import sha256_file
+
+    listing = Path(cache_dir) / "checksums.json"
+    try:
+        pinned = json.loads(listing.read_text()) if listing.exists() else {}
+    except (ValueError, UnicodeDecodeError):
+        return f"{listing} is not a pin file (not JSON): delete it and run `{FETCH_COMMAND} {name}`"
+    for weight in METRICS[name].weight_files:
+        path = Path(cache_dir) / weight.path
+        if path.is_file() and weight.path in pinned:
+            digest = sha256_file(path)
+            if digest != pinned[weight.path]:
+                return (f"{weight.path} changed since it was pinned: sha256 {digest}, pinned {pinned[weight.path]}; "
+                        f"delete it and run `{FETCH_COMMAND} {name}`")
+    return None
 
 
 class PyiqaMetrics:
@@ -129,16 +181,10 @@ class PyiqaMetrics:
         os.environ.update(env)
         self._configured = True
 
-    def unavailable_reason(self, name: str) -> str | None:
-        missing = missing_weight_files(name, self.cache_dir)
-        if missing:
-            return f"weights absent from {self.cache_dir}: {', '.join(missing)}"
-        return None
-
     def get(self, name: str):
         if name in self._metrics:
             return self._metrics[name]
-        reason = self.unavailable_reason(name)
+        reason = weights_unavailable(name, self.cache_dir)
         if reason:
             raise MetricUnavailable(name, f"{name}: {reason}", hint=f"run `{FETCH_COMMAND} {name}`")
         self._configure()

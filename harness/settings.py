@@ -6,6 +6,7 @@ Settings are layered: these defaults, then params.yaml, then a command's options
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from .errors import HarnessError
@@ -77,13 +78,89 @@ def load(path: Path) -> dict:
             raise HarnessError(f"{path}: unknown {section} setting(s): {', '.join(sorted(extra))}",
                                hint=f"known: {', '.join(defaults)}")
         merged[section] = {**defaults, **given}
+    check(merged, path)
+    return merged
+
+
+TEAM_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+# (section or None, key): (kind, lowest, may be None); kind: 'number' (finite), 'whole'
+NUMBERS = {(None, "max_image_megapixels"): ("number", 0, False),
+           ("docker", "memory_gb"): ("number", 0, False), ("docker", "cpus"): ("number", 0, False),
+           ("docker", "pids"): ("whole", 1, False), ("docker", "shm_gb"): ("number", 0, False),
+           ("docker", "scratch_gb"): ("number", 0, False),
+           ("local", "memory_gb"): ("number", 0, False), ("local", "scratch_gb"): ("number", 0, False),
+           ("local", "threads"): ("whole", 1, True),
+           ("slurm", "cpus_per_task"): ("whole", 1, False), ("slurm", "mem_gb"): ("number", 0, False),
+           ("slurm", "gpus_per_job"): ("whole", 0, False), ("slurm", "time_limit_min"): ("whole", 1, True),
+           ("slurm", "array_parallelism"): ("whole", 1, False), ("slurm", "poll_s"): ("number", 0, False)}
+
+
+class InvalidSetting(HarnessError):
+    pass
+
+
+def check_device(value, where: str = "device") -> str:
+    """cpu, cuda or cuda:N; anything else is refused with the nearest spelling."""
+    if isinstance(value, str) and DEVICE.match(value):
+        return value
+    known = {"gpu": "cuda", "cuda0": "cuda:0", "mps": "cpu (the harness runs teams on cpu or cuda)", "cpu0": "cpu"}
+    guess = known.get(str(value).lower().replace(" ", ""))
+    if guess is None:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), ["cpu", "cuda", "cuda:0"], n=1)
+        guess = close[0] if close else None
+    raise InvalidSetting(f"{where}: '{value}' is not cpu, cuda or cuda:N",
+                         hint=f"did you mean '{guess}'?" if guess else "use cpu, cuda or cuda:N")
+
+
+def check_number(value, where: str, kind: str = "number", lowest: float = 0, optional: bool = False):
+    """A finite number (or whole number) above `lowest` (at least it, for whole numbers)."""
+    import math
+
+    if value is None and optional:
+        return value
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if kind == "whole" and not (whole and value >= lowest):
+        raise InvalidSetting(f"{where}: '{value}' is not a whole number of at least {lowest}")
+    if kind == "number" and not ((whole or isinstance(value, float)) and math.isfinite(value) and value > lowest):
+        raise InvalidSetting(f"{where}: '{value}' is not a finite number above {lowest}")
+    return value
+
+
+def check(merged: dict, path: Path) -> None:
+    """Every value of the settings, before any of them is used: choices, numbers, device, metrics, dataset,
+    and the teams (ids by the id rule, each once, each a folder under teams/ beside params.yaml)."""
     for name, choices in CHOICES.items():
         if merged[name] not in choices:
-            raise HarnessError(f"{path}: {name}: '{merged[name]}' is not one of {', '.join(choices)}")
-    limit = merged["max_image_megapixels"]
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
-        raise HarnessError(f"{path}: max_image_megapixels: '{limit}' is not a positive number")
+            raise InvalidSetting(f"{path}: {name}: '{merged[name]}' is not one of {', '.join(choices)}")
+    for (section, key), (kind, lowest, optional) in NUMBERS.items():
+        value = merged[section][key] if section else merged[key]
+        check_number(value, f"{path}: {section + '.' if section else ''}{key}", kind, lowest, optional)
     workers = merged["eval_workers"]
-    if workers != "auto" and not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
-        raise HarnessError(f"{path}: eval_workers: '{workers}' is not 'auto' or a whole number of at least 1")
-    return merged
+    if workers != "auto":
+        check_number(workers, f"{path}: eval_workers ('auto' or)", "whole", 1)
+    check_device(merged["device"], f"{path}: device")
+    teams = merged["teams"]
+    if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
+        raise InvalidSetting(f"{path}: teams: must be a list of team ids")
+    for team in teams:
+        if not TEAM_ID.match(team):
+            raise InvalidSetting(f"{path}: teams: '{team}' is not a team id (rule: {TEAM_ID.pattern})",
+                                 hint="a team id is the name of its folder under teams/")
+    twice = sorted({t for t in teams if teams.count(t) > 1})
+    if twice:
+        raise InvalidSetting(f"{path}: teams: listed twice: {', '.join(twice)}", hint="list each team once")
+    folder = Path(path).parent / "teams"
+    if folder.is_dir():
+        absent = [t for t in teams if not (folder / t / "manifest.yaml").is_file()]
+        if absent:
+            import difflib
+
+            known = sorted(p.parent.name for p in folder.glob("*/manifest.yaml"))
+            close = difflib.get_close_matches(absent[0], known, n=1)
+            raise InvalidSetting(f"{path}: teams: no folder teams/<id>/ for {', '.join(absent)}",
+                                 hint=f"did you mean '{close[0]}'?" if close else "see `harness list`")
+    if not isinstance(merged["metrics"], list) or not merged["metrics"]:
+        raise InvalidSetting(f"{path}: metrics: must be a list of metric names")

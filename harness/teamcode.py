@@ -134,9 +134,12 @@ def prepare_imports(team, root: Path, folder: Path) -> str:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     packages = {alias: str(root / target) for alias, target in team.entry.get("import_aliases", {}).items()}
-    if folder == root:  # the harness's own team folder: a package of its own, so relative imports work
+    if folder == root and team.entry.get("code_root", "team") == "team":
+        # the harness's own team folder: a package of its own, so relative imports work
         package = f"harness_team_{team.id.replace('-', '_')}"
         packages[package] = str(folder)
+    elif folder == root:  # a checkout's root: its modules by their own dotted paths (models.team00_SPAN)
+        package = ""
     else:
         package = next((a for a, target in packages.items() if Path(target) == folder), dotted(root, folder))
     renames = {dotted(root, Path(target)): alias for alias, target in packages.items()
@@ -154,7 +157,7 @@ def import_team_module(team, root: Path, folder: Path, relative_file: str, what:
     package = prepare_imports(team, root, folder)
     parts = Path(relative_file).with_suffix("").parts
     try:
-        return importlib.import_module(".".join((package, *parts)))
+        return importlib.import_module(".".join(p for p in (package, *parts) if p))
     except ImportError as exc:
         raise InferenceFailed("entry_error", f"importing {relative_file} failed: {type(exc).__name__}: {exc}",
                               hint="check entry.import_aliases against the code's import statements, and the "
@@ -186,7 +189,8 @@ def checkout_problems(team, checkout: Path) -> list[tuple[str, str]]:
             problems.append((f"entry.import_aliases.{alias}", f"'{target}' is not a folder of the checkout"))
         if not any(name == alias or name.startswith(alias + ".") for name in imported):
             problems.append((f"entry.import_aliases.{alias}", f"the code never imports '{alias}'"))
-    packages_folder = Path(team.data["code"].get("path", ".")).parts[0]  # 'models' in the organizers' layout
+    parts = Path(team.data["code"].get("path", ".")).parts
+    packages_folder = parts[0] if parts else None  # 'models' in the organizers' layout
     for name in sorted(imported):
         package = ".".join(name.split(".")[:2])
         if name.split(".")[0] == packages_folder and "." in name and package != own and package not in aliases \
@@ -214,6 +218,16 @@ def network_positional(network: dict) -> list:
 
     return [SimpleNamespace(**item["attributes"]) if isinstance(item, dict) and set(item) == {"attributes"} else item
             for item in network.get("positional", [])]
+
+
+def state_dict_at(saved, key):
+    """The state dict in a saved object: under `key`, or the first of a list of keys present ('raw': the
+    object itself), as the code picks it."""
+    keys = [key] if isinstance(key, str) else list(key)
+    for candidate in keys:
+        if candidate == "raw" or (isinstance(saved, dict) and candidate in saved):
+            return _state_dict(saved, candidate)
+    return _state_dict(saved, keys[0])
 
 
 def _state_dict(saved, key: str):
@@ -324,8 +338,9 @@ def _materialise(folder: Path) -> None:
 
 @contextlib.contextmanager
 def cpu_stand_ins(device: str):
-    """On a CPU: the CUDA calls that only query or tidy the device answer as a single GPU would, and
-    torch.load maps tensors to the CPU unless told otherwise. Undone afterwards."""
+    """On a CPU: the CUDA calls that only query or tidy the device answer as a single GPU would,
+    `.cuda()` of a module or tensor keeps it where it is (code that builds or warms up its network on a
+    GPU), and torch.load maps tensors to the CPU unless told otherwise. Undone afterwards."""
     import torch
 
     if device.startswith("cuda"):
@@ -333,6 +348,9 @@ def cpu_stand_ins(device: str):
         return
     saved = {name: getattr(torch.cuda, name) for name in ("current_device", "empty_cache", "synchronize",
                                                            "set_device", "reset_peak_memory_stats")}
+    moves = {torch.nn.Module: torch.nn.Module.cuda, torch.Tensor: torch.Tensor.cuda}
+    for owner in moves:
+        owner.cuda = lambda self, *args, **kwargs: self
     original_load = torch.load
 
     def load(*args, **kwargs):
@@ -348,6 +366,8 @@ def cpu_stand_ins(device: str):
     finally:
         for name, function in saved.items():
             setattr(torch.cuda, name, function)
+        for owner, method in moves.items():
+            owner.cuda = method
         torch.load = original_load
 
 

@@ -7,7 +7,8 @@ not_runnable (known in advance).
 
 from __future__ import annotations
 
-from . import challenge, metrics as M
+from . import challenge, data, metrics as M, uncertainty
+from .data import MODEL
 from .manifest import Manifest
 from .records import PUBLISHED_OUTPUTS, Verification, failure
 
@@ -15,14 +16,31 @@ VERDICTS = ("exact", "reproduced", "diverged", "failed", "not_runnable")
 PASSING = ("exact", "reproduced")
 
 
-def verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> dict:
-    """The team's verification row (records.Verification as a dict) from its evaluation, if any."""
-    return _verify(team, dataset, team_evaluation).as_dict()
+def verify(team: Manifest, dataset: str, team_evaluation: dict | None,
+           baseline: tuple[Manifest, dict | None] | None = None) -> dict:
+    """The team's verification row (records.Verification as a dict) from its evaluation, if any.
+    `baseline`: the challenge's baseline team and its evaluation in the same audit (a runtime is compared as
+    a ratio to it)."""
+    return _verify(team, dataset, team_evaluation, baseline).as_dict()
 
 
-def _verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> Verification:
+def published_values(team: Manifest, dataset: str) -> dict | None:
+    """What the team published for the dataset, with what it published for the model alone (parameters,
+    FLOPs, ...: published.model) beside it; the dataset's own value wins a name both give."""
+    own, model = team.published(dataset), team.published(MODEL) if dataset != MODEL else None
+    if own is None and model is None:
+        return None
+    merged = {"values": {}, "precision": {}, "tolerance": {}}
+    for part in (model, own):
+        for key in merged:
+            merged[key].update((part or {}).get(key, {}))
+    return {**(model or {}), **(own or {}), **merged}
+
+
+def _verify(team: Manifest, dataset: str, team_evaluation: dict | None,
+            baseline: tuple[Manifest, dict | None] | None) -> Verification:
     result = Verification.of(team, dataset)
-    published = team.published(dataset)
+    published = published_values(team, dataset)
 
     def fail(kind: str, message: str, hint: str | None = None) -> Verification:
         result.verdict, result.failure = "failed", failure(kind, message, hint)
@@ -68,21 +86,34 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> Verif
     compared = 0
     all_ok = True
     rules = challenge.get(team.data["challenge"])
+    declared = data.get(dataset).stems if dataset in data.all_datasets() else ()
+    subset = bool(declared) and 0 < runs[0].get("n_images", len(declared)) < len(declared)
     for name, value in published["values"].items():
         precision = published["precision"].get(name)
         override = published.get("tolerance", {}).get(name) or rules.tolerance_override(name)
         tolerance = M.spec(name).tolerance(value, precision, override)
         row = {"published": value, "precision": precision, "tolerance": tolerance}
-        missing = [r["run"] for r in runs if name not in r["mean"]]
+        scored = [_on_the_challenges_device(r, name, team, rules, baseline, dataset) for r in runs] \
+            if M.spec(name).reference == "device" else runs
+        if subset and M.spec(name).reference in ("FR", "NR"):
+            row = _image_by_image(name, published, scored, declared, M.spec(name))
+            result.metrics[name] = row
+            if row["status"] == "unavailable":
+                result.unverified.append(name)
+            else:
+                compared += 1
+                all_ok &= row["ok"]
+            continue
+        missing = [r["run"] for r in scored if name not in r["mean"]]
         if missing:
-            gap = next((r["unavailable"][name] for r in runs if name in r.get("unavailable", {})),
+            gap = next((r["unavailable"][name] for r in scored if name in r.get("unavailable", {})),
                        {"reason": "not computed", "fetch": f"{M.FETCH_COMMAND} {name}"})
             row.update(reproduced=None, delta=None, ok=None, status="unavailable", reason=gap["reason"],
                        fetch=gap.get("fetch", f"{M.FETCH_COMMAND} {name}"))
             result.unverified.append(name)
             result.metrics[name] = row
             continue
-        values = [r["mean"][name] for r in runs]
+        values = [r["mean"][name] for r in scored]
         reproduced = sum(values) / len(values)
         low, high = min(values), max(values)
         if len(values) > 1:
@@ -91,13 +122,16 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> Verif
         else:
             ok = abs(reproduced - value) <= tolerance
         row.update(reproduced=reproduced, delta=reproduced - value, ok=ok, status="ok" if ok else "diverged")
+        images = _per_image(runs, name)
+        if images:
+            row["uncertainty"] = uncertainty.of_mean(list(images.values()))
         if not ok:  # the evidence: each image's value, averaged over runs
-            stems = runs[0]["per_image"]
-            row["per_image"] = {stem: _mean([r["per_image"][stem].get(name) for r in runs]) for stem in stems}
+            row["per_image"] = images
         compared += 1
         all_ok &= ok
         result.metrics[name] = row
 
+    _computed_but_not_published(result, runs, published)
     if compared == 0 and not result.ground_truth:
         return fail("no_ground_truth", f"every published metric of {team.id} on '{dataset}' needs the ground "
                     f"truth: {', '.join(result.unverified)}", f"harness data import {dataset} --hr PATH")
@@ -114,6 +148,111 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None) -> Verif
     else:
         result.verdict = "reproduced"
     return result
+
+
+def _per_image(runs: list[dict], name: str) -> dict:
+    """Each image's value of a metric, averaged over the runs (empty for a metric of the model alone)."""
+    stems = runs[0].get("per_image", {})
+    if not any(name in (row or {}) for row in stems.values()):
+        return {}
+    return {stem: _mean([r["per_image"][stem].get(name) for r in runs]) for stem in stems}
+
+
+def _computed_but_not_published(result: Verification, runs: list[dict], published: dict) -> None:
+    """What the evaluation holds beyond the published values: each metric computed but never published
+    (with its mean and uncertainty), and each one asked for that could not be computed (why, and the fix)."""
+    asked = set(runs[0].get("metrics", []))
+    for name in (n for n in M.all_specs() if n not in published["values"]):
+        means = [r["mean"][name] for r in runs if name in r.get("mean", {})]
+        if len(means) == len(runs) and means:
+            images = _per_image(runs, name)
+            result.unpublished[name] = {"reproduced": sum(means) / len(means),
+                                        "uncertainty": uncertainty.of_mean(list(images.values())) if images else None}
+        elif name in asked or any(name in r.get("unavailable", {}) for r in runs):
+            gap = next((r["unavailable"][name] for r in runs if name in r.get("unavailable", {})), None)
+            if gap:
+                result.not_computed[name] = {"reason": gap.get("reason", ""), "fetch": gap.get("fetch", "")}
+
+
+def _on_the_challenges_device(run: dict, name: str, team: Manifest, rules,
+                              baseline: tuple[Manifest, dict | None] | None, dataset: str) -> dict:
+    """A run's value of a device-bound metric (runtime), as comparable with the published one: measured on
+    the device kind the organizers used, and scaled by the baseline's published / measured value in the same
+    audit. Otherwise the run says why it is not comparable (the metric becomes unavailable)."""
+    measured = run.get("mean", {}).get(name)
+    where = rules.measured_on or {}
+    on = (run.get("model") or {}).get("clock") == "cuda-events"
+    reason = None
+    if measured is None:
+        return run
+    if dataset == MODEL:
+        reason = ("a runtime depends on the images: it is compared on the challenge's own datasets, not on the "
+                  "model check's photographs")
+    elif where.get("device", "cuda") == "cuda" and not on:
+        reason = (f"compared only on the challenge's device ({where.get('gpu', 'a GPU')}, CUDA events), as a ratio to "
+                  f"{rules.baseline} measured in the same audit: a time measured here says nothing about theirs")
+    elif not rules.baseline:
+        reason = "the challenge names no baseline to take the ratio to"
+    elif team.id != rules.baseline:
+        base_team, base_evaluation = baseline or (None, None)
+        base_run = next((r for r in (base_evaluation or {}).get("runs", []) if r.get("status") == "ok"), None)
+        base_published = (published_values(base_team, dataset) or {}).get("values", {}).get(name) if base_team else None
+        base_measured = (base_run or {}).get("mean", {}).get(name)
+        if not base_measured or not base_published or (base_run.get("model") or {}).get("clock") != "cuda-events":
+            reason = f"needs {rules.baseline} measured in the same audit on the same GPU (audit the challenge together)"
+        else:
+            measured = measured * base_published / base_measured
+    if reason:
+        gaps = {**run.get("unavailable", {}), name: {"reason": reason, "fetch": f"harness audit --challenge {rules.id} "
+                                                                             "--device cuda"}}
+        return {**run, "mean": {k: v for k, v in run["mean"].items() if k != name}, "unavailable": gaps}
+    return {**run, "mean": {**run["mean"], name: measured}}
+
+
+def _image_by_image(name: str, published: dict, runs: list[dict], declared: tuple, spec) -> dict:
+    """A metric on a dataset of which only some images are here: the published per-image values of those
+    images, against the reproduced ones; without published per-image values it cannot be compared."""
+    here = sorted(runs[0]["per_image"])
+    listed = (published.get("per_image") or {}).get(name)
+    row = {"published": None, "precision": 4, "scope": f"{len(here)} of {len(declared)} images"}
+    if not listed or len(listed) != len(declared):
+        return {**row, "tolerance": None, "reproduced": None, "delta": None, "ok": None, "status": "unavailable",
+                "reason": f"the dataset here holds {len(here)} of its {len(declared)} images, and the published value "
+                          "is a mean over all of them (no per-image values were published)",
+                "fetch": "import the whole dataset"}
+    position = {stem: index for index, stem in enumerate(declared)}
+    pairs = {stem: (listed[position[stem]], _mean([r["per_image"][stem].get(name) for r in runs])) for stem in here}
+    pairs = {stem: pair for stem, pair in pairs.items() if pair[0] is not None and pair[1] is not None}
+    if not pairs:
+        return {**row, "tolerance": None, "reproduced": None, "delta": None, "ok": None, "status": "unavailable",
+                "reason": "no image here has both a published and a reproduced value", "fetch": ""}
+    published_mean = sum(p for p, _ in pairs.values()) / len(pairs)
+    reproduced = sum(r for _, r in pairs.values()) / len(pairs)
+    tolerance = spec.tolerance(published_mean, 4)
+    each = {stem: {"published": p, "reproduced": r, "delta": r - p, "ok": abs(r - p) <= tolerance}
+            for stem, (p, r) in pairs.items()}
+    ok = all(image["ok"] for image in each.values())
+    return {**row, "published": published_mean, "tolerance": tolerance, "reproduced": reproduced,
+            "delta": reproduced - published_mean, "ok": ok, "status": "ok" if ok else "diverged",
+            "per_image_compared": each, "per_image": {stem: v["reproduced"] for stem, v in each.items()}}
+
+
+def without_dataset(team: Manifest, dataset: str, model_row: dict, absent) -> dict:
+    """The verification of a team on a dataset that is not here, from the check of its model alone: the
+    model's values as they were checked, each of the dataset's own values unavailable, saying why."""
+    row = {**model_row, "dataset": dataset, "checked_on": MODEL, "metrics": dict(model_row["metrics"]),
+           "unverified": list(model_row["unverified"])}
+    own = team.published(dataset) or {"values": {}, "precision": {}}
+    for name, value in own["values"].items():
+        precision = own["precision"].get(name)
+        row["metrics"][name] = {"published": value, "precision": precision,
+                                "tolerance": M.spec(name).tolerance(value, precision), "reproduced": None,
+                                "delta": None, "ok": None, "status": "unavailable",
+                                "reason": f"needs the dataset '{dataset}', which is not here: {absent.message}",
+                                "fetch": absent.hint or f"harness data import {dataset}"}
+        if name not in row["unverified"]:
+            row["unverified"].append(name)
+    return row
 
 
 def _mean(values: list) -> float | None:

@@ -28,7 +28,7 @@ def missing(team: Manifest, weights_root: Path) -> list[str]:
 
 
 def fetch(team: Manifest, weights_root: Path, cache_dir: Path, repo_root: Path,
-          progress: Progress | None = None) -> list[Path]:
+          progress: Progress | None = None, checkout: Path | None = None) -> list[Path]:
     """Fetch every weights file and folder of a team; verify sha256 where the manifest records one.
 
     A file the manifest gives no sha256 for is pinned in the folder's sha256.json when first seen,
@@ -37,17 +37,18 @@ def fetch(team: Manifest, weights_root: Path, cache_dir: Path, repo_root: Path,
     file; a Google Drive folder is downloaded file by file, each pinned the same way.
     """
     with _writing(team, cache_dir):
-        return _fetch_locked(team, weights_dir(weights_root, team), cache_dir, repo_root, progress)
+        return _fetch_locked(team, weights_dir(weights_root, team), cache_dir, repo_root, progress, checkout)
 
 
 def _writing(team: Manifest, cache_dir: Path):
     """One writer of a team's weights (the lock is not beside the folder: weights/ is a pipeline input)."""
     from . import locks
 
-    return locks.held(Path(cache_dir) / "locks" / f"weights-{team.id}.lock", f"the weights of {team.id}")
+    return locks.held(Path(cache_dir) / "weights" / team.id, f"the weights of {team.id}")
 
 
-def _fetch_locked(team: Manifest, folder: Path, cache_dir: Path, repo_root: Path, progress) -> list[Path]:
+def _fetch_locked(team: Manifest, folder: Path, cache_dir: Path, repo_root: Path, progress,
+                  checkout: Path | None) -> list[Path]:
     seen = _pins(folder)
     fetched = []
     pins = {}
@@ -66,7 +67,7 @@ def _fetch_locked(team: Manifest, folder: Path, cache_dir: Path, repo_root: Path
         if target.is_file() and (expected is None or sha256_file(target) == expected):
             fetched.append(target)
             continue
-        data = _obtain(team, spec, cache_dir, repo_root, transfer(progress, f"{team.id} weights"))
+        data = _obtain(team, spec, cache_dir, repo_root, transfer(progress, f"{team.id} weights"), checkout)
         got = sha256_bytes(data)
         if spec.get("sha256") and got != spec["sha256"]:
             raise ChecksumMismatch(f"{team.id}: {spec['name']}: sha256 {got} does not match the manifest's "
@@ -95,7 +96,8 @@ def _pin_folder(team: Manifest, target: Path, folder: Path, seen: dict) -> dict:
     return pins
 
 
-def _obtain(team: Manifest, spec: dict, cache_dir: Path, repo_root: Path, progress) -> bytes:
+def _obtain(team: Manifest, spec: dict, cache_dir: Path, repo_root: Path, progress,
+            checkout: Path | None = None) -> bytes:
     source = spec["source"]
     kind = source["kind"]
     cache_dir = Path(cache_dir)
@@ -119,6 +121,19 @@ def _obtain(team: Manifest, spec: dict, cache_dir: Path, repo_root: Path, progre
                                      "repository: refused (rule: path-confined)")
         if not path.is_file():
             raise WeightsUnavailable(f"{team.id}: {spec['name']}: local file {source['path']} does not exist")
+        return path.read_bytes()
+    if kind == "code":  # a file of the team's code checkout (the Efficient SR challenges keep weights in git)
+        if checkout is None:
+            raise WeightsUnavailable(f"{team.id}: {spec['name']}: its code checkout is not fetched",
+                                     hint=f"run `harness fetch code {team.id}`")
+        path = (Path(checkout) / source["path"]).resolve()
+        if not path.is_relative_to(Path(checkout).resolve()):
+            raise WeightsUnavailable(f"{team.id}: {spec['name']}: {source['path']} leads outside the checkout: refused "
+                                     "(rule: path-confined)")
+        if not path.is_file() or path.stat().st_size == 0:
+            raise WeightsUnavailable(f"{team.id}: {spec['name']}: {source['path']} is not in the checkout",
+                                     hint="the repository (or the mirror it was cloned from) lacks the file; get it "
+                                          f"from the team and run `harness weights import {team.id} PATH`")
         return path.read_bytes()
     if kind == "gdrive":
         return gdrive.download_file(source["id"], Path(cache_dir) / "gdrive" / source["id"],
@@ -170,9 +185,44 @@ def _gdrive_folder(team: Manifest, spec: dict, target: Path, cache_dir: Path, pr
 
 
 def _pins(folder: Path) -> dict[str, str]:
+    """The pins of a team's weights folder; a damaged pin file is a typed refusal, never read as no pins."""
     import json
 
-    return json.loads((folder / LISTING).read_text()) if (folder / LISTING).exists() else {}
+    path = folder / LISTING
+    if not path.exists():
+        return {}
+    try:
+        pins = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ChecksumMismatch(f"{path}: not a pin file (not JSON: {exc})",
+                               hint=f"restore it, or remove {folder} and fetch or import the weights again") from None
+    if not isinstance(pins, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in pins.items()):
+        raise ChecksumMismatch(f"{path}: not a pin file (expected file name -> sha256)",
+                               hint=f"restore it, or remove {folder} and fetch or import the weights again")
+    return pins
+
+
+def check_pins(team: Manifest, weights_root: Path) -> None:
+    """Every weights file the team will read still has the bytes it was pinned with (the manifest's sha256,
+    else the one pinned at the first fetch): checked each time the weights are used, not only when written."""
+    folder = weights_dir(weights_root, team)
+    pins = _pins(folder)
+    for spec in team.weights:
+        target = folder / spec["name"]
+        files = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+        for path in files:
+            if not path.is_file():
+                continue
+            name = str(path.relative_to(folder))
+            expected = (spec.get("sha256") if name == spec["name"] else None) or pins.get(name)
+            if expected is None:
+                continue
+            got = sha256_file(path)
+            if got != expected:
+                raise ChecksumMismatch(f"{team.id}: {path} changed since it was pinned: sha256 {got}, pinned "
+                                       f"{expected}", hint=f"restore the file, or (if the change is meant) remove "
+                                       f"{folder} and run `harness fetch weights {team.id}` (or `harness weights "
+                                       "import`) again")
 
 
 def import_weights(team: Manifest, source: Path, weights_root: Path, cache_dir: Path) -> dict[str, str]:

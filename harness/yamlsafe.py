@@ -1,7 +1,9 @@
-"""YAML from people the harness does not trust: bounded in size, nesting and aliases before it is built.
+"""YAML from people the harness does not trust: bounded in size, nesting and aliases before it is built,
+and with every key of a mapping given once.
 
 PyYAML's safe loader already refuses tags that run code; what it does not refuse is a small file that
-expands into an enormous document (aliases of aliases) or nests deep enough to exhaust recursion.
+expands into an enormous document (aliases of aliases), nests deep enough to exhaust recursion, or gives
+a key twice (the last one silently winning).
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ class TooLarge(yaml.YAMLError):
     def __init__(self, problem: str, mark=None):
         super().__init__(problem)
         self.problem = problem
+        self.problem_mark = mark
+
+
+class DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, first, mark):
+        super().__init__(f"the key '{key}' is given twice (first at line {first.line + 1})")
+        self.problem = str(self)
         self.problem_mark = mark
 
 
@@ -45,6 +54,21 @@ class BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base constructor says so
+                break
+            if first is not None:
+                raise DuplicateKey(key, first, key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)
+
 
 def load(raw: bytes | str):
     """The document, or yaml.YAMLError (TooLarge for a file past the limits)."""
@@ -65,6 +89,10 @@ def read_mapping(path: Path, shown: str, what: str) -> tuple[bytes, dict]:
     except TooLarge as exc:
         raise ManifestError([ManifestProblem(shown, "", f"refused before it was read: {exc.problem}",
                                              "yaml-limits")]) from None
+    except DuplicateKey as exc:
+        mark = exc.problem_mark
+        raise ManifestError([ManifestProblem(shown, "", f"line {mark.line + 1}: {exc.problem}", "no-duplicate-keys",
+                                             "give each key once: the second would silently replace the first")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"

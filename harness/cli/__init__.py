@@ -44,26 +44,26 @@ class HarnessGroup(click.Group):
         return self._families().get(name)
 
     def invoke(self, ctx):
-        from .render import err
+        from .render import err, lit, unique
 
         try:
             return super().invoke(ctx)
         except ManifestError as exc:
-            for problem in exc.problems:
-                err(f"[red]error[/red] {problem}", markup=True, soft_wrap=True)
+            for problem in unique(exc.problems):
+                err(f"[red]error[/red] {lit(problem)}", soft_wrap=True)
             sys.exit(EXIT_CHECK_FAILED)
         except HarnessError as exc:
             if ctx.obj and ctx.obj.debug:
                 raise
-            err(f"[red]error:[/red] {exc.message}", soft_wrap=True)
+            err(f"[red]error:[/red] {lit(exc.message)}", soft_wrap=True)
             if exc.hint:
-                err(f"[dim]hint:[/dim] {exc.hint}", soft_wrap=True)
+                err(f"[dim]hint:[/dim] {lit(exc.hint)}", soft_wrap=True)
             sys.exit(EXIT_ERROR)
         except OSError as exc:  # a path that cannot be created, read or written
             if ctx.obj and ctx.obj.debug:
                 raise
             where = f" {exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "") if exc.filename else ""
-            err(f"[red]error:[/red]{where}: {exc.strerror or exc}", soft_wrap=True)
+            err(f"[red]error:[/red]{lit(where)}: {lit(exc.strerror or exc)}", soft_wrap=True)
             sys.exit(EXIT_ERROR)
 
 

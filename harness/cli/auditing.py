@@ -8,19 +8,19 @@ from pathlib import Path
 
 import click
 
-from .. import audit as audit_mod, plan, registry, settings, verify as verify_mod
+from .. import audit as audit_mod, pipeline, plan, registry, settings, verify as verify_mod
 from ..errors import HarnessError
 from ..fsutil import write_json_atomic
 from . import render
-from .render import out, progress_display
-from .session import (CHALLENGE_HELP, EXIT_CHECK_FAILED, FROM_OUTPUTS_HELP, GPUS_HELP, Session, json_option,
-                      pass_session, unsafe_option)
+from .render import err, lit, out, progress_display
+from .session import (CHALLENGE_HELP, EXIT_CHECK_FAILED, FROM_OUTPUTS_HELP, GPUS_HELP, Session, device_option,
+                      json_option, pass_session, unsafe_option)
 
 
 @click.command()
 @click.argument("team_id")
 @click.option("--dataset", help="Dataset to verify on (default: the test set of the team's challenge).")
-@click.option("--device", help="Device for inference and the learned metrics (default: params.yaml).")
+@device_option("Device for inference and the learned metrics (default: params.yaml).")
 @click.option("--runner", "runner_name", help=f"Runner for inference: {', '.join(settings.RUNNERS)} "
                                               "(default: params.yaml).")
 @click.option("--gpus", help=GPUS_HELP)
@@ -59,11 +59,29 @@ def verify(session: Session, team_id, dataset, device, runner_name, gpus, mode, 
     with progress_display() as progress:
         result = audit_mod.verify_team(proj, team, dataset, config, options, mode or config["mode"], from_outputs,
                                        rerun, progress)
+    _record_in_pipeline(session, team, dataset, options, from_outputs, mode or config["mode"])
     if json_out:
         write_json_atomic(json_out, result)
     render.verification(result)
     if not verify_mod.passed(result):
         sys.exit(EXIT_CHECK_FAILED)
+
+
+def _record_in_pipeline(session: Session, team, dataset: str, options, from_outputs, mode: str) -> None:
+    """The run verify made becomes the pipeline's run of the team, when it is the run the pipeline would make."""
+    config = session.params
+    why = pipeline.differs(session.project, team, dataset, config, options, from_outputs)
+    if why is None and mode != config["mode"]:
+        why = f"this run was scored in {mode} mode (params.yaml: {config['mode']})"
+    if why:
+        out(f"[dim]not the pipeline's run: {lit(why)}; `dvc repro` keeps its own[/dim]", soft_wrap=True)
+        return
+    try:
+        pipeline.record(session.project, team, dataset)
+    except HarnessError as exc:
+        err(f"[yellow]warning:[/yellow] {lit(exc.message)}; {lit(exc.hint)}", soft_wrap=True)
+        return
+    out(f"recorded as the pipeline's run of {team.id}: `dvc repro` will not run it again", soft_wrap=True)
 
 
 @click.command()

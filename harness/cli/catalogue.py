@@ -9,9 +9,10 @@ import click
 
 from .. import challenge, data, doctor as doctor_mod, leaderboard, metrics, registry
 from ..errors import ManifestError
+from ..settings import InvalidSetting
 from ..fsutil import write_json_atomic
 from . import render
-from .render import err, out
+from .render import err, lit, out
 from .session import EXIT_CHECK_FAILED, Session, json_option, pass_session
 
 
@@ -47,8 +48,8 @@ def list_teams(session: Session, as_json, only_runnable, track, challenge_id):
         click.echo(json.dumps({"teams": rows, "invalid": [p.as_dict() for p in problems]}, indent=2))
     else:
         render.catalogue_tables(rows, rules)
-        for problem in problems:
-            err(f"[red]invalid[/red] {problem}")
+        for problem in render.unique(problems):
+            err(f"[red]invalid[/red] {lit(problem)}")
     if problems:
         sys.exit(EXIT_CHECK_FAILED)
 
@@ -59,20 +60,26 @@ def list_teams(session: Session, as_json, only_runnable, track, challenge_id):
 def show(session: Session, team_id):
     """Show one team's manifest in full, with its status, known defects and hashes."""
     team = registry.load(session.project, team_id)
-    out(f"[bold]{team.name}[/bold] ({team.id})  manifest sha256 {team.hash[:12]}…  run key {team.run_key[:12]}…")
+    out(f"[bold]{lit(team.name)}[/bold] ({team.id})  manifest sha256 {team.hash[:12]}…  run key {team.run_key[:12]}…")
     status = team.data["status"]
     out("status: " + ("runnable" if team.runnable else "not runnable"))
     for reason in status.get("reasons", []):
-        out(f"  reason: {reason}")
+        out(f"  reason: {lit(reason)}")
     for defect in status.get("defects", []):
-        out(f"  known defect: {defect}")
-    click.echo(team.raw.decode())
+        out(f"  known defect: {lit(defect)}")
+    click.echo(render.visible(team.raw.decode(errors="replace")))
+
+
+PARAMS_CHECKED = ".cache/params.checked"  # the pipeline's first stage: its content never changes
 
 
 @click.command()
 @click.argument("targets", nargs=-1)
+@click.option("--params", "params_only", is_flag=True,
+              help="Check only params.yaml (every value, the teams it names) and mark it checked: the pipeline's "
+                   "first stage, so that an invalid value stops it before any team's results are replaced.")
 @pass_session
-def validate(session: Session, targets):
+def validate(session: Session, targets, params_only):
     """Check manifests against the schema and the semantic rules.
 
     TARGETS are team ids or paths to manifest files or team folders; none means every team, the
@@ -81,12 +88,23 @@ def validate(session: Session, targets):
     Exits 1 if anything has a problem; each problem names the file, field, value and rule.
     """
     proj = session.project
+    if params_only:
+        session.params  # raises, naming the value and the rule
+        marker = proj.root / PARAMS_CHECKED
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("params.yaml checked before the pipeline ran\n")
+        out(f"[green]ok[/green]    params.yaml ({len(session.params['teams'])} team(s))")
+        return
+
+    said: set[str] = set()  # a broken challenge file is a problem of every manifest naming it: said once
 
     def passed(problems, ok_line) -> bool:
-        for problem in problems:
-            out(f"[red]error[/red] {problem}", soft_wrap=True)
+        for problem in render.unique(problems):
+            if problem not in said:
+                said.add(problem)
+                out(f"[red]error[/red] {lit(problem)}", soft_wrap=True)
         if not problems:
-            out(f"[green]ok[/green]    {ok_line}")
+            out(f"[green]ok[/green]    {lit(ok_line)}")
         return not problems
 
     rules, tables_ok = {}, True
@@ -106,7 +124,7 @@ def validate(session: Session, targets):
             teams.append(team)
             passed([], session.shown(path) + (" (not runnable, as the checkout confirms)" if known else ""))
             for problem in known:
-                out(f"[yellow]note[/yellow]  {problem}", soft_wrap=True)
+                out(f"[yellow]note[/yellow]  {lit(problem)}", soft_wrap=True)
         except ManifestError as exc:
             failed += 1
             passed(exc.problems, "")
@@ -146,7 +164,13 @@ def doctor(session: Session, json_out):
 
     Exits 1 if the audit cannot run as configured; 'to fetch' items are fetched by the pipeline.
     """
-    config = session.params
+    try:
+        config = session.params
+    except InvalidSetting as exc:  # an invalid value blocks the audit: said as a finding, like any other
+        render.doctor_table("harness doctor: params.yaml", [doctor_mod.Finding("params.yaml", "missing", exc.message,
+                                                                                exc.hint)])
+        out("[red]the audit cannot run as configured:[/red] params.yaml holds an invalid value")
+        sys.exit(EXIT_CHECK_FAILED)
     findings = doctor_mod.examine(session.project, config)
     render.doctor_table(f"harness doctor: dataset {config['dataset']}, runner {config['runner']}, "
                         f"device {config['device']}, executor {config['executor']}", findings)

@@ -12,8 +12,8 @@ from ..fsutil import write_json_atomic
 from ..metrics import parse_metric_list
 from ..progress import Step
 from . import render
-from .render import progress_display
-from .session import EXIT_CHECK_FAILED, Session, json_option, pass_session
+from .render import lit, progress_display
+from .session import EXIT_CHECK_FAILED, Session, device_option, finite_option, json_option, pass_session
 
 METRICS_HELP = ("Comma-separated metric names; `harness metrics` lists them (default: params.yaml; psnr, ssim, niqe "
                 "outside a checkout).")
@@ -32,9 +32,9 @@ MEGAPIXELS_HELP = ("Refuse images that declare more pixels than this, before dec
 @click.option("--metrics", "metric_list", help=METRICS_HELP)
 @click.option("--mode", type=click.Choice(settings.MODES),
               help="faithful: the organizers' repairs, each reported; strict: such images fail (default: params.yaml).")
-@click.option("--device", help=DEVICE_HELP)
+@device_option(DEVICE_HELP)
 @click.option("--workers", type=click.IntRange(min=1), help=WORKERS_HELP)
-@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), help=MEGAPIXELS_HELP)
+@finite_option("--max-megapixels", MEGAPIXELS_HELP)
 @json_option("Also write the result here as JSON.")
 @pass_session
 def evaluate(session: Session, sr_dir, hr_dir, lr_dir, metric_list, mode, device, workers, max_megapixels,
@@ -62,6 +62,8 @@ def evaluate(session: Session, sr_dir, hr_dir, lr_dir, metric_list, mode, device
                                        lambda done, total, name: progress(Step("evaluating", None, done, total)),
                                        lr_dir, workers or settings.evaluation_workers({**config, "device": device}),
                                        max_megapixels or config["max_image_megapixels"])
+    if session.verbose:
+        render.out(f"scored in {result.workers} process(es): {lit(result.workers_reason)}")
     payload = {**result.as_dict(), "sr": str(sr_dir), "hr": str(hr_dir) if hr_dir else None,
                "lr": str(lr_dir) if lr_dir else None}
     if json_out:
@@ -77,9 +79,9 @@ def evaluate(session: Session, sr_dir, hr_dir, lr_dir, metric_list, mode, device
 @click.option("--metrics", "metric_list", help=METRICS_HELP)
 @click.option("--mode", type=click.Choice(settings.MODES),
               help="faithful: the organizers' repairs, each reported; strict: such images fail (default: params.yaml).")
-@click.option("--device", help=DEVICE_HELP)
+@device_option(DEVICE_HELP)
 @click.option("--workers", type=click.IntRange(min=1), help=WORKERS_HELP)
-@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), help=MEGAPIXELS_HELP)
+@finite_option("--max-megapixels", MEGAPIXELS_HELP)
 @json_option("Write the result here (default: evaluations/<dataset>/<team>.json).")
 @click.option("--evaluator", "evaluator_name", type=click.Choice(settings.EVALUATORS),
               help="Score here, or in the evaluator image with no network (default: params.yaml).")

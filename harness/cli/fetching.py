@@ -10,7 +10,7 @@ from .. import audit, data, metric_weights, registry, weights as weights_mod
 from ..errors import HarnessError
 from ..metrics import METRICS, parse_metric_list
 from ..progress import transfer, transfers
-from .render import err, out, progress_display
+from .render import err, lit, out, progress_display
 from .session import Session, pass_session
 
 
@@ -51,7 +51,7 @@ def fetch_weights(session: Session, team_ids, all_teams, record_failure):
         if fetched.not_needed:
             out(f"{team.id}: no weights needed ({fetched.not_needed})")
         elif fetched.failure:
-            err(f"[yellow]{team.id}: weights unavailable[/yellow]: {fetched.failure.message}", soft_wrap=True)
+            err(f"[yellow]{team.id}: weights unavailable[/yellow]: {lit(fetched.failure.message)}", soft_wrap=True)
         elif not fetched.paths:
             out(f"{team.id}: no weights to fetch")
         for path in fetched.paths:
@@ -73,7 +73,7 @@ def fetch_code(session: Session, team_ids, all_teams):
     """
     teams, problems = session.named_teams(team_ids, all_teams)
     for problem in problems:
-        err(f"[red]invalid[/red] {problem}")
+        err(f"[red]invalid[/red] {lit(problem)}")
     results = audit.fetch_all_code(session.project, teams)
     reported = set()
     for team, result in zip(teams, results):
@@ -83,20 +83,20 @@ def fetch_code(session: Session, team_ids, all_teams):
             if not all_teams:
                 out(f"{team.id}: its code is in {session.shown(team.dir)}")
             continue
-        out(f"{team.id}: {team.data['code']['repository']} at {team.data['code']['commit']} in "
-            f"{session.shown(result.checkout)}")
+        out(f"{team.id}: {lit(team.data['code']['repository'])} at {team.data['code']['commit']} in "
+            f"{lit(session.shown(result.checkout))}")
         if result.damaged_elsewhere and result.checkout not in reported:
             reported.add(result.checkout)
-            shown = ", ".join(line[2:] for line in result.damaged_elsewhere[:3])
+            shown = lit(", ".join(line[2:] for line in result.damaged_elsewhere[:3]))
             err(f"[yellow]warning:[/yellow] {session.shown(result.checkout)}: {len(result.damaged_elsewhere)} "
                 f"tracked file(s) outside the fetched teams' own code are missing or changed ({shown}"
                 f"{', ...' if len(result.damaged_elsewhere) > 3 else ''}); a team whose code they are is refused",
                 soft_wrap=True)
     failures = [(team, r.failure) for team, r in zip(teams, results) if r.failure]
     for team, failure in failures:
-        err(f"[red]{team.id}: code unavailable[/red]: {failure.message}", soft_wrap=True)
+        err(f"[red]{team.id}: code unavailable[/red]: {lit(failure.message)}", soft_wrap=True)
         if failure.hint:
-            err(f"  hint: {failure.hint}", soft_wrap=True)
+            err(f"  hint: {lit(failure.hint)}", soft_wrap=True)
     if failures:
         raise HarnessError(f"{len(failures)} of {len(teams)} team(s) have no code checkout (listed above)")
 
@@ -122,7 +122,7 @@ def fetch_metric_weights(session: Session, metric_names, best_effort):
     failed = [rel for rel, state in status.items() if state.startswith("failed")]
     if session.verbose or not best_effort:
         for rel, state in status.items():
-            out(f"{state:8} {rel}", soft_wrap=True)
+            out(f"{lit(state):8} {rel}", soft_wrap=True)
     else:  # the pipeline's story: one line for what is there, one for what is not
         ready = [n for n in names if not any(w.path in failed for w in METRICS[n].weight_files)]
         out(f"metric weights ready: {', '.join(ready) or 'none'}")
@@ -135,7 +135,7 @@ def fetch_metric_weights(session: Session, metric_names, best_effort):
                       "lists each file and why)"))
         if not best_effort:
             raise HarnessError(message, hint="check the network, or place the files in the cache by hand")
-        err(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+        err(f"[yellow]warning:[/yellow] {lit(message)}", soft_wrap=True)
 
 
 @click.group("data")
@@ -147,8 +147,10 @@ def data_group():
 @click.argument("dataset")
 @click.option("--hr", metavar="PATH|URL", help="Folder or .zip/.tar archive of HR PNGs, or an http(s) URL of one.")
 @click.option("--lr", metavar="PATH|URL", help="Folder or .zip/.tar archive of LR PNGs, or an http(s) URL of one.")
+@click.option("--subset", is_flag=True, help="Some of the dataset's images are enough (declared names, the same in "
+                                             "HR and LR): published per-image values are compared image by image.")
 @pass_session
-def data_import(session: Session, dataset, hr, lr):
+def data_import(session: Session, dataset, hr, lr, subset):
     """Import DATASET's images: checks the expected names and HR = LR x4, then records checksums.
 
     For ntire2025-test the LR images are public (the challenge's test input) but the HR images were
@@ -156,7 +158,7 @@ def data_import(session: Session, dataset, hr, lr):
     """
     proj = session.project
     with progress_display() as progress:
-        root = data.import_dataset(dataset, proj.data_dir, hr, lr, proj.downloads_dir, transfers(progress))
+        root = data.import_dataset(dataset, proj.data_dir, hr, lr, proj.downloads_dir, transfers(progress), subset)
     out(f"imported into {session.shown(root)} (checksums recorded)")
 
 
@@ -181,7 +183,7 @@ def weights_import(session: Session, team_id, path):
     team = registry.load(proj, team_id)
     pins = weights_mod.import_weights(team, path, proj.weights_dir, proj.downloads_dir)
     for name, digest in sorted(pins.items()):
-        out(f"{team.id}: {name}  sha256 {digest[:16]}…")
+        out(f"{team.id}: {lit(name)}  sha256 {digest[:16]}…")
     out(f"imported {len(pins)} file(s) into {session.shown(proj.team_weights(team.id))} (checksums pinned)")
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import sys
+import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                            TimeElapsedColumn)
 from rich.table import Table
@@ -18,16 +22,37 @@ from ..records import PUBLISHED_OUTPUTS
 
 
 class _Consoles:
-    """rich consoles, made on first use; wide tables when the output is a file or a pipe (CI, dvc)."""
+    """rich consoles, made on first use; wide tables when the output is a file or a pipe (CI, dvc). No
+    emoji codes: ':' in a team's text stays ':'. COLUMNS, where set, is the width."""
 
     def __getattr__(self, name):
-        width = None if sys.stdout.isatty() else 160
-        self.out = Console(highlight=False, width=width)
-        self.err = Console(stderr=True, highlight=False, width=width)
+        width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+        self.out = Console(highlight=False, emoji=False, width=width)
+        self.err = Console(stderr=True, highlight=False, emoji=False, width=width)
         return getattr(self, name)
 
 
 consoles = _Consoles()
+
+
+# Control characters (C0, DEL, C1) and the bidirectional overrides that could reorder what a reader sees.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def lit(value) -> str:
+    """Text from outside (a manifest, a challenge file, an image name, a team's log or exception) as it is:
+    rich markup escaped, control characters shown as escapes (no colour, no link, no cleared screen)."""
+    return escape(visible(value))
+
+
+def visible(value) -> str:
+    """Control characters shown as \\xNN / \\uNNNN, for text printed without markup."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
+
+
+def unique(problems) -> list:
+    """Each problem once, in order (one broken challenge file is a problem of every manifest that names it)."""
+    return list(dict.fromkeys(str(p) for p in problems))
 
 
 def out(*args, **kwargs) -> None:
@@ -38,10 +63,16 @@ def err(*args, **kwargs) -> None:
     consoles.err.print(*args, **kwargs)
 
 
+PLAIN_INTERVAL_S = 10.0  # outside a terminal: at most one progress line per task in this time
+
+
 @contextlib.contextmanager
 def progress_display():
     """A Progress (harness.progress) drawn as rich bars on stderr: one bar per task, notes as lines,
-    run records as their summaries."""
+    run records as their summaries. Outside a terminal (a log file, CI, a pipe), plain lines instead."""
+    if not consoles.err.is_terminal:
+        yield _plain_progress()
+        return
 
     class Count(ProgressColumn):
         def render(self, task):
@@ -53,18 +84,52 @@ def progress_display():
     tasks = {}
 
     def on_step(step: Step):
-        if step.note:
-            (consoles.out if step.outcome else bars.console).print(step.note, soft_wrap=True)
+        if step.note:  # notes are the library's sentences; the values in them may come from outside
+            (consoles.out if step.outcome else bars.console).print(visible(step.note), soft_wrap=True, markup=False)
         elif step.record:
             print_record(step.record)
         else:
-            label = step.label or step.task
+            label = lit(step.label or step.task)
             if step.task not in tasks:
                 tasks[step.task] = bars.add_task(label, total=step.total, unit=step.unit)
             bars.update(tasks[step.task], description=label, completed=step.done, total=step.total)
 
     with bars:
         yield on_step
+
+
+def _plain_progress():
+    """Progress as lines, in order with the notes: one when a task starts, then at most one each
+    PLAIN_INTERVAL_S, and one when it ends, with its time."""
+    started, printed, ended = {}, {}, set()
+
+    def amount(step: Step) -> str:
+        done = step.done or 0
+        if step.unit == "bytes":
+            return f"{done / 2 ** 20:.1f}" + (f"/{step.total / 2 ** 20:.1f} MiB" if step.total else " MiB")
+        return f"{done}/{step.total}" if step.total else str(done)
+
+    def on_step(step: Step):
+        if step.note:
+            (consoles.out if step.outcome else consoles.err).print(visible(step.note), soft_wrap=True, markup=False)
+            return
+        if step.record:
+            print_record(step.record)
+            return
+        now = time.monotonic()
+        started.setdefault(step.task, now)
+        finished = step.total is not None and (step.done or 0) >= step.total
+        if step.task in ended or not (step.task not in printed or finished
+                                      or now - printed[step.task] >= PLAIN_INTERVAL_S):
+            return
+        printed[step.task] = now
+        line = f"{visible(step.label or step.task)}: {amount(step)}"
+        if finished:
+            ended.add(step.task)
+            line += f" in {now - started[step.task]:.1f} s"
+        consoles.err.print(line, soft_wrap=True, markup=False, highlight=False)
+
+    return on_step
 
 
 def number(value, digits: int) -> str:
@@ -82,16 +147,17 @@ def catalogue_tables(rows: list[dict], rules: dict) -> None:
     for challenge_id in dict.fromkeys(r["challenge"] for r in rows):
         members = [r for r in rows if r["challenge"] == challenge_id]
         tracks = rules[challenge_id].tracks
-        table = Table(title=f"{rules[challenge_id].name} ({challenge_id}): {len(members)} team(s)")
-        table.add_column("id")
-        table.add_column("name")
+        table = Table(title=f"{lit(rules[challenge_id].name)} ({challenge_id}): {len(members)} team(s)")
+        # an id is what a user types next: never cut; the other columns wrap
+        table.add_column("id", no_wrap=True, min_width=max(len(r["id"]) for r in members))
+        table.add_column("name", overflow="fold")
         for t in tracks:
             table.add_column(t.id.replace("track", "T"), justify="right")
             table.add_column(all_specs()[t.rank_by].title, justify="right")
         for column in ("on", "status", "determinism", "recipe"):
             table.add_column(column)
         for row in members:
-            cells = [row["id"], row["name"]]
+            cells = [row["id"], lit(row["name"])]
             for t in tracks:
                 cells += [str(row["ranks"].get(t.id, "")),
                           number(row["published"].get(t.rank_by), all_specs()[t.rank_by].precision)]
@@ -104,20 +170,26 @@ def catalogue_tables(rows: list[dict], rules: dict) -> None:
 def metrics_table(rules) -> None:
     table = Table(title="metrics (in report order)")
     for column in ("name", "title", "kind", "better", "decimals", "tolerance", "score terms", "weight files"):
-        table.add_column(column)
+        table.add_column(column, min_width=36 if column == "score terms" else None,
+                         max_width=30 if column == "weight files" else None)
     for spec in all_specs().values():
         tolerance = " + ".join(part for part in (f"{spec.tolerance_abs:g}" if spec.tolerance_abs else "",
                                                  f"{spec.tolerance_rel:g}×|v|" if spec.tolerance_rel else "") if part)
         if spec.backend == "derived":
             terms = "defined by " + ", ".join(c.id for c in rules if spec.name in c.scores)
         else:
-            terms = "\n".join(sorted({f"{name}: {t.offset:g} + {t.scale:g}·v"
-                                       + (f" (≥ {t.floor:g})" if t.floor is not None else "")
-                                       for c in rules for name, score in c.scores.items()
+            terms = "\n".join(sorted({f"{name}: {term_text(t, score)}" for c in rules for name, score in c.scores.items()
                                        for t in score.terms if t.metric == spec.name}))
-        table.add_row(spec.name, spec.title, spec.reference, "lower" if spec.lower_better else "higher",
+        table.add_row(spec.name, lit(spec.title), spec.reference, "lower" if spec.lower_better else "higher",
                       str(spec.precision), tolerance or "0", terms, "\n".join(w.path for w in spec.weight_files))
     out(table)
+
+
+def term_text(term, score) -> str:
+    """A score term as a formula of the metric's mean v."""
+    if term.exp_ratio is not None:
+        return f"{term.weight:g}·exp({term.exp_ratio:g}·v / {score.baseline}'s)"
+    return f"{term.offset:g} + {term.scale:g}·v" + (f" (≥ {term.floor:g})" if term.floor is not None else "")
 
 
 def doctor_table(title: str, findings) -> None:
@@ -127,7 +199,8 @@ def doctor_table(title: str, findings) -> None:
         table.add_column(column)
     for finding in findings:
         colour = colours[finding.status]
-        table.add_row(finding.check, f"[{colour}]{finding.status}[/{colour}]", finding.detail, finding.fix or "")
+        table.add_row(lit(finding.check), f"[{colour}]{finding.status}[/{colour}]", lit(finding.detail),
+                      lit(finding.fix or ""))
     out(table, soft_wrap=False)
 
 
@@ -142,19 +215,20 @@ def print_record(record: dict) -> None:
     """A run record in one line, or its failure (on stderr) with the hint and the log tail."""
     console = consoles.out if record["status"] == "ok" else consoles.err
     if record["status"] == "ok" and record["runner"] == PUBLISHED_OUTPUTS:
-        console.print(f"{record['team']}: published outputs collected from {record['source']}")
+        console.print(f"{record['team']}: published outputs collected from {lit(record['source'])}")
         return
     if record["status"] == "ok":
         console.print(f"{record['team']}: {len(record['runs'])} run(s) ok with the {record['runner']} runner "
                       f"on {record['device']} in {record['wall_s']:.1f} s")
         return
     failure = record["failure"]
-    console.print(f"[red]{record['team']}: {record['status']} ({failure['kind']})[/red]: {failure['message']}",
+    console.print(f"[red]{record['team']}: {record['status']} ({failure['kind']})[/red]: {lit(failure['message'])}",
                   soft_wrap=True)
     if failure.get("hint"):
-        console.print(f"hint: {failure['hint']}")
+        console.print(f"hint: {lit(failure['hint'])}")
     if failure.get("log_tail"):
-        console.print("[dim]log tail:[/dim]\n" + failure["log_tail"], markup=False)
+        console.print("[dim]log tail:[/dim]")
+        console.print(visible(failure["log_tail"]), markup=False)
 
 
 SMOKE_COLOURS = {"ok": "green", "failed": "red", "skipped": "yellow", "not_runnable": "yellow"}
@@ -170,7 +244,7 @@ def smoke_line(result) -> str:
     colour = SMOKE_COLOURS[result.status]
     seconds = "" if result.seconds is None else f" in {result.seconds:.1f} s"
     return f"{result.team}: [{colour}]{smoke_label(result)}[/{colour}]{seconds}" + (
-        f": {result.reason}" if result.reason and result.status == "failed" else "")
+        f": {lit(result.reason)}" if result.reason and result.status == "failed" else "")
 
 
 def smoke_table(results, device: str, runner: str) -> dict[str, int]:
@@ -181,7 +255,7 @@ def smoke_table(results, device: str, runner: str) -> dict[str, int]:
     for result in results:
         colour = SMOKE_COLOURS[result.status]
         table.add_row(result.team, f"[{colour}]{smoke_label(result)}[/{colour}]",
-                      "" if result.seconds is None else f"{result.seconds:.1f}", result.reason or "")
+                      "" if result.seconds is None else f"{result.seconds:.1f}", lit(result.reason or ""))
     out(table)
     counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "skipped", "not_runnable")}
     out(f"SMOKE: {len(results)} team(s): " + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items()))
@@ -199,16 +273,16 @@ def evaluation(payload: dict) -> None:
             table.add_row(name, f"{payload['mean'][name]:.{all_specs()[name].precision + 2}f}", "")
         elif name in payload["unavailable"]:
             gap = payload["unavailable"][name]
-            table.add_row(name, "unavailable", f"{gap['reason']}; {remedy(gap['fetch'])}")
+            table.add_row(name, "unavailable", lit(f"{gap['reason']}; {remedy(gap['fetch'])}"))
     fit = payload.get("lr_consistency")
     if fit and fit["mean_psnr_y"] is not None:
         table.add_row("LR consistency", f"{fit['mean_psnr_y']:.2f}",
                       "PSNR (Y, dB) of each output downscaled x4 against its input; a check, not a published metric")
     out(table)
     for finding in payload["findings"]:
-        out(f"[yellow]{finding['kind']}[/yellow] {finding['image']}: {finding['message']}")
+        out(f"[yellow]{finding['kind']}[/yellow] {lit(finding['image'])}: {lit(finding['message'])}")
     for image, message in payload["failed_images"].items():
-        err(f"[red]failed[/red] {image}: {message}")
+        err(f"[red]failed[/red] {lit(image)}: {lit(message)}")
 
 
 def team_evaluation(result: dict, verbose: bool = False) -> None:
@@ -220,7 +294,7 @@ def team_evaluation(result: dict, verbose: bool = False) -> None:
         return
     for run in result["runs"]:
         if run.get("status") != "ok":
-            out(f"[red]{result['team']} {run['run']}: {run.get('failure') or run.get('failed_images')}[/red]")
+            out(f"[red]{result['team']} {run['run']}: {lit(run.get('failure') or run.get('failed_images'))}[/red]")
             continue
         if verbose:
             out(f"[bold]{result['team']} {run['run']}[/bold]")
@@ -236,14 +310,15 @@ def team_evaluation(result: dict, verbose: bool = False) -> None:
 # --- verification and report -----------------------------------------------------------------------
 
 def verification(result: dict) -> None:
-    table = Table(title=f"{result['team']} on {result['dataset']}: {report_mod.verdict_label(result)}")
+    table = Table(title=f"{result['team']} on {lit(result['dataset'])}: {lit(report_mod.verdict_label(result))}")
     for column in ("metric", "published", "reproduced", "delta", "tolerance", "verdict"):
         table.add_column(column, justify="right" if column not in ("metric", "verdict") else "left")
     for name, row in result["metrics"].items():
         digits = (row["precision"] if row["precision"] is not None else 4) + 2
         if row["reproduced"] is None:
             table.add_row(name, report_mod.fmt(row["published"], row["precision"]), "—", "—",
-                          f"{row['tolerance']:.4f}", f"unavailable: {remedy(row['fetch'])}")
+                          "—" if row["tolerance"] is None else f"{row['tolerance']:.4f}",
+                          lit(f"unavailable: {remedy(row['fetch']) or row.get('reason', '')}"))
             continue
         reproduced = report_mod.fmt(row["reproduced"], digits)
         if row.get("spread") is not None:
@@ -255,9 +330,9 @@ def verification(result: dict) -> None:
     out(table)
     if result.get("failure"):
         failure = result["failure"]
-        out(f"[red]{result['verdict']} ({failure['kind']})[/red]: {failure['message']}", soft_wrap=True)
+        out(f"[red]{result['verdict']} ({failure['kind']})[/red]: {lit(failure['message'])}", soft_wrap=True)
         if failure.get("hint"):
-            out(f"hint: {failure['hint']}")
+            out(f"hint: {lit(failure['hint'])}")
     if result.get("exact_outputs") is not None:
         out("outputs bit-identical to the reference: " + ("yes" if result["exact_outputs"] else "no"))
     for name, row in result["metrics"].items():
@@ -265,15 +340,16 @@ def verification(result: dict) -> None:
             spec = all_specs()[name]
             ranked = sorted(((v, k) for k, v in row["per_image"].items() if v is not None),
                             reverse=spec.lower_better)
-            worst = ", ".join(f"{stem} {value:.{spec.precision + 2}f}" for value, stem in ranked[:5])
+            worst = ", ".join(f"{lit(stem)} {value:.{spec.precision + 2}f}" for value, stem in ranked[:5])
             out(f"[red]{name}[/red] per image, worst first: {worst}")
     for finding in result.get("findings", []):
-        out(f"[yellow]{finding['kind']}[/yellow] {finding.get('run', '')} {finding['image']}: {finding['message']}")
+        out(f"[yellow]{finding['kind']}[/yellow] {finding.get('run', '')} {lit(finding['image'])}: "
+            f"{lit(finding['message'])}")
 
 
 def leaderboards(built: dict) -> None:
     for board in built.get("leaderboards", []):
-        out(f"leaderboard {change_line(board)}", soft_wrap=True)
+        out(f"leaderboard {lit(change_line(board))}", soft_wrap=True)
 
 
 def not_computed(results: list[dict]) -> None:
@@ -285,12 +361,12 @@ def not_computed(results: list[dict]) -> None:
                 gaps.setdefault(remedy(cell.get("fetch") or ""), set()).add(name)
     for fix, names in gaps.items():
         ordered = [n for n in all_specs() if n in names]
-        out(f"[yellow]not computed[/yellow]: {', '.join(ordered)}; {fix}", soft_wrap=True)
+        out(f"[yellow]not computed[/yellow]: {', '.join(ordered)}; {lit(fix)}", soft_wrap=True)
 
 
 def report_table(results: list[dict], dataset: str) -> None:
     names = report_mod.metric_names(results)
-    table = Table(title=f"Audit on '{dataset}': published / reproduced")
+    table = Table(title=f"Audit on '{lit(dataset)}': published / reproduced")
     table.add_column("team")
     table.add_column("verdict")
     for name in names:
@@ -300,13 +376,17 @@ def report_table(results: list[dict], dataset: str) -> None:
     for result in results:
         cells = [report_mod.cell(result["metrics"].get(name), ("[green]✓[/green]", "[red]✗[/red]")) for name in names]
         colour = colours[result["verdict"]]
-        table.add_row(result["team"], f"[{colour}]{report_mod.verdict_label(result)}[/{colour}]", *cells)
+        table.add_row(result["team"], f"[{colour}]{lit(report_mod.verdict_label(result))}[/{colour}]", *cells)
     out(table)
 
 
 def report_story(built: dict, results: list[dict], dataset: str) -> None:
-    """What a report says on the console: the gaps once, the leaderboards, the table, the SUMMARY line."""
+    """What a report says on the console: the gaps once, the leaderboards, the table, the headline, the
+    SUMMARY line."""
     not_computed(results)
     leaderboards(built)
     report_table(results, dataset)
+    if built.get("git_sha", "") and built["git_sha"].endswith("+dirty"):
+        out(f"[yellow]note[/yellow]: the checkout had uncommitted changes (git {lit(built['git_sha'])})")
+    out(lit(built.get("headline") or report_mod.headline(results)), soft_wrap=True)
     out(built["summary"])

@@ -10,16 +10,15 @@ from rich.table import Table
 from .. import audit, challenge, registry, settings, slurm, smoke as smoke_mod
 from ..errors import ManifestError
 from ..fsutil import write_json_atomic
-from ..progress import Step
 from . import render
-from .render import out, progress_display
-from .session import EXIT_CHECK_FAILED, GPUS_HELP, Session, json_option, pass_session, unsafe_option
+from .render import lit, out, progress_display
+from .session import EXIT_CHECK_FAILED, GPUS_HELP, Session, device_option, json_option, pass_session, unsafe_option
 
 
 @click.command()
 @click.argument("team_id")
 @click.option("--dataset", help="Dataset to run on (default: params.yaml).")
-@click.option("--device", help="cpu, cuda or cuda:N (default: params.yaml).")
+@device_option("cpu, cuda or cuda:N (default: params.yaml).")
 @click.option("--runner", "runner_name", help=f"How to run: {', '.join(settings.RUNNERS)} (default: params.yaml).")
 @click.option("--gpus", help=GPUS_HELP)
 @click.option("--record-failure", is_flag=True,
@@ -48,7 +47,7 @@ def infer(session: Session, team_id, dataset, device, runner_name, gpus, record_
 @click.argument("team_ids", nargs=-1)
 @click.option("--all", "all_teams", is_flag=True, help="Every team of the catalogue.")
 @click.option("--challenge", "challenge_id", metavar="ID", help="Every team of this challenge (challenges/ID.yaml).")
-@click.option("--device", help="cpu, cuda or cuda:N (default: params.yaml).")
+@device_option("cpu, cuda or cuda:N (default: params.yaml).")
 @click.option("--runner", "runner_name", help=f"How to run: {', '.join(settings.RUNNERS)} (default: params.yaml).")
 @click.option("--gpus", help=GPUS_HELP)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
@@ -81,8 +80,8 @@ def smoke(session: Session, team_ids, all_teams, challenge_id, device, runner_na
         raise ManifestError(problems)
     options = audit.RunOptions.from_settings(config, runner_name, device, gpus, unsafe_no_sandbox)
     with progress_display() as progress:
-        def ended(result):
-            progress(Step(result.team, note=render.smoke_line(result)))
+        def ended(result):  # the bars' own console, so the line lands above them
+            render.err(render.smoke_line(result))
 
         results = smoke_mod.smoke_teams(proj, teams, options, progress, jobs, timeout_s, rerun, ended)
     counts = render.smoke_table(results, options.device, options.runner)
@@ -112,7 +111,7 @@ def jobs(ctx, dataset):
     for column in ("team", "job", "state", "submitted", "array"):
         table.add_column(column)
     for team_id, entry in sorted(listing.items()):
-        table.add_row(team_id, entry["job_id"], states[entry["job_id"]], entry["submitted"],
+        table.add_row(team_id, lit(entry["job_id"]), lit(states[entry["job_id"]]), lit(entry["submitted"]),
                       "yes" if entry.get("array") else "")
     out(table)
     summary = slurm.counts(states)

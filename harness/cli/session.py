@@ -113,6 +113,22 @@ def result_path(value: Path | None) -> Path | None:
 pass_session = click.make_pass_decorator(Session)
 
 
+def device_option(help_text: str):
+    """--device: cpu, cuda or cuda:N, checked when given (a 'did you mean' for gpu)."""
+    def checked(ctx, param, value):
+        return None if value is None else settings.check_device(value, "--device")
+
+    return click.option("--device", callback=checked, help=help_text)
+
+
+def finite_option(name: str, help_text: str):
+    """A number option that must be finite and above 0 (nan and inf are refused)."""
+    def checked(ctx, param, value):
+        return None if value is None else settings.check_number(value, name)
+
+    return click.option(name, type=float, callback=checked, help=help_text)
+
+
 def json_option(help_text: str):
     """--json PATH: where a command writes its result; a path that cannot be written is refused first."""
     return click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),

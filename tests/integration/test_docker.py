@@ -5,6 +5,7 @@ and the mini suite through `dvc repro` with verdicts and outputs equal to the lo
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -144,7 +145,8 @@ def test_a_working_probe_runs_with_provenance_from_inside_and_outside(probes, mi
     container = provenance["container"]  # added by the host
     assert container["network"] == "none" and container["read_only_rootfs"] and container["user"] == "10001:10001"
     assert container["image_id"].startswith("sha256:") and container["limits"]["memory_bytes"] == 4 * 2 ** 30
-    assert provenance["host"]["harness_version"]
+    session = json.loads((probes / "runs" / "mini" / "nearest" / "run-1" / "session.json").read_text())
+    assert session["host"]["harness_version"]  # volatile facts: beside the run, out of its hash
     image = runner.client.images.get(container["image_id"])
     team = manifest.load(probes / "teams" / "nearest" / "manifest.yaml")
     assert image.labels["org.harness.manifest-hash"] == team.hash
@@ -273,7 +275,10 @@ def docker_pipeline(tmp_path_factory, downloads, docker_client):
 
 def test_dvc_repro_runs_the_mini_suite_in_containers_with_the_local_verdicts(docker_pipeline, mini_data):
     root, output = docker_pipeline
-    assert "SUMMARY: 4 team(s): 3 exact, 1 reproduced, 0 diverged, 0 failed, 0 not runnable" in output
+    # bicubic's bytes are the same everywhere; ncnn's kernels differ by CPU (AVX2, AVX-512), so the two
+    # Real-ESRGAN teams are exact on the machine their digests were taken on and reproduced on others
+    summary = re.search(r"SUMMARY: 4 team\(s\): (\d) exact, (\d) reproduced, 0 diverged, 0 failed, 0 not runnable", output)
+    assert summary and int(summary[1]) >= 1 and int(summary[1]) + int(summary[2]) == 4, output
     report = {t["team"]: t for t in json.loads((root / "report" / "report.json").read_text())["teams"]}
     for team in SUITE:
         assert report[team]["ran_with"]["runner"] == "docker"

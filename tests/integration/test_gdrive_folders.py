@@ -10,7 +10,7 @@ import pytest
 
 from conftest import weights_team
 from fakedrive import Drive, Served, drive_id
-from harness import weights
+from harness import gdrive, weights
 from harness.errors import ChecksumMismatch, DownloadError, WeightsUnavailable
 
 pytestmark = pytest.mark.network
@@ -31,6 +31,7 @@ def drive(tmp_path, monkeypatch):
     site.zoo = zoo
     site.refuse(drive_id("NoAccess"), 403)
     served = Served(site, tmp_path)
+    gdrive._LISTINGS.clear()  # each test's Drive is a new one
     for name, value in served.environment.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("HARNESS_GDRIVE_URL", raising=False)

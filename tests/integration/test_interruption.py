@@ -119,37 +119,81 @@ def test_a_second_writer_of_the_same_run_is_refused_naming_the_holder(slow_proje
         first.communicate(timeout=30)
 
 
-def test_sigterm_during_a_parallel_evaluation_leaves_no_worker_and_the_last_result_intact(project, mini_data,
-                                                                                          niqe_cache):
-    (project / "data").mkdir(exist_ok=True)
-    os.symlink(mini_data / "mini", project / "data" / "mini")
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    """Four 2K pairs (the mini photographs enlarged): enough scoring for the harness to start its pool."""
+    from harness.data import mini_images
+    from harness.imageio import encode_png
+    from harness.imresize import imresize
+
+    folder = tmp_path_factory.mktemp("frames")
+    (folder / "sr").mkdir()
+    (folder / "hr").mkdir()
+    for index, photo in enumerate(list(mini_images().values())[:4]):
+        hr = imresize(imresize(photo, 4), 1.6)[:1356, :2040]
+        (folder / "hr" / f"{index:04d}.png").write_bytes(encode_png(hr))
+        (folder / "sr" / f"{index:04d}x4.png").write_bytes(encode_png(imresize(imresize(hr, 0.25), 4)))
+    return folder
+
+
+def evaluate_frames(frames, niqe_cache, json_out, *extra):
+    command = [sys.executable, "-m", "harness.cli", "-v", "evaluate", "--sr", str(frames / "sr"), "--hr",
+               str(frames / "hr"), "--metrics", "psnr,ssim,niqe", "--json", str(json_out), *extra]
     env = {**os.environ, "HARNESS_METRIC_WEIGHTS": str(niqe_cache), "COLUMNS": "200"}
-    harness = [sys.executable, "-m", "harness.cli"]
-    assert subprocess.run([*harness, "infer", "bicubic"], cwd=project, env=env, capture_output=True).returncode == 0
-    evaluate = [*harness, "evaluate-team", "bicubic", "--metrics", "psnr,ssim,niqe", "--workers", "2"]
-    first = subprocess.run(evaluate, cwd=project, env=env, capture_output=True, text=True)
+    return command, env
+
+
+def group_members(group: int) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == group:
+                found.append(process)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return found
+
+
+def test_a_parallel_evaluation_imports_no_torch_and_leaves_no_process(frames, niqe_cache, tmp_path):
+    command, env = evaluate_frames(frames, niqe_cache, tmp_path / "result.json", "--workers", "2")
+    process = subprocess.Popen([sys.executable, "-X", "importtime", *command[1:]], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "scored in 2 process(es)" in stdout  # -v says how many, and why
+    imported = {line.rsplit("|", 1)[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+    assert not {m for m in imported if m.split(".")[0] in ("torch", "pyiqa", "torchvision")}
+    time.sleep(0.5)
+    assert group_members(process.pid) == []  # nothing of the command outlives it
+
+
+def test_sigterm_during_a_parallel_evaluation_leaves_no_worker_and_the_last_result_intact(frames, niqe_cache,
+                                                                                          tmp_path):
+    result = tmp_path / "result.json"
+    command, env = evaluate_frames(frames, niqe_cache, result, "--workers", "2")
+    first = subprocess.run(command, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    result = project / "evaluations" / "mini" / "bicubic.json"
     before = result.read_bytes()
 
-    process = subprocess.Popen(evaluate, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     parent = psutil.Process(process.pid)
-    deadline = time.time() + 60
+    deadline = time.time() + 120
     while len(parent.children(recursive=True)) < 2 and time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
     workers = parent.children(recursive=True)
-    assert workers, "the pool never started"
-    process.send_signal(signal.SIGTERM)
+    assert len(workers) == 2, "the pool never started"
+    os.killpg(process.pid, signal.SIGTERM)  # the whole group, workers included, as a scheduler does
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 128 + signal.SIGTERM and "Traceback" not in stderr, stderr
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr  # no worker says anything either
     gone, alive = psutil.wait_procs(workers, timeout=10)
-    assert alive == []
+    assert alive == [] and group_members(process.pid) == []
     assert result.read_bytes() == before  # the interrupted run wrote nothing
 
-    again = subprocess.run(evaluate, cwd=project, env=env, capture_output=True, text=True)
+    again = subprocess.run(command, env=env, capture_output=True, text=True)
     assert again.returncode == 0
-    assert json.loads(result.read_text())["runs"][0]["per_image"] == json.loads(before)["runs"][0]["per_image"]
+    assert json.loads(result.read_text())["per_image"] == json.loads(before)["per_image"]
 
 
 def test_sigterm_during_an_import_download_then_the_same_command_resumes(project, tmp_path):

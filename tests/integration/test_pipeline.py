@@ -62,7 +62,7 @@ def test_first_repro_runs_every_stage_and_reports_verdicts(pipeline):
     expected = {"data", "metric_weights", "submit", "report"} | {f"{stage}@{team}" for stage in ("weights", "code", "infer", "evaluate")
                                                       for team in SUITE + ["broken", "paper-only"]}
     assert ran_stages(output) == expected
-    assert "SUMMARY: 6 team(s)" in output
+    assert "report: report/index.html (`harness report --show` prints it)" in output  # the story, not here
     report = {t["team"]: t for t in json.loads((root / "report" / "report.json").read_text())["teams"]}
     for team in ("bicubic", "realesrgan-x4plus", "realesr-animevideov3"):
         assert report[team]["verdict"] in ("exact", "reproduced"), report[team]
@@ -94,6 +94,36 @@ def test_second_repro_is_a_no_op_and_one_team_change_reruns_only_that_team(pipel
     assert {"infer@bicubic", "evaluate@bicubic", "report"} <= again
     # submit looks at every team; with executor: local its output does not change, so no other team reruns.
     assert again <= {"weights@bicubic", "code@bicubic", "submit", "infer@bicubic", "evaluate@bicubic", "report"}
+
+
+def test_a_repeated_audit_leaves_dvc_lock_and_git_status_as_they_were(pipeline):
+    """What changes from one session to the next (times, the checkout's commit, the kernel) is kept in
+    session.json files DVC does not hash, and random-tta's runs differ from each other but not from one
+    audit to the next: every stage run again gives the same dvc.lock."""
+    root, env, _ = pipeline
+    env = {**env, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    sh("git", "add", "-A", cwd=root, env=env)
+    sh("git", "commit", "-qm", "the reference audit", cwd=root, env=env)
+    assert len(ran_stages(sh("dvc", "repro", "--force", cwd=root, env=env))) > 20  # every stage, again
+    assert sh("git", "status", "--porcelain", cwd=root, env=env) == ""
+    assert (root / "runs" / "mini" / "bicubic" / "run-1" / "session.json").exists()  # kept, just not hashed
+
+
+def test_a_run_verify_made_is_the_pipelines_run(pipeline):
+    """verify --rerun runs and scores a team of the pipeline as its stages would: dvc repro then runs
+    neither its inference again nor puts an older run back over it."""
+    from conftest import harness_cli
+
+    root, env, _ = pipeline
+    done = harness_cli("verify", "realesr-animevideov3", "--rerun", cwd=root, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "recorded as the pipeline's run of realesr-animevideov3" in done.stdout
+    output = root / "runs" / "mini" / "realesr-animevideov3" / "run-1" / "0001x4.png"
+    made = output.stat().st_mtime_ns
+    again = ran_stages(sh("dvc", "repro", cwd=root, env=env))
+    assert not again & {"infer@realesr-animevideov3", "evaluate@realesr-animevideov3"}, again
+    assert output.stat().st_mtime_ns == made  # the run verify made, not an older one from the cache
 
 
 def test_hand_placed_weights_are_pinned_and_never_deleted(pipeline):

@@ -172,7 +172,8 @@ def test_recipes_start_from_pinned_official_images():
         else:  # a team recipe: the adapter, and the team folder the adapter reads its manifest from
             assert 'ENTRYPOINT ["python", "-m", "harness.entry"]' in text, dockerfile
             assert "TEAM_ID" in args and "COPY teams/${TEAM_ID}" in text, dockerfile
-    catalogue_recipes = {t.container["recipe"] for t in catalogue() if t.container}
+    catalogue_recipes = {t.container["recipe"] for c in ("ntire2025-sr-x4", "ntire2026-sr-x4")
+                         for t in catalogue(challenge_id=c) if t.container}
     for name in catalogue_recipes:  # no network for the code: the pinned checkout is mounted at /opt/code
         args, text = manifest_mod.dockerfile_args(dockerfiles[name]), dockerfiles[name].read_text()
         assert "git clone" not in text and "HARNESS_CODE_DIR=/opt/code" in text, name
@@ -182,7 +183,8 @@ def test_recipes_start_from_pinned_official_images():
         assert f"containers/{name}/requirements.txt" in text, name
     mini_recipes = {registry.load(Project(REPO), t).container["recipe"]
                     for t in ("bicubic", "realesrgan-x4plus", "realesr-animevideov3", "random-tta")}
-    assert catalogue_recipes | mini_recipes | {"evaluator"} == set(dockerfiles)
+    esr_recipes = {t.container["recipe"] for t in catalogue(challenge_id="ntire2026-esr")}
+    assert catalogue_recipes | mini_recipes | esr_recipes | {"evaluator"} == set(dockerfiles)
 
 
 def test_validate_checks_recipes_and_build_args(project):

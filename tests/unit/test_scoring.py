@@ -191,3 +191,59 @@ def test_a_metric_that_raises_counts_zero_in_faithful_mode(tmp_path, niqe_cache)
     assert faithful.findings[0]["kind"] == "metric_error" and "counted as 0" in faithful.findings[0]["message"]
     strict = evaluate(sr_dir, hr_dir, ["niqe"], metric_cache=niqe_cache, mode="strict")
     assert strict.status == "failed"
+
+
+def test_the_niqe_of_a_resized_output_is_pyiqas_after_the_organizers_repair(tmp_path, niqe_cache, mini_data):
+    """Faithful mode gives NIQE the bilinearly resized output, as the organizers gave it to pyiqa."""
+    import os
+    import subprocess
+    import sys
+
+    from harness.imageio import read_rgb8
+
+    hr = read_rgb8(mini_data / "mini" / "HR" / "0001.png")
+    sr_dir, hr_dir = make_pair(tmp_path, {"0001": (hr[:300, :312], hr[:296, :320])})
+    ours = evaluate(sr_dir, hr_dir, ["niqe"], metric_cache=niqe_cache).per_image["0001"]["niqe"]
+    child = (f"import torch, pyiqa; from harness import scoring; from harness.imageio import read_rgb8; "
+             f"t = scoring.resize_bilinear(scoring.rgb_tensor(read_rgb8(__import__('pathlib').Path('{sr_dir}/0001x4.png'))), 296, 312); "
+             "print(float(pyiqa.create_metric('niqe', device='cpu')(t)))")
+    env = {**os.environ, **S.cache_env(niqe_cache), "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
+    theirs = float(subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True,
+                                  check=True).stdout.split()[-1])
+    assert abs(ours - theirs) <= 1e-9 * theirs
+
+
+def test_workers_start_only_where_the_scoring_outweighs_their_start(tmp_path):
+    """Planned in a child process, as in `harness evaluate`: one that has not imported torch."""
+    import json
+    import subprocess
+    import sys
+
+    from harness.imageio import encode_png
+
+    def folder(count, height, width):
+        path = tmp_path / f"{height}x{width}"
+        path.mkdir()
+        for index in range(count):
+            (path / f"{index:04d}x4.png").write_bytes(encode_png(np.zeros((height, width, 3), np.uint8)))
+        return str(path)
+
+    child = """import json, sys
+from pathlib import Path
+from harness.evaluate import ImagePair
+from harness.scorer import ImageJob, plan_workers
+plans = {}
+for key, (builtin, learned, folder) in json.loads(sys.argv[1]).items():
+    pairs = [ImagePair(p.stem, p, p, None) for p in sorted(Path(folder).glob("*.png"))]
+    plans[key] = plan_workers(ImageJob(builtin, learned, "faithful", ".", "cpu"), pairs, 2)
+print(json.dumps(plans))"""
+    cases = {"small": (["psnr", "ssim", "niqe"], [], folder(4, 320, 320)),
+             "large": (["psnr", "ssim", "niqe"], [], folder(4, 1356, 2040)),
+             "one": (["psnr", "ssim", "niqe"], [], folder(1, 1356, 1356)),
+             "learned": (["psnr"], ["lpips"], folder(2, 1356, 2000))}  # workers that must import torch
+    done = subprocess.run([sys.executable, "-c", child, json.dumps(cases)], capture_output=True, text=True, check=True)
+    plans = json.loads(done.stdout)
+    assert plans["small"][0] == 1 and "would save" in plans["small"][1] and "4 images, 0.4 megapixels" in plans["small"][1]
+    assert plans["large"][0] == 2 and "2 worker processes save about" in plans["large"][1]
+    assert plans["one"] == [1, "one image: scored in this process"]
+    assert plans["learned"][0] == 1 and "8.0 s each to start" in plans["learned"][1]

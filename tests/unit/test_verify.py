@@ -130,3 +130,31 @@ def test_not_runnable_unless_scored_from_published_outputs():
     from_outputs = evaluation(run(psnr=30.0), inference={"status": "ok", "failure": None, "runner": PUBLISHED_OUTPUTS})
     scored = verify.verify(closed, "mini", from_outputs)
     assert scored["verdict"] == "reproduced" and scored["source"] == "published outputs"
+
+
+def test_each_mean_carries_its_standard_error_and_a_reproducible_bootstrap_interval():
+    import statistics
+
+    import numpy as np
+
+    values = [27.1, 28.4, 30.2, 29.0, 26.5, 31.3, 28.8]
+    per_image = {f"{i:04d}": {"psnr": v, "niqe": 9.0 + i / 10} for i, v in enumerate(values)}
+    result = verify.verify(team(published=published({"psnr": 28.76})), "mini",
+                           evaluation(run(psnr=statistics.mean(values), niqe=9.3, per_image=per_image)))
+    u = result["metrics"]["psnr"]["uncertainty"]
+    assert u["n"] == 7 and u["mean"] == pytest.approx(statistics.mean(values))
+    assert u["se"] == pytest.approx(statistics.stdev(values) / 7 ** 0.5)
+    # recomputed here from the recipe report.md states: 2000 resamples of the images, default_rng(0), 2.5/97.5 %
+    sample = np.array(values)
+    means = sample[np.random.default_rng(0).integers(0, 7, size=(2000, 7))].mean(axis=1)
+    assert u["ci95"] == pytest.approx(list(np.percentile(means, [2.5, 97.5])))
+    assert u["ci95"][0] < u["mean"] < u["ci95"][1]
+    # NIQE was computed but never published: kept, with its own uncertainty, nothing to compare
+    assert result["unpublished"]["niqe"]["reproduced"] == 9.3 and result["unpublished"]["niqe"]["uncertainty"]["n"] == 7
+
+
+def test_a_metric_asked_for_but_not_computed_is_said_with_its_fix():
+    gap = {"lpips": {"reason": "weights absent", "fetch": "harness fetch metric-weights lpips"}}
+    result = verify.verify(team(published=published({"psnr": 30.0})), "mini",
+                           evaluation(run(psnr=30.0, unavailable=gap)))
+    assert result["not_computed"] == gap and "lpips" not in result["metrics"]

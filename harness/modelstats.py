@@ -1,0 +1,86 @@
+"""Model metrics as the Efficient SR challenges count them, measured on a team's network (in the adapter,
+in the team's own environment), and the runtime of each image.
+
+- params: every element of the network's parameters, in millions;
+- flops: fvcore's FlopCountAnalysis total for one random input of the probe size, in billions;
+- activations, conv2d: during one forward pass of a probe input, every call of a Conv2d or ConvTranspose2d
+  adds the number of elements of its output (in millions) and one, respectively;
+- runtime: milliseconds per image of the forward pass alone, timed with CUDA events on a GPU (as the
+  organizers did) and with the process clock on a CPU (then it is not comparable, and said so).
+"""
+
+from __future__ import annotations
+
+import time
+
+MODEL_FILE = "model.json"  # written by the adapter beside a run's outputs
+PROBE = (256, 256)  # the probe's height and width, unless the challenge names another (model_probe)
+
+
+def measure(network, device: str, probe: tuple[int, int] = PROBE) -> dict:
+    """params, flops, activations and conv2d of `network` (in eval mode, on `device`)."""
+    import torch
+
+    height, width = probe
+    out = {"params": sum(p.numel() for p in network.parameters()) / 1e6, "probe": [height, width]}
+    activations, convolutions, hooks = [0], [0], []
+
+    def count(module, inputs, output):
+        activations[0] += output.numel()
+        convolutions[0] += 1
+
+    for module in network.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            hooks.append(module.register_forward_hook(count))
+    try:
+        with torch.no_grad():
+            network(torch.zeros(1, 3, height, width, device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    out.update(activations=activations[0] / 1e6, conv2d=convolutions[0])
+    out.update(_flops(network, device, probe))
+    return out
+
+
+def _flops(network, device: str, probe: tuple[int, int]) -> dict:
+    import torch
+
+    try:
+        from fvcore.nn import FlopCountAnalysis
+    except ImportError:
+        return {"unavailable": {"flops": "fvcore is not installed in the team's environment (its recipe family "
+                                         "should pin it)"}}
+    analysis = FlopCountAnalysis(network, torch.rand(1, 3, *probe, device=device))
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    with torch.no_grad():
+        return {"flops": analysis.total() / 1e9}
+
+
+class Stopwatch:
+    """Milliseconds of one forward pass: CUDA events on a GPU, the performance counter on a CPU."""
+
+    def __init__(self, device: str):
+        import torch
+
+        self.cuda = device.startswith("cuda") and torch.cuda.is_available()
+        self.times: list[float] = []
+
+    def time(self, work):
+        import torch
+
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            result = work()
+            end.record()
+            torch.cuda.synchronize()
+            self.times.append(start.elapsed_time(end))
+        else:
+            begun = time.perf_counter()
+            result = work()
+            self.times.append((time.perf_counter() - begun) * 1000)
+        return result
+
+    def clock(self) -> str:
+        return "cuda-events" if self.cuda else "cpu-perf-counter"
