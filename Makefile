@@ -1,6 +1,6 @@
 # make audit: set up, then run the audit pipeline (dvc repro) on params.yaml and print the verdicts.
-# make test:  set up (Python environment, Docker engine, local base image, bubblewrap, Slurm, Chromium), then
-#             run the whole test suite.
+# make test:  set up (Python environment, Docker engine, local base image, bubblewrap, Slurm, Chromium), lint,
+#             then run the whole test suite.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export UV_NATIVE_TLS := 1
 
-.PHONY: setup engine sandbox slurm browser audit test bench lock clean
+.PHONY: setup lint engine sandbox slurm browser audit test bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null || $(PYTHON) -m pip install -q uv
@@ -44,7 +44,12 @@ slurm:
 browser:
 	command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
-test: setup engine sandbox slurm browser
+# ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and mypy on the modules pyproject.toml lists.
+lint: setup
+	ruff check harness tests benchmarks
+	mypy
+
+test: setup lint engine sandbox slurm browser
 	pytest
 
 bench: setup engine

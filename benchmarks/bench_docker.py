@@ -19,8 +19,9 @@ from pathlib import Path
 from harness import data as data_mod
 from harness import images, registry
 from harness.project import Project
-from harness.runners import LocalRunner, RunRequest
+from harness.runners.base import RunRequest
 from harness.runners.docker import DockerRunner
+from harness.runners.local import LocalRunner
 
 TEAMS = ["bicubic", "realesr-animevideov3", "realesrgan-x4plus"]
 

@@ -66,6 +66,7 @@ def organizers_procedure(sr_dir: Path, hr_dir: Path, metrics: list[str], cache: 
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_core import reference_ssim
+
     from harness import scoring
 
     iqa = scoring.PyiqaMetrics(cache)
@@ -195,7 +196,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--metrics", default="psnr,ssim,niqe")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--cache", default=os.environ.get("HARNESS_METRIC_WEIGHTS", str(ROOT / ".cache" / "metric-weights")))
+    parser.add_argument("--cache", default=os.environ.get("HARNESS_METRIC_WEIGHTS",
+                                                          str(ROOT / ".cache" / "metric-weights")))
     parser.add_argument("--child")
     parser.add_argument("--sr")
     parser.add_argument("--hr")
@@ -234,10 +236,10 @@ def main() -> None:
                     (f"harness evaluate, {2 * args.images} images",
                      harness_command(sr_twice, hr_twice, args.metrics, scratch / "twice.json", None), 2 * args.images)]
         rows = []
-        for name, command, count in variants:  # in turn, round after round: both sides see the same load
+        for name, _, count in variants:  # in turn, round after round: both sides see the same load
             rows.append([name, count, []])
         for _ in range(args.repeat):
-            for row, (_, command, _) in zip(rows, variants):
+            for row, (_, command, _) in zip(rows, variants, strict=True):
                 row[2].append(measured(command, env, ROOT))
         if snapshot:
             theirs = their_per_image(scratch / "their-results")

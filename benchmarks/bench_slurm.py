@@ -20,7 +20,6 @@ import time
 import submitit
 
 
-
 def touch() -> float:
     """What a real job does before running a team: import the harness."""
     import importlib

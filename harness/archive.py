@@ -6,8 +6,8 @@ import fnmatch
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
 
 from .errors import DatasetError
 

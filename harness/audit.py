@@ -11,11 +11,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import code
+from . import code, inference, locks, outputs, registry, runners, slurm
 from . import data as data_mod
 from . import evaluate as evaluate_mod
 from . import evaluator as evaluator_mod
-from . import inference, locks, outputs, registry, runners, slurm
 from . import report as report_mod
 from . import settings as settings_mod
 from . import verify as verify_mod
@@ -24,8 +23,8 @@ from .errors import ChecksumMismatch, DatasetError, HarnessError
 from .fsutil import write_bytes_atomic, write_json_atomic
 from .manifest import Manifest
 from .progress import Progress, Step, note, silent
-from .provenance import session_info
 from .project import Project
+from .provenance import session_info
 from .records import PUBLISHED_OUTPUTS, Verification
 
 
@@ -48,7 +47,7 @@ class RunOptions:
 
     @classmethod
     def from_settings(cls, settings: dict, runner: str | None = None, device: str | None = None,
-                      gpus: str | None = None, unsafe_no_sandbox: bool = False) -> "RunOptions":
+                      gpus: str | None = None, unsafe_no_sandbox: bool = False) -> RunOptions:
         """params.yaml's settings with a command's options over them."""
         docker = {**settings["docker"], **({"gpus": gpus} if gpus else {})}
         return cls(runner or settings["runner"], device or settings["device"], docker, settings["executor"],

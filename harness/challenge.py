@@ -18,7 +18,6 @@ from .errors import ManifestError, ManifestProblem
 from .settings import CHALLENGES_DIR, SCHEMAS_DIR
 
 
-
 @dataclass(frozen=True)
 class ScoreTerm:
     """One metric's share of a score: max(floor, offset + scale * mean), or, relative to a baseline,
@@ -143,8 +142,9 @@ class Challenge:
         return self.data.get("measured_on")
 
     @property
-    def trusted_code(self) -> bool:
-        return bool(self.data.get("trusted_code", False))
+    def trusted_code(self) -> dict[str, str]:
+        """Team id -> the digest of the maintainers' own code in its folder (harness.sandbox.code_digest)."""
+        return dict(self.data.get("trusted_code", {}))
 
     def tolerance_override(self, metric: str) -> dict | None:
         return self.data.get("tolerances", {}).get(metric)
@@ -223,7 +223,7 @@ def metric_problems(challenges: dict[str, Challenge], computed: dict) -> list[Ma
     for challenge in challenges.values():
         shown = f"challenges/{challenge.path.name}"
 
-        def check(field, name, allowed):
+        def check(field, name, allowed, shown=shown):
             if name not in allowed:
                 close = difflib.get_close_matches(name, allowed, n=1)
                 problems.append(ManifestProblem(shown, field, f"unknown metric '{name}'", "known-metric",
@@ -251,7 +251,8 @@ def metric_problems(challenges: dict[str, Challenge], computed: dict) -> list[Ma
 
 def dataset_problems(challenges: dict[str, Challenge], builtin: list[str]) -> list[ManifestProblem]:
     """Every dataset a challenge names is built in (`builtin`: ids) or declared, by one challenge only."""
-    problems, declared = [], {}
+    problems: list[ManifestProblem] = []
+    declared: dict[str, str] = {}
     for challenge in challenges.values():
         shown = f"challenges/{challenge.path.name}"
         for i, dataset in enumerate(challenge.datasets):

@@ -81,8 +81,8 @@ def check(output: np.ndarray, lr: np.ndarray) -> Consistency:
     expected = (lr.shape[0] * SCALE, lr.shape[1] * SCALE)
     if output.shape[:2] != expected:
         ratio = output.shape[0] / lr.shape[0], output.shape[1] / lr.shape[1]
-        return Consistency(None, problem=f"output is {output.shape[1]}x{output.shape[0]}, {ratio[1]:.3g}x{ratio[0]:.3g} "
-                           f"its input, not x{SCALE}")
+        return Consistency(None, problem=f"output is {output.shape[1]}x{output.shape[0]}, "
+                           f"{ratio[1]:.3g}x{ratio[0]:.3g} its input, not x{SCALE}")
     rgb = output.astype(np.float64)
     down = np.stack([_down(rgb[:, :, c]) for c in range(3)], axis=-1)
     lr_y = y_channel(lr).astype(np.float64)
@@ -100,8 +100,8 @@ def check(output: np.ndarray, lr: np.ndarray) -> Consistency:
     if value >= own + MARGIN_DB:
         result.best, result.best_psnr_y = name, value
         result.problem = (f"its x{SCALE} downscale fits the LR input at {own:.2f} dB (Y), but {value:.2f} dB with "
-                          + (f"its channels read as {name.split()[1]} (channels swapped?)" if name.startswith("channels")
-                             else f"its content moved back (it is {name}?)"))
+                          + (f"its channels read as {name.split()[1]} (channels swapped?)"
+                             if name.startswith("channels") else f"its content moved back (it is {name}?)"))
     return result
 
 

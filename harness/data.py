@@ -10,9 +10,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .errors import ChecksumMismatch, DatasetError, ManifestError
 from .fsutil import replace_dir, sha256_file, write_bytes_atomic, write_json_atomic
@@ -369,7 +370,7 @@ def check_layout(dataset: Dataset, root: Path, subset: bool = False) -> list[str
             named = [f"{stem}x{SCALE}.png" if part == "LR" else f"{stem}.png" for stem in extra]
             problems.append(f"{part}: {len(extra)} unexpected image(s): {', '.join(named[:8])}")
     for part, found in (("HR", hr), ("LR", lr)):  # the content, not the name, makes a PNG
-        for stem, path in sorted(found.items()):
+        for _, path in sorted(found.items()):
             if read_png_header(path) is None:
                 problems.append(f"{part}/{path.name}: not a PNG (its first bytes say otherwise)")
     for stem in sorted(set(hr) & set(lr)):

@@ -90,8 +90,8 @@ def engines(settings: dict) -> list[Finding]:
             out.append(Finding("docker engine", "ok", images.engine_description(client)))
             if settings["device"].startswith("cuda"):
                 runtimes = client.info().get("Runtimes") or {}
-                out.append(Finding("nvidia container runtime", "ok", "registered with the engine") if "nvidia" in runtimes
-                           else Finding("nvidia container runtime", "missing",
+                out.append(Finding("nvidia container runtime", "ok", "registered with the engine")
+                           if "nvidia" in runtimes else Finding("nvidia container runtime", "missing",
                                         f"the engine knows the runtimes {', '.join(runtimes) or 'none'}",
                                         "install the NVIDIA Container Toolkit and restart dockerd"))
             client.close()
@@ -108,7 +108,7 @@ def engines(settings: dict) -> list[Finding]:
 def local_runner(settings: dict, teams: list) -> list[Finding]:
     """Where teams run on this machine: the sandbox, and each team's family environment."""
     from . import envs, sandbox
-    
+
     if settings["runner"] not in ("local", "auto"):
         return []
     out = []
@@ -142,7 +142,8 @@ def gpus(settings: dict) -> list[Finding]:
     import torch
 
     if not torch.cuda.is_available():
-        return [Finding("GPU", "missing", f"device {settings['device']} but torch {torch.__version__} sees no CUDA device",
+        return [Finding("GPU", "missing",
+                        f"device {settings['device']} but torch {torch.__version__} sees no CUDA device",
                         "run on a machine with an NVIDIA GPU and driver, or set device: cpu")]
     names = [f"{torch.cuda.get_device_name(i)} (sm_{''.join(map(str, torch.cuda.get_device_capability(i)))})"
              for i in range(torch.cuda.device_count())]
@@ -165,7 +166,8 @@ def dataset(proj: Project, settings: dict) -> list[Finding]:
         fetchable = spec.build is not None or spec.archives
         origin = "" if fetchable or not spec.hr_origin else f"; {spec.title}: {spec.hr_origin}"
         return [Finding(f"dataset {name}", "to fetch" if fetchable else "missing", exc.message + origin,
-                        f"harness fetch data {name}" if fetchable else f"harness data import {name} --lr PATH --hr PATH")]
+                        f"harness fetch data {name}" if fetchable
+                        else f"harness data import {name} --lr PATH --hr PATH")]
     if not any(spec.hr_dir(proj.data_dir).glob("*.png")):
         return [Finding(f"dataset {name}", "warning", "LR only: no ground truth, so no full-reference metric",
                         f"harness data import {name} --hr PATH")]

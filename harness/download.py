@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import ChecksumMismatch, DownloadError
 from .fsutil import sha256_file

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, teamcode
 from . import manifest as manifest_mod
-from . import teamcode
 from .devices import check_device
 from .errors import HarnessError, InferenceFailed, TypedFailure
 from .fsutil import sha256_file, write_json_atomic
@@ -120,8 +119,10 @@ def select_model_network(team: manifest_mod.Manifest, weights_dir: Path, device:
     weight = next(w for w in team.weights if w["name"] == entry["weights"])
     path = teamcode.weights_file(Path(weights_dir), weight)
     if not path.is_file():
-        raise InferenceFailed("weights_unavailable", f"{path} does not exist", hint=f"run `harness fetch weights {team.id}`")
-    state = teamcode.state_dict_at(torch.load(path, map_location="cpu", weights_only=False), entry.get("state_key", "raw"))
+        raise InferenceFailed("weights_unavailable", f"{path} does not exist",
+                              hint=f"run `harness fetch weights {team.id}`")
+    state = teamcode.state_dict_at(torch.load(path, map_location="cpu", weights_only=False),
+                                   entry.get("state_key", "raw"))
     prefix = entry.get("strip_prefix")
     if prefix:
         state = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
@@ -190,7 +191,7 @@ def run_select_model(team: manifest_mod.Manifest, inputs: list[Path], output_dir
         stats = modelstats.measure(network, device, probe)
     write_json_atomic(output_dir / modelstats.MODEL_FILE, {
         "schema": "harness.model-metrics/1", **stats, "device": device, "clock": stopwatch.clock(),
-        "runtime_ms": {p.name: round(ms, 4) for p, ms in zip(inputs, stopwatch.times)}})
+        "runtime_ms": {p.name: round(ms, 4) for p, ms in zip(inputs, stopwatch.times, strict=True)}})
     return times
 
 

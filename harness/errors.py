@@ -18,7 +18,7 @@ class HarnessError(Exception):
 class ManifestError(HarnessError):
     """One or more problems in manifests; each problem names file, field, value and rule."""
 
-    def __init__(self, problems: list["ManifestProblem"]):
+    def __init__(self, problems: list[ManifestProblem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 

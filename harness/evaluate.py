@@ -9,9 +9,9 @@ Modes:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import metrics as M
 from .challenge import scores
@@ -21,6 +21,7 @@ from .fsutil import digest_of_files
 from .inputs import DEFAULT_MAX_MEGAPIXELS, check_size, files_in, image_facts
 from .records import EVALUATION_SCHEMA, TeamEvaluation
 from .settings import MODES
+
 GT_SUFFIX = "x4"
 
 
@@ -85,7 +86,7 @@ class Evaluation:
     mode: str
     metrics: list[str]
     per_image: dict[str, dict[str, float | None]] = field(default_factory=dict)
-    mean: dict[str, float] = field(default_factory=dict)
+    mean: dict[str, float | None] = field(default_factory=dict)
     unavailable: dict[str, dict[str, str]] = field(default_factory=dict)
     findings: list[dict] = field(default_factory=list)
     failed_images: dict[str, str] = field(default_factory=dict)
@@ -155,7 +156,8 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
     from . import scorer  # the image libraries, once there is something to score
 
     cache = Path(metric_cache or ".cache/metric-weights")
-    builtin, usable = [], []
+    builtin: list[str] = []
+    usable: list[str] = []
     for name in (n for n in base if M.METRICS[n].backend in ("builtin", "pyiqa")):
         reason = scorer.scoring.weights_unavailable(name, cache) if M.METRICS[name].weight_files else None
         if reason:
@@ -201,16 +203,17 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
                 result.unavailable[name] = {"reason": f"relative to {score.baseline}: computed with its values when "
                                                       "the team is verified", "fetch": ""}
                 continue
-            absent = [n for n in score.components if n not in result.mean]
+            absent = [n for n in score.components if result.mean.get(n) is None]
             if absent:
                 why = "the ground truth" if hr_dir is None and any(
                     M.METRICS[n].reference == "FR" for n in absent) else "weights"
                 result.unavailable[name] = {
                     "reason": f"needs {', '.join(absent)}, which could not be computed (no {why}); "
                               "a score is never computed from some of its terms",
-                    "fetch": GROUND_TRUTH_HINT if why == "the ground truth" else f"{M.FETCH_COMMAND} {' '.join(absent)}"}
+                    "fetch": GROUND_TRUTH_HINT if why == "the ground truth"
+                    else f"{M.FETCH_COMMAND} {' '.join(absent)}"}
             else:
-                result.mean[name] = score.value(result.mean)
+                result.mean[name] = score.value({n: v for n, v in result.mean.items() if v is not None})
     return result
 
 
@@ -255,7 +258,8 @@ def _check_references(pairs: list[ImagePair], max_megapixels: float) -> None:
         check_size(pair.truth, facts, max_megapixels, "ground truth")
         if pair.lr is not None and facts.width is not None:
             lr = image_facts(pair.lr)
-            if lr.width is not None and (facts.width, facts.height) != (lr.width * 4, lr.height * 4):
+            if lr.width is not None and lr.height is not None and \
+                    (facts.width, facts.height) != (lr.width * 4, lr.height * 4):
                 raise DatasetError(f"ground truth {pair.truth.name} is {facts.width}x{facts.height} but its LR "
                                    f"{pair.lr.name} is {lr.width}x{lr.height} (not x4)",
                                    hint="the dataset is damaged: import it again")
@@ -272,7 +276,8 @@ def evaluate_team(team, dataset: str, record: dict | None, run_dirs: list[Path],
     from . import __version__
 
     result = TeamEvaluation(team=team.id, dataset=dataset, mode=mode, metrics=metric_names, run_key=team.run_key,
-                            harness_version=__version__, pyiqa_version=pyiqa_version(), metric_weights=_weight_checksums(metric_cache),
+                            harness_version=__version__, pyiqa_version=pyiqa_version(),
+                            metric_weights=_weight_checksums(metric_cache),
                             device=device, ground_truth=hr_dir is not None)
     if record is None:
         result.inference = {"status": "failed", "failure": {

@@ -15,8 +15,8 @@ from pathlib import Path
 from . import data as data_mod
 from . import images
 from .errors import EvaluationError
-from .project import Project
 from .lockdown import CONTAINER_ENV, device_requests, limits_for, locked_down
+from .project import Project
 from .protocol import log_tail
 
 PROJECT = "/project"
@@ -55,7 +55,8 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], 
         mounts = [Mount(f"{PROJECT}/teams/{team.id}", str(team.dir.resolve()), type="bind", read_only=True)]
         mounts += [Mount(f"{PROJECT}/{name}", str(folder), type="bind") for name, folder in written.items()]
         if runs.is_dir():
-            mounts.append(Mount(f"{PROJECT}/runs/{dataset}/{team.id}", str(runs.resolve()), type="bind", read_only=True))
+            mounts.append(Mount(f"{PROJECT}/runs/{dataset}/{team.id}", str(runs.resolve()), type="bind",
+                                read_only=True))
         for folder in (hr_dir, lr_dir):
             if folder is not None:
                 mounts.append(Mount(f"{PROJECT}/{folder.relative_to(proj.root)}", str(folder.resolve()), type="bind",

@@ -46,7 +46,7 @@ class Family:
     folder: Path
 
     @classmethod
-    def of(cls, containers: Path, name: str) -> "Family":
+    def of(cls, containers: Path, name: str) -> Family:
         folder = Path(containers) / name
         if not (folder / "Dockerfile").is_file():
             raise TypedFailure("environment_failed", f"no recipe family '{name}' ({CONTAINERS}/{name}/Dockerfile)",

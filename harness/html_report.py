@@ -158,7 +158,7 @@ def run_strips(bands: dict) -> str:
     """For a nondeterministic team: each run's mean, the band the published value must fall in, and the
     published value, one row per metric (normalised to the band)."""
     figure, axes = _figure(width=5.0, height=0.45 * len(bands) + 0.8)
-    for index, (name, row) in enumerate(bands.items()):
+    for index, row in enumerate(bands.values()):
         low, high = row["band"]
         width = high - low or 1.0
         axes.plot([0, 1], [index, index], color="#d0d7de", linewidth=6, solid_capstyle="butt")

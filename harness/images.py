@@ -110,7 +110,8 @@ def team_recipe(team, repo_root: Path, base_image: str | None = None) -> ImageRe
         args["EXTRA_PACKAGES"] = " ".join(team.runtime["extra_packages"])  # what the manifest says it needs
     if base_image:
         args["BASE_IMAGE"] = base_image
-    return _recipe(repo_root, team.id, container["recipe"], args, (f"teams/{team.id}", f"containers/{container['recipe']}"),
+    return _recipe(repo_root, team.id, container["recipe"], args,
+                   (f"teams/{team.id}", f"containers/{container['recipe']}"),
                    {f"{LABEL}.team": team.id, f"{LABEL}.manifest-hash": team.hash})
 
 
@@ -137,7 +138,8 @@ def ensure_image(client, recipe: ImageRecipe, repo_root: Path, log_path: Path, n
             return {**image_info(client.images.pull(recipe.pinned)), "built": False}
         except APIError as exc:
             raise ImageError("image_missing", f"image {recipe.pinned} is neither present nor pullable: "
-                             f"{exc.explanation or exc}", hint="load it with `docker load` or check the digest")
+                             f"{exc.explanation or exc}",
+                             hint="load it with `docker load` or check the digest") from None
     try:
         return {**image_info(client.images.get(recipe.tag)), "built": False}
     except ImageNotFound:

@@ -15,11 +15,11 @@ from pathlib import Path
 from . import locks
 from .errors import InferenceFailed
 from .fsutil import replace_dir, write_json_atomic
-from .png import read_png_header
 from .manifest import Manifest
+from .png import read_png_header
 from .protocol import FAILURE, PROVENANCE, SESSION
 from .records import RunRecord
-from .runners.base import RunRequest, Runner
+from .runners.base import Runner, RunRequest
 
 RECORD = "record.json"
 

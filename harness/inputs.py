@@ -33,7 +33,8 @@ def files_in(folder: Path, pattern: str, label: str) -> list[Path]:
     """The files of `folder` matching `pattern`, sorted, under the policy (links, kinds, case)."""
     folder = Path(folder)
     inside = folder.resolve()
-    chosen, seen = [], {}
+    chosen: list[Path] = []
+    seen: dict[str, str] = {}
     for path in sorted(folder.glob(pattern)):
         if path.is_symlink():
             target = path.resolve()
@@ -68,7 +69,7 @@ def image_facts(path: Path) -> ImageFacts:
 
 def check_size(path: Path, facts: ImageFacts, max_megapixels: float, label: str) -> None:
     """Refuses an image whose declared size is past the limit, before it is decoded."""
-    if facts.width is None:
+    if facts.width is None or facts.height is None:
         return
     pixels = facts.width * facts.height
     if pixels > max_megapixels * 1e6:

@@ -9,6 +9,8 @@ that are equal here.
 
 from __future__ import annotations
 
+import itertools
+
 from .challenge import Challenge, Track
 from .errors import ManifestProblem
 from .manifest import Manifest
@@ -34,7 +36,7 @@ def rank_problems(challenge: Challenge, teams: list[Manifest]) -> list[ManifestP
             problems.append(ManifestProblem(
                 f"challenges/{challenge.path.name}", f"tracks.{track.id}",
                 f"the published ranks are not 1..{len(ranks)} once each: {_rank_gaps(seen)}", "ranks-complete"))
-        for (above, pa), (below, pb) in zip(ranked, ranked[1:]):
+        for (above, pa), (below, pb) in itertools.pairwise(ranked):
             va, vb = pa["values"].get(track.rank_by), pb["values"].get(track.rank_by)
             if va is None or vb is None:
                 team = above if va is None else below

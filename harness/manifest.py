@@ -99,7 +99,7 @@ class Manifest:
     def hash(self) -> str:
         return hashlib.sha256(self.raw).hexdigest()
 
-    def limited(self, timeout_s: float | None = None, memory_gb: float | None = None) -> "Manifest":
+    def limited(self, timeout_s: float | None = None, memory_gb: float | None = None) -> Manifest:
         """The same team with its runs capped at `timeout_s` and `memory_gb` (where they are lower than its
         own); the file on disk is not touched."""
         runtime = dict(self.runtime)
@@ -187,7 +187,7 @@ def schema_problems(data: dict, shown: str) -> list[ManifestProblem]:
     for error in sorted(validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         problems.extend(_explain(error, shown))
     # One problem per (field, rule); if/then branches can repeat an error.
-    unique = {}
+    unique: dict[tuple[str, str, str], ManifestProblem] = {}
     for p in problems:
         unique.setdefault((p.field, p.rule, p.message), p)
     return list(unique.values())
@@ -224,8 +224,9 @@ def _explain(error, shown: str) -> list[ManifestProblem]:
     if rule == "enum":
         options = ", ".join(map(str, error.validator_value))
         close = difflib.get_close_matches(str(error.instance), [str(v) for v in error.validator_value], n=1)
-        hint = f"did you mean '{close[0]}'?" if close else None
-        return [ManifestProblem(shown, field, f"{_show(error.instance)} is not one of: {options}", rule, hint)]
+        suggestion = f"did you mean '{close[0]}'?" if close else None
+        return [ManifestProblem(shown, field, f"{_show(error.instance)} is not one of: {options}", rule,
+                                suggestion)]
     if rule == "type":
         return [ManifestProblem(shown, field, f"{_show(error.instance)} is not of type "
                                 f"{error.validator_value}", rule)]
@@ -263,7 +264,8 @@ def _describe(path) -> str | None:
 
 
 def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProblem]:
-    from . import data as datasets, metrics
+    from . import data as datasets
+    from . import metrics
 
     problems = []
 

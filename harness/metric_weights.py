@@ -78,11 +78,14 @@ def fetch(metric_names: list[str], cache_dir: Path, downloads: Path, progress=No
                         raise ChecksumMismatch(f"{rel}: sha256 {digest} does not start with {prefix}, "
                                                "as its name says", hint=f"delete {target} and fetch again")
                     if rel in pinned and pinned[rel] != digest:
+                        fix = (f"the source now serves other bytes than it did when {listing_path} pinned them: "
+                               "if that change is expected, remove the entry there and fetch again") if fresh \
+                            else f"delete {target} and fetch again"
                         raise ChecksumMismatch(f"{rel}: sha256 {digest} differs from the pinned {pinned[rel]}",
-                                               hint=f"delete {target} and fetch again")
+                                               hint=fix)
                     pinned[rel] = digest
             except HarnessError as exc:
-                status[rel] = f"failed: {exc.message}"
+                status[rel] = f"failed: {exc.message}" + (f"; {exc.hint}" if exc.hint else "")
                 if fresh and isinstance(exc, ChecksumMismatch) and target.is_file():
                     target.unlink()  # never leave bytes that failed their check where pyiqa would load them
     write_json_atomic(listing_path, pinned)

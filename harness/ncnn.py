@@ -118,7 +118,7 @@ def convert(param_text: str, bin_data: bytes) -> tuple[str, dict]:
     elif "Concat" in kinds and "Interp" in kinds:
         architecture = "RRDBNet"
         names = _rrdb_names(len(tensors))
-        for name, (kind, layer_tensors) in zip(names, tensors):
+        for name, (kind, layer_tensors) in zip(names, tensors, strict=True):
             if kind != "conv":
                 raise ConversionError(f"expected only convolutions in RRDBNet, found {kind}")
             for key, value in layer_tensors.items():

@@ -38,7 +38,7 @@ class PristineModel:
     covariance: np.ndarray  # (36, 36)
 
     @classmethod
-    def load(cls, path: Path) -> "PristineModel":
+    def load(cls, path: Path) -> PristineModel:
         import scipy.io
 
         try:
@@ -157,8 +157,8 @@ def _block_features(image: np.ndarray, size: int) -> np.ndarray:
     from scipy.special import gammaln
 
     rows, cols = image.shape[0] // size, image.shape[1] // size
-    blocks = image[: rows * size, : cols * size].reshape(rows, size, cols, size).transpose(2, 0, 1, 3)
-    blocks = blocks.reshape(rows * cols, size, size)
+    tiles = image[: rows * size, : cols * size].reshape(rows, size, cols, size).transpose(2, 0, 1, 3)
+    blocks = tiles.reshape(rows * cols, size, size)
     shape, left, right = _aggd(blocks.reshape(len(blocks), -1))
     features = [shape, (left + right) / 2]
     for shift in NEIGHBOURS:

@@ -21,6 +21,7 @@ from .manifest import Manifest
 from .progress import Progress, transfer
 from .records import PUBLISHED_OUTPUTS, RunRecord
 
+
 def default_source(team: Manifest, dataset: str) -> str | None:
     spec = (team.published(dataset) or {}).get("outputs")
     if not spec:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import shutil
 
-from . import challenge, code, data as data_mod, doctor, envs, sandbox, weights as weights_mod
+from . import challenge, code, doctor, envs, sandbox
+from . import data as data_mod
+from . import weights as weights_mod
 from .doctor import GIB, Finding
 from .errors import HarnessError
 from .inference import load_record, load_session

@@ -17,7 +17,7 @@ class Project:
     root: Path
 
     @classmethod
-    def find(cls, start: Path | None = None) -> "Project":
+    def find(cls, start: Path | None = None) -> Project:
         """The nearest folder upwards holding teams/ (or HARNESS_ROOT when set)."""
         if os.environ.get("HARNESS_ROOT"):
             return cls(Path(os.environ["HARNESS_ROOT"]).resolve())

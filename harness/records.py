@@ -61,12 +61,12 @@ class RunRecord:
 
     @classmethod
     def start(cls, team, dataset: str, runner: str | None = None, device: str | None = None,
-              repeats: int | None = None, **extra) -> "RunRecord":
+              repeats: int | None = None, **extra) -> RunRecord:
         return cls(team=team.id, dataset=dataset, runner=runner, device=device, manifest_hash=team.hash,
                    run_key=team.run_key, repeats=team.repeats if repeats is None else repeats, **extra)
 
     def fail(self, kind: str, message: str, hint: str | None = None, log_tail: str | None = None,
-             status: str = "failed") -> "RunRecord":
+             status: str = "failed") -> RunRecord:
         self.status, self.failure = status, failure(kind, message, hint, log_tail)
         return self
 
@@ -105,7 +105,7 @@ class Verification:
     not_computed: dict = field(default_factory=dict)  # asked for, not computed: {name: {reason, fetch}}
 
     @classmethod
-    def of(cls, team, dataset: str) -> "Verification":
+    def of(cls, team, dataset: str) -> Verification:
         return cls(team=team.id, name=team.name, dataset=dataset, determinism=team.determinism["class"])
 
     @classmethod

@@ -8,10 +8,12 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import metrics as M, uncertainty
+from . import metrics as M
+from . import uncertainty
 from .fsutil import write_bytes_atomic, write_json_atomic
 from .provenance import harness_info
 from .verify import VERDICTS
+
 
 def summary_line(results: list[dict]) -> str:
     counts = Counter(r["verdict"] for r in results)
@@ -170,7 +172,8 @@ def to_markdown(report: dict) -> str:
         lines += ["## Uncertainty of each mean", "",
                   "Standard error over images, and a 95 % bootstrap interval (images resampled; "
                   f"{md(uncertainty.METHOD)}). Evidence beside the verdict, which compares the mean with the "
-                  "tolerance.", "", "| team | metric | mean | SE | 95 % interval | images |", "|---|---|---|---|---|---|"]
+                  "tolerance.", "", "| team | metric | mean | SE | 95 % interval | images |",
+                  "|---|---|---|---|---|---|"]
         for team, name, mean, u, precision in measured:
             digits = shown_digits(precision if precision is not None else M.all_specs()[name].precision)
             interval = f"[{u['ci95'][0]:.{digits}f}, {u['ci95'][1]:.{digits}f}]" if u.get("ci95") else "—"
@@ -179,7 +182,8 @@ def to_markdown(report: dict) -> str:
         lines.append("")
     unpublished = [(r["team"], n, row) for r in results for n, row in (r.get("unpublished") or {}).items()]
     if unpublished:
-        lines += ["## Computed, not published", "", "Nothing to compare these with; they are what the harness measured.", ""]
+        lines += ["## Computed, not published", "",
+                  "Nothing to compare these with; they are what the harness measured.", ""]
         lines += [f"- {t} {M.all_specs()[n].title}: {row['reproduced']:.{shown_digits(M.all_specs()[n].precision)}f}"
                   for t, n, row in unpublished]
         lines.append("")

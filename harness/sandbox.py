@@ -42,13 +42,29 @@ class Mount:
 
 def trusted(team) -> bool:
     """A team whose run executes no code from outside this repository's maintainers: an entry kind that
-    runs only the harness's code, or a team of a suite marked trusted_code (the embedded mini suite)."""
+    runs only the harness's code, or a team whose folder holds exactly the code its challenge file pins
+    as the maintainers' own (trusted_code: the embedded mini suite). Naming a trusted challenge is not
+    enough: the bytes must be the pinned ones."""
     from . import challenge
 
     if team.entry["kind"] in HARNESS_ENTRIES:
         return True
     known = challenge.catalogue().get(team.data["challenge"])
-    return bool(known and known.trusted_code)
+    pinned = known.trusted_code.get(team.id) if known else None
+    return pinned is not None and "repository" not in team.data.get("code", {}) and code_digest(team) == pinned
+
+
+def code_digest(team) -> str:
+    """sha256 over the team folder's files but its manifest (each relative path, then its bytes' sha256)."""
+    import hashlib
+
+    folder = team.path.parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "manifest.yaml"
+                       and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def executable() -> str | None:

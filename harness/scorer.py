@@ -11,14 +11,18 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import consistency, scoring
 from .errors import EvaluationError, MetricUnavailable
-from .metrics import METRICS
 from .fsutil import sha256_file
 from .imageio import read_rgb8
 from .inputs import image_facts
+from .metrics import METRICS
 from .png import read_png_header
+
+if TYPE_CHECKING:  # harness.niqe imports SciPy: only when NIQE is scored
+    from . import niqe as niqe_mod
 
 
 def finding_of(kind: str, image: str, message: str, metric: str | None = None, severity: str = "warning") -> dict:
@@ -60,7 +64,7 @@ class Scorers:
     def __init__(self, cache: str, device: str):
         self.cache = Path(cache)
         self.iqa = scoring.PyiqaMetrics(self.cache, device=device)
-        self._niqe = None
+        self._niqe: niqe_mod.PristineModel | None = None
 
     def niqe(self, image) -> float:
         from . import niqe
@@ -69,7 +73,7 @@ class Scorers:
             try:
                 self._niqe = niqe.PristineModel.load(self.cache / METRICS["niqe"].weight_files[0].path)
             except EvaluationError as exc:
-                raise MetricUnavailable("niqe", exc.message, hint=f"re-fetch with `harness fetch metric-weights "
+                raise MetricUnavailable("niqe", exc.message, hint="re-fetch with `harness fetch metric-weights "
                                         "niqe`") from None
         return niqe.score(image, self._niqe)
 
@@ -114,10 +118,10 @@ def plan_workers(job: ImageJob, pairs: list, allowed: int) -> tuple[int, str]:
     work = megapixels * per_megapixel
     start = TORCH_START_S if _needs_fresh_workers(job) else FORK_START_S
     saved = work - work / count
-    facts = f"{len(pairs)} images, {megapixels:.1f} megapixels, about {work:.1f} s of scoring"
+    summary = f"{len(pairs)} images, {megapixels:.1f} megapixels, about {work:.1f} s of scoring"
     if saved <= 2 * start:
-        return 1, f"{facts}: {count} workers would save {saved:.1f} s and cost {start:.1f} s each to start"
-    return count, f"{facts}: {count} worker processes save about {saved:.1f} s; each starts in {start:.2f} s"
+        return 1, f"{summary}: {count} workers would save {saved:.1f} s and cost {start:.1f} s each to start"
+    return count, f"{summary}: {count} worker processes save about {saved:.1f} s; each starts in {start:.2f} s"
 
 
 def _needs_fresh_workers(job: ImageJob) -> bool:
@@ -140,34 +144,50 @@ def score_all(job: ImageJob, pairs: list, workers: int):
     from concurrent.futures import ProcessPoolExecutor
 
     fresh = _needs_fresh_workers(job)
-    if job.no_reference and not fresh:
-        from . import niqe  # noqa: F401  (SciPy, imported once here: every fork has it)
+    opencv_threads = None
+    if not fresh:
+        import cv2
+
+        if job.no_reference:
+            from . import niqe  # noqa: F401  (SciPy, imported once here: every fork has it)
+        # OpenCV's thread pool does not survive a fork (a child touching it can wait forever on a lock
+        # held by a thread it does not have): stop the pool before forking, restore it afterwards.
+        opencv_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
     context = multiprocessing.get_context("spawn" if fresh else "fork")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(bool(job.learned),))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                               initargs=(bool(job.learned), fresh))
     try:
-        pending = deque()
+        pending: deque = deque()
         for pair in pairs:
             pending.append(pool.submit(_score_in_worker, job, pair))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+        pool.shutdown(wait=True)
     except BaseException:  # interrupted (Ctrl-C, SIGTERM) or failed: no worker outlives the evaluation
         for process in multiprocessing.active_children():
             process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
+    finally:
+        if opencv_threads is not None:
+            import cv2
+
+            cv2.setNumThreads(opencv_threads)
 
 
-def _init_worker(uses_torch: bool) -> None:
-    """One thread per worker process: the pool is the parallelism. The parent stops its workers: a
-    worker dies quietly on SIGTERM and leaves Ctrl-C to the parent."""
-    import cv2
-
+def _init_worker(uses_torch: bool, fresh: bool) -> None:
+    """One thread per worker process: the pool is the parallelism (a forked worker inherits OpenCV at
+    one thread). The parent stops its workers: a worker dies quietly on SIGTERM and leaves Ctrl-C to
+    the parent."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cv2.setNumThreads(1)
+    if fresh:
+        import cv2
+
+        cv2.setNumThreads(1)
     if uses_torch:
         import torch
 

@@ -16,7 +16,6 @@ import numpy as np
 from .errors import EvaluationError, MetricUnavailable
 from .metrics import FETCH_COMMAND, METRICS
 
-
 # --- PSNR / SSIM on the Y channel, the organizers' way -------------------------------------------
 
 CROP_MULTIPLE = 4

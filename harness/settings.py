@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from .errors import HarnessError
 
@@ -19,7 +20,6 @@ SCHEMAS_DIR, CHALLENGES_DIR = (next((d for d in (PACKAGE_DIR.parent / name, PACK
                                     PACKAGE_DIR.parent / name) for name in ("schemas", "challenges"))
 if os.environ.get("HARNESS_CHALLENGES_DIR"):  # a folder of challenge files of one's own
     CHALLENGES_DIR = Path(os.environ["HARNESS_CHALLENGES_DIR"])
-RUNNERS = ("auto", "local", "docker", "podman")
 EXECUTORS = ("local", "slurm")
 EVALUATORS = ("local", "docker")
 SOURCES = ("inference", "outputs")
@@ -31,12 +31,13 @@ DOCKER_DEFAULTS = {"gpus": "all", "memory_gb": 16, "cpus": 4, "pids": 4096, "shm
 LOCAL_DEFAULTS = {"memory_gb": 16, "scratch_gb": 4, "threads": None}
 SLURM_DEFAULTS = {"partition": None, "account": None, "cpus_per_task": 2, "mem_gb": 8, "gpus_per_job": 0,
                   "time_limit_min": None, "array_parallelism": 64, "poll_s": 5}
-SECTIONS = {"docker": DOCKER_DEFAULTS, "local": LOCAL_DEFAULTS, "slurm": SLURM_DEFAULTS}
+SECTIONS: dict[str, dict[str, Any]] = {"docker": DOCKER_DEFAULTS, "local": LOCAL_DEFAULTS, "slurm": SLURM_DEFAULTS}
 DEFAULT_PARAMS = {"dataset": "mini", "teams": [], "runner": "local", "device": "cpu",
                   "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful", "source": "inference", "outputs": None,
                   "evaluator": "local", "eval_workers": "auto", "max_image_megapixels": 50, "docker": DOCKER_DEFAULTS,
                   "local": LOCAL_DEFAULTS, "executor": "local", "slurm": SLURM_DEFAULTS}
-CHOICES = {"runner": RUNNERS, "executor": EXECUTORS, "evaluator": EVALUATORS, "source": SOURCES, "mode": MODES}
+# and runner: harness.runners.RUNNERS, the registry
+CHOICES = {"executor": EXECUTORS, "evaluator": EVALUATORS, "source": SOURCES, "mode": MODES}
 
 
 def evaluation_workers(settings: dict) -> int:
@@ -58,7 +59,7 @@ def load(path: Path) -> dict:
     from . import yamlsafe
 
     path = Path(path)
-    loaded = {}
+    loaded: dict[str, Any] = {}
     if path.exists():
         try:
             loaded = yamlsafe.load(path.read_bytes()) or {}
@@ -70,7 +71,7 @@ def load(path: Path) -> dict:
     if unknown:
         raise HarnessError(f"{path}: unknown parameter(s): {', '.join(sorted(unknown))}",
                            hint=f"known: {', '.join(DEFAULT_PARAMS)}")
-    merged = {**DEFAULT_PARAMS, **loaded}
+    merged: dict[str, Any] = {**DEFAULT_PARAMS, **loaded}
     for section, defaults in SECTIONS.items():
         given = merged[section] or {}
         extra = set(given) - set(defaults)
@@ -132,7 +133,9 @@ def check_number(value, where: str, kind: str = "number", lowest: float = 0, opt
 def check(merged: dict, path: Path) -> None:
     """Every value of the settings, before any of them is used: choices, numbers, device, metrics, dataset,
     and the teams (ids by the id rule, each once, each a folder under teams/ beside params.yaml)."""
-    for name, choices in CHOICES.items():
+    from .runners import RUNNERS  # the runner registry: what a runner module registers is a choice
+
+    for name, choices in {"runner": tuple(RUNNERS), **CHOICES}.items():
         if merged[name] not in choices:
             raise InvalidSetting(f"{path}: {name}: '{merged[name]}' is not one of {', '.join(choices)}")
     for (section, key), (kind, lowest, optional) in NUMBERS.items():

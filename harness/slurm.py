@@ -13,9 +13,9 @@ import json
 import math
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from . import inference
 from .errors import HarnessError
@@ -84,7 +84,7 @@ def submit(proj: Project, teams: list, dataset: str, settings: dict, job: Callab
         except Exception as exc:
             raise SlurmError(f"sbatch failed: {exc}", hint="check that the Slurm commands work here "
                              "(sinfo) and the partition/account in params.yaml") from None
-        for team, submitted_job in zip(members, jobs):
+        for team, submitted_job in zip(members, jobs, strict=True):
             submitted[team.id] = {"job_id": submitted_job.job_id, "run_key": team.run_key,
                                   "submitted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                   "array": len(members) > 1}

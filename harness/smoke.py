@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import code, data as data_mod, inference, runners
+from . import code, inference, runners
+from . import data as data_mod
 from .errors import HarnessError
 from .fsutil import write_json_atomic
 from .images import tree_digest

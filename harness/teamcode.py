@@ -29,6 +29,7 @@ from pathlib import Path
 from .code import OVERRIDE_VARIABLE
 from .errors import InferenceFailed
 from .protocol import ALIASES_VARIABLE
+
 # Modules that moved in the libraries the harness pins, by the name old code imports.
 LIBRARY_MOVES = {"torchvision.transforms.functional_tensor": "torchvision.transforms._functional_tensor"}
 

@@ -7,7 +7,8 @@ not_runnable (known in advance).
 
 from __future__ import annotations
 
-from . import challenge, data, metrics as M, uncertainty
+from . import challenge, data, uncertainty
+from . import metrics as M
 from .data import MODEL
 from .manifest import Manifest
 from .records import PUBLISHED_OUTPUTS, Verification, failure
@@ -30,7 +31,7 @@ def published_values(team: Manifest, dataset: str) -> dict | None:
     own, model = team.published(dataset), team.published(MODEL) if dataset != MODEL else None
     if own is None and model is None:
         return None
-    merged = {"values": {}, "precision": {}, "tolerance": {}}
+    merged: dict[str, dict] = {"values": {}, "precision": {}, "tolerance": {}}
     for part in (model, own):
         for key in merged:
             merged[key].update((part or {}).get(key, {}))
@@ -49,7 +50,7 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None,
     if team_evaluation:
         result.ran_with = {k: team_evaluation["inference"].get(k) for k in ("runner", "device", "image", "image_id")}
         result.scored_by = team_evaluation.get("evaluator")
-    from_outputs = bool(team_evaluation) and team_evaluation["inference"].get("runner") == PUBLISHED_OUTPUTS
+    from_outputs = bool(team_evaluation and team_evaluation["inference"].get("runner") == PUBLISHED_OUTPUTS)
     result.source = "published outputs" if from_outputs else "inference"
     if not team.runnable and not from_outputs:
         result.verdict, result.failure = "not_runnable", failure("not_runnable",
@@ -79,7 +80,7 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None,
                                         "message": "; ".join(f"{k}: {v}" for k, v in
                                                              first.get("failed_images", {}).items())}
         return fail(seen["kind"], f"{first['run']}: {seen['message']}")
-    if team.nondeterministic and len(runs) < 2:
+    if team.nondeterministic and len(runs) < 2 and not from_outputs:  # published outputs are one sample
         return fail("too_few_runs", f"{team.id} is nondeterministic but only {len(runs)} run was scored",
                     "determinism.repeats must be at least 2")
 
@@ -198,7 +199,8 @@ def _on_the_challenges_device(run: dict, name: str, team: Manifest, rules,
         base_run = next((r for r in (base_evaluation or {}).get("runs", []) if r.get("status") == "ok"), None)
         base_published = (published_values(base_team, dataset) or {}).get("values", {}).get(name) if base_team else None
         base_measured = (base_run or {}).get("mean", {}).get(name)
-        if not base_measured or not base_published or (base_run.get("model") or {}).get("clock") != "cuda-events":
+        base_clock = ((base_run or {}).get("model") or {}).get("clock")
+        if not base_measured or not base_published or base_clock != "cuda-events":
             reason = f"needs {rules.baseline} measured in the same audit on the same GPU (audit the challenge together)"
         else:
             measured = measured * base_published / base_measured
@@ -221,8 +223,12 @@ def _image_by_image(name: str, published: dict, runs: list[dict], declared: tupl
                           "is a mean over all of them (no per-image values were published)",
                 "fetch": "import the whole dataset"}
     position = {stem: index for index, stem in enumerate(declared)}
-    pairs = {stem: (listed[position[stem]], _mean([r["per_image"][stem].get(name) for r in runs])) for stem in here}
-    pairs = {stem: pair for stem, pair in pairs.items() if pair[0] is not None and pair[1] is not None}
+    pairs: dict[str, tuple[float, float]] = {}
+    for stem in here:
+        published_value = listed[position[stem]]
+        reproduced_value = _mean([r["per_image"][stem].get(name) for r in runs])
+        if published_value is not None and reproduced_value is not None:
+            pairs[stem] = (published_value, reproduced_value)
     if not pairs:
         return {**row, "tolerance": None, "reproduced": None, "delta": None, "ok": None, "status": "unavailable",
                 "reason": "no image here has both a published and a reproduced value", "fetch": ""}

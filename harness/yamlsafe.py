@@ -91,8 +91,9 @@ def read_mapping(path: Path, shown: str, what: str) -> tuple[bytes, dict]:
                                              "yaml-limits")]) from None
     except DuplicateKey as exc:
         mark = exc.problem_mark
+        fix = "give each key once: the second would silently replace the first"
         raise ManifestError([ManifestProblem(shown, "", f"line {mark.line + 1}: {exc.problem}", "no-duplicate-keys",
-                                             "give each key once: the second would silently replace the first")]) from None
+                                             fix)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"

@@ -12,6 +12,7 @@ What it cannot: that Drive's real pages still look like this (gdown's maintainer
 from __future__ import annotations
 
 import datetime
+import hashlib
 import html
 import socketserver
 import ssl
@@ -45,7 +46,7 @@ class Drive:
         self.folders[folder_id] = status
 
     def add(self, parent: str, name: str, body: bytes | None = None, folder: bool = False) -> str:
-        child = drive_id(f"{parent[:12]}{name}")
+        child = drive_id(f"{hashlib.sha256(parent.encode()).hexdigest()[:12]}{name}")  # unique per parent
         self.folders[parent][1].append((child, name))
         if folder:
             self.folders.setdefault(child, (name, []))

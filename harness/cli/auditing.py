@@ -8,20 +8,31 @@ from pathlib import Path
 
 import click
 
-from .. import audit as audit_mod, pipeline, plan, registry, settings, verify as verify_mod
+from .. import audit as audit_mod
+from .. import pipeline, plan, registry, runners, settings
+from .. import verify as verify_mod
 from ..errors import HarnessError
 from ..fsutil import write_json_atomic
 from . import render
 from .render import err, lit, out, progress_display
-from .session import (CHALLENGE_HELP, EXIT_CHECK_FAILED, FROM_OUTPUTS_HELP, GPUS_HELP, Session, device_option,
-                      json_option, pass_session, unsafe_option)
+from .session import (
+    CHALLENGE_HELP,
+    EXIT_CHECK_FAILED,
+    FROM_OUTPUTS_HELP,
+    GPUS_HELP,
+    Session,
+    device_option,
+    json_option,
+    pass_session,
+    unsafe_option,
+)
 
 
 @click.command()
 @click.argument("team_id")
 @click.option("--dataset", help="Dataset to verify on (default: the test set of the team's challenge).")
 @device_option("Device for inference and the learned metrics (default: params.yaml).")
-@click.option("--runner", "runner_name", help=f"Runner for inference: {', '.join(settings.RUNNERS)} "
+@click.option("--runner", "runner_name", help=f"Runner for inference: {', '.join(runners.names())} "
                                               "(default: params.yaml).")
 @click.option("--gpus", help=GPUS_HELP)
 @click.option("--mode", type=click.Choice(settings.MODES), help="Evaluation mode (default: params.yaml).")
@@ -104,9 +115,8 @@ def audit(session: Session, dataset, team_list, from_outputs, mode, rerun, chall
     team_ids, dataset = session.selection(team_list, dataset, challenge_id)
     mode = mode or config["mode"]
     with progress_display() as progress:
-        results = audit_mod.audit(proj, team_ids, dataset, config, audit_mod.RunOptions.from_settings(config, unsafe_no_sandbox=unsafe_no_sandbox),
-                                  mode,
-                                  from_outputs, rerun, progress)
+        options = audit_mod.RunOptions.from_settings(config, unsafe_no_sandbox=unsafe_no_sandbox)
+        results = audit_mod.audit(proj, team_ids, dataset, config, options, mode, from_outputs, rerun, progress)
     _write_report(session, results, dataset, {**config, "mode": mode}, proj.report_dir)
     if not audit_mod.all_passed(results):
         sys.exit(EXIT_CHECK_FAILED)
@@ -117,7 +127,8 @@ def audit(session: Session, dataset, team_list, from_outputs, mode, rerun, chall
 @click.option("--teams", "team_list", help="Comma-separated team ids (default: params.yaml).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for report.md, report.json and summary.csv (default: report/).")
-@click.option("--show", "show_only", is_flag=True, help="Print the report already in --out instead of making a new one.")
+@click.option("--show", "show_only", is_flag=True,
+              help="Print the report already in --out instead of making a new one.")
 @click.option("--check", is_flag=True, help="Exit 1 unless every runnable team reproduced.")
 @click.option("--challenge", "challenge_id", metavar="ID", help=CHALLENGE_HELP)
 @click.option("--quiet", is_flag=True, help="Write the report and say where, without its story (the pipeline's "

@@ -7,10 +7,11 @@ import sys
 
 import click
 
-from .. import challenge, data, doctor as doctor_mod, leaderboard, metrics, registry
+from .. import challenge, data, leaderboard, metrics, registry
+from .. import doctor as doctor_mod
 from ..errors import ManifestError
-from ..settings import InvalidSetting
 from ..fsutil import write_json_atomic
+from ..settings import InvalidSetting
 from . import render
 from .render import err, lit, out
 from .session import EXIT_CHECK_FAILED, Session, json_option, pass_session
@@ -22,7 +23,8 @@ from .session import EXIT_CHECK_FAILED, Session, json_option, pass_session
 @click.option("--track", metavar="NAME",
               help="Only teams ranked in this track, by the name their challenge gives it (restoration: Track 1 "
                    "by PSNR; perceptual: Track 2 by score).")
-@click.option("--challenge", "challenge_id", metavar="ID", help="Only teams of this challenge (a file challenges/ID.yaml).")
+@click.option("--challenge", "challenge_id", metavar="ID",
+              help="Only teams of this challenge (a file challenges/ID.yaml).")
 @pass_session
 def list_teams(session: Session, as_json, only_runnable, track, challenge_id):
     """List every team: ranks, headline published numbers, status, determinism and recipe.
@@ -89,7 +91,7 @@ def validate(session: Session, targets, params_only):
     """
     proj = session.project
     if params_only:
-        session.params  # raises, naming the value and the rule
+        _ = session.params  # raises, naming the value and the rule
         marker = proj.root / PARAMS_CHECKED
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("params.yaml checked before the pipeline ran\n")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .. import audit, evaluate as evaluate_mod, registry, settings
+from .. import audit, registry, settings
+from .. import evaluate as evaluate_mod
 from ..fsutil import write_json_atomic
 from ..metrics import parse_metric_list
 from ..progress import Step

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .. import audit, data, metric_weights, registry, weights as weights_mod
+from .. import audit, data, metric_weights, registry
+from .. import weights as weights_mod
 from ..errors import HarnessError
 from ..metrics import METRICS, parse_metric_list
 from ..progress import transfer, transfers
@@ -76,7 +77,7 @@ def fetch_code(session: Session, team_ids, all_teams):
         err(f"[red]invalid[/red] {lit(problem)}")
     results = audit.fetch_all_code(session.project, teams)
     reported = set()
-    for team, result in zip(teams, results):
+    for team, result in zip(teams, results, strict=True):
         if result.failure:
             continue
         if result.checkout is None:
@@ -92,7 +93,7 @@ def fetch_code(session: Session, team_ids, all_teams):
                 f"tracked file(s) outside the fetched teams' own code are missing or changed ({shown}"
                 f"{', ...' if len(result.damaged_elsewhere) > 3 else ''}); a team whose code they are is refused",
                 soft_wrap=True)
-    failures = [(team, r.failure) for team, r in zip(teams, results) if r.failure]
+    failures = [(team, r.failure) for team, r in zip(teams, results, strict=True) if r.failure]
     for team, failure in failures:
         err(f"[red]{team.id}: code unavailable[/red]: {lit(failure.message)}", soft_wrap=True)
         if failure.hint:
@@ -122,7 +123,7 @@ def fetch_metric_weights(session: Session, metric_names, best_effort):
     failed = [rel for rel, state in status.items() if state.startswith("failed")]
     if session.verbose or not best_effort:
         for rel, state in status.items():
-            out(f"{lit(state):8} {rel}", soft_wrap=True)
+            out(f"{rel}: {lit(state)}", soft_wrap=True)
     else:  # the pipeline's story: one line for what is there, one for what is not
         ready = [n for n in names if not any(w.path in failed for w in METRICS[n].weight_files)]
         out(f"metric weights ready: {', '.join(ready) or 'none'}")
@@ -134,7 +135,8 @@ def fetch_metric_weights(session: Session, metric_names, best_effort):
                    + ("" if session.verbose or not best_effort else " (`harness -v fetch metric-weights` "
                       "lists each file and why)"))
         if not best_effort:
-            raise HarnessError(message, hint="check the network, or place the files in the cache by hand")
+            raise HarnessError(message, hint="each file's line above says why and what to do; without a network, "
+                               "place the files in the cache by hand")
         err(f"[yellow]warning:[/yellow] {lit(message)}", soft_wrap=True)
 
 

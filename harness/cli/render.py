@@ -10,8 +10,15 @@ import time
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                           TimeElapsedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from .. import report as report_mod
@@ -178,8 +185,9 @@ def metrics_table(rules) -> None:
         if spec.backend == "derived":
             terms = "defined by " + ", ".join(c.id for c in rules if spec.name in c.scores)
         else:
-            terms = "\n".join(sorted({f"{name}: {term_text(t, score)}" for c in rules for name, score in c.scores.items()
-                                       for t in score.terms if t.metric == spec.name}))
+            terms = "\n".join(sorted({f"{name}: {term_text(t, score)}" for c in rules
+                                       for name, score in c.scores.items() for t in score.terms
+                                       if t.metric == spec.name}))
         table.add_row(spec.name, lit(spec.title), spec.reference, "lower" if spec.lower_better else "higher",
                       str(spec.precision), tolerance or "0", terms, "\n".join(w.path for w in spec.weight_files))
     out(table)
@@ -218,8 +226,9 @@ def print_record(record: dict) -> None:
         console.print(f"{record['team']}: published outputs collected from {lit(record['source'])}")
         return
     if record["status"] == "ok":
+        took = f" in {record['wall_s']:.1f} s" if record.get("wall_s") is not None else ""  # (kept in session.json)
         console.print(f"{record['team']}: {len(record['runs'])} run(s) ok with the {record['runner']} runner "
-                      f"on {record['device']} in {record['wall_s']:.1f} s")
+                      f"on {record['device']}{took}")
         return
     failure = record["failure"]
     console.print(f"[red]{record['team']}: {record['status']} ({failure['kind']})[/red]: {lit(failure['message'])}",

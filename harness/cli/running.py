@@ -7,7 +7,8 @@ import sys
 import click
 from rich.table import Table
 
-from .. import audit, challenge, registry, settings, slurm, smoke as smoke_mod
+from .. import audit, challenge, registry, runners, slurm
+from .. import smoke as smoke_mod
 from ..errors import ManifestError
 from ..fsutil import write_json_atomic
 from . import render
@@ -19,7 +20,7 @@ from .session import EXIT_CHECK_FAILED, GPUS_HELP, Session, device_option, json_
 @click.argument("team_id")
 @click.option("--dataset", help="Dataset to run on (default: params.yaml).")
 @device_option("cpu, cuda or cuda:N (default: params.yaml).")
-@click.option("--runner", "runner_name", help=f"How to run: {', '.join(settings.RUNNERS)} (default: params.yaml).")
+@click.option("--runner", "runner_name", help=f"How to run: {', '.join(runners.names())} (default: params.yaml).")
 @click.option("--gpus", help=GPUS_HELP)
 @click.option("--record-failure", is_flag=True,
               help="On failure, write the typed failure into the run record and exit 0 (for pipelines, so "
@@ -48,7 +49,7 @@ def infer(session: Session, team_id, dataset, device, runner_name, gpus, record_
 @click.option("--all", "all_teams", is_flag=True, help="Every team of the catalogue.")
 @click.option("--challenge", "challenge_id", metavar="ID", help="Every team of this challenge (challenges/ID.yaml).")
 @device_option("cpu, cuda or cuda:N (default: params.yaml).")
-@click.option("--runner", "runner_name", help=f"How to run: {', '.join(settings.RUNNERS)} (default: params.yaml).")
+@click.option("--runner", "runner_name", help=f"How to run: {', '.join(runners.names())} (default: params.yaml).")
 @click.option("--gpus", help=GPUS_HELP)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Teams smoke-tested at once; each gets its share of the machine's memory.")

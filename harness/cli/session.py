@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from .. import challenge, project as project_mod, registry, settings
+from .. import challenge, registry, settings
+from .. import project as project_mod
 from ..errors import HarnessError
 from ..manifest import Manifest
 from ..project import Project

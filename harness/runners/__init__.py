@@ -1,61 +1,42 @@
 """Runners: one contract (runners.base: RunRequest, Runner), several ways to execute a team's adapter
 (harness.entry): local (the team's family environment in a sandbox), docker (its image), podman (the
-docker runner's code against a daemonless podman service).
+docker runner's code against a daemonless podman service), auto (docker when an engine answers).
+
+RUNNERS is the one list of runners: params.yaml's validation, every --runner help text, doctor and
+construction read it. A new runner is a module with `make(options, selection)` and one line here.
 """
 
 from __future__ import annotations
 
-from ..errors import HarnessError, ImageError
-from ..settings import RUNNERS
-from .base import RunRequest, Runner
-from .local import LocalRunner
+import importlib
+from collections.abc import Callable
 
-__all__ = ["RUNNERS", "RunRequest", "Runner", "LocalRunner", "get", "register"]
+from ..errors import HarnessError
 
-
-def _local(options, selection: str):
-    return LocalRunner(getattr(options, "local", None), getattr(options, "unsafe_no_sandbox", False))
-
-
-def _docker(options, selection: str, client=None):
-    from .. import images
-    from .docker import DockerRunner
-
-    client = client or images.engine()
-    return DockerRunner(getattr(options, "docker", None), client,
-                        f"{selection} ({images.engine_description(client)})")
+# name -> "module:function" that makes the runner from the run options (imported only when one is built)
+RUNNERS: dict[str, str | Callable] = {
+    "auto": "harness.runners.choice:make",
+    "local": "harness.runners.local:make",
+    "docker": "harness.runners.docker:make",
+    "podman": "harness.runners.podman:make",
+}
 
 
-def _podman(options, selection: str):
-    from .podman import PodmanRunner
-
-    return PodmanRunner(getattr(options, "docker", None), selection=f"{selection} (a `podman system service` of "
-                                                                   "its own)")
+def names() -> tuple[str, ...]:
+    return tuple(RUNNERS)
 
 
-def _auto(options, selection: str):
-    """docker when an engine answers, local otherwise; the choice and its reason are kept."""
-    from .. import images
-
-    try:
-        client = images.engine()
-    except ImageError as exc:
-        runner = _local(options, selection)
-        runner.selection = f"auto: local ({exc.message})"
-        return runner
-    return _docker(options, "auto: docker", client)
+def register(name: str, factory: str | Callable) -> None:
+    """Add a runner: `factory(options, selection)` returns it (a callable, or its "module:function")."""
+    RUNNERS[name] = factory
 
 
-_FACTORIES = {"auto": _auto, "local": _local, "docker": _docker, "podman": _podman}
-
-
-def register(name: str, factory) -> None:
-    """Add a runner: `factory(options, selection)` returns it (for plug-ins and tests)."""
-    _FACTORIES[name] = factory
-
-
-def get(name: str, options=None) -> Runner:
-    """The runner called `name` (one of settings.RUNNERS), set up from the run options (RunOptions)."""
-    if name not in _FACTORIES:
-        raise HarnessError(f"unknown runner '{name}'", hint=f"available: {', '.join(_FACTORIES)}")
-    return _FACTORIES[name](options, name)
+def get(name: str, options=None):
+    """The runner called `name`, set up from the run options (audit.RunOptions)."""
+    if name not in RUNNERS:
+        raise HarnessError(f"unknown runner '{name}'", hint=f"available: {', '.join(RUNNERS)}")
+    factory = RUNNERS[name]
+    if isinstance(factory, str):
+        module, function = factory.split(":")
+        factory = getattr(importlib.import_module(module), function)
+    return factory(options, name)

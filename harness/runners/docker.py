@@ -157,3 +157,11 @@ def _refused(team, device: str, exc) -> InferenceFailed:
         return InferenceFailed("no_gpu", f"{team.id}: the engine cannot pass a GPU through: {reason}",
                                hint="install the NVIDIA Container Toolkit on the host, or run with --device cpu")
     return InferenceFailed("nonzero_exit", f"{team.id}: the engine refused the container: {reason}")
+
+
+def make(options, selection: str, client=None) -> DockerRunner:
+    """The registry's factory (harness.runners.RUNNERS)."""
+    from .. import images
+
+    client = client or images.engine()
+    return DockerRunner(getattr(options, "docker", None), client, f"{selection} ({images.engine_description(client)})")

@@ -70,7 +70,8 @@ class LocalRunner:
                                         else None)
         if code_dir is not None and not code_dir.is_dir():
             raise InferenceFailed("code_unavailable", f"{team.id}: no checkout at {code_dir}",
-                                  hint=f"run `harness fetch code {team.id}`, or point {OVERRIDE_VARIABLE} at a checkout")
+                                  hint=f"run `harness fetch code {team.id}`, "
+                                       f"or point {OVERRIDE_VARIABLE} at a checkout")
         with tempfile.TemporaryDirectory(prefix="harness-local-") as scratch:
             if containment == "sandbox":
                 command, env = self._sandboxed(request, environment, code_dir, Path(scratch))
@@ -184,3 +185,8 @@ def _kill(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait()
+
+
+def make(options, selection: str) -> LocalRunner:
+    """The registry's factory (harness.runners.RUNNERS)."""
+    return LocalRunner(getattr(options, "local", None), getattr(options, "unsafe_no_sandbox", False))

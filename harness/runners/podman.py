@@ -68,3 +68,9 @@ class PodmanRunner(DockerRunner):
         self.service = PodmanService()
         super().__init__(settings, self.service.client, selection)
         self.ulimits = [Ulimit(name="nofile", soft=1024, hard=1024), Ulimit(name="nproc", soft=1024, hard=1024)]
+
+
+def make(options, selection: str) -> PodmanRunner:
+    """The registry's factory (harness.runners.RUNNERS)."""
+    return PodmanRunner(getattr(options, "docker", None),
+                        selection=f"{selection} (a `podman system service` of its own)")

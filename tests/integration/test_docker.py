@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import LOCAL_BASE, copy_project, set_params
 from harness import data as data_mod
-from harness import inference, manifest
+from harness import inference, manifest, sandbox
 from harness.runners.docker import DockerRunner
 from harness.runners.local import LocalRunner
+
+from conftest import LOCAL_BASE, copy_project, set_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 SUITE = ["bicubic", "realesrgan-x4plus", "realesr-animevideov3", "random-tta"]
@@ -146,7 +147,7 @@ def test_a_working_probe_runs_with_provenance_from_inside_and_outside(probes, mi
     assert container["network"] == "none" and container["read_only_rootfs"] and container["user"] == "10001:10001"
     assert container["image_id"].startswith("sha256:") and container["limits"]["memory_bytes"] == 4 * 2 ** 30
     session = json.loads((probes / "runs" / "mini" / "nearest" / "run-1" / "session.json").read_text())
-    assert session["host"]["harness_version"]  # volatile facts: beside the run, out of its hash
+    assert {"git_sha", "platform", "pid"} <= set(session["host"])  # volatile facts: beside the run, out of its hash
     image = runner.client.images.get(container["image_id"])
     team = manifest.load(probes / "teams" / "nearest" / "manifest.yaml")
     assert image.labels["org.harness.manifest-hash"] == team.hash
@@ -234,7 +235,7 @@ def test_a_container_cannot_reach_the_network(tmp_path, mini_data, docker_client
         server.shutdown()
 
 
-def test_a_container_cannot_write_outside_its_output_folder(tmp_path, mini_data, docker_client):
+def test_a_container_cannot_write_outside_its_output_folder(tmp_path, mini_data, docker_client, monkeypatch):
     root = copy_project(tmp_path / "project", teams=[], image_sources=True)
     add_team(root, "escape-probe", ESCAPE_PROBE)
     weights = root / "weights" / "escape-probe"
@@ -253,8 +254,10 @@ def test_a_container_cannot_write_outside_its_output_folder(tmp_path, mini_data,
     assert log.count("refused") == 4 and "Read-only file system" in log
     assert not list(lr_copy.glob("escape*")) and not list(weights.glob("escape*"))
 
-    # The control: without the container the same code does write there.
-    local = inference.infer_team(team, LocalRunner(), lr_copy, root / "runs-local", "mini", weights, "cpu", root)
+    # The control: outside any container or sandbox (none here, and the loud opt-in) the same code does write there.
+    monkeypatch.setattr(sandbox, "problem", lambda: "no sandbox, for the control")
+    local = inference.infer_team(team, LocalRunner(unsafe_no_sandbox=True), lr_copy, root / "runs-local", "mini",
+                                 weights, "cpu", root)
     assert local["failure"]["kind"] == "entry_error"
     assert (lr_copy / "escape.png").exists() and (weights / "escape.bin").exists()
 
@@ -266,18 +269,21 @@ def docker_pipeline(tmp_path_factory, downloads, docker_client):
     env = {**os.environ, "HARNESS_DOWNLOADS": str(downloads),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("HARNESS_METRIC_WEIGHTS", None)
+    told = ""
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                    ["dvc", "repro"]):
+                    ["dvc", "repro"], [sys.executable, "-m", "harness.cli", "report", "--show"]):
         done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
         assert done.returncode == 0, f"{command} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
-    return root, done.stdout + done.stderr
+        told += done.stdout + done.stderr
+    return root, told  # the pipeline's stages, then the story told once
 
 
 def test_dvc_repro_runs_the_mini_suite_in_containers_with_the_local_verdicts(docker_pipeline, mini_data):
     root, output = docker_pipeline
     # bicubic's bytes are the same everywhere; ncnn's kernels differ by CPU (AVX2, AVX-512), so the two
     # Real-ESRGAN teams are exact on the machine their digests were taken on and reproduced on others
-    summary = re.search(r"SUMMARY: 4 team\(s\): (\d) exact, (\d) reproduced, 0 diverged, 0 failed, 0 not runnable", output)
+    summary = re.search(r"SUMMARY: 4 team\(s\): (\d) exact, (\d) reproduced, 0 diverged, 0 failed, 0 not runnable",
+                        output)
     assert summary and int(summary[1]) >= 1 and int(summary[1]) + int(summary[2]) == 4, output
     report = {t["team"]: t for t in json.loads((root / "report" / "report.json").read_text())["teams"]}
     for team in SUITE:

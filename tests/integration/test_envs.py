@@ -9,9 +9,10 @@ import textwrap
 import pytest
 import yaml
 
-from conftest import REPO, copy_project
 from harness import envs, families, inference, manifest, runners
 from harness.audit import RunOptions
+
+from conftest import REPO, copy_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.pypi]
 
@@ -69,14 +70,17 @@ def test_a_family_environment_is_built_from_its_pins_and_reused(tiny, mini_data,
     environment = first["runs"][0]["provenance"]["local"]["environment"]
     assert environment["origin"] == "family" and environment["family"] == "tiny"
     assert {"six==1.16.0", lock_pin("torch"), lock_pin("numpy")} <= set(environment["packages"])
-    [built] = (tmp_path / "envs").iterdir()
-    record = built / envs.RECORD
-    stamp = record.stat().st_mtime_ns
+    # two environments: the family's own, and a hard-linked copy of it with the team's extra packages
+    made = sorted(p for p in (tmp_path / "envs").iterdir() if not p.name.startswith("."))
+    extras = {p.name: json.loads((p / envs.RECORD).read_text())["extras"] for p in made}
+    assert sorted(extras.values()) == [[], ["six==1.16.0"]], extras
+    [built] = [p for p in made if extras[p.name]]
+    stamps = {p.name: (p / envs.RECORD).stat().st_mtime_ns for p in made}
     second = run(tiny, mini_data)
     assert second["status"] == "ok" and second["runs"][0]["provenance"]["local"]["environment"]["key"] == \
         environment["key"]
-    assert [p.name for p in (tmp_path / "envs").iterdir() if not p.name.startswith(".")] == [built.name]
-    assert record.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    again = sorted(p for p in (tmp_path / "envs").iterdir() if not p.name.startswith("."))
+    assert {p.name: (p / envs.RECORD).stat().st_mtime_ns for p in again} == stamps  # reused, not rebuilt
     requirements = tiny / "containers" / "tiny" / "requirements.txt"
     requirements.write_text(requirements.read_text().replace("six==1.17.0", "six==1.16.0"))
     team = manifest.load(tiny / "teams" / "tiny-team" / "manifest.yaml")

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import copy_project, harness_cli
 from harness.imageio import read_rgb8, write_rgb8
+
+from conftest import copy_project, harness_cli
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +69,7 @@ def esr(tmp_path_factory, mini_data):
     root = copy_project(base / "project", teams=[], image_sources=True)
     lr_stems = ["0000001", "0000002", "0801"]
     images = base / "valid"
-    for stem, source in zip(lr_stems, ("0001", "0002", "0004")):
+    for stem, source in zip(lr_stems, ("0001", "0002", "0004"), strict=True):
         hr = read_rgb8(mini_data / "mini" / "HR" / f"{source}.png")[:64, :64]
         write_rgb8(images / "HR" / f"{stem}.png", hr)
         write_rgb8(images / "LR" / f"{stem}x4.png", read_rgb8(mini_data / "mini" / "LR" / f"{source}x4.png")[:16, :16])

@@ -10,9 +10,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from conftest import weights_team
 from harness import weights
 from harness.errors import ChecksumMismatch, DownloadError
+
+from conftest import weights_team
 
 pytestmark = pytest.mark.network
 FILE_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz012345"

@@ -7,8 +7,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import harness_cli
 from harness.imageio import encode_png
+
+from conftest import harness_cli
 
 STEMS = [f"{n:04d}" for n in range(901, 1001)]
 
@@ -65,8 +66,10 @@ def encrypted_flag(path):
 
 
 CASES = {
-    "truncated-tar-gz": (lambda tmp: truncated(tar_of(image_set(tmp / "LR"), tmp / "lr.tar.gz")), "the archive is damaged"),
-    "truncated-tar": (lambda tmp: truncated(tar_of(image_set(tmp / "LR"), tmp / "lr.tar", "w")), "the archive is damaged"),
+    "truncated-tar-gz": (lambda tmp: truncated(tar_of(image_set(tmp / "LR"), tmp / "lr.tar.gz")),
+                         "the archive is damaged"),
+    "truncated-tar": (lambda tmp: truncated(tar_of(image_set(tmp / "LR"), tmp / "lr.tar", "w")),
+                      "the archive is damaged"),
     "bad-crc-zip": (lambda tmp: bad_crc(zip_of(image_set(tmp / "LR"), tmp / "lr.zip")), "at member 'LR/0901x4.png'"),
     "encrypted-zip": (lambda tmp: encrypted_flag(zip_of(image_set(tmp / "LR"), tmp / "lr.zip")), "is encrypted"),
 }

@@ -11,8 +11,9 @@ import shutil
 import pytest
 import yaml
 
-from conftest import copy_project, harness_cli, set_params
 from harness import locks
+
+from conftest import copy_project, harness_cli, set_params
 
 MARKUP_NAME = "[/bold]Team [red]X \x1b]0;pwned\x07 [link=https://evil.example]Click me[/link]"
 
@@ -79,7 +80,8 @@ def test_a_teams_exception_text_is_inert_in_every_report_format(hostile):
     markdown = to_markdown(report)
     assert not re.search(r"(?<!\\)<(img|script)", markdown)  # every < is escaped
     assert not re.search(r"(?<!\\)\]\(", markdown)  # no link: every ] before a ( is escaped
-    assert "\\<img src=x onerror=alert(1)\\>" in markdown and "\\[x\\](javascript" in markdown and "\\| cell" in markdown
+    assert "\\<img src=x onerror=alert(1)\\>" in markdown and "\\[x\\](javascript" in markdown
+    assert "\\| cell" in markdown
     assert "'=HYPERLINK" in to_csv(report)  # a spreadsheet reads it as text, not as a formula
 
 

@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import harness_cli
 from harness.imageio import encode_png
+
+from conftest import harness_cli
 
 pytestmark = pytest.mark.slow
 

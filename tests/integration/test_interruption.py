@@ -266,14 +266,16 @@ def test_sigterm_during_an_import_download_then_the_same_command_resumes(project
         server.server_close()
 
 
-def test_a_weights_fetch_while_another_process_writes_them_is_refused(project, tmp_path):
+def test_a_weights_fetch_while_another_process_writes_them_is_refused(project, tmp_path, monkeypatch):
     from harness import locks
 
     downloads = tmp_path / "downloads"
-    with locks.held(downloads / "locks" / "weights-realesrgan-x4plus.lock", "the weights of realesrgan-x4plus"):
+    env = {**os.environ, "HARNESS_DOWNLOADS": str(downloads), "HARNESS_LOCKS": str(tmp_path / "locks"),
+           "COLUMNS": "200"}
+    monkeypatch.setenv(locks.LOCKS_VARIABLE, env["HARNESS_LOCKS"])
+    with locks.held(downloads / "weights" / "realesrgan-x4plus", "the weights of realesrgan-x4plus"):
         done = subprocess.run([sys.executable, "-m", "harness.cli", "fetch", "weights", "realesrgan-x4plus"],
-                              cwd=project, capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "HARNESS_DOWNLOADS": str(downloads), "COLUMNS": "200"})
+                              cwd=project, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     message = " ".join(done.stderr.split())
     assert f"the weights of realesrgan-x4plus is being written by another harness process (PID {os.getpid()}" in message

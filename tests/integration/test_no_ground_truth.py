@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import harness_cli
 from harness.imageio import encode_png, read_rgb8
 from harness.imresize import imresize
+
+from conftest import harness_cli
 
 pytestmark = pytest.mark.slow
 

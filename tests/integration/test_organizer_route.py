@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import copy_project, harness_cli, set_params
-from fakedrive import Drive, Served
 from harness import outputs, registry
 from harness.imageio import write_rgb8
 from harness.imresize import imresize
 from harness.project import Project
+
+from conftest import copy_project, harness_cli, set_params
+from fakedrive import Drive, Served
 
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 STEMS = [f"{index:04d}" for index in range(901, 1001)]

@@ -34,8 +34,10 @@ def installed(tmp_path_factory):
     return venv
 
 
-def run(venv, *args, cwd):
-    env = {k: v for k, v in os.environ.items() if k not in ("HARNESS_ROOT", "PYTHONPATH")}
+def run(venv, *args, cwd, cache=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("HARNESS_ROOT", "PYTHONPATH", "HARNESS_METRIC_WEIGHTS")}
+    if cache:
+        env["XDG_CACHE_HOME"] = str(cache)  # the user's cache, as platformdirs finds it
     return subprocess.run([str(venv / "bin" / "harness"), *args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
@@ -59,13 +61,30 @@ def test_evaluate_runs_from_an_empty_folder(installed, tmp_path, mini_data):
     empty = tmp_path / "empty"
     empty.mkdir()
     outputs = mini_data / "mini" / "HR"  # the ground truth scored against itself
+    cache = tmp_path / "user-cache"
     done = run(installed, "evaluate", "--sr", str(outputs), "--hr", str(mini_data / "mini" / "HR"),
-               "--metrics", "ssim,niqe", "--json", "out.json", cwd=empty)
+               "--metrics", "ssim,niqe", "--json", "out.json", cwd=empty, cache=cache)
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads((empty / "out.json").read_text())
     assert result["n_images"] == 6 and result["mean"]["ssim"] == pytest.approx(1.0)
     assert "niqe" in result["unavailable"]  # no weights here: said, not zero
+    assert str(cache / "harness" / "metric-weights") in result["unavailable"]["niqe"]["reason"]
     assert sorted(p.name for p in empty.iterdir()) == ["out.json"]
+
+
+def test_evaluate_prints_niqe_once_its_weights_are_in_the_user_cache(installed, tmp_path, mini_data, niqe_cache):
+    """The newcomer's route: `harness fetch metric-weights niqe` fills the user's cache outside a checkout
+    (here: the same file placed there), then `harness evaluate --sr --hr` prints NIQE with no --json."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cache = tmp_path / "user-cache"
+    shutil.copytree(niqe_cache, cache / "harness" / "metric-weights")
+    done = run(installed, "evaluate", "--sr", str(mini_data / "mini" / "HR"), "--hr", str(mini_data / "mini" / "HR"),
+               "--metrics", "ssim,niqe", cwd=empty, cache=cache)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line.split()[1]: line.split()[3] for line in done.stdout.splitlines() if line.startswith("│ ")}
+    assert float(rows["ssim"]) == pytest.approx(1.0) and 2.0 < float(rows["niqe"]) < 20.0, done.stdout
+    assert list(empty.iterdir()) == []  # nothing written where it ran
 
 
 def test_the_wheel_carries_the_report_template(installed, tmp_path):

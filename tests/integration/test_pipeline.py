@@ -59,8 +59,9 @@ def pipeline(tmp_path_factory, downloads):
 
 def test_first_repro_runs_every_stage_and_reports_verdicts(pipeline):
     root, _, output = pipeline
-    expected = {"data", "metric_weights", "submit", "report"} | {f"{stage}@{team}" for stage in ("weights", "code", "infer", "evaluate")
-                                                      for team in SUITE + ["broken", "paper-only"]}
+    expected = {"params", "data", "metric_weights", "submit", "report"} | {
+        f"{stage}@{team}" for stage in ("weights", "code", "infer", "evaluate")
+        for team in SUITE + ["broken", "paper-only"]}
     assert ran_stages(output) == expected
     assert "report: report/index.html (`harness report --show` prints it)" in output  # the story, not here
     report = {t["team"]: t for t in json.loads((root / "report" / "report.json").read_text())["teams"]}
@@ -69,7 +70,8 @@ def test_first_repro_runs_every_stage_and_reports_verdicts(pipeline):
     band = report["random-tta"]
     assert band["verdict"] == "reproduced" and band["runs"] == 3
     assert band["metrics"]["psnr"]["spread"] > 0  # the runs really differ
-    assert band["metrics"]["psnr"]["band"][0] <= band["metrics"]["psnr"]["published"] <= band["metrics"]["psnr"]["band"][1]
+    low, high = band["metrics"]["psnr"]["band"]
+    assert low <= band["metrics"]["psnr"]["published"] <= high
     assert report["broken"]["verdict"] == "failed" and report["broken"]["failure"]["kind"] == "entry_error"
     assert report["paper-only"]["verdict"] == "not_runnable"
     assert report["paper-only"]["failure"]["message"] == "no inference script in the release"

@@ -9,12 +9,13 @@ import subprocess
 import sys
 
 import pytest
+from test_docker import ESCAPE_PROBE, NETWORK_PROBE, add_team
 
-from conftest import LOCAL_BASE, copy_project, set_params
 from harness import data as data_mod
 from harness import inference, manifest
 from harness.runners.local import LocalRunner
-from test_docker import ESCAPE_PROBE, NETWORK_PROBE, add_team
+
+from conftest import LOCAL_BASE, copy_project, set_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.podman]
 SETTINGS = {"base_image": LOCAL_BASE, "cpus": 1, "memory_gb": 2, "scratch_gb": 1}

@@ -6,7 +6,8 @@ import textwrap
 import pytest
 import yaml
 
-from harness import inference, manifest as manifest_mod, verify
+from harness import inference, verify
+from harness import manifest as manifest_mod
 from harness.runners.local import LocalRunner
 
 pytestmark = pytest.mark.slow
@@ -51,9 +52,12 @@ def test_a_good_team_writes_outputs_and_provenance(project, mini_data):
     out = project / "runs" / "mini" / "good" / "run-1"
     provenance = json.loads((out / "provenance.json").read_text())
     assert sorted(provenance["outputs_sha256"]) == sorted(p.name for p in (mini_data / "mini" / "LR").glob("*.png"))
-    for key in ("harness_version", "git_sha", "manifest_hash", "torch", "cuda", "device", "seed",
-                "determinism_flags", "inputs_sha256", "seconds_per_image", "wall_s"):
-        assert key in provenance
+    for key in ("harness_version", "manifest_hash", "torch", "cuda", "device", "seed", "determinism_flags",
+                "inputs_sha256", "outputs_sha256"):
+        assert key in provenance  # what the run is made of (DVC hashes it)
+    session = json.loads((out / "session.json").read_text())
+    for key in ("git_sha", "platform", "started", "wall_s", "seconds_per_image"):
+        assert key in session  # when, where and how long: beside the run, out of its hash
     assert provenance["manifest_hash"] == team.hash and provenance["device"] == "cpu"
     assert json.loads((project / "runs" / "mini" / "good" / "record.json").read_text())["status"] == "ok"
 
@@ -137,7 +141,8 @@ def test_organizers_conventions_in_a_code_checkout(project, mini_data, tmp_path,
     folder.mkdir()
     (folder / "manifest.yaml").write_text(yaml.safe_dump({
         "schema_version": 1, "id": "odd", "name": "Odd", "challenge": "mini",
-        "code": {"repository": "https://example.invalid/repo.git", "commit": "9e48889", "path": "models/team99_Odd-Name"},
+        "code": {"repository": "https://example.invalid/repo.git", "commit": "9e48889",
+                 "path": "models/team99_Odd-Name"},
         "weights": [{"name": "team99.pth", "source": {"kind": "local", "path": "weights/odd/team99.pth"}}],
         "entry": {"kind": "ntire-main", "code_root": "code", "module": "io.py",
                   "import_aliases": {"models.team99_Alias": "models/team99_Odd-Name"}, "model_dir": "files",

@@ -5,6 +5,7 @@ outputs still count."""
 
 import json
 import os
+import shutil
 import socket
 import textwrap
 import threading
@@ -14,10 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import LOCAL_BASE, copy_project
 from harness import inference, manifest, protocol, runners, sandbox
 from harness.audit import RunOptions
 from harness.errors import InferenceFailed
+
+from conftest import LOCAL_BASE, copy_project
 
 HOSTILE = '''
 import json, os, socket, sys, time
@@ -166,7 +168,16 @@ def test_without_a_sandbox_untrusted_code_is_refused_and_trusted_code_runs(hosti
                                       hostile["root"] / "weights" / "hostile", "cpu", hostile["root"])
         assert record["status"] == "failed" and record["failure"]["kind"] == "sandbox_unavailable"
         assert not list((hostile["root"] / "runs" / "mini" / "hostile").glob("run-*"))
-        bicubic = manifest.load(Path(__file__).resolve().parents[2] / "teams" / "bicubic" / "manifest.yaml")
+        teams = Path(__file__).resolve().parents[2] / "teams"
+        bicubic = manifest.load(teams / "bicubic" / "manifest.yaml")
         assert runner.containment(bicubic) == "trusted"  # it runs only the harness's own code
+        # The mini suite's own code is trusted by its bytes (pinned in challenges/mini.yaml), not by its name:
+        # the hostile team claims the same challenge and is refused above; a changed copy is refused too.
+        assert runner.containment(manifest.load(teams / "random-tta" / "manifest.yaml")) == "trusted"
+        changed = hostile["root"] / "teams" / "random-tta"
+        shutil.copytree(teams / "random-tta", changed, dirs_exist_ok=True)
+        (changed / "model.py").write_text((changed / "model.py").read_text() + "\nimport os  # one more line\n")
+        with pytest.raises(InferenceFailed):
+            runner.containment(manifest.load(changed / "manifest.yaml"))
     finally:
         sandbox.problem.cache_clear()

@@ -16,10 +16,11 @@ import textwrap
 import pytest
 import yaml
 
-from conftest import copy_project, harness_cli
 from harness import audit, code, inference, registry, runners, smoke
 from harness.errors import InferenceFailed
 from harness.project import Project
+
+from conftest import copy_project, harness_cli
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,8 @@ FILES = {
         from models.team42_Alias.arch import TinySR   # the package imports itself under another name
         import importlib
         # its folder's own name is the same module (the registry above would refuse a second execution)
-        assert importlib.import_module("models.team42_Odd-Name.arch") is importlib.import_module("models.team42_Alias.arch")
+        odd, alias = (importlib.import_module(f"models.{name}.arch") for name in ("team42_Odd-Name", "team42_Alias"))
+        assert odd is alias
 
 
         def _child(queue):
@@ -228,7 +230,8 @@ def test_real_format_weights_run_through_infer_as_the_smoke_does(proj, mini_data
 
     import torch
 
-    torch.save({"params": {"body.weight": torch.zeros(4, 3, 3, 3)}}, weights / "team42" / "whatever-the-team-called-it.pth")
+    torch.save({"params": {"body.weight": torch.zeros(4, 3, 3, 3)}},
+               weights / "team42" / "whatever-the-team-called-it.pth")
     failed = audit.infer(proj, team, "mini", options)
     assert failed["failure"]["kind"] == "weights_mismatch"
     assert "1 of another shape" in failed["failure"]["message"] and "missing" in failed["failure"]["message"]
@@ -294,7 +297,7 @@ def test_verify_fetches_the_code_like_the_data_and_weights(proj, mini_data):
 
     from harness import teamcode
 
-    checkout = code.fetch(proj.code_cache, team)  # only to build the stand-in from the real class
+    checkout, _ = code.fetch(proj.code_cache, team)  # only to build the stand-in from the real class
     teamcode.write_stand_ins(team, checkout, checkout / TEAM_FOLDER, placed.parent)
     shutil.rmtree(checkout)
     assert torch.load(placed / "stand-in.pth")["params"]

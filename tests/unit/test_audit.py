@@ -7,13 +7,14 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import copy_project
 from harness import audit, data, inference, runners
 from harness.errors import InferenceFailed
 from harness.imageio import read_rgb8, write_rgb8
 from harness.progress import Step
 from harness.project import Project
 from harness.protocol import PROVENANCE
+
+from conftest import copy_project
 
 
 class FakeRunner:
@@ -59,7 +60,7 @@ def proj(workspace, tmp_path):
 @pytest.fixture
 def fake(monkeypatch):
     runner = FakeRunner()
-    monkeypatch.setitem(runners._FACTORIES, "fake", lambda settings, selection: runner)
+    monkeypatch.setitem(runners.RUNNERS, "fake", lambda settings, selection: runner)
     return runner
 
 

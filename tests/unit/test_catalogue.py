@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, harness_cli
-from harness import challenge, leaderboard
+from harness import challenge, leaderboard, registry
 from harness import manifest as manifest_mod
-from harness import registry
-from harness.project import Project
 from harness.errors import ManifestError
+from harness.project import Project
+
+from conftest import REPO, harness_cli
 
 # challenge id -> (its published table as transcribed for the tests, manifests expected, its suite)
 TABLES = {"ntire2025-sr-x4": ("ntire2025_published.csv", 27, "ntire2025.yaml"),
@@ -140,7 +140,8 @@ def test_a_mistyped_published_value_is_caught(project):
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     manifest_mod.load(path)
     [problem] = leaderboard.rank_problems(challenge.get("ntire2025-sr-x4"), catalogue(project))
-    assert problem.rule == "ranks-follow-rule" and "xiaomimm (rank 3, psnr 31.93) ranks after bbox (rank 2, psnr 31.79)" in problem.message
+    assert problem.rule == "ranks-follow-rule"
+    assert "xiaomimm (rank 3, psnr 31.93) ranks after bbox (rank 2, psnr 31.79)" in problem.message
     done = harness_cli("validate", cwd=project)  # ...but the table no longer follows PSNR
     assert done.returncode == 1 and "ranks-follow-rule" in done.stdout
     assert done.stdout.strip().splitlines()[-1].endswith("valid, 0 invalid")

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, harness_cli
 from harness import challenge, data, leaderboard, metrics, registry, verify
 from harness.errors import ManifestError
 from harness.manifest import Manifest
 from harness.project import Project
+
+from conftest import REPO, harness_cli
 
 
 def test_every_challenge_file_validates_and_names_what_exists():

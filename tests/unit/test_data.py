@@ -8,8 +8,8 @@ import pytest
 from harness import data
 from harness.errors import ChecksumMismatch, DatasetError
 from harness.imageio import read_rgb8
-from harness.png import read_png_header
 from harness.imresize import imresize
+from harness.png import read_png_header
 
 
 def test_mini_matches_its_recorded_checksums(mini_data):

@@ -5,9 +5,10 @@ import json
 import pytest
 import yaml
 
-from conftest import REPO, harness_cli
 from harness import manifest as manifest_mod
 from harness.errors import ManifestError
+
+from conftest import REPO, harness_cli
 
 TEAMS = sorted(p.parent.name for p in (REPO / "teams").glob("*/manifest.yaml") if not p.parent.name.startswith("_"))
 
@@ -207,7 +208,8 @@ def test_new_team_scaffolds_a_template_that_validates_once_filled_in(project):
     assert "is not of type" not in unfilled.stdout  # the placeholder is named, not a type error at the same field
     text = path.read_text()
     for placeholder, value in (("the team's name", '"My Team"'), ("one or two sentences", '"A SwinIR variant."'),
-                               ("PSNR (dB) as published", "30.12"), ("where the numbers come from", '"table at abc123"'),
+                               ("PSNR (dB) as published", "30.12"),
+                               ("where the numbers come from", '"table at abc123"'),
                                ("the weights file's path", '"teams/my-team/model.pth"')):
         start = text.index('"<replace: ' + placeholder)
         text = text[:start] + value + text[text.index('>"', start) + 2:]

@@ -4,8 +4,8 @@ import pytest
 
 from harness import runners
 from harness.errors import HarnessError
-from harness.project import Project
 from harness.lockdown import device_requests
+from harness.project import Project
 
 
 def test_auto_falls_back_to_local_and_says_why(monkeypatch, tmp_path):

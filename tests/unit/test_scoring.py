@@ -204,8 +204,9 @@ def test_the_niqe_of_a_resized_output_is_pyiqas_after_the_organizers_repair(tmp_
     hr = read_rgb8(mini_data / "mini" / "HR" / "0001.png")
     sr_dir, hr_dir = make_pair(tmp_path, {"0001": (hr[:300, :312], hr[:296, :320])})
     ours = evaluate(sr_dir, hr_dir, ["niqe"], metric_cache=niqe_cache).per_image["0001"]["niqe"]
-    child = (f"import torch, pyiqa; from harness import scoring; from harness.imageio import read_rgb8; "
-             f"t = scoring.resize_bilinear(scoring.rgb_tensor(read_rgb8(__import__('pathlib').Path('{sr_dir}/0001x4.png'))), 296, 312); "
+    child = ("import pathlib, torch, pyiqa; from harness import scoring; from harness.imageio import read_rgb8; "
+             f"image = read_rgb8(pathlib.Path('{sr_dir}/0001x4.png')); "
+             "t = scoring.resize_bilinear(scoring.rgb_tensor(image), 296, 312); "
              "print(float(pyiqa.create_metric('niqe', device='cpu')(t)))")
     env = {**os.environ, **S.cache_env(niqe_cache), "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
     theirs = float(subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True,
@@ -243,7 +244,8 @@ print(json.dumps(plans))"""
              "learned": (["psnr"], ["lpips"], folder(2, 1356, 2000))}  # workers that must import torch
     done = subprocess.run([sys.executable, "-c", child, json.dumps(cases)], capture_output=True, text=True, check=True)
     plans = json.loads(done.stdout)
-    assert plans["small"][0] == 1 and "would save" in plans["small"][1] and "4 images, 0.4 megapixels" in plans["small"][1]
+    assert plans["small"][0] == 1 and "would save" in plans["small"][1]
+    assert "4 images, 0.4 megapixels" in plans["small"][1]
     assert plans["large"][0] == 2 and "2 worker processes save about" in plans["large"][1]
     assert plans["one"] == [1, "one image: scored in this process"]
     assert plans["learned"][0] == 1 and "8.0 s each to start" in plans["learned"][1]

