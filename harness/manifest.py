@@ -20,6 +20,12 @@ NON_RUN_FIELDS = ("published", "description", "name", "tracks", "status")
 
 
 @functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
+def field_order() -> tuple[str, ...]:
+    """The schema's order of a manifest's fields, as a manifest is written."""
+    return tuple(json.loads(SCHEMA_PATH.read_text())["properties"])
+
+
 def schema() -> dict:
     """The manifest schema, with the metric names taken from the metric registry."""
     from .metrics import all_specs
@@ -39,10 +45,11 @@ def validator():
 class Manifest:
     """A validated team manifest and the folder it lives in."""
 
-    def __init__(self, path: Path, data: dict, raw: bytes):
+    def __init__(self, path: Path, data: dict, raw: bytes, defaults: dict | None = None):
         self.path = Path(path)
         self.data = data
         self.raw = raw
+        self.defaults = defaults or {}  # what the challenge added (resolve): part of the hash
 
     @property
     def id(self) -> str:
@@ -97,7 +104,9 @@ class Manifest:
 
     @property
     def hash(self) -> str:
-        return hashlib.sha256(self.raw).hexdigest()
+        """Of the file, and of what its challenge added to it (harness.manifest.resolve)."""
+        applied = b"\0" + json.dumps(self.defaults, sort_keys=True).encode() if self.defaults else b""
+        return hashlib.sha256(self.raw + applied).hexdigest()
 
     def limited(self, timeout_s: float | None = None, memory_gb: float | None = None) -> Manifest:
         """The same team with its runs capped at `timeout_s` and `memory_gb` (where they are lower than its
@@ -107,7 +116,7 @@ class Manifest:
             runtime["timeout_s"] = min(runtime.get("timeout_s", timeout_s), timeout_s)
         if memory_gb:
             runtime["memory_gb"] = min(runtime.get("memory_gb", memory_gb), memory_gb)
-        return Manifest(self.path, {**self.data, "runtime": runtime}, self.raw)
+        return Manifest(self.path, {**self.data, "runtime": runtime}, self.raw, self.defaults)
 
     @functools.cached_property
     def run_key(self) -> str:
@@ -123,20 +132,73 @@ class Manifest:
 PLACEHOLDER = re.compile(r"<replace:[^>]*>")  # what the template marks for its author to fill in
 
 
+def defaults_for(challenge_id) -> dict:
+    """What a challenge adds to each of its manifests: its `manifest_defaults`, and for a `code` block
+    that names no repository, the organizers' repository and commit (where the team code was released)."""
+    from . import challenge
+
+    known = challenge.catalogue().get(challenge_id) if isinstance(challenge_id, str) else None
+    if known is None:
+        return {}
+    defaults = dict(known.data.get("manifest_defaults", {}))
+    organizers = known.data.get("organizers")
+    if organizers:
+        defaults["code"] = {"repository": organizers["repository"], "commit": organizers["commit"],
+                            **defaults.get("code", {})}
+    return defaults
+
+
+def resolve(data: dict) -> dict:
+    """The manifest as its challenge completes it: every default under the manifest's own values (mappings
+    merged key by key, anything else replaced); a code block with its own repository keeps its own commit."""
+    return _resolved(data, applicable_defaults(data))
+
+
+def applicable_defaults(data: dict) -> dict:
+    defaults = defaults_for(data.get("challenge"))
+    if "code" not in data or "repository" in (data.get("code") or {}):
+        defaults = {k: v for k, v in defaults.items() if k != "code"}
+    return defaults
+
+
+def _resolved(data: dict, defaults: dict) -> dict:
+    merged = _merged(defaults, data)
+    order = field_order()
+    return {k: merged[k] for k in sorted(merged, key=lambda k: order.index(k) if k in order else len(order))}
+
+
+def _merged(under: dict, over: dict) -> dict:
+    """`over`'s keys in its order, then those only `under` has."""
+    out = {}
+    for key, value in over.items():
+        below = under.get(key)
+        out[key] = _merged(below, value) if isinstance(value, dict) and isinstance(below, dict) else value
+    for key, value in under.items():
+        out.setdefault(key, value)
+    return out
+
+
 def load(path: Path, display: str | None = None) -> Manifest:
-    """Load and validate one manifest; raise ManifestError listing every problem."""
+    """Load and validate one manifest, completed by its challenge's defaults (resolve); raise ManifestError
+    listing every problem."""
     path = Path(path)
     shown = display or str(path)
     raw, data = yamlsafe.read_mapping(path, shown, "a manifest")
     placeholders = placeholder_problems(data, shown)
     if placeholders:  # a template is not a manifest: say what is left to fill in, before any other rule
         raise ManifestError(placeholders)
+    if isinstance(data.get("challenge"), str):  # an unknown challenge is the problem, not the defaults it lacks
+        unknown = _challenge_problems({**data, "tracks": [], "published": {}}, shown)
+        if unknown and unknown[0].rule == "known-challenge":
+            raise ManifestError(unknown)
+    defaults = applicable_defaults(data)
+    data = _resolved(data, defaults)
     problems = schema_problems(data, shown)
     if not problems:
         problems = semantic_problems(data, path, shown)
     if problems:
         raise ManifestError(problems)
-    return Manifest(path, data, raw)
+    return Manifest(path, data, raw, defaults)
 
 
 def placeholder_problems(data, shown: str, where: tuple = ()) -> list[ManifestProblem]:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PROJECT_FILES = ["teams", "params.yaml", "dvc.yaml", ".dvcignore", ".gitignore"]
+PROJECT_FILES = ["teams", "challenges", "params.yaml", "dvc.yaml", ".dvcignore", ".gitignore"]
 # What a docker build needs besides the project: the recipes and what they copy.
-IMAGE_SOURCES = ["containers", "harness", "schemas", "challenges", "requirements.lock", ".dockerignore"]
+IMAGE_SOURCES = ["containers", "harness", "schemas", "requirements.lock", ".dockerignore"]
 LOCAL_BASE = os.environ.get("HARNESS_TEST_BASE_IMAGE", "harness-local/pytorch:2.6.0")
 
 

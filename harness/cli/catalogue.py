@@ -6,6 +6,7 @@ import json
 import sys
 
 import click
+import yaml
 
 from .. import challenge, data, leaderboard, metrics, registry
 from .. import doctor as doctor_mod
@@ -69,7 +70,9 @@ def show(session: Session, team_id):
         out(f"  reason: {lit(reason)}")
     for defect in status.get("defects", []):
         out(f"  known defect: {lit(defect)}")
-    click.echo(render.visible(team.raw.decode(errors="replace")))
+    if team.defaults:
+        out(f"[dim]as resolved: the file, completed by challenges/{lit(team.data['challenge'])}.yaml's defaults[/dim]")
+    click.echo(render.visible(yaml.safe_dump(team.data, sort_keys=False, width=110, allow_unicode=True)))
 
 
 PARAMS_CHECKED = ".cache/params.checked"  # the pipeline's first stage: its content never changes
@@ -146,8 +149,8 @@ def validate(session: Session, targets, params_only):
 @pass_session
 def new_team(session: Session, team_id):
     """Scaffold teams/TEAM_ID/manifest.yaml from teams/_template/."""
-    manifest = registry.new_team(session.project, team_id)
-    out(f"created {session.shown(manifest)}; edit it, then run `harness validate {team_id}`")
+    created = registry.new_team(session.project, team_id)
+    out(f"created {session.shown(created)}; edit it, then run `harness validate {team_id}`")
 
 
 @click.command("metrics")

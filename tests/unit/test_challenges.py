@@ -165,3 +165,42 @@ def test_metrics_lists_each_metrics_terms_and_who_defines_each_score(project):
     done = harness_cli("metrics", cwd=project, env={"COLUMNS": "200"})
     assert done.returncode == 0, done.stderr
     assert "perceptual_score: 1 + -0.1·v (≥ 0)" in done.stdout and "defined by mini, ntire2025-sr-x4" in done.stdout
+
+
+def test_a_commit_bump_of_the_2026_code_is_one_edit_of_the_challenge_file(tmp_path, monkeypatch):
+    """The organizers' commit is written once (challenges/ntire2026-sr-x4.yaml); every manifest whose code
+    names no repository of its own takes it, and the team's run key and hash follow it."""
+    before = {t.id: t for t in ntire2025_teams() if t.data["challenge"] == "ntire2026-sr-x4"}
+    assert len(before) == 31 and {t.data["code"]["commit"] for t in before.values()} == {"9a2562b"}
+    folder = tmp_path / "challenges"
+    shutil.copytree(REPO / "challenges", folder)
+    text = (folder / "ntire2026-sr-x4.yaml").read_text()
+    assert text.count("commit: 9a2562b") == 1
+    (folder / "ntire2026-sr-x4.yaml").write_text(text.replace("commit: 9a2562b", "commit: abc1234"))
+    monkeypatch.setattr(challenge, "CHALLENGES_DIR", folder)
+    after = {t.id: t for t in ntire2025_teams() if t.data["challenge"] == "ntire2026-sr-x4"}
+    assert {t.data["code"]["commit"] for t in after.values()} == {"abc1234"}
+    for team_id, team in after.items():
+        assert team.run_key != before[team_id].run_key and team.hash != before[team_id].hash
+        assert team.data["published"] == before[team_id].data["published"]  # only the commit moved
+    # a code block naming a repository of its own keeps its own commit
+    from harness import manifest
+
+    own = manifest.resolve({**before["ntire2026-psu"].data, "code": {"repository": "https://example.invalid/x.git",
+                                                                    "commit": "abcdef0", "path": "."}})
+    assert own["code"] == {"repository": "https://example.invalid/x.git", "commit": "abcdef0", "path": "."}
+
+
+def test_a_manifests_own_value_wins_over_its_challenges_default(tmp_path):
+    from harness import manifest
+
+    data = yaml.safe_load((REPO / "teams" / "ntire2026-psu" / "manifest.yaml").read_text())
+    assert "tracks" not in data and "precision" not in data["published"]["ntire2026-test"]  # from the challenge
+    data["runtime"]["timeout_s"] = 60
+    data["published"]["ntire2026-test"]["precision"] = {"psnr": 3}
+    resolved = manifest.resolve(data)
+    assert resolved["runtime"]["timeout_s"] == 60 and resolved["runtime"]["scale"] == 4
+    assert resolved["published"]["ntire2026-test"]["precision"]["psnr"] == 3
+    assert resolved["published"]["ntire2026-test"]["precision"]["niqe"] == 4  # merged key by key
+    assert resolved["tracks"] == ["restoration", "perceptual"]
+    assert list(resolved)[:5] == ["schema_version", "id", "name", "description", "challenge"]
