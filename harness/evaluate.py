@@ -167,6 +167,19 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
 
     job = scorer.ImageJob(builtin, usable, mode, str(cache), device)
     result.workers, result.workers_reason = scorer.plan_workers(job, pairs, workers if device == "cpu" else 1)
+    _collect(scorer, job, pairs, result, progress)
+    model_metrics(Path(sr_dir), [n for n in base if M.METRICS[n].backend == "model"], result)
+    if result.status == "ok":
+        for name in (n for n in builtin + usable if n not in result.unavailable):
+            values = [row.get(name) for row in result.per_image.values()]
+            # The organizers average a missing value as 0; each such image is already a finding.
+            result.mean[name] = sum(v if v is not None else 0.0 for v in values) / len(values)
+        _derived_scores(wanted, result, hr_dir is not None)
+    return result
+
+
+def _collect(scorer, job, pairs: list, result: Evaluation, progress) -> None:
+    """Every image's values, findings and LR fit into `result`, as the workers return them."""
     signatures = {}
     for index, image in enumerate(scorer.score_all(job, pairs, result.workers)):
         if progress:
@@ -189,32 +202,26 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
         progress(len(pairs), len(pairs), "")
     scorer.cross_check(pairs, signatures, result)
 
-    model_metrics(Path(sr_dir), [n for n in base if M.METRICS[n].backend == "model"], result)
-    scored = [n for n in builtin + usable if n not in result.unavailable]
-    if result.status == "ok":
-        for name in scored:
-            values = [row.get(name) for row in result.per_image.values()]
-            # The organizers average a missing value as 0; each such image is already a finding.
-            result.mean[name] = sum(v if v is not None else 0.0 for v in values) / len(values)
-        derived = scores()
-        for score in (derived[n] for n in wanted if n in derived):
-            name = score.name
-            if score.relative:
-                result.unavailable[name] = {"reason": f"relative to {score.baseline}: computed with its values when "
-                                                      "the team is verified", "fetch": ""}
-                continue
-            absent = [n for n in score.components if result.mean.get(n) is None]
-            if absent:
-                why = "the ground truth" if hr_dir is None and any(
-                    M.METRICS[n].reference == "FR" for n in absent) else "weights"
-                result.unavailable[name] = {
-                    "reason": f"needs {', '.join(absent)}, which could not be computed (no {why}); "
-                              "a score is never computed from some of its terms",
-                    "fetch": GROUND_TRUTH_HINT if why == "the ground truth"
-                    else f"{M.FETCH_COMMAND} {' '.join(absent)}"}
-            else:
-                result.mean[name] = score.value({n: v for n, v in result.mean.items() if v is not None})
-    return result
+
+def _derived_scores(wanted: list[str], result: Evaluation, ground_truth: bool) -> None:
+    """Each wanted score from the means, or why not: never from some of its terms."""
+    derived = scores()
+    for score in (derived[n] for n in wanted if n in derived):
+        name = score.name
+        if score.relative:
+            result.unavailable[name] = {"reason": f"relative to {score.baseline}: computed with its values when "
+                                                  "the team is verified", "fetch": ""}
+            continue
+        absent = [n for n in score.components if result.mean.get(n) is None]
+        if not absent:
+            result.mean[name] = score.value({n: v for n, v in result.mean.items() if v is not None})
+            continue
+        why = "the ground truth" if not ground_truth and any(
+            M.METRICS[n].reference == "FR" for n in absent) else "weights"
+        result.unavailable[name] = {
+            "reason": f"needs {', '.join(absent)}, which could not be computed (no {why}); "
+                      "a score is never computed from some of its terms",
+            "fetch": GROUND_TRUTH_HINT if why == "the ground truth" else f"{M.FETCH_COMMAND} {' '.join(absent)}"}
 
 
 MODEL_ABSENT = ("measured on the network by the adapter when the team runs (model.json beside the outputs); "

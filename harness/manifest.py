@@ -326,9 +326,7 @@ def _describe(path) -> str | None:
 
 
 def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProblem]:
-    from . import data as datasets
-    from . import metrics
-
+    """What the schema cannot see: the folder, the challenge, paths, weights, entry, recipe, published values."""
     problems = []
 
     def problem(field, message, rule, hint=None):
@@ -345,6 +343,17 @@ def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProble
     names = [w["name"] for w in data.get("weights", [])]
     for name in {n for n in names if names.count(n) > 1}:
         problem("weights", f"file name '{name}' is listed twice", "unique-weight-names")
+    _entry_problems(data, path, names, problem)
+    containers = recipes_dir(path)
+    if data.get("container", {}).get("recipe") and containers:  # images carry no containers/
+        problems.extend(recipe_problems(data["container"], containers, shown))
+    for dataset, published in data.get("published", {}).items():
+        _published_problems(dataset, published, data["challenge"], problem)
+    return problems
+
+
+def _entry_problems(data: dict, path: Path, names: list[str], problem) -> None:
+    """The entry point names files that exist and weights that are declared."""
     entry = data["entry"]
     if entry["kind"] == "spandrel" and entry["weights"] not in names:
         close = difflib.get_close_matches(entry["weights"], names, n=1)
@@ -363,47 +372,47 @@ def semantic_problems(data: dict, path: Path, shown: str) -> list[ManifestProble
                  if isinstance(shape, dict) and k in shape]
         if isinstance(shape, dict) and "keys" in shape:
             named += [(f"entry.model_dir.keys.{key}", name) for key, name in shape["keys"].items()]
+        named += [(f"entry.working_dir_links.{link}", target)
+                  for link, target in entry.get("working_dir_links", {}).items()]
         for field, name in named:
             if name not in names:
                 problem(field, f"'{name}' is not one of weights[].name", "weights-declared")
-        for link, target in entry.get("working_dir_links", {}).items():
-            if target not in names:
-                problem(f"entry.working_dir_links.{link}", f"'{target}' is not one of weights[].name",
-                        "weights-declared")
     if entry["kind"] == "none" and data["status"]["runnable"]:
         problem("entry.kind", "an entry without code cannot be runnable", "none-is-not-runnable",
                 "set status.runnable: false with the reasons")
-    containers = recipes_dir(path)
-    if data.get("container", {}).get("recipe") and containers:  # images carry no containers/
-        problems.extend(recipe_problems(data["container"], containers, shown))
-    for dataset, entry_pub in data.get("published", {}).items():
-        base = f"published.{dataset}"
-        known = datasets.all_datasets()
-        if dataset not in known:
-            close = difflib.get_close_matches(dataset, list(known), n=1)
-            problem(base, f"unknown dataset '{dataset}'", "known-dataset",
-                    f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}")
-        values, precision = entry_pub["values"], entry_pub["precision"]
-        for name in values:
-            if name not in precision:
-                problem(f"{base}.precision.{name}", "missing: every published value needs its decimals",
-                        "precision-for-each-value")
-            elif _decimals_exceed(values[name], precision[name]):
-                problem(f"{base}.values.{name}", f"{values[name]} has more than {precision[name]} decimals",
-                        "value-matches-precision", "a mistyped digit, or the precision is wrong")
-        for name in precision:
-            if name not in values:
-                problem(f"{base}.precision.{name}", "precision given for a value that is not published",
-                        "precision-for-each-value")
-        for name in entry_pub.get("tolerance", {}):
-            if name not in metrics.all_specs():
-                problem(f"{base}.tolerance.{name}", f"unknown metric '{name}'", "known-metric")
-        for score in _challenge_scores(data["challenge"]):
-            inconsistency = score.inconsistency(values, precision)
-            if inconsistency:
-                problem(f"{base}.values.{score.name}", inconsistency, "score-recomputes",
-                        "one of the components or the score is mistyped")
-    return problems
+
+
+def _published_problems(dataset: str, published: dict, challenge_id: str, problem) -> None:
+    """A known dataset; each value with its decimals and no more; each score recomputing from its terms."""
+    from . import data as datasets
+    from . import metrics
+
+    base = f"published.{dataset}"
+    known = datasets.all_datasets()
+    if dataset not in known:
+        close = difflib.get_close_matches(dataset, list(known), n=1)
+        problem(base, f"unknown dataset '{dataset}'", "known-dataset",
+                f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}")
+    values, precision = published["values"], published["precision"]
+    for name in values:
+        if name not in precision:
+            problem(f"{base}.precision.{name}", "missing: every published value needs its decimals",
+                    "precision-for-each-value")
+        elif _decimals_exceed(values[name], precision[name]):
+            problem(f"{base}.values.{name}", f"{values[name]} has more than {precision[name]} decimals",
+                    "value-matches-precision", "a mistyped digit, or the precision is wrong")
+    for name in precision:
+        if name not in values:
+            problem(f"{base}.precision.{name}", "precision given for a value that is not published",
+                    "precision-for-each-value")
+    for name in published.get("tolerance", {}):
+        if name not in metrics.all_specs():
+            problem(f"{base}.tolerance.{name}", f"unknown metric '{name}'", "known-metric")
+    for score in _challenge_scores(challenge_id):
+        inconsistency = score.inconsistency(values, precision)
+        if inconsistency:
+            problem(f"{base}.values.{score.name}", inconsistency, "score-recomputes",
+                    "one of the components or the score is mistyped")
 
 
 def recipes_dir(manifest_path: Path) -> Path | None:

@@ -156,77 +156,102 @@ def to_markdown(report: dict) -> str:
         cells = [cell(r["metrics"].get(n), detail=True) for n in names]
         lines.append(f"| {r['team']} | {md(verdict_label(r))} | {r['runs']} | " + " | ".join(cells) + " |")
     lines += ["", report["summary"], ""]
-    if report.get("leaderboards"):
-        from .leaderboard import change_line
+    for section in (_md_leaderboards(report), _md_uncertainty(results), _md_unpublished(results),
+                    _md_failures(results), _md_bands(results), _md_placement(results), _md_not_computed(results),
+                    _md_findings(results)):
+        if section:
+            lines += section + [""]
+    return "\n".join(lines)
 
-        lines += ["## The leaderboard, reproduced", "",
-                  "Each track ranked again with the reproduced values; teams outside the audit, or without a "
-                  "reproduced value, keep their published value.", ""]
-        lines += [f"- {md(change_line(board))}" for board in report["leaderboards"]]
-        lines.append("")
+
+def _md_leaderboards(report: dict) -> list[str]:
+    if not report.get("leaderboards"):
+        return []
+    from .leaderboard import change_line
+
+    return ["## The leaderboard, reproduced", "",
+            "Each track ranked again with the reproduced values; teams outside the audit, or without a "
+            "reproduced value, keep their published value.", ""] + \
+        [f"- {md(change_line(board))}" for board in report["leaderboards"]]
+
+
+def _md_uncertainty(results: list[dict]) -> list[str]:
     measured = [(r["team"], n, row["reproduced"], row["uncertainty"], row.get("precision")) for r in results
                 for n, row in r["metrics"].items() if row.get("uncertainty")]
     measured += [(r["team"], n, row["reproduced"], row["uncertainty"], None) for r in results
                  for n, row in (r.get("unpublished") or {}).items() if row.get("uncertainty")]
-    if measured:
-        lines += ["## Uncertainty of each mean", "",
-                  "Standard error over images, and a 95 % bootstrap interval (images resampled; "
-                  f"{md(uncertainty.METHOD)}). Evidence beside the verdict, which compares the mean with the "
-                  "tolerance.", "", "| team | metric | mean | SE | 95 % interval | images |",
-                  "|---|---|---|---|---|---|"]
-        for team, name, mean, u, precision in measured:
-            digits = shown_digits(precision if precision is not None else M.all_specs()[name].precision)
-            interval = f"[{u['ci95'][0]:.{digits}f}, {u['ci95'][1]:.{digits}f}]" if u.get("ci95") else "—"
-            se = f"{u['se']:.{digits + 1}f}" if u.get("se") is not None else "—"
-            lines.append(f"| {team} | {M.all_specs()[name].title} | {mean:.{digits}f} | {se} | {interval} | {u['n']} |")
-        lines.append("")
+    if not measured:
+        return []
+    lines = ["## Uncertainty of each mean", "",
+             "Standard error over images, and a 95 % bootstrap interval (images resampled; "
+             f"{md(uncertainty.METHOD)}). Evidence beside the verdict, which compares the mean with the "
+             "tolerance.", "", "| team | metric | mean | SE | 95 % interval | images |", "|---|---|---|---|---|---|"]
+    for team, name, mean, u, precision in measured:
+        digits = shown_digits(precision if precision is not None else M.all_specs()[name].precision)
+        interval = f"[{u['ci95'][0]:.{digits}f}, {u['ci95'][1]:.{digits}f}]" if u.get("ci95") else "—"
+        se = f"{u['se']:.{digits + 1}f}" if u.get("se") is not None else "—"
+        lines.append(f"| {team} | {M.all_specs()[name].title} | {mean:.{digits}f} | {se} | {interval} | {u['n']} |")
+    return lines
+
+
+def _md_unpublished(results: list[dict]) -> list[str]:
     unpublished = [(r["team"], n, row) for r in results for n, row in (r.get("unpublished") or {}).items()]
-    if unpublished:
-        lines += ["## Computed, not published", "",
-                  "Nothing to compare these with; they are what the harness measured.", ""]
-        lines += [f"- {t} {M.all_specs()[n].title}: {row['reproduced']:.{shown_digits(M.all_specs()[n].precision)}f}"
-                  for t, n, row in unpublished]
-        lines.append("")
+    if not unpublished:
+        return []
+    return ["## Computed, not published", "", "Nothing to compare these with; they are what the harness measured.",
+            ""] + [f"- {t} {M.all_specs()[n].title}: {row['reproduced']:.{shown_digits(M.all_specs()[n].precision)}f}"
+                   for t, n, row in unpublished]
+
+
+def _md_failures(results: list[dict]) -> list[str]:
     failures = [r for r in results if r.get("failure")]
-    if failures:
-        lines += ["## Failures and entries that cannot run", ""]
-        for r in failures:
-            f = r["failure"]
-            lines.append(f"- **{r['team']}** — {f['kind']}: {md(f['message'])}"
-                         + (f" (hint: {md(f['hint'])})" if f.get("hint") else ""))
-        lines.append("")
+    if not failures:
+        return []
+    return ["## Failures and entries that cannot run", ""] + [
+        f"- **{r['team']}** — {r['failure']['kind']}: {md(r['failure']['message'])}"
+        + (f" (hint: {md(r['failure']['hint'])})" if r["failure"].get("hint") else "") for r in failures]
+
+
+def _md_bands(results: list[dict]) -> list[str]:
     bands = [(r, n, row) for r in results for n, row in r["metrics"].items() if row.get("band")]
-    if bands:
-        lines += ["## Nondeterministic entries: bands from repeated runs", ""]
-        for r, n, row in bands:
-            lines.append(f"- {r['team']} {n}: runs {', '.join(fmt(v, 4) for v in row['run_values'])}; "
-                         f"spread {row['spread']:.4f}; band [{row['band'][0]:.4f}, {row['band'][1]:.4f}] "
-                         f"holds the published {row['published']}: {'yes' if row['ok'] else 'no'}")
-        lines.append("")
+    if not bands:
+        return []
+    return ["## Nondeterministic entries: bands from repeated runs", ""] + [
+        f"- {r['team']} {n}: runs {', '.join(fmt(v, 4) for v in row['run_values'])}; spread {row['spread']:.4f}; "
+        f"band [{row['band'][0]:.4f}, {row['band'][1]:.4f}] holds the published {row['published']}: "
+        f"{'yes' if row['ok'] else 'no'}" for r, n, row in bands]
+
+
+def _md_placement(results: list[dict]) -> list[str]:
     placed = [r for r in results if r.get("ran_with") or r.get("scored_by")]
-    if placed:
-        lines += ["## Where each team ran and was scored", "", "| team | runner | image | evaluator |",
-                  "|---|---|---|---|"]
-        for r in placed:
-            ran, scored = r.get("ran_with") or {}, r.get("scored_by") or {}
-            evaluator = scored.get("image") or " ".join(f"{k} {v}" for k, v in scored.items() if k != "runner")
-            lines.append(f"| {r['team']} | {md(ran.get('runner') or '')} {md(ran.get('device') or '')} | "
-                         f"{md(ran.get('image') or '—')} | {md(scored.get('runner', ''))}: {md(evaluator or '—')} |")
-        lines.append("")
+    if not placed:
+        return []
+    lines = ["## Where each team ran and was scored", "", "| team | runner | image | evaluator |", "|---|---|---|---|"]
+    for r in placed:
+        ran, scored = r.get("ran_with") or {}, r.get("scored_by") or {}
+        evaluator = scored.get("image") or " ".join(f"{k} {v}" for k, v in scored.items() if k != "runner")
+        lines.append(f"| {r['team']} | {md(ran.get('runner') or '')} {md(ran.get('device') or '')} | "
+                     f"{md(ran.get('image') or '—')} | {md(scored.get('runner', ''))}: {md(evaluator or '—')} |")
+    return lines
+
+
+def _md_not_computed(results: list[dict]) -> list[str]:
     unavailable = sorted({(n, row.get("reason", ""), row.get("fetch", "")) for r in results
                           for n, row in [*r["metrics"].items(), *(r.get("not_computed") or {}).items()]
                           if n in (r.get("not_computed") or {}) or row.get("status") == "unavailable"})
-    if unavailable:
-        lines += ["## Metrics not computed", ""]
-        lines += [f"- {n}: {md(reason)} — {md(remedy_text(fix))}" for n, reason, fix in unavailable]
-        lines.append("")
+    if not unavailable:
+        return []
+    return ["## Metrics not computed", ""] + [f"- {n}: {md(reason)} — {md(remedy_text(fix))}"
+                                              for n, reason, fix in unavailable]
+
+
+def _md_findings(results: list[dict]) -> list[str]:
     findings = [(r["team"], f) for r in results for f in r.get("findings", [])]
-    if findings:
-        lines += ["## Findings", "", "| team | run | image | kind | message |", "|---|---|---|---|---|"]
-        lines += [f"| {t} | {md(f.get('run', ''))} | {md(f['image'])} | {md(f['kind'])} | {md(f['message'])} |"
-                  for t, f in findings]
-        lines.append("")
-    return "\n".join(lines)
+    if not findings:
+        return []
+    return ["## Findings", "", "| team | run | image | kind | message |", "|---|---|---|---|---|"] + [
+        f"| {t} | {md(f.get('run', ''))} | {md(f['image'])} | {md(f['kind'])} | {md(f['message'])} |"
+        for t, f in findings]
 
 
 def to_csv(report: dict) -> str:

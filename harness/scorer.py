@@ -205,116 +205,133 @@ def _score_in_worker(job: ImageJob, pair) -> ImageResult:
 
 
 def _score_image(job: ImageJob, pair, scorers: Scorers) -> ImageResult:
-    stem, strict = pair.stem, job.mode == "strict"
-    image = ImageResult(stem, pair.output.name, sha256_file(pair.output), {n: None for n in job.builtin + job.learned})
-    row = image.row
+    return _ImageScoring(job, pair).run(scorers)
 
-    def finding(kind: str, message: str, metric: str | None = None, severity: str = "warning"):
-        image.findings.append(finding_of(kind, stem, message, metric, severity))
 
-    def fail_or_zero(kind: str, message: str, metric: str | None = None):
-        if strict:
-            image.failed = image.failed or message
-            finding(kind, message, metric, severity="error")
+def _described(exc: Exception) -> str:
+    return exc.message if isinstance(exc, EvaluationError) else f"{type(exc).__name__}: {exc}"
+
+
+class _ImageScoring:
+    """One image's scores and findings, the organizers' repairs applied (faithful) or refused (strict)."""
+
+    def __init__(self, job: ImageJob, pair):
+        self.job, self.pair, self.strict = job, pair, job.mode == "strict"
+        self.image = ImageResult(pair.stem, pair.output.name, sha256_file(pair.output),
+                                 {n: None for n in job.builtin + job.learned})
+
+    def finding(self, kind: str, message: str, metric: str | None = None, severity: str = "warning") -> None:
+        self.image.findings.append(finding_of(kind, self.pair.stem, message, metric, severity))
+
+    def fail_or_zero(self, kind: str, message: str, metric: str | None = None) -> None:
+        if self.strict:
+            self.image.failed = self.image.failed or message
+            self.finding(kind, message, metric, severity="error")
         else:
-            finding(kind, f"{message}; counted as 0 in the average, as the organizers did", metric)
+            self.finding(kind, f"{message}; counted as 0 in the average, as the organizers did", metric)
 
-    facts = image_facts(pair.output)
-    if facts.format != "PNG":
-        what = f"a {facts.format} file" if facts.format else "not an image file OpenCV would recognise by its bytes"
-        if strict:
-            image.failed = f"{pair.output.name} is {what} named .png"
-            finding("not_png", image.failed, severity="error")
-            return image
-        finding("not_png", f"{pair.output.name} is {what} named .png; read by its content, as OpenCV does")
-    header = read_png_header(pair.output)
-    if header is not None and not header.is_plain_rgb8:
-        finding("converted_input", f"output is {header.bit_depth}-bit {header.color}; read as 8-bit RGB "
-                "(high byte kept, alpha dropped), as OpenCV does", severity="info")
-    if pair.truth is not None:
-        try:
-            hr = read_rgb8(pair.truth)
-        except EvaluationError as exc:
-            image.truth_error = exc.message
-            return image
-    else:
+    def run(self, scorers: Scorers) -> ImageResult:
+        images = self.read()
+        if images is None:
+            return self.image
+        sr, hr = images
+        if self.pair.lr is not None:
+            fit = consistency.check(sr, read_rgb8(self.pair.lr))
+            self.image.consistency, self.image.signature = fit.as_dict(), fit.signature
+            if fit.problem:
+                self.finding("lr_inconsistent", fit.problem)
+        if self.job.full_reference and hr is not None:
+            self.full_reference(sr, hr)
+        if not (self.job.no_reference or self.job.learned):
+            return self.image
+        repaired = self.same_size(sr, hr)
+        if repaired is None:
+            return self.image
+        sr_t, hr_t, seen = repaired
+        for name in self.job.no_reference:
+            self.record(name, lambda: scorers.niqe(seen), _described)
+        if self.job.learned:
+            if sr_t is None:
+                sr_t = scoring.rgb_tensor(sr)
+                hr_t = scoring.rgb_tensor(hr) if hr is not None else None
+            for name in self.job.learned:  # any failure inside a metric is the organizers' "error" case
+                self.record(name, lambda n=name: scorers.iqa.score(n, sr_t, hr_t),
+                            lambda exc: f"{type(exc).__name__}: {exc}")
+        return self.image
+
+    def read(self):
+        """(output, ground truth or None) as 8-bit RGB; None when the image cannot be scored at all."""
+        output = self.pair.output
+        facts = image_facts(output)
+        if facts.format != "PNG":
+            what = f"a {facts.format} file" if facts.format else "not an image file OpenCV would recognise by its bytes"
+            if self.strict:
+                self.image.failed = f"{output.name} is {what} named .png"
+                self.finding("not_png", self.image.failed, severity="error")
+                return None
+            self.finding("not_png", f"{output.name} is {what} named .png; read by its content, as OpenCV does")
+        header = read_png_header(output)
+        if header is not None and not header.is_plain_rgb8:
+            self.finding("converted_input", f"output is {header.bit_depth}-bit {header.color}; read as 8-bit RGB "
+                         "(high byte kept, alpha dropped), as OpenCV does", severity="info")
         hr = None
-    try:
-        sr = read_rgb8(pair.output)
-    except EvaluationError as exc:
-        fail_or_zero("unreadable_output", exc.message)
-        return image
-
-    if pair.lr is not None:
-        fit = consistency.check(sr, read_rgb8(pair.lr))
-        image.consistency, image.signature = fit.as_dict(), fit.signature
-        if fit.problem:
-            finding("lr_inconsistent", fit.problem)
-
-    if job.full_reference and hr is not None:
+        if self.pair.truth is not None:
+            try:
+                hr = read_rgb8(self.pair.truth)
+            except EvaluationError as exc:
+                self.image.truth_error = exc.message
+                return None
         try:
-            values = scoring.psnr_ssim(sr, hr, job.full_reference)
-        except Exception as exc:  # the organizers' "a metric raised" case
-            message = exc.message if isinstance(exc, EvaluationError) else f"{type(exc).__name__}: {exc}"
-            for name in job.full_reference:
-                fail_or_zero("metric_error", f"{name}: {message}", name)
-        else:
-            for name, value in values.items():
-                if math.isnan(value):
-                    fail_or_zero("metric_error", f"{name}: undefined (NaN)", name)
-                    continue
-                if math.isinf(value):  # only PSNR, only for an output equal to its ground truth
-                    finding("identical_output", f"{name} is infinite: the output equals its ground truth; the "
-                            "mean is infinite too, as the organizers' would be", name, severity="info")
-                row[name] = value
+            return read_rgb8(output), hr
+        except EvaluationError as exc:
+            self.fail_or_zero("unreadable_output", exc.message)
+            return None
 
-    if not (job.no_reference or job.learned):
-        return image
-    # The organizers gave pyiqa (NIQE and the learned metrics) both images at the smaller size.
-    sr_t = hr_t = None
-    seen = sr  # what NIQE scores: the bytes, or pyiqa's float input after the repair
-    if hr is not None and sr.shape != hr.shape:
-        message = (f"output is {sr.shape[1]}x{sr.shape[0]} but ground truth is {hr.shape[1]}x{hr.shape[0]}")
-        if strict:
-            image.failed = image.failed or message
-            finding("size_mismatch", message, severity="error")
-            return image
+    def full_reference(self, sr, hr) -> None:
+        try:
+            values = scoring.psnr_ssim(sr, hr, self.job.full_reference)
+        except Exception as exc:  # the organizers' "a metric raised" case
+            for name in self.job.full_reference:
+                self.fail_or_zero("metric_error", f"{name}: {_described(exc)}", name)
+            return
+        for name, value in values.items():
+            if math.isnan(value):
+                self.fail_or_zero("metric_error", f"{name}: undefined (NaN)", name)
+                continue
+            if math.isinf(value):  # only PSNR, only for an output equal to its ground truth
+                self.finding("identical_output", f"{name} is infinite: the output equals its ground truth; the "
+                             "mean is infinite too, as the organizers' would be", name, severity="info")
+            self.image.row[name] = value
+
+    def same_size(self, sr, hr):
+        """The organizers gave pyiqa (NIQE and the learned metrics) both images at the smaller size:
+        (output tensor, truth tensor, what NIQE scores), the tensors None when no repair was needed; None
+        when strict mode refuses the repair."""
+        if hr is None or sr.shape == hr.shape:
+            return None, None, sr
+        message = f"output is {sr.shape[1]}x{sr.shape[0]} but ground truth is {hr.shape[1]}x{hr.shape[0]}"
+        if self.strict:
+            self.image.failed = self.image.failed or message
+            self.finding("size_mismatch", message, severity="error")
+            return None
         height, width = min(sr.shape[0], hr.shape[0]), min(sr.shape[1], hr.shape[1])
-        finding("resized", f"{message}; both bilinearly resized to {width}x{height} before NIQE and the learned "
-                "metrics, as the organizers did")
+        self.finding("resized", f"{message}; both bilinearly resized to {width}x{height} before NIQE and the "
+                     "learned metrics, as the organizers did")
         sr_t = scoring.resize_bilinear(scoring.rgb_tensor(sr), height, width)
         hr_t = scoring.resize_bilinear(scoring.rgb_tensor(hr), height, width)
-        seen = sr_t[0].permute(1, 2, 0).contiguous().numpy()
-    for name in job.no_reference:
+        return sr_t, hr_t, sr_t[0].permute(1, 2, 0).contiguous().numpy()
+
+    def record(self, name: str, compute, describe) -> None:
+        """One metric's value, or why it is missing (unavailable, raised, not finite)."""
         try:
-            value = scorers.niqe(seen)
+            value = compute()
         except MetricUnavailable as exc:
-            image.unavailable[name] = exc.message
-            continue
-        except Exception as exc:  # the organizers' "a metric raised" case
-            message = exc.message if isinstance(exc, EvaluationError) else f"{type(exc).__name__}: {exc}"
-            fail_or_zero("metric_error", f"{name}: {message}", name)
-            continue
+            self.image.unavailable[name] = exc.message
+            return
+        except Exception as exc:
+            self.fail_or_zero("metric_error", f"{name}: {describe(exc)}", name)
+            return
         if not math.isfinite(value):
-            fail_or_zero("metric_error", f"{name}: returned {value}", name)
-            continue
-        row[name] = value
-    if not job.learned:
-        return image
-    if sr_t is None:
-        sr_t = scoring.rgb_tensor(sr)
-        hr_t = scoring.rgb_tensor(hr) if hr is not None else None
-    for name in job.learned:
-        try:
-            value = scorers.iqa.score(name, sr_t, hr_t)
-        except MetricUnavailable as exc:
-            image.unavailable[name] = exc.message
-            continue
-        except Exception as exc:  # any failure inside a metric is the organizers' "error" case
-            fail_or_zero("metric_error", f"{name}: {type(exc).__name__}: {exc}", name)
-            continue
-        if not math.isfinite(value):
-            fail_or_zero("metric_error", f"{name}: returned {value}", name)
-            continue
-        row[name] = value
-    return image
+            self.fail_or_zero("metric_error", f"{name}: returned {value}", name)
+            return
+        self.image.row[name] = value

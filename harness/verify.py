@@ -42,7 +42,40 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None,
             baseline: tuple[Manifest, dict | None] | None) -> Verification:
     result = Verification.of(team, dataset)
     published = published_values(team, dataset)
+    stopped = _before_comparing(result, team, dataset, team_evaluation, published)
+    if stopped is not None:
+        return stopped
+    assert team_evaluation is not None and published is not None  # _before_comparing saw to both
+    runs = team_evaluation["runs"]
+    rules = challenge.get(team.data["challenge"])
+    declared = data.get(dataset).stems if dataset in data.all_datasets() else ()
+    subset = bool(declared) and 0 < runs[0].get("n_images", len(declared)) < len(declared)
+    compared, all_ok = 0, True
+    for name, value in published["values"].items():
+        precision = published["precision"].get(name)
+        override = published.get("tolerance", {}).get(name) or rules.tolerance_override(name)
+        row = {"published": value, "precision": precision,
+               "tolerance": M.spec(name).tolerance(value, precision, override)}
+        scored = [_on_the_challenges_device(r, name, team, rules, baseline, dataset) for r in runs] \
+            if M.spec(name).reference == "device" else runs
+        if subset and M.spec(name).reference in ("FR", "NR"):
+            row = _image_by_image(name, published, scored, declared, M.spec(name))
+        else:
+            row = _compared(name, row, scored, runs)
+        result.metrics[name] = row
+        if row["status"] == "unavailable":
+            result.unverified.append(name)
+        else:
+            compared += 1
+            all_ok &= row["ok"]
+    _computed_but_not_published(result, runs, published)
+    return _concluded(result, team, dataset, runs, published, compared, all_ok)
 
+
+def _before_comparing(result: Verification, team: Manifest, dataset: str, team_evaluation: dict | None,
+                      published: dict | None) -> Verification | None:
+    """The verdict when there is nothing to compare yet (not runnable, nothing published, not evaluated,
+    failed, too few runs); None when the comparison can start."""
     def fail(kind: str, message: str, hint: str | None = None) -> Verification:
         result.verdict, result.failure = "failed", failure(kind, message, hint)
         return result
@@ -83,62 +116,47 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None,
     if team.nondeterministic and len(runs) < 2 and not from_outputs:  # published outputs are one sample
         return fail("too_few_runs", f"{team.id} is nondeterministic but only {len(runs)} run was scored",
                     "determinism.repeats must be at least 2")
+    return None
 
-    compared = 0
-    all_ok = True
-    rules = challenge.get(team.data["challenge"])
-    declared = data.get(dataset).stems if dataset in data.all_datasets() else ()
-    subset = bool(declared) and 0 < runs[0].get("n_images", len(declared)) < len(declared)
-    for name, value in published["values"].items():
-        precision = published["precision"].get(name)
-        override = published.get("tolerance", {}).get(name) or rules.tolerance_override(name)
-        tolerance = M.spec(name).tolerance(value, precision, override)
-        row = {"published": value, "precision": precision, "tolerance": tolerance}
-        scored = [_on_the_challenges_device(r, name, team, rules, baseline, dataset) for r in runs] \
-            if M.spec(name).reference == "device" else runs
-        if subset and M.spec(name).reference in ("FR", "NR"):
-            row = _image_by_image(name, published, scored, declared, M.spec(name))
-            result.metrics[name] = row
-            if row["status"] == "unavailable":
-                result.unverified.append(name)
-            else:
-                compared += 1
-                all_ok &= row["ok"]
-            continue
-        missing = [r["run"] for r in scored if name not in r["mean"]]
-        if missing:
-            gap = next((r["unavailable"][name] for r in scored if name in r.get("unavailable", {})),
-                       {"reason": "not computed", "fetch": f"{M.FETCH_COMMAND} {name}"})
-            row.update(reproduced=None, delta=None, ok=None, status="unavailable", reason=gap["reason"],
-                       fetch=gap.get("fetch", f"{M.FETCH_COMMAND} {name}"))
-            result.unverified.append(name)
-            result.metrics[name] = row
-            continue
-        values = [r["mean"][name] for r in scored]
-        reproduced = sum(values) / len(values)
-        low, high = min(values), max(values)
-        if len(values) > 1:
-            ok = (low - tolerance) <= value <= (high + tolerance)
-            row.update(band=[low - tolerance, high + tolerance], spread=high - low, run_values=values)
-        else:
-            ok = abs(reproduced - value) <= tolerance
-        row.update(reproduced=reproduced, delta=reproduced - value, ok=ok, status="ok" if ok else "diverged")
-        images = _per_image(runs, name)
-        if images:
-            row["uncertainty"] = uncertainty.of_mean(list(images.values()))
-        if not ok:  # the evidence: each image's value, averaged over runs
-            row["per_image"] = images
-        compared += 1
-        all_ok &= ok
-        result.metrics[name] = row
 
-    _computed_but_not_published(result, runs, published)
+def _compared(name: str, row: dict, scored: list[dict], runs: list[dict]) -> dict:
+    """One published mean against the runs' means: inside the tolerance, or inside the band of the runs
+    for a team with several; unavailable (with why and the fix) when a run lacks the metric."""
+    value, tolerance = row["published"], row["tolerance"]
+    if any(name not in r["mean"] for r in scored):
+        gap = next((r["unavailable"][name] for r in scored if name in r.get("unavailable", {})),
+                   {"reason": "not computed", "fetch": f"{M.FETCH_COMMAND} {name}"})
+        return {**row, "reproduced": None, "delta": None, "ok": None, "status": "unavailable",
+                "reason": gap["reason"], "fetch": gap.get("fetch", f"{M.FETCH_COMMAND} {name}")}
+    values = [r["mean"][name] for r in scored]
+    reproduced = sum(values) / len(values)
+    low, high = min(values), max(values)
+    if len(values) > 1:
+        ok = (low - tolerance) <= value <= (high + tolerance)
+        row.update(band=[low - tolerance, high + tolerance], spread=high - low, run_values=values)
+    else:
+        ok = abs(reproduced - value) <= tolerance
+    row.update(reproduced=reproduced, delta=reproduced - value, ok=ok, status="ok" if ok else "diverged")
+    images = _per_image(runs, name)
+    if images:
+        row["uncertainty"] = uncertainty.of_mean(list(images.values()))
+    if not ok:  # the evidence: each image's value, averaged over runs
+        row["per_image"] = images
+    return row
+
+
+def _concluded(result: Verification, team: Manifest, dataset: str, runs: list[dict], published: dict,
+               compared: int, all_ok: bool) -> Verification:
     if compared == 0 and not result.ground_truth:
-        return fail("no_ground_truth", f"every published metric of {team.id} on '{dataset}' needs the ground "
-                    f"truth: {', '.join(result.unverified)}", f"harness data import {dataset} --hr PATH")
+        result.verdict, result.failure = "failed", failure(
+            "no_ground_truth", f"every published metric of {team.id} on '{dataset}' needs the ground truth: "
+            f"{', '.join(result.unverified)}", f"harness data import {dataset} --hr PATH")
+        return result
     if compared == 0:
-        return fail("metric_unavailable", "none of the published metrics could be computed: "
-                    + ", ".join(result.unverified), f"{M.FETCH_COMMAND}")
+        result.verdict, result.failure = "failed", failure(
+            "metric_unavailable", "none of the published metrics could be computed: " + ", ".join(result.unverified),
+            f"{M.FETCH_COMMAND}")
+        return result
     digest = published.get("outputs_digest")
     if digest:
         result.exact_outputs = all(r.get("outputs_digest") == digest for r in runs)

@@ -49,7 +49,6 @@ class DockerRunner:
 
     def run_once(self, request: RunRequest) -> None:
         from docker.errors import APIError
-        from docker.types import Mount
 
         team, device = request.team, request.device
         image = self.image_for(team, request.repo_root, request.log_path.parent / "build.log")
@@ -60,45 +59,20 @@ class DockerRunner:
         if not weights_dir.is_dir():
             empty_weights = tempfile.TemporaryDirectory(prefix="harness-noweights-")
             weights_dir = Path(empty_weights.name)
-        mounts = [Mount(LR_MOUNT, str(Path(request.lr_dir).resolve()), type="bind", read_only=True),
-                  Mount(WEIGHTS_MOUNT, str(weights_dir.resolve()), type="bind", read_only=True),
-                  Mount(OUTPUT_MOUNT, str(Path(request.out_dir).resolve()), type="bind", read_only=False)]
-        if request.code_dir:  # the pinned checkout the harness fetched, read only
-            mounts.append(Mount(CODE_MOUNT, str(Path(request.code_dir).resolve()), type="bind", read_only=True))
         command = request.adapter_args(f"{IMAGE_ROOT}/teams/{team.id}/manifest.yaml", LR_MOUNT, OUTPUT_MOUNT,
                                        WEIGHTS_MOUNT, IMAGE_ROOT, CODE_MOUNT if request.code_dir else None)
         threads = str(max(1, math.ceil(limits["cpus"])))
         try:
             container = self.client.containers.create(
-                image["id"], command=command, mounts=mounts, **locked_down(limits), shm_size=limits["shm_bytes"],
-                device_requests=device_requests(self.settings["gpus"], device),
+                image["id"], command=command, mounts=_mounts(request, weights_dir), **locked_down(limits),
+                shm_size=limits["shm_bytes"], device_requests=device_requests(self.settings["gpus"], device),
                 environment={**CONTAINER_ENV, "OMP_NUM_THREADS": threads},
                 labels={f"{images.LABEL}.team": team.id, f"{images.LABEL}.run-index": str(request.run_index)},
                 ulimits=self.ulimits or None)
         except APIError as exc:
             raise _refused(team, device, exc) from None
-        request.log_path.parent.mkdir(parents=True, exist_ok=True)
-        timed_out = False
         try:
-            with open(request.log_path, "ab") as log:
-                try:
-                    container.start()
-                except APIError as exc:
-                    raise _refused(team, device, exc) from None
-                splitter = LineSplitter(log, request.on_progress)
-                reader = threading.Thread(target=_follow_logs, args=(container, splitter), daemon=True)
-                reader.start()
-                try:
-                    code = container.wait(timeout=limits["timeout_s"])["StatusCode"]
-                except Exception as exc:  # the client's read timeout: the container ran past its limit
-                    if not _is_timeout(exc):
-                        raise
-                    timed_out = True
-                    container.kill()
-                    code = None
-                reader.join(10)
-            container.reload()
-            state = container.attrs["State"]
+            code, state = _run_to_the_end(container, request, limits["timeout_s"])
         except BaseException:
             container.remove(force=True)  # Ctrl-C or an engine error: leave no container behind
             raise
@@ -106,7 +80,7 @@ class DockerRunner:
             if empty_weights:
                 empty_weights.cleanup()
         container.remove(force=True)
-        if timed_out:
+        if code is None:
             raise InferenceFailed("timeout", f"{team.id}: no result after {limits['timeout_s']} s "
                                   "(runtime.timeout_s); the container was killed",
                                   log_tail=log_tail(request.log_path))
@@ -124,6 +98,44 @@ class DockerRunner:
             **describe(limits), "gpus": str(self.settings["gpus"]) if device.startswith("cuda") else None}
         write_json_atomic(path, provenance)
         add_to_session(out_dir, {"host": session_info(repo_root)})
+
+
+def _mounts(request: RunRequest, weights_dir: Path) -> list:
+    """LR and weights read only, the run's output folder the only writable one, the pinned checkout."""
+    from docker.types import Mount
+
+    mounts = [Mount(LR_MOUNT, str(Path(request.lr_dir).resolve()), type="bind", read_only=True),
+              Mount(WEIGHTS_MOUNT, str(weights_dir.resolve()), type="bind", read_only=True),
+              Mount(OUTPUT_MOUNT, str(Path(request.out_dir).resolve()), type="bind", read_only=False)]
+    if request.code_dir:  # the pinned checkout the harness fetched, read only
+        mounts.append(Mount(CODE_MOUNT, str(Path(request.code_dir).resolve()), type="bind", read_only=True))
+    return mounts
+
+
+def _run_to_the_end(container, request: RunRequest, timeout_s: float) -> tuple[int | None, dict]:
+    """Start the container, follow its log into the run's log, wait for it: (exit code, or None when it
+    ran past its time and was killed; its final state)."""
+    from docker.errors import APIError
+
+    request.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(request.log_path, "ab") as log:
+        try:
+            container.start()
+        except APIError as exc:
+            raise _refused(request.team, request.device, exc) from None
+        splitter = LineSplitter(log, request.on_progress)
+        reader = threading.Thread(target=_follow_logs, args=(container, splitter), daemon=True)
+        reader.start()
+        try:
+            code = container.wait(timeout=timeout_s)["StatusCode"]
+        except Exception as exc:  # the client's read timeout: the container ran past its limit
+            if not _is_timeout(exc):
+                raise
+            container.kill()
+            code = None
+        reader.join(10)
+    container.reload()
+    return code, container.attrs["State"]
 
 
 def _follow_logs(container, splitter) -> None:

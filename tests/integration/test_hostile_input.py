@@ -4,7 +4,6 @@ nothing read from outside, nothing in data/, runs/, evaluations/ or report/ chan
 
 import hashlib
 import json
-import os
 import re
 import shutil
 
