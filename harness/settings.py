@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from . import plugins
 from .errors import HarnessError
 
 PARAMS_FILE = "params.yaml"
@@ -36,7 +37,7 @@ DEFAULT_PARAMS = {"dataset": "mini", "teams": [], "runner": "local", "device": "
                   "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful", "source": "inference", "outputs": None,
                   "evaluator": "local", "eval_workers": "auto", "max_image_megapixels": 50, "docker": DOCKER_DEFAULTS,
                   "local": LOCAL_DEFAULTS, "executor": "local", "slurm": SLURM_DEFAULTS}
-# and runner: harness.runners.RUNNERS, the registry
+# and runner: harness.plugins.RUNNERS, the registry
 CHOICES = {"executor": EXECUTORS, "evaluator": EVALUATORS, "source": SOURCES, "mode": MODES}
 
 
@@ -133,9 +134,7 @@ def check_number(value, where: str, kind: str = "number", lowest: float = 0, opt
 def check(merged: dict, path: Path) -> None:
     """Every value of the settings, before any of them is used: choices, numbers, device, metrics, dataset,
     and the teams (ids by the id rule, each once, each a folder under teams/ beside params.yaml)."""
-    from .runners import RUNNERS  # the runner registry: what a runner module registers is a choice
-
-    for name, choices in {"runner": tuple(RUNNERS), **CHOICES}.items():
+    for name, choices in {"runner": tuple(plugins.RUNNERS), **CHOICES}.items():
         if merged[name] not in choices:
             raise InvalidSetting(f"{path}: {name}: '{merged[name]}' is not one of {', '.join(choices)}")
     for (section, key), (kind, lowest, optional) in NUMBERS.items():

@@ -2,33 +2,24 @@
 (harness.entry): local (the team's family environment in a sandbox), docker (its image), podman (the
 docker runner's code against a daemonless podman service), auto (docker when an engine answers).
 
-RUNNERS is the one list of runners: params.yaml's validation, every --runner help text, doctor and
-construction read it. A new runner is a module with `make(options, selection)` and one line here.
+Which runners exist is harness.plugins.RUNNERS: a new runner is a module with `make(options, selection)`
+and one line there.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 
 from ..errors import HarnessError
+from ..plugins import RUNNERS, register_runner
 
-# name -> "module:function" that makes the runner from the run options (imported only when one is built)
-RUNNERS: dict[str, str | Callable] = {
-    "auto": "harness.runners.choice:make",
-    "local": "harness.runners.local:make",
-    "docker": "harness.runners.docker:make",
-    "podman": "harness.runners.podman:make",
-}
+__all__ = ["RUNNERS", "get", "names", "register"]
+
+register = register_runner
 
 
 def names() -> tuple[str, ...]:
     return tuple(RUNNERS)
-
-
-def register(name: str, factory: str | Callable) -> None:
-    """Add a runner: `factory(options, selection)` returns it (a callable, or its "module:function")."""
-    RUNNERS[name] = factory
 
 
 def get(name: str, options=None):
