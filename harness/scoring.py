@@ -130,8 +130,15 @@ def weights_unavailable(name: str, cache_dir: Path) -> str | None:
     """Why a metric's weight files cannot be used from the cache (absent, or changed since pinned), or None."""
     missing = missing_weight_files(name, cache_dir)
     if missing:
-        return f"weights absent from {Path(cache_dir).resolve()}: {', '.join(missing)}"
+        return f"weights absent from {shown_path(cache_dir)}: {', '.join(missing)}"
     return changed_weight_files(name, cache_dir)
+
+
+def shown_path(path: Path) -> str:
+    """A path as a record keeps it: relative to the working folder (the checkout, for the pipeline's stages)
+    when inside it, so that an evaluation is the same bytes wherever the checkout lies; else absolute."""
+    resolved, here = Path(path).resolve(), Path.cwd().resolve()
+    return str(resolved.relative_to(here)) if resolved.is_relative_to(here) else str(resolved)
 
 
 def missing_weight_files(name: str, cache_dir: Path) -> list[str]:
@@ -149,7 +156,7 @@ def changed_weight_files(name: str, cache_dir: Path) -> str | None:
     try:
         pinned = json.loads(listing.read_text()) if listing.exists() else {}
     except (ValueError, UnicodeDecodeError):
-        return f"{listing} is not a pin file (not JSON): delete it and run `{FETCH_COMMAND} {name}`"
+        return f"{shown_path(listing)} is not a pin file (not JSON): delete it and run `{FETCH_COMMAND} {name}`"
     for weight in METRICS[name].weight_files:
         path = Path(cache_dir) / weight.path
         if path.is_file() and weight.path in pinned:
