@@ -23,13 +23,16 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .lockdown import SCRATCH
+
 TOOL = "bwrap"
 HARNESS_ENTRIES = ("classical", "spandrel", "none")  # entry kinds that run only the harness's own code
 UID = 10001
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # What programs read from /etc (the dynamic linker's cache, Debian's alternatives, time zone, fonts).
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "fonts", "nsswitch.conf")
-PASSWD = f"runner:x:{UID}:{UID}::/tmp/home:/bin/sh\n"
+HOME = f"{SCRATCH}/home"  # inside the sandbox: an empty folder on its private tmpfs, never the user's
+PASSWD = f"runner:x:{UID}:{UID}::{HOME}:/bin/sh\n"
 GROUP = f"runner:x:{UID}:\n"
 
 
@@ -127,13 +130,13 @@ def command(argv: list[str], mounts: list[Mount], env: dict[str, str], scratch: 
     (scratch / "group").write_text(GROUP)
     args = [executable() or TOOL, *_isolation(), *_system(),
             "--ro-bind", str(scratch / "passwd"), "/etc/passwd", "--ro-bind", str(scratch / "group"), "/etc/group",
-            "--size", str(scratch_bytes), "--tmpfs", "/tmp", "--dir", "/tmp/home"]
+            "--size", str(scratch_bytes), "--tmpfs", SCRATCH, "--dir", HOME]
     for mount in mounts:
         args += ["--bind" if mount.writable else "--ro-bind", str(Path(mount.source).resolve()), mount.target]
     if gpu:
         for device in sorted(glob.glob("/dev/nvidia*")):
             args += ["--dev-bind", device, device]
-    args += ["--clearenv", "--chdir", "/tmp"]
+    args += ["--clearenv", "--chdir", SCRATCH]
     for name, value in sorted(env.items()):
         args += ["--setenv", name, value]
     limit = ["prlimit", f"--as={memory_bytes}", "--"] if memory_bytes and shutil.which("prlimit") else []

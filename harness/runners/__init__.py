@@ -11,11 +11,9 @@ from __future__ import annotations
 import importlib
 
 from ..errors import HarnessError
-from ..plugins import RUNNERS, register_runner
+from ..plugins import RUNNERS
 
-__all__ = ["RUNNERS", "get", "names", "register"]
-
-register = register_runner
+__all__ = ["RUNNERS", "get", "names"]
 
 
 def names() -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from .. import envs, sandbox
 from ..code import OVERRIDE_VARIABLE
 from ..errors import InferenceFailed
 from ..fsutil import write_json_atomic
-from ..lockdown import CONTAINER_ENV
+from ..lockdown import CONTAINER_ENV, SCRATCH
 from ..protocol import ALIASES_VARIABLE, PROVENANCE, LineSplitter, add_to_session, decode_exit, log_tail
 from ..provenance import session_info
 from ..settings import CHALLENGES_DIR, LOCAL_DEFAULTS, PACKAGE_DIR, SCHEMAS_DIR
@@ -103,9 +103,9 @@ class LocalRunner:
                   sandbox.Mount(Path(request.out_dir), OUTPUT_MOUNT, writable=True)]
         if code_dir:
             mounts.append(sandbox.Mount(code_dir, CODE_MOUNT))
-        env = {**CONTAINER_ENV, "HOME": "/tmp/home", "USER": "runner", "LOGNAME": "runner", "LANG": "C.UTF-8",
+        env = {**CONTAINER_ENV, "HOME": sandbox.HOME, "USER": "runner", "LOGNAME": "runner", "LANG": "C.UTF-8",
                "PATH": f"{environment.python.parent}:/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": HARNESS_ROOT,
-               "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": self._threads(), "MPLCONFIGDIR": "/tmp/mpl",
+               "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": self._threads(), "MPLCONFIGDIR": f"{SCRATCH}/mpl",
                "HARNESS_CODE_DIR": CODE_MOUNT}
         if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
             env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
