@@ -16,7 +16,6 @@ from . import data as data_mod
 from . import evaluate as evaluate_mod
 from . import evaluator as evaluator_mod
 from . import report as report_mod
-from . import settings as settings_mod
 from . import verify as verify_mod
 from . import weights as weights_mod
 from .errors import ChecksumMismatch, DatasetError, HarnessError
@@ -25,33 +24,12 @@ from .manifest import Manifest
 from .progress import Progress, Step, note, silent
 from .project import Project
 from .provenance import session_info
-from .records import PUBLISHED_OUTPUTS, Verification
+from .records import PUBLISHED_OUTPUTS, RecordError, RunRecord, TeamEvaluation, Verification
+from .settings import Settings
 
 
 class InputsUnavailable(HarnessError):
     kind = "inputs_unavailable"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How teams run: runner, device, container and local settings (GPUs included), executor, and the
-    explicit opt-in to run untrusted code without a sandbox."""
-
-    runner: str
-    device: str
-    docker: dict
-    executor: str = "local"
-    slurm: dict = field(default_factory=dict)
-    local: dict = field(default_factory=dict)
-    unsafe_no_sandbox: bool = False
-
-    @classmethod
-    def from_settings(cls, settings: dict, runner: str | None = None, device: str | None = None,
-                      gpus: str | None = None, unsafe_no_sandbox: bool = False) -> RunOptions:
-        """params.yaml's settings with a command's options over them."""
-        docker = {**settings["docker"], **({"gpus": gpus} if gpus else {})}
-        return cls(runner or settings["runner"], device or settings["device"], docker, settings["executor"],
-                   settings["slurm"], settings["local"], unsafe_no_sandbox)
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -152,13 +130,13 @@ def fetch_all_code(proj: Project, teams: list[Manifest]) -> list[CodeFetch]:
 
 # --- inference -----------------------------------------------------------------------------------
 
-def infer(proj: Project, team: Manifest, dataset: str, options: RunOptions, progress: Progress | None = None,
+def infer(proj: Project, team: Manifest, dataset: str, settings: Settings, progress: Progress | None = None,
           runs_root: Path | None = None) -> dict:
     """Run the team with the chosen runner into runs/ (or runs_root); the one inference path that the
     local executor and every Slurm job take. Returns the run record."""
     progress = progress or silent
     weights_mod.check_pins(team, proj.weights_dir)  # the bytes the run will read are those pinned
-    runner = runners.get(options.runner, options)
+    runner = runners.get(settings.runner, settings)
     if runner.selection:
         note(progress, team.id, f"{team.id}: runner {runner.selection}")
     lr_dir = data_mod.get(dataset).lr_dir(proj.data_dir)
@@ -166,28 +144,30 @@ def infer(proj: Project, team: Manifest, dataset: str, options: RunOptions, prog
     def update(run, runs, done, total, name):
         progress(Step(team.id, f"{team.id} run {run}/{runs} {name}", done, total))
 
-    record = inference.infer_team(team, runner, lr_dir, runs_root or proj.runs_dir, dataset,
-                                  proj.team_weights(team.id), options.device, proj.root, update,
-                                  code.for_run(proj.code_cache, team))
+    place = inference.RunPlace(dataset, lr_dir, proj.team_weights(team.id), runs_root or proj.runs_dir, proj.root,
+                               code.for_run(proj.code_cache, team))
+    record = inference.infer_team(team, runner, place, settings.device, update)
     progress(Step(team.id, record=record))
     return record
 
 
-def run_team_job(root: str, team_id: str, dataset: str, options: RunOptions) -> dict:
+def run_team_job(root: str, team_id: str, dataset: str, settings: Settings) -> dict:
     """A Slurm job's body: `infer` on the node Slurm picked, into the folder the waiting stage collects."""
     proj = Project(Path(root))
     team = registry.load(proj, team_id)
     results = proj.slurm_results(dataset)
-    record = infer(proj, team, dataset, options, runs_root=results)
-    record["slurm_job_id"] = slurm.job_id()
-    inference.write_record(inference.team_runs_dir(results, dataset, team.id), record)
-    return record
+    record = RunRecord.from_dict(infer(proj, team, dataset, settings, runs_root=results))
+    record.slurm_job_id = slurm.job_id()
+    return inference.write_record(inference.team_runs_dir(results, dataset, team.id), record)
 
 
 def runs_complete(proj: Project, team: Manifest, dataset: str) -> bool:
     """The team's runs exist for its current run key and pass the output checks."""
-    record = inference.load_record(proj.runs_dir, dataset, team.id)
-    if not record or record["status"] != "ok" or record.get("run_key") != team.run_key:
+    try:
+        record = inference.load_record(proj.runs_dir, dataset, team.id)
+    except RecordError:
+        return False
+    if not record or not record.ok or record.run_key != team.run_key:
         return False
     dirs = inference.run_dirs(proj.runs_dir, dataset, team.id)
     if len(dirs) != team.repeats:
@@ -201,25 +181,25 @@ def runs_complete(proj: Project, team: Manifest, dataset: str) -> bool:
     return True
 
 
-def submit_jobs(proj: Project, teams: list[Manifest], dataset: str, options: RunOptions) -> dict:
+def submit_jobs(proj: Project, teams: list[Manifest], dataset: str, settings: Settings) -> dict:
     """One Slurm job per runnable team whose runs are not complete and that has no job queued."""
     queued = slurm.active(proj, teams, dataset)
     wanted = [t for t in teams if t.runnable and t.id not in queued and not runs_complete(proj, t, dataset)]
-    return slurm.submit(proj, wanted, dataset, options.slurm, run_team_job,
-                        lambda team: (str(proj.root), team.id, dataset, options))
+    return slurm.submit(proj, wanted, dataset, settings.slurm, run_team_job,
+                        lambda team: (str(proj.root), team.id, dataset, settings))
 
 
-def infer_on_slurm(proj: Project, team: Manifest, dataset: str, options: RunOptions,
+def infer_on_slurm(proj: Project, team: Manifest, dataset: str, settings: Settings,
                    progress: Progress | None = None) -> dict:
     """The team's Slurm job: none when its runs are complete; submitted when this manifest has none yet.
     A job that ended (failed, cancelled) is not resubmitted here: `harness jobs submit` does that."""
     if runs_complete(proj, team, dataset):
         note(progress, team.id, f"{team.id}: runs complete for this manifest; no job submitted")
-        return inference.load_record(proj.runs_dir, dataset, team.id)
+        return inference.load_record(proj.runs_dir, dataset, team.id).as_written()
     entry = slurm.load_jobs(proj, dataset)["jobs"].get(team.id)
     if entry is None or entry["run_key"] != team.run_key:
-        slurm.submit(proj, [team], dataset, options.slurm, run_team_job,
-                     lambda t: (str(proj.root), t.id, dataset, options))
+        slurm.submit(proj, [team], dataset, settings.slurm, run_team_job,
+                     lambda t: (str(proj.root), t.id, dataset, settings))
     shown = []
 
     def on_poll(summary, state):  # one line per change, so that logs show it too
@@ -229,7 +209,7 @@ def infer_on_slurm(proj: Project, team: Manifest, dataset: str, options: RunOpti
             shown.append(line)
             note(progress, team.id, line)
 
-    record = slurm.wait(proj, team, dataset, options.slurm, on_poll)
+    record = slurm.wait(proj, team, dataset, settings.slurm, on_poll)
     note(progress, team.id, f"{team.id}: Slurm job {record['slurm_job_id']} ended {record['slurm_state']}")
     return record
 
@@ -246,12 +226,12 @@ def collect_outputs(proj: Project, team: Manifest, dataset: str, source: str | N
     return record
 
 
-def produce_runs(proj: Project, team: Manifest, dataset: str, settings: dict, options: RunOptions,
+def produce_runs(proj: Project, team: Manifest, dataset: str, settings: Settings,
                  progress: Progress | None = None, record_failure: bool = False) -> dict:
     """The pipeline's infer stage: collect the published outputs, or run the team (here or as a Slurm
     job). With record_failure, missing inputs become a failed run record instead of an error."""
-    if settings["source"] == "outputs":
-        return collect_outputs(proj, team, dataset, settings["outputs"], progress)
+    if settings.source == "outputs":
+        return collect_outputs(proj, team, dataset, settings.outputs, progress)
     try:
         if team.runnable:
             prepare_inputs(proj, team, dataset)
@@ -262,32 +242,29 @@ def produce_runs(proj: Project, team: Manifest, dataset: str, settings: dict, op
         record = inference.write_failed_record(team, proj.runs_dir, dataset, exc.kind, exc.message, exc.hint)
         (progress or silent)(Step(team.id, record=record))
         return record
-    if options.executor == "slurm" and team.runnable:
-        record = infer_on_slurm(proj, team, dataset, options, progress)
+    if settings.executor == "slurm" and team.runnable:
+        record = infer_on_slurm(proj, team, dataset, settings, progress)
         (progress or silent)(Step(team.id, record=record))
         return record
-    return infer(proj, team, dataset, options, progress)
+    return infer(proj, team, dataset, settings, progress)
 
 
 # --- evaluation and verification ------------------------------------------------------------------
 
-def evaluate_team(proj: Project, team: Manifest, dataset: str, names: list[str], mode: str, device: str,
-                  evaluator: str = "local", docker: dict | None = None, progress: Progress | None = None,
-                  json_out: Path | None = None, workers: int = 1, max_megapixels: float | None = None) -> dict:
-    """Score every run of the team, here or in the evaluator image, into evaluations/ and metrics/
-    (the pipeline's contract); return the team evaluation. `workers`: processes scoring images on a CPU."""
+def evaluate_team(proj: Project, team: Manifest, dataset: str, settings: Settings, progress: Progress | None = None,
+                  json_out: Path | None = None) -> dict:
+    """Score every run of the team with the settings' metrics, mode, device and workers, here or in the
+    evaluator image, into evaluations/ and metrics/ (the pipeline's contract); return the team evaluation."""
     target = json_out or proj.evaluation_file(dataset, team.id)
     with locks.held(target, f"the evaluation of {team.id} on '{dataset}'"):
-        return _evaluate_team_locked(proj, team, dataset, names, mode, device, evaluator, docker,
-                                     progress or silent, target, workers, max_megapixels)
+        return _evaluate_team_locked(proj, team, dataset, settings, progress or silent, target)
 
 
-def _evaluate_team_locked(proj, team, dataset, names, mode, device, evaluator, docker, progress, target,
-                          workers, max_megapixels) -> dict:
-    max_megapixels = max_megapixels or proj.params()["max_image_megapixels"]
-    if evaluator == "docker":
+def _evaluate_team_locked(proj: Project, team: Manifest, dataset: str, settings: Settings, progress: Progress,
+                          target: Path) -> dict:
+    if settings.evaluator == "docker":
         result = evaluator_mod.evaluate_team_in_image(
-            proj, team, dataset, names, mode, device, docker or proj.params()["docker"], workers, max_megapixels,
+            proj, team, dataset, settings,
             lambda line: progress(Step(f"{team.id} evaluator", f"building evaluator: {line[:100]}")))
     else:
         record = inference.load_record(proj.runs_dir, dataset, team.id)
@@ -297,8 +274,8 @@ def _evaluate_team_locked(proj, team, dataset, names, mode, device, evaluator, d
         def update(run, runs, done, total, name):
             progress(Step(f"evaluating {team.id}", f"evaluating {team.id} run {run}/{runs}", done, total))
 
-        result = evaluate_mod.evaluate_team(team, dataset, record, run_dirs, hr_dir, names, mode, proj.metric_cache,
-                                            device, update, lr_dir, workers, max_megapixels)
+        result = evaluate_mod.evaluate_team(team, dataset, record, run_dirs, (hr_dir, lr_dir), settings,
+                                            proj.metric_cache, update)
         result["evaluator"] = evaluator_mod.local_description()
     write_json_atomic(target, result)
     write_json_atomic(target.with_suffix(".session.json"), {"schema": "harness.evaluation-session/1",
@@ -337,16 +314,20 @@ def reusable_evaluation(proj: Project, team: Manifest, dataset: str, mode: str, 
     path = proj.evaluation_file(dataset, team.id)
     if not path.exists():
         return None
-    previous = json.loads(path.read_text())
-    inference_state = previous.get("inference") or {}
-    same = (previous.get("run_key") == team.run_key and previous.get("mode") == mode
+    data = json.loads(path.read_text())
+    try:
+        previous = TeamEvaluation.from_dict(data, registry.display_path(proj, path))
+    except RecordError:
+        return None  # another harness version wrote it: not the same question
+    inference_state = previous.inference or {}
+    same = (previous.run_key == team.run_key and previous.mode == mode
             and inference_state.get("status") == "ok" and inference_state.get("runner") != PUBLISHED_OUTPUTS
-            and set(wanted) <= set(previous.get("metrics", [])))
-    return previous if same else None
+            and set(wanted) <= set(previous.metrics))
+    return data if same else None
 
 
-def verify_team(proj: Project, team: Manifest, dataset: str, settings: dict, options: RunOptions, mode: str,
-                from_outputs: str | None = None, rerun: bool = False, progress: Progress | None = None) -> dict:
+def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings, from_outputs: str | None = None,
+                rerun: bool = False, progress: Progress | None = None) -> dict:
     """Produce (or reuse), score and check one team's outputs; return its verification row.
 
     from_outputs: None to run the team; '' for the published outputs the manifest declares; else a source.
@@ -354,10 +335,10 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: dict, opt
     checked on those (the model check: the network on the mini photographs), the dataset's values said to
     need it."""
     published = verify_mod.published_values(team, dataset)
-    wanted = list(published["values"]) if published else settings["metrics"]
-    names = list(dict.fromkeys(settings["metrics"] + wanted))
+    wanted = list(published["values"]) if published else list(settings.metrics)
+    names = list(dict.fromkeys(list(settings.metrics) + wanted))
     if from_outputs is None and not rerun:
-        previous = reusable_evaluation(proj, team, dataset, mode, wanted)
+        previous = reusable_evaluation(proj, team, dataset, settings.mode, wanted)
         if previous is not None:
             shown = registry.display_path(proj, proj.evaluation_file(dataset, team.id))
             note(progress, team.id, f"{team.id}: reusing {shown} (same run key)", outcome=True)
@@ -376,14 +357,13 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: dict, opt
             if dataset == data_mod.MODEL or not team.published(data_mod.MODEL):
                 raise
             note(progress, team.id, f"{team.id}: '{dataset}' is not here ({absent.message}); checking its model alone")
-            row = verify_team(proj, team, data_mod.MODEL, settings, options, mode, None, rerun, progress)
+            row = verify_team(proj, team, data_mod.MODEL, settings, None, rerun, progress)
             return verify_mod.without_dataset(team, dataset, row, absent)
         if not (team.entry.get("code_root") == "code" and os.environ.get(code.OVERRIDE_VARIABLE)):
             fetch_code(proj, team)  # also records where the code is, as the pipeline's code stage does
         fetch_team_weights(proj, team, progress)
-        infer(proj, team, dataset, options, progress)
-    evaluation = evaluate_team(proj, team, dataset, names, mode, options.device, settings["evaluator"],
-                               options.docker, progress, workers=settings_mod.evaluation_workers(settings))
+        infer(proj, team, dataset, settings, progress)
+    evaluation = evaluate_team(proj, team, dataset, settings.given(metrics=names), progress)
     return verify_mod.verify(team, dataset, evaluation, baseline_of(proj, team, dataset))
 
 
@@ -398,8 +378,8 @@ def baseline_of(proj: Project, team: Manifest, dataset: str) -> tuple[Manifest, 
     return registry.load(proj, baseline), json.loads(path.read_text()) if path.exists() else None
 
 
-def audit(proj: Project, team_ids: list[str], dataset: str, settings: dict, options: RunOptions, mode: str,
-          from_outputs: str | None = None, rerun: bool = False, progress: Progress | None = None) -> list[dict]:
+def audit(proj: Project, team_ids: list[str], dataset: str, settings: Settings, from_outputs: str | None = None,
+          rerun: bool = False, progress: Progress | None = None) -> list[dict]:
     """Verify every team; a team that cannot run, or fails, is its own row and the others carry on. A
     challenge's baseline goes first: the others' runtimes are ratios to its own."""
     from .challenge import catalogue
@@ -410,7 +390,7 @@ def audit(proj: Project, team_ids: list[str], dataset: str, settings: dict, opti
     for team_id in ordered:
         team = registry.load(proj, team_id)
         try:
-            rows[team_id] = verify_team(proj, team, dataset, settings, options, mode, from_outputs, rerun, progress)
+            rows[team_id] = verify_team(proj, team, dataset, settings, from_outputs, rerun, progress)
         except HarnessError as exc:
             rows[team_id] = Verification.failed_row(team, dataset, exc)
     return [rows[t] for t in team_ids]
@@ -436,13 +416,13 @@ def verifications(proj: Project, team_ids: list[str], dataset: str) -> list[dict
     return results
 
 
-def write_report(proj: Project, results: list[dict], dataset: str, settings: dict,
+def write_report(proj: Project, results: list[dict], dataset: str, settings: Settings,
                  out_dir: Path | None = None) -> tuple[dict, list[Path]]:
     """report.json (with each team's evidence and the leaderboards), report.md, summary.csv and the page
     index.html; returns the report and the files written."""
     from . import evidence, html_report
 
-    built = evidence.enrich(report_mod.build(results, dataset, settings, proj.root), proj)
+    built = evidence.enrich(report_mod.build(results, dataset, settings.as_params(), proj.root), proj)
     written = report_mod.write(built, out_dir or proj.report_dir)
     return built, written + [html_report.write(built, proj, out_dir or proj.report_dir)]
 

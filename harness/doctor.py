@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .errors import HarnessError
 from .project import Project
+from .settings import Settings
 
 # The packages whose versions decide the numbers, pinned in requirements.lock.
 PINNED = ("torch", "torchvision", "pyiqa", "spandrel", "numpy", "opencv-python", "dvc", "docker", "gdown")
@@ -36,13 +37,13 @@ class Finding:
         return {**asdict(self), "blocking": self.blocking}
 
 
-def examine(proj: Project, settings: dict) -> list[Finding]:
+def examine(proj: Project, settings: Settings) -> list[Finding]:
     """Every check the settings call for, in the order a person would fix them."""
     from . import registry
 
     findings = packages(proj)
     teams, problems = [], []
-    for team_id in settings["teams"]:
+    for team_id in settings.teams:
         try:
             teams.append(registry.load(proj, team_id))
         except HarnessError as exc:
@@ -55,7 +56,7 @@ def examine(proj: Project, settings: dict) -> list[Finding]:
     findings += [f for team in teams for f in team_inputs(proj, team, settings)]
     findings += metric_weights(proj, settings)
     findings.append(disk(proj, teams))
-    if settings["executor"] == "slurm":
+    if settings.executor == "slurm":
         findings += slurm(settings)
     return findings
 
@@ -79,16 +80,16 @@ def packages(proj: Project) -> list[Finding]:
     return out
 
 
-def engines(settings: dict) -> list[Finding]:
+def engines(settings: Settings) -> list[Finding]:
     from . import images
 
-    runner, evaluator = settings["runner"], settings["evaluator"]
+    runner, evaluator = settings.runner, settings.evaluator
     out = []
     if runner in ("docker", "auto") or evaluator == "docker":
         try:
             client = images.engine()
             out.append(Finding("docker engine", "ok", images.engine_description(client)))
-            if settings["device"].startswith("cuda"):
+            if settings.device.startswith("cuda"):
                 runtimes = client.info().get("Runtimes") or {}
                 out.append(Finding("nvidia container runtime", "ok", "registered with the engine")
                            if "nvidia" in runtimes else Finding("nvidia container runtime", "missing",
@@ -105,11 +106,11 @@ def engines(settings: dict) -> list[Finding]:
     return out
 
 
-def local_runner(settings: dict, teams: list) -> list[Finding]:
+def local_runner(settings: Settings, teams: list) -> list[Finding]:
     """Where teams run on this machine: the sandbox, and each team's family environment."""
     from . import envs, sandbox
 
-    if settings["runner"] not in ("local", "auto"):
+    if settings.runner not in ("local", "auto"):
         return []
     out = []
     untrusted = [t.id for t in teams if t.runnable and not sandbox.trusted(t)]
@@ -117,12 +118,12 @@ def local_runner(settings: dict, teams: list) -> list[Finding]:
     if problem is None:
         out.append(Finding("sandbox", "ok", f"{sandbox.version()}: no network, read-only files, own PID namespace"))
     else:
-        out.append(Finding("sandbox", "missing" if untrusted and settings["runner"] == "local" else "warning",
+        out.append(Finding("sandbox", "missing" if untrusted and settings.runner == "local" else "warning",
                            f"{problem}; " + (f"refused locally: {', '.join(untrusted)}" if untrusted else
                                              "the teams here run only the harness's own code"),
                            "apt-get install bubblewrap, or use runner: docker"))
     for team in teams:
-        if not team.runnable or settings["source"] == "outputs":
+        if not team.runnable or settings.source == "outputs":
             continue
         family, name = envs.planned(team)
         if name is None:
@@ -136,14 +137,14 @@ def local_runner(settings: dict, teams: list) -> list[Finding]:
     return out
 
 
-def gpus(settings: dict) -> list[Finding]:
-    if not settings["device"].startswith("cuda"):
-        return [Finding("device", "ok", f"{settings['device']}: no GPU needed")]
+def gpus(settings: Settings) -> list[Finding]:
+    if not settings.device.startswith("cuda"):
+        return [Finding("device", "ok", f"{settings.device}: no GPU needed")]
     import torch
 
     if not torch.cuda.is_available():
         return [Finding("GPU", "missing",
-                        f"device {settings['device']} but torch {torch.__version__} sees no CUDA device",
+                        f"device {settings.device} but torch {torch.__version__} sees no CUDA device",
                         "run on a machine with an NVIDIA GPU and driver, or set device: cpu")]
     names = [f"{torch.cuda.get_device_name(i)} (sm_{''.join(map(str, torch.cuda.get_device_capability(i)))})"
              for i in range(torch.cuda.device_count())]
@@ -152,10 +153,10 @@ def gpus(settings: dict) -> list[Finding]:
                     "(incompatible_gpu)", "run `harness smoke --runner docker --device cuda` first")]
 
 
-def dataset(proj: Project, settings: dict) -> list[Finding]:
+def dataset(proj: Project, settings: Settings) -> list[Finding]:
     from . import data
 
-    name = settings["dataset"]
+    name = settings.dataset
     try:
         spec = data.get(name)
     except HarnessError as exc:
@@ -174,10 +175,10 @@ def dataset(proj: Project, settings: dict) -> list[Finding]:
     return [Finding(f"dataset {name}", "ok", "present, checksums verified")]
 
 
-def team_inputs(proj: Project, team, settings: dict) -> list[Finding]:
+def team_inputs(proj: Project, team, settings: Settings) -> list[Finding]:
     from . import code, weights
 
-    if not team.runnable or settings["source"] == "outputs":
+    if not team.runnable or settings.source == "outputs":
         return []
     out = []
     if "code" in team.data and team.entry.get("code_root") == "code":
@@ -197,11 +198,11 @@ def team_inputs(proj: Project, team, settings: dict) -> list[Finding]:
     return out
 
 
-def metric_weights(proj: Project, settings: dict) -> list[Finding]:
+def metric_weights(proj: Project, settings: Settings) -> list[Finding]:
     from . import metrics, scoring
 
     out = []
-    for name in metrics.computed_metrics(settings["metrics"]):
+    for name in metrics.computed_metrics(settings.metrics):
         missing = scoring.missing_weight_files(name, proj.metric_cache) if metrics.METRICS[name].weight_files else []
         out.append(Finding(f"metric {name}", "ok", "weights in the cache" if metrics.METRICS[name].weight_files
                            else "built in") if not missing else
@@ -228,10 +229,10 @@ def disk(proj: Project, teams: list) -> Finding:
                    None if free > known else "free disk space, or move the project")
 
 
-def slurm(settings: dict) -> list[Finding]:
+def slurm(settings: Settings) -> list[Finding]:
     if not shutil.which("sinfo"):
         return [Finding("slurm", "missing", "the Slurm commands are not installed here", "install slurm-client")]
-    partition = settings["slurm"]["partition"]
+    partition = settings.slurm.partition
     command = ["sinfo", "-h", "-o", "%P"] + (["-p", partition] if partition else [])
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=10)

@@ -18,12 +18,14 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__, teamcode
+from . import __version__, plugins, teamcode
 from . import manifest as manifest_mod
 from .devices import check_device
 from .errors import HarnessError, InferenceFailed, TypedFailure
@@ -59,7 +61,35 @@ def seed_everything(seed: int | None) -> None:
     torch.manual_seed(seed)
 
 
-# --- entry kinds -----------------------------------------------------------------------------
+# --- entry kinds (harness.plugins.ENTRY_KINDS names the function of each) ----------------------
+
+@dataclass(frozen=True)
+class EntryCall:
+    """What every entry kind's function is given: the team, its LR folder and images, where outputs go,
+    its weights and code, the device and a progress callback(done, total, name)."""
+
+    team: manifest_mod.Manifest
+    input_dir: Path
+    inputs: list[Path]
+    output_dir: Path
+    weights_dir: Path
+    device: str
+    code_dir: Path | None
+    progress: Callable[[int, int, str], None]
+
+
+def run_classical(call: EntryCall) -> dict[str, float]:
+    return run_per_image(classical_predictor(call.team), call.inputs, call.output_dir, call.progress)
+
+
+def run_spandrel(call: EntryCall) -> dict[str, float]:
+    return run_per_image(spandrel_predictor(call.team, call.weights_dir, call.device), call.inputs, call.output_dir,
+                         call.progress)
+
+
+def run_none(call: EntryCall) -> dict[str, float]:
+    raise InferenceFailed("not_runnable", f"{call.team.id} released no code")
+
 
 def run_per_image(predict, inputs: list[Path], output_dir: Path, progress) -> dict[str, float]:
     times = {}
@@ -178,11 +208,12 @@ def averaged_tiles(model, image, tile: int, overlap: int, scale: int):
     return total.div_(weight)
 
 
-def run_select_model(team: manifest_mod.Manifest, inputs: list[Path], output_dir: Path, weights_dir: Path,
-                     device: str, code_dir: Path | None, progress) -> dict[str, float]:
+def run_select_model(call: EntryCall) -> dict[str, float]:
     """Every image through the network, then the model metrics, into MODEL_FILE beside the outputs."""
     from . import challenge, modelstats
 
+    team, inputs, output_dir, device = call.team, call.inputs, call.output_dir, call.device
+    weights_dir, code_dir, progress = call.weights_dir, call.code_dir, call.progress
     with teamcode.cpu_stand_ins(device):
         network = select_model_network(team, weights_dir, device, code_dir)
         stopwatch = modelstats.Stopwatch(device)
@@ -214,13 +245,14 @@ def tiled(model, image, tile: int, overlap: int, scale: int):
     return out
 
 
-def run_ntire_main(team: manifest_mod.Manifest, input_dir: Path, output_dir: Path, weights_dir: Path,
-                   device: str, code_dir: Path | None = None) -> dict[str, float]:
+def run_ntire_main(call: EntryCall) -> dict[str, float]:
     """Call the team's callable with the organizers' arguments; time outputs by their appearance."""
     import torch
 
+    team, input_dir, output_dir, weights_dir, device = (call.team, call.input_dir, call.output_dir, call.weights_dir,
+                                                        call.device)
     entry = team.entry
-    root, folder = teamcode.code_folders(team, code_dir)
+    root, folder = teamcode.code_folders(team, call.code_dir)
     module = teamcode.import_team_module(team, root, folder, entry["module"])
     teamcode.check_weights(team, root, folder, Path(weights_dir))
     function = getattr(module, entry.get("function", "main"), None)
@@ -276,16 +308,9 @@ def run(manifest_path: Path, input_dir: Path, output_dir: Path, weights_dir: Pat
     started = datetime.now(timezone.utc)
     wall = time.perf_counter()
     kind = team.entry["kind"]
-    if kind == "classical":
-        times = run_per_image(classical_predictor(team), inputs, output_dir, progress)
-    elif kind == "none":
-        raise InferenceFailed("not_runnable", f"{team.id} released no code")
-    elif kind == "spandrel":
-        times = run_per_image(spandrel_predictor(team, weights_dir, device), inputs, output_dir, progress)
-    elif kind == "select-model":
-        times = run_select_model(team, inputs, output_dir, weights_dir, device, code_dir, progress)
-    else:
-        times = run_ntire_main(team, input_dir, output_dir, weights_dir, device, code_dir)
+    entry_kind = plugins.entry_kind(kind)
+    times = plugins.load(entry_kind.run)(EntryCall(team, input_dir, inputs, output_dir, Path(weights_dir), device,
+                                                   code_dir, progress))
     wall = time.perf_counter() - wall
     record = {
         "schema": "harness.provenance/1",
@@ -307,7 +332,7 @@ def run(manifest_path: Path, input_dir: Path, output_dir: Path, weights_dir: Pat
         "schema": "harness.run-session/1", **session_info(repo_root),
         "started": started.isoformat(timespec="seconds"), "wall_s": round(wall, 4),
         "seconds_per_image": {k: round(v, 4) for k, v in times.items()},
-        "per_image_timing": "measured" if kind != "ntire-main" else "output mtime deltas (first includes load)"})
+        "per_image_timing": entry_kind.timing})
     return record
 
 

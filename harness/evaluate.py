@@ -19,8 +19,8 @@ from .devices import check_device
 from .errors import DatasetError, EvaluationError, PairingError
 from .fsutil import digest_of_files
 from .inputs import DEFAULT_MAX_MEGAPIXELS, check_size, files_in, image_facts
-from .records import EVALUATION_SCHEMA, TeamEvaluation
-from .settings import MODES
+from .records import EVALUATION_SCHEMA, RunRecord, TeamEvaluation
+from .settings import MODES, Settings
 
 GT_SUFFIX = "x4"
 
@@ -272,16 +272,18 @@ def _check_references(pairs: list[ImagePair], max_megapixels: float) -> None:
                                    hint="the dataset is damaged: import it again")
 
 
-def evaluate_team(team, dataset: str, record: dict | None, run_dirs: list[Path], hr_dir: Path | None,
-                  metric_names: list[str], mode: str, metric_cache: Path, device: str = "cpu",
-                  progress=None, lr_dir: Path | None = None, workers: int = 1,
-                  max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> dict:
-    """Score every run of a team; a failed or missing run is carried through, not hidden.
+def evaluate_team(team, dataset: str, record: RunRecord | None, run_dirs: list[Path],
+                  references: tuple[Path | None, Path | None], settings: Settings, metric_cache: Path,
+                  progress=None) -> dict:
+    """Score every run of a team with the settings' metrics, mode, device, workers and size limit; a failed
+    or missing run is carried through, not hidden.
 
-    hr_dir None: the dataset has no ground truth; the no-reference metrics and the LR consistency are
-    still computed. `progress(run, runs, done, total, name)` is called after each image."""
+    references: the ground truth and LR folders; no ground truth (None): the no-reference metrics and the
+    LR consistency are still computed. `progress(run, runs, done, total, name)` is called after each image."""
     from . import __version__
 
+    hr_dir, lr_dir = references
+    metric_names, mode, device = list(settings.metrics), settings.mode, settings.device
     result = TeamEvaluation(team=team.id, dataset=dataset, mode=mode, metrics=metric_names, run_key=team.run_key,
                             harness_version=__version__, pyiqa_version=pyiqa_version(),
                             metric_weights=_weight_checksums(metric_cache),
@@ -290,12 +292,11 @@ def evaluate_team(team, dataset: str, record: dict | None, run_dirs: list[Path],
         result.inference = {"status": "failed", "failure": {
             "kind": "not_run", "message": f"{team.id} has no run record", "hint": f"run `harness infer {team.id}`"}}
         return result.as_dict()
-    containers = [run["provenance"].get("container") or {} for run in record.get("runs", [])]
-    result.inference = {"status": record["status"], "failure": record.get("failure"),
-                        "runner": record.get("runner"), "device": record.get("device"),
-                        "image": containers[0].get("image") if containers else None,
+    containers = [run["provenance"].get("container") or {} for run in record.runs]
+    result.inference = {"status": record.status, "failure": record.failure, "runner": record.runner,
+                        "device": record.device, "image": containers[0].get("image") if containers else None,
                         "image_id": containers[0].get("image_id") if containers else None}
-    if record["status"] != "ok":
+    if not record.ok:
         return result.as_dict()
     for index, run_dir in enumerate(run_dirs, start=1):
         def step(done, total, name, _index=index):
@@ -304,7 +305,7 @@ def evaluate_team(team, dataset: str, record: dict | None, run_dirs: list[Path],
 
         try:
             evaluation = evaluate(run_dir, hr_dir, metric_names, mode, metric_cache, device, step, lr_dir,
-                                  workers, max_megapixels).as_dict()
+                                  settings.workers, settings.max_image_megapixels).as_dict()
         except PairingError as exc:
             evaluation = {"status": "failed", "failure": {"kind": "missing_output" if exc.missing else
                                                           "extra_output", "message": exc.message}}

@@ -18,6 +18,7 @@ from .errors import EvaluationError
 from .lockdown import CONTAINER_ENV, device_requests, limits_for, locked_down
 from .project import Project
 from .protocol import log_tail
+from .settings import Settings
 
 PROJECT = "/project"
 CACHE = "/cache/metric-weights"
@@ -33,16 +34,17 @@ def local_description() -> dict:
             "pyiqa": pyiqa_version()}
 
 
-def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], mode: str, device: str,
-                           settings: dict, workers: int = 1, max_megapixels: float = 50, on_line=None) -> dict:
-    """Run the team's evaluation in the evaluator image; return the evaluation it wrote."""
+def evaluate_team_in_image(proj: Project, team, dataset: str, settings: Settings, on_line=None) -> dict:
+    """Run the team's evaluation in the evaluator image, scored as the settings say; return the evaluation
+    it wrote."""
     from docker.types import Mount
 
     client = images.engine()
-    recipe = images.evaluator_recipe(proj.root, settings["base_image"])
+    docker = settings.docker
+    recipe = images.evaluator_recipe(proj.root, docker.base_image)
     logs = proj.evaluator_logs()
     try:
-        image = images.ensure_image(client, recipe, proj.root, logs / "build.log", settings["build_network"], on_line)
+        image = images.ensure_image(client, recipe, proj.root, logs / "build.log", docker.build_network, on_line)
     except images.ImageError as exc:
         raise EvaluationError(f"evaluator image: {exc.message}", exc.hint) from None
     runs = proj.team_runs(dataset, team.id)
@@ -63,14 +65,14 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, names: list[str], 
                                     read_only=True))
         if proj.metric_cache.is_dir():
             mounts.append(Mount(CACHE, str(proj.metric_cache.resolve()), type="bind", read_only=True))
-        limits = limits_for(team, settings, client.info().get("NCPU"))
-        workers = max(1, min(workers, int(limits["cpus"])))
+        limits = limits_for(team, docker, client.info().get("NCPU"))
+        workers = max(1, min(settings.workers, int(limits["cpus"])))
         command = ["--root", PROJECT, "evaluate-team", team.id, "--dataset", dataset,
-                   "--metrics", ",".join(names), "--mode", mode, "--device", device,
-                   "--workers", str(workers), "--max-megapixels", str(max_megapixels)]
+                   "--metrics", ",".join(settings.metrics), "--mode", settings.mode, "--device", settings.device,
+                   "--workers", str(workers), "--max-megapixels", str(settings.max_image_megapixels)]
         container = client.containers.create(
             image["id"], command=command, mounts=mounts, **locked_down(limits),
-            device_requests=device_requests(settings["gpus"], device),
+            device_requests=device_requests(docker.gpus, settings.device),
             environment={**CONTAINER_ENV, "COLUMNS": "160"},
             labels={f"{images.LABEL}.evaluator": team.id})
         log_path = logs / f"{dataset}-{team.id}.log"

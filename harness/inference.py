@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import locks
@@ -55,16 +56,31 @@ def check_outputs(lr_dir: Path, out_dir: Path, scale: int) -> None:
         raise InferenceFailed("wrong_size", f"{len(wrong)} output(s) of the wrong size: " + "; ".join(wrong[:5]))
 
 
-def infer_team(team: Manifest, runner: Runner, lr_dir: Path, runs_root: Path, dataset: str, weights_dir: Path,
-               device: str, repo_root: Path, progress=None, code_dir: Path | None = None,
+@dataclass(frozen=True)
+class RunPlace:
+    """What a team's runs read and where they go: the dataset's LR images, the team's weights, the runs
+    folder (runs/, or a Slurm job's results), the checkout, and the team's code checkout if any."""
+
+    dataset: str
+    lr_dir: Path
+    weights_dir: Path
+    runs_root: Path
+    repo_root: Path
+    code_dir: Path | None = None
+
+    def team_folder(self, team_id: str) -> Path:
+        return team_runs_dir(self.runs_root, self.dataset, team_id)
+
+
+def infer_team(team: Manifest, runner: Runner, place: RunPlace, device: str, progress=None,
                repeats: int | None = None, task: str = "infer") -> dict:
     """Run a team `repeats` times (default: its manifest's); return (and write) its run record. Never
     leaves half a run in place. `progress(run, runs, done, total, name)` is called after each image.
-    task 'smoke': the adapter writes stand-in weights and runs on them (weights_dir is not read)."""
-    folder = team_runs_dir(runs_root, dataset, team.id)
+    task 'smoke': the adapter writes stand-in weights and runs on them (the weights folder is not read)."""
+    folder = place.team_folder(team.id)
     folder.mkdir(parents=True, exist_ok=True)
     repeats = repeats or team.repeats
-    record = RunRecord.start(team, dataset, runner.name, device, repeats, runner_selection=runner.selection)
+    record = RunRecord.start(team, place.dataset, runner.name, device, repeats, runner_selection=runner.selection)
     if not team.runnable:
         record.fail("not_runnable", "; ".join(team.data["status"]["reasons"]), status="not_runnable")
         return write_record(folder, record)
@@ -74,14 +90,16 @@ def infer_team(team: Manifest, runner: Runner, lr_dir: Path, runs_root: Path, da
                     "run it with --device cuda on a machine with a GPU" if "cuda" in devices else None)
         return write_record(folder, record)
     # the lock sits beside the team's folder, which is a pipeline output and must hold only the runs
-    with locks.held(folder, f"runs of {team.id} on '{dataset}'"):
-        return _infer_locked(team, runner, lr_dir, runs_root, dataset, weights_dir, device, repo_root, progress,
-                             code_dir, repeats, folder, record, task)
+    with locks.held(folder, f"runs of {team.id} on '{place.dataset}'"):
+        _run_repeats(team, runner, place, device, progress, repeats, record, task)
+        return write_record(folder, record)
 
 
-def _infer_locked(team, runner, lr_dir, runs_root, dataset, weights_dir, device, repo_root, progress, code_dir,
-                  repeats, folder, record, task) -> dict:
-    for stale in run_dirs(runs_root, dataset, team.id):
+def _run_repeats(team: Manifest, runner: Runner, place: RunPlace, device: str, progress, repeats: int,
+                 record: RunRecord, task: str) -> None:
+    """Each run into a staging folder, checked, then moved in; the first failure ends the record."""
+    folder = place.team_folder(team.id)
+    for stale in run_dirs(place.runs_root, place.dataset, team.id):
         if int(stale.name.split("-")[1]) > repeats:
             shutil.rmtree(stale)
     for abandoned in folder.glob(".run-*"):  # staging left by a process that was killed outright
@@ -94,10 +112,10 @@ def _infer_locked(team, runner, lr_dir, runs_root, dataset, weights_dir, device,
                     if progress:
                         progress(_index, repeats, done, total, name)
 
-                runner.run_once(RunRequest(team, Path(lr_dir), staging, Path(weights_dir), device, index,
-                                           folder / "logs" / f"run-{index}.log", Path(repo_root), on_image,
-                                           code_dir, task))
-                check_outputs(lr_dir, staging, team.runtime["scale"])
+                runner.run_once(RunRequest(team, Path(place.lr_dir), staging, Path(place.weights_dir), device, index,
+                                           folder / "logs" / f"run-{index}.log", Path(place.repo_root), on_image,
+                                           place.code_dir, task))
+                check_outputs(place.lr_dir, staging, team.runtime["scale"])
                 (staging / FAILURE).unlink(missing_ok=True)
                 provenance = json.loads((staging / PROVENANCE).read_text())
                 replace_dir(staging, folder / f"run-{index}")
@@ -106,7 +124,6 @@ def _infer_locked(team, runner, lr_dir, runs_root, dataset, weights_dir, device,
             record.runs.append({"index": index, "dir": f"run-{index}", "provenance": provenance})
     except InferenceFailed as exc:
         record.fail(exc.kind, exc.message, exc.hint, exc.log_tail)
-    return write_record(folder, record)
 
 
 def stand_in_weights(team: Manifest, runner: Runner, out_dir: Path, device: str, repo_root: Path,
@@ -131,15 +148,12 @@ def write_failed_record(team: Manifest, runs_root: Path, dataset: str, kind: str
     return write_record(folder, RunRecord.start(team, dataset).fail(kind, message, hint))
 
 
-VOLATILE = ("started", "wall_s")  # of a run record: written to the team's session.json, not the record
-
-
-def write_record(folder: Path, record: RunRecord | dict) -> dict:
+def write_record(folder: Path, record: RunRecord) -> dict:
     """record.json (what the runs are made of) and session.json beside it (when, how long); returns both
     in one dict."""
-    payload = record.finish() if isinstance(record, RunRecord) else record
-    write_json_atomic(Path(folder) / RECORD, {k: v for k, v in payload.items() if k not in VOLATILE})
-    write_json_atomic(Path(folder) / SESSION, {k: payload.get(k) for k in VOLATILE})
+    payload = record.finish()
+    write_json_atomic(Path(folder) / RECORD, record.as_written())
+    write_json_atomic(Path(folder) / SESSION, {k: payload.get(k) for k in RunRecord.VOLATILE})
     return payload
 
 
@@ -148,6 +162,7 @@ def load_session(runs_root: Path, dataset: str, team_id: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def load_record(runs_root: Path, dataset: str, team_id: str) -> dict | None:
+def load_record(runs_root: Path, dataset: str, team_id: str) -> RunRecord | None:
+    """The team's run record on the dataset, or None when it has none."""
     path = team_runs_dir(runs_root, dataset, team_id) / RECORD
-    return json.loads(path.read_text()) if path.exists() else None
+    return RunRecord.from_dict(json.loads(path.read_text()), str(path)) if path.exists() else None

@@ -7,6 +7,7 @@ non-root user, and memory/pids/CPU limits; GPUs only as asked for.
 from __future__ import annotations
 
 from .errors import HarnessError
+from .settings import DockerSettings
 
 USER = "10001:10001"
 SCRATCH = "/tmp"  # the container's tmpfs: its only writable place besides the mounted output folders
@@ -30,15 +31,15 @@ def describe(limits: dict) -> dict:
             "no_new_privileges": True, "user": USER}
 
 
-def limits_for(team, settings: dict, engine_cpus: int | None = None) -> dict:
+def limits_for(team, settings: DockerSettings, engine_cpus: int | None = None) -> dict:
     """The container's limits: the manifest's, else params.yaml's; CPUs capped at what the engine has."""
     runtime = team.runtime
-    memory_gb = runtime.get("memory_gb", settings["memory_gb"])
-    cpus = runtime.get("cpus", settings["cpus"])
+    memory_gb = runtime.get("memory_gb", settings.memory_gb)
+    cpus = runtime.get("cpus", settings.cpus)
     if engine_cpus:
         cpus = min(cpus, engine_cpus)
-    return {"memory_bytes": int(memory_gb * 2 ** 30), "cpus": cpus, "pids": settings["pids"],
-            "shm_bytes": int(settings["shm_gb"] * 2 ** 30), "scratch_bytes": int(settings["scratch_gb"] * 2 ** 30),
+    return {"memory_bytes": int(memory_gb * 2 ** 30), "cpus": cpus, "pids": settings.pids,
+            "shm_bytes": int(settings.shm_gb * 2 ** 30), "scratch_bytes": int(settings.scratch_gb * 2 ** 30),
             "timeout_s": runtime.get("timeout_s", 3600)}
 
 

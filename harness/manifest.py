@@ -27,11 +27,14 @@ def field_order() -> tuple[str, ...]:
 
 
 def schema() -> dict:
-    """The manifest schema, with the metric names taken from the metric registry."""
+    """The manifest schema, with the metric names taken from the metric registry and the entry kinds from
+    harness.plugins.ENTRY_KINDS."""
     from .metrics import all_specs
+    from .plugins import ENTRY_KINDS
 
     loaded = json.loads(SCHEMA_PATH.read_text())
     loaded["$defs"]["metric_name"]["enum"] = list(all_specs())
+    loaded["properties"]["entry"]["properties"]["kind"]["enum"] = list(ENTRY_KINDS)
     return loaded
 
 

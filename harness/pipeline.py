@@ -10,24 +10,31 @@ from .errors import HarnessError
 from .fsutil import write_json_atomic
 from .manifest import Manifest
 from .project import Project
+from .settings import Settings
 
 TEAM_STAGES = ("weights@{team}", "code@{team}", "infer@{team}")  # and evaluate@{team}, when its inputs are there
 
 
-def differs(proj: Project, team: Manifest, dataset: str, settings: dict, options, from_outputs) -> str | None:
-    """Why this verification is not the pipeline's run of the team (None: it is)."""
+def differs(proj: Project, team: Manifest, dataset: str, params: Settings, used: Settings,
+            from_outputs: str | None) -> str | None:
+    """Why this verification, made with the settings `used`, is not the pipeline's run of the team, which
+    params.yaml's settings (`params`) describe (None: it is)."""
     if not (proj.root / "dvc.yaml").is_file() or not (proj.root / ".dvc").is_dir():
         return "this checkout has no DVC pipeline"
-    if team.id not in settings["teams"]:
+    if team.id not in params.teams:
         return f"{team.id} is not in params.yaml's teams"
-    wanted = {"dataset": settings["dataset"], "runner": settings["runner"], "device": settings["device"],
-              "source": settings["source"], "executor": settings["executor"]}
-    used = {"dataset": dataset, "runner": options.runner, "device": options.device,
+    wanted = {"dataset": params.dataset, "runner": params.runner, "device": params.device,
+              "source": params.source, "executor": params.executor}
+    made = {"dataset": dataset, "runner": used.runner, "device": used.device,
             "source": "inference" if from_outputs is None else "outputs", "executor": "local"}
-    changed = [f"{key} {used[key]} (params.yaml: {wanted[key]})" for key in wanted if used[key] != wanted[key]]
-    if options.docker != settings["docker"]:
+    changed = [f"{key} {made[key]} (params.yaml: {wanted[key]})" for key in wanted if made[key] != wanted[key]]
+    if used.docker != params.docker:
         changed.append("other docker settings")
-    return "this run used " + ", ".join(changed) if changed else None
+    if changed:
+        return "this run used " + ", ".join(changed)
+    if used.mode != params.mode:
+        return f"this run was scored in {used.mode} mode (params.yaml: {params.mode})"
+    return None
 
 
 def record(proj: Project, team: Manifest, dataset: str) -> None:

@@ -16,6 +16,7 @@ from .errors import HarnessError
 from .inference import load_record, load_session
 from .manifest import Manifest
 from .project import Project
+from .settings import Settings
 
 
 def default_dataset(team: Manifest) -> str:
@@ -23,10 +24,11 @@ def default_dataset(team: Manifest) -> str:
     return challenge.get(team.data["challenge"]).test_dataset
 
 
-def make(proj: Project, team: Manifest, dataset: str, settings: dict, options,
+def make(proj: Project, team: Manifest, dataset: str, settings: Settings,
          from_outputs: str | None = None) -> list[Finding]:
+    """What checking the team on the dataset with these settings needs, piece by piece."""
     findings = [_team(team, dataset)]
-    for finding in doctor.dataset(proj, {**settings, "dataset": dataset}):
+    for finding in doctor.dataset(proj, settings.given(dataset=dataset)):
         if finding.blocking and team.published(data_mod.MODEL) and from_outputs is None:
             finding = Finding(finding.check, "warning", finding.detail + "; without it, the values of the model "
                               "alone are checked (published.model, on the mini photographs)", finding.fix)
@@ -34,18 +36,18 @@ def make(proj: Project, team: Manifest, dataset: str, settings: dict, options,
     if from_outputs is not None:
         findings.append(_outputs(team, dataset, from_outputs))
     elif team.runnable:
-        findings += _code(proj, team) + _weights(proj, team) + _where(team, options)
+        findings += _code(proj, team) + _weights(proj, team) + _where(team, settings)
     published = team.published(dataset)
-    names = list(published["values"]) if published else settings["metrics"]
+    names = list(published["values"]) if published else list(settings.metrics)
     findings += _metric_weights(proj, settings, names)
     findings.append(_disk(proj, team, dataset, from_outputs is None))
     findings.append(_time(proj, team, dataset, from_outputs is None))
     return findings
 
 
-def _metric_weights(proj: Project, settings: dict, names: list[str]) -> list[Finding]:
+def _metric_weights(proj: Project, settings: Settings, names: list[str]) -> list[Finding]:
     """The metrics to compute in two rows: those that can be, and those whose weights are absent."""
-    rows = doctor.metric_weights(proj, {**settings, "metrics": names})
+    rows = doctor.metric_weights(proj, settings.given(metrics=names))
     ready = [r.check.split()[-1] for r in rows if r.status == "ok"]
     absent = [r.check.split()[-1] for r in rows if r.status != "ok"]
     out = [Finding("metrics", "ok", ", ".join(ready))] if ready else []
@@ -123,25 +125,26 @@ def _weights(proj: Project, team: Manifest) -> list[Finding]:
     return out
 
 
-def _where(team: Manifest, options) -> list[Finding]:
+def _where(team: Manifest, settings: Settings) -> list[Finding]:
     """The runner, its containment and the device the team needs."""
     out = []
     devices = team.runtime.get("devices", ["cpu", "cuda"])
-    kind = options.device.split(":")[0]
+    kind = settings.device.split(":")[0]
     if kind not in devices:
-        out.append(Finding("device", "missing", f"{team.id} runs on {', '.join(devices)} only; asked: {options.device}",
+        out.append(Finding("device", "missing",
+                           f"{team.id} runs on {', '.join(devices)} only; asked: {settings.device}",
                            f"harness verify {team.id} --device {devices[0]}"))
     elif kind == "cpu" and team.runtime.get("cuda_extensions"):
         out.append(Finding("device", "missing", f"needs CUDA kernels ({', '.join(team.runtime['cuda_extensions'])})",
                            f"run on a GPU: harness verify {team.id} --device cuda"))
     else:
         memory = team.runtime.get("gpu_memory_gb")
-        out.append(Finding("device", "ok", options.device + (f"; the team needs ≈{memory} GB of GPU memory"
+        out.append(Finding("device", "ok", settings.device + (f"; the team needs ≈{memory} GB of GPU memory"
                                                              if memory and kind == "cuda" else "")))
-    if options.runner in ("local", "auto"):
+    if settings.runner in ("local", "auto"):
         problem = sandbox.problem()
         trusted = sandbox.trusted(team)
-        if problem and not trusted and not options.unsafe_no_sandbox:
+        if problem and not trusted and not settings.unsafe_no_sandbox:
             out.append(Finding("sandbox", "missing", problem, "apt-get install bubblewrap, or --runner docker"))
         else:
             out.append(Finding("sandbox", "ok" if not problem else "warning",
@@ -174,7 +177,7 @@ def _time(proj: Project, team: Manifest, dataset: str, runs: bool) -> Finding:
     if not runs:
         return Finding("time", "ok", f"scoring only: {images or '?'} image(s); see the README for per-image costs")
     record = load_record(proj.runs_dir, dataset, team.id)
-    if record and record.get("status") == "ok" and record.get("run_key") == team.run_key:
+    if record and record.ok and record.run_key == team.run_key:
         took = load_session(proj.runs_dir, dataset, team.id).get("wall_s")
         return Finding("time", "ok", "an earlier run of this manifest " + (f"took {took:.0f} s " if took else "")
                        + f"({team.repeats} run(s)); it is reused unless --rerun")

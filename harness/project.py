@@ -99,14 +99,14 @@ class Project:
     def metric_cache(self) -> Path:
         return metric_cache(self.root)
 
-    def params(self) -> dict:
+    def params(self) -> settings.Settings:
         """params.yaml, every value checked, the metric names against the metrics the harness knows."""
         from .metrics import parse_metric_list
 
         path = self.root / settings.PARAMS_FILE
         merged = settings.load(path)
         try:
-            parse_metric_list(merged["metrics"])
+            parse_metric_list(list(merged.metrics))
         except HarnessError as exc:
             raise settings.InvalidSetting(f"{path}: metrics: {exc.message}", hint=exc.hint) from None
         return merged

@@ -3,14 +3,16 @@
 - RunRecord: runs/<dataset>/<team>/record.json, how a team's outputs were produced (or why not);
 - TeamEvaluation: evaluations/<dataset>/<team>.json, every run of a team scored;
 - Verification: one row of the report, published versus reproduced, with the verdict.
-They are written as JSON (`as_dict`) and read back as plain dicts by the report and the CLI.
+They are written as JSON (`as_dict`) and read back as their types (`from_dict`, which refuses a record
+of another schema); the report and the CLI still read some of them as plain dicts.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
+from typing import Any, TypeVar
 
 from .errors import HarnessError
 
@@ -41,6 +43,33 @@ def failure_of(exc: HarnessError) -> dict:
     return failure(exc.kind, exc.message, exc.hint, getattr(exc, "log_tail", None))
 
 
+class RecordError(HarnessError):
+    """A record on disk that is not of the kind or schema version this harness reads."""
+
+
+Record = TypeVar("Record")
+
+
+def _from_dict(cls: type[Record], data: dict[str, Any], schema: str | None, where: str) -> Record:
+    """A record of type `cls` from its JSON form; a record of another schema (another harness version
+    wrote it) is refused with the way out, never half-read."""
+    if not isinstance(data, dict):
+        raise RecordError(f"{where}: not a record (a JSON object is expected)")
+    if schema is not None and data.get("schema") != schema:
+        raise RecordError(f"{where}: a '{data.get('schema')}' record, not '{schema}'",
+                          hint="another version of the harness wrote it: run the step again (--rerun)")
+    names = {f.name for f in fields(cls) if f.init and not f.name.startswith("_")}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names - {"schema"})
+    if unknown:
+        raise RecordError(f"{where}: unknown field(s) {', '.join(unknown)} in a '{schema or cls.__name__}' record",
+                          hint="another version of the harness wrote it: run the step again (--rerun)")
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as exc:  # a required field is missing
+        raise RecordError(f"{where}: an incomplete '{schema or cls.__name__}' record: {exc}",
+                          hint="run the step again (--rerun)") from None
+
+
 @dataclass
 class RunRecord:
     team: str
@@ -57,7 +86,25 @@ class RunRecord:
     status: str = "ok"  # ok, failed, not_runnable
     failure: dict | None = None
     wall_s: float | None = None
+    slurm_job_id: str | None = None  # run as a Slurm job: which one, and the state it ended in
+    slurm_state: str | None = None
     _clock: float = field(default_factory=time.perf_counter, repr=False)
+
+    OPTIONAL = ("runner_selection", "source", "slurm_job_id", "slurm_state")  # left out when None
+    VOLATILE = ("started", "wall_s")  # when and how long: the team's session.json, not record.json
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "run record") -> RunRecord:
+        """A record as record.json holds it (when and how long are in session.json: None here)."""
+        return _from_dict(cls, {**dict.fromkeys(cls.VOLATILE), **data}, RUN_RECORD_SCHEMA, where)
+
+    def as_written(self) -> dict:
+        """What record.json holds: the record without when and how long."""
+        return {k: v for k, v in self.as_dict().items() if k not in self.VOLATILE}
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
     @classmethod
     def start(cls, team, dataset: str, runner: str | None = None, device: str | None = None,
@@ -71,13 +118,15 @@ class RunRecord:
         return self
 
     def finish(self) -> dict:
-        self.wall_s = round(time.perf_counter() - self._clock, 3)
+        """The record, its wall time taken now unless it has one."""
+        if self.wall_s is None:
+            self.wall_s = round(time.perf_counter() - self._clock, 3)
         return self.as_dict()
 
     def as_dict(self) -> dict:
         out = {"schema": RUN_RECORD_SCHEMA, **asdict(self)}
         del out["_clock"]
-        for optional in ("runner_selection", "source"):
+        for optional in self.OPTIONAL:
             if out[optional] is None:
                 del out[optional]
         return out
@@ -103,6 +152,11 @@ class Verification:
     checked_on: str | None = None  # 'model' when the dataset was not here and only the model was checked
     unpublished: dict = field(default_factory=dict)  # computed, never published: {name: {reproduced, uncertainty}}
     not_computed: dict = field(default_factory=dict)  # asked for, not computed: {name: {reason, fetch}}
+    evidence: dict | None = None  # the report's: what the row rests on (harness.evidence)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "verification") -> Verification:
+        return _from_dict(cls, data, None, where)
 
     @classmethod
     def of(cls, team, dataset: str) -> Verification:
@@ -117,7 +171,7 @@ class Verification:
 
     def as_dict(self) -> dict:
         out = asdict(self)
-        for optional in ("source", "ran_with", "scored_by", "checked_on"):
+        for optional in ("source", "ran_with", "scored_by", "checked_on", "evidence"):
             if out[optional] is None:
                 del out[optional]
         return out
@@ -138,6 +192,10 @@ class TeamEvaluation:
     inference: dict | None = None  # status, failure, runner, device, image, image_id of the run record
     runs: list = field(default_factory=list)  # one harness.evaluation/1 per run, or its failure
     evaluator: dict | None = None  # where it was scored: this environment or the evaluator image
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "team evaluation") -> TeamEvaluation:
+        return _from_dict(cls, data, TEAM_EVALUATION_SCHEMA, where)
 
     def as_dict(self) -> dict:
         return {"schema": TEAM_EVALUATION_SCHEMA, **asdict(self)}

@@ -23,10 +23,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import plugins
 from .lockdown import SCRATCH
 
 TOOL = "bwrap"
-HARNESS_ENTRIES = ("classical", "spandrel", "none")  # entry kinds that run only the harness's own code
 UID = 10001
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # What programs read from /etc (the dynamic linker's cache, Debian's alternatives, time zone, fonts).
@@ -50,7 +50,7 @@ def trusted(team) -> bool:
     enough: the bytes must be the pinned ones."""
     from . import challenge
 
-    if team.entry["kind"] in HARNESS_ENTRIES:
+    if plugins.entry_kind(team.entry["kind"]).harness_code_only:
         return True
     known = challenge.catalogue().get(team.data["challenge"])
     pinned = known.trusted_code.get(team.id) if known else None

@@ -1,12 +1,16 @@
-"""The audit's settings (params.yaml): every default in one place, below the executors and runners.
+"""The audit's settings (params.yaml) as one frozen, typed object: every default in one place, below the
+executors and runners.
 
-Settings are layered: these defaults, then params.yaml, then a command's options.
+Settings are layered: these defaults, then params.yaml (`load`, every value checked), then a command's
+options (`Settings.given`) and the environment's opt-in to run without a sandbox. Commands build them once
+and pass them down whole.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,39 +25,124 @@ SCHEMAS_DIR, CHALLENGES_DIR = (next((d for d in (PACKAGE_DIR.parent / name, PACK
                                     PACKAGE_DIR.parent / name) for name in ("schemas", "challenges"))
 if os.environ.get("HARNESS_CHALLENGES_DIR"):  # a folder of challenge files of one's own
     CHALLENGES_DIR = Path(os.environ["HARNESS_CHALLENGES_DIR"])
+
+
+@dataclass(frozen=True)
+class DockerSettings:
+    """The docker runner and the evaluator image (params.yaml's docker:)."""
+
+    gpus: str | int = "all"
+    memory_gb: float = 16
+    cpus: float = 4
+    pids: int = 4096
+    shm_gb: float = 2
+    scratch_gb: float = 4
+    base_image: str | None = None
+    build_network: str = "host"
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """The local runner: an address-space bound on a CPU (runtime.memory_gb wins), the private /tmp, threads."""
+
+    memory_gb: float = 16
+    scratch_gb: float = 4
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """The slurm executor (params.yaml's slurm:)."""
+
+    partition: str | None = None
+    account: str | None = None
+    cpus_per_task: int = 2
+    mem_gb: float = 8
+    gpus_per_job: int = 0
+    time_limit_min: int | None = None
+    array_parallelism: int = 64
+    poll_s: float = 5
+
+
+SECTIONS = {"docker": DockerSettings, "local": LocalSettings, "slurm": SlurmSettings}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of a command, built once: params.yaml over these defaults, the command's options over
+    that (`given`), and the environment's opt-ins. Frozen: what a stage was started with is what it ran with."""
+
+    dataset: str = "mini"
+    teams: tuple[str, ...] = ()
+    runner: str = "local"
+    device: str = "cpu"
+    metrics: tuple[str, ...] = ("psnr", "ssim", "niqe")
+    mode: str = "faithful"
+    source: str = "inference"
+    outputs: str | None = None
+    evaluator: str = "local"
+    eval_workers: int | str = "auto"
+    max_image_megapixels: float = 50
+    docker: DockerSettings = field(default_factory=DockerSettings)
+    local: LocalSettings = field(default_factory=LocalSettings)
+    executor: str = "local"
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    # never from params.yaml: the explicit opt-in (--unsafe-no-sandbox, HARNESS_UNSAFE_NO_SANDBOX=1)
+    unsafe_no_sandbox: bool = field(default=False, compare=False)
+
+    @classmethod
+    def from_params(cls, merged: dict[str, Any]) -> Settings:
+        """Checked params.yaml values (names as in DEFAULT_PARAMS) as settings."""
+        values = {**merged, "teams": tuple(merged["teams"]), "metrics": tuple(merged["metrics"])}
+        values.update({name: kind(**merged[name]) for name, kind in SECTIONS.items()})
+        return cls(**values, unsafe_no_sandbox=unsafe_requested())
+
+    def given(self, **options: Any) -> Settings:
+        """These settings with a command's options over them; an option given as None is not given.
+        `gpus` is docker's; `unsafe_no_sandbox` can only be switched on."""
+        chosen = {k: v for k, v in options.items() if v is not None}
+        gpus = chosen.pop("gpus", None)
+        changes: dict[str, Any] = {k: tuple(v) if k in ("teams", "metrics") else v for k, v in chosen.items()}
+        if gpus is not None:
+            changes["docker"] = replace(self.docker, gpus=gpus)
+        if "device" in changes:
+            check_device(changes["device"], "device")
+        changes["unsafe_no_sandbox"] = self.unsafe_no_sandbox or bool(chosen.get("unsafe_no_sandbox"))
+        return replace(self, **changes)
+
+    @property
+    def workers(self) -> int:
+        """Processes that score images: eval_workers, or with 'auto' every core on a CPU and one on a GPU."""
+        if self.device.startswith("cuda"):
+            return 1
+        if self.eval_workers == "auto":
+            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return int(self.eval_workers)
+
+    def as_params(self) -> dict[str, Any]:
+        """The settings as params.yaml names them (what the report records)."""
+        values = asdict(self)
+        values.pop("unsafe_no_sandbox")
+        return {**values, "teams": list(self.teams), "metrics": list(self.metrics)}
+
+
+# The defaults as params.yaml spells them, from the classes above (one source for each default).
+DEFAULT_PARAMS: dict[str, Any] = Settings().as_params()
 EXECUTORS = ("local", "slurm")
 EVALUATORS = ("local", "docker")
 SOURCES = ("inference", "outputs")
 MODES = ("faithful", "strict")
-
-DOCKER_DEFAULTS = {"gpus": "all", "memory_gb": 16, "cpus": 4, "pids": 4096, "shm_gb": 2, "scratch_gb": 4,
-                   "base_image": None, "build_network": "host"}
-# The local runner: an address-space bound on a CPU (runtime.memory_gb wins), the private /tmp, threads.
-LOCAL_DEFAULTS = {"memory_gb": 16, "scratch_gb": 4, "threads": None}
-SLURM_DEFAULTS = {"partition": None, "account": None, "cpus_per_task": 2, "mem_gb": 8, "gpus_per_job": 0,
-                  "time_limit_min": None, "array_parallelism": 64, "poll_s": 5}
-SECTIONS: dict[str, dict[str, Any]] = {"docker": DOCKER_DEFAULTS, "local": LOCAL_DEFAULTS, "slurm": SLURM_DEFAULTS}
-DEFAULT_PARAMS = {"dataset": "mini", "teams": [], "runner": "local", "device": "cpu",
-                  "metrics": ["psnr", "ssim", "niqe"], "mode": "faithful", "source": "inference", "outputs": None,
-                  "evaluator": "local", "eval_workers": "auto", "max_image_megapixels": 50, "docker": DOCKER_DEFAULTS,
-                  "local": LOCAL_DEFAULTS, "executor": "local", "slurm": SLURM_DEFAULTS}
 # and runner: harness.plugins.RUNNERS, the registry
 CHOICES = {"executor": EXECUTORS, "evaluator": EVALUATORS, "source": SOURCES, "mode": MODES}
+UNSAFE_VARIABLE = "HARNESS_UNSAFE_NO_SANDBOX"
 
 
-def evaluation_workers(settings: dict) -> int:
-    """Processes that score images: eval_workers, or with 'auto' every core on a CPU and one on a GPU."""
-    import os
-
-    chosen = settings.get("eval_workers", "auto")
-    if str(settings.get("device", "cpu")).startswith("cuda"):
-        return 1
-    if chosen == "auto":
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return int(chosen)
+def unsafe_requested() -> bool:
+    """HARNESS_UNSAFE_NO_SANDBOX=1: the environment's form of --unsafe-no-sandbox."""
+    return os.environ.get(UNSAFE_VARIABLE, "") not in ("", "0")
 
 
-def load(path: Path) -> dict:
+def load(path: Path) -> Settings:
     """params.yaml over the defaults; unknown names and values outside their choices are refused."""
     import yaml
 
@@ -73,7 +162,8 @@ def load(path: Path) -> dict:
         raise HarnessError(f"{path}: unknown parameter(s): {', '.join(sorted(unknown))}",
                            hint=f"known: {', '.join(DEFAULT_PARAMS)}")
     merged: dict[str, Any] = {**DEFAULT_PARAMS, **loaded}
-    for section, defaults in SECTIONS.items():
+    for section in SECTIONS:
+        defaults = DEFAULT_PARAMS[section]
         given = merged[section] or {}
         extra = set(given) - set(defaults)
         if extra:
@@ -81,7 +171,7 @@ def load(path: Path) -> dict:
                                hint=f"known: {', '.join(defaults)}")
         merged[section] = {**defaults, **given}
     check(merged, path)
-    return merged
+    return Settings.from_params(merged)
 
 
 TEAM_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")

@@ -22,6 +22,8 @@ from .errors import HarnessError
 from .failures import SLURM_FINAL_STATES as FINAL_STATES
 from .fsutil import replace_dir, write_json_atomic
 from .project import Project
+from .records import RunRecord
+from .settings import SlurmSettings
 
 WAITING_STATES = {"PENDING", "REQUEUED", "CONFIGURING", "SUSPENDED", "RESIZING"}
 
@@ -42,30 +44,31 @@ def load_jobs(proj: Project, dataset: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"jobs": {}}
 
 
-def time_limit_min(team, settings: dict) -> int:
+def time_limit_min(team, settings: SlurmSettings) -> int:
     """Slurm's limit leaves the runner's own timeout room to fire first and type the failure itself."""
-    return int(settings["time_limit_min"] or math.ceil(team.runtime.get("timeout_s", 3600) * team.repeats / 60) + 5)
+    return int(settings.time_limit_min or math.ceil(team.runtime.get("timeout_s", 3600) * team.repeats / 60) + 5)
 
 
-def _executor(proj: Project, dataset: str, settings: dict, minutes: int):
+def _executor(proj: Project, dataset: str, settings: SlurmSettings, minutes: int):
     import submitit
 
     folder = proj.slurm_dir(dataset) / "%j"
     executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
-    extra = {"account": settings["account"]} if settings["account"] else {}
+    extra = {"account": settings.account} if settings.account else {}
     # submitit's default warning (90 s before the limit) would reach a short job before Python has
     # installed submitit's handler, and the job would die untyped; a quarter of the limit leaves it room.
     executor.update_parameters(timeout_min=minutes, slurm_signal_delay_s=min(90, max(10, minutes * 15)),
-                               cpus_per_task=settings["cpus_per_task"],
-                               mem_gb=settings["mem_gb"], slurm_partition=settings["partition"],
-                               slurm_array_parallelism=settings["array_parallelism"],
+                               cpus_per_task=settings.cpus_per_task,
+                               mem_gb=settings.mem_gb, slurm_partition=settings.partition,
+                               slurm_array_parallelism=settings.array_parallelism,
                                slurm_additional_parameters=extra, name=f"harness-{dataset}")
-    if settings["gpus_per_job"]:
-        executor.update_parameters(slurm_gres=f"gpu:{settings['gpus_per_job']}")
+    if settings.gpus_per_job:
+        executor.update_parameters(slurm_gres=f"gpu:{settings.gpus_per_job}")
     return executor
 
 
-def submit(proj: Project, teams: list, dataset: str, settings: dict, job: Callable, job_args: Callable) -> dict:
+def submit(proj: Project, teams: list, dataset: str, settings: SlurmSettings, job: Callable,
+           job_args: Callable) -> dict:
     """Submit `job(*job_args(team))` for each team (one array per time limit); record them in jobs.json.
 
     The caller chooses the teams (not complete, not already queued: see `active`)."""
@@ -124,7 +127,7 @@ def counts(states: dict[str, str]) -> dict[str, int]:
     return summary
 
 
-def wait(proj: Project, team, dataset: str, settings: dict, on_poll=None) -> dict:
+def wait(proj: Project, team, dataset: str, settings: SlurmSettings, on_poll=None) -> dict:
     """Wait for the team's job, then return its run record, typed from Slurm's state if the job wrote none."""
     listing = load_jobs(proj, dataset)
     entry = listing["jobs"].get(team.id)
@@ -138,9 +141,9 @@ def wait(proj: Project, team, dataset: str, settings: dict, on_poll=None) -> dic
             on_poll(counts(states), state)
         if state in FINAL_STATES:
             break
-        time.sleep(settings["poll_s"])
-    record = inference.load_record(proj.slurm_results(dataset), dataset, team.id)
-    written_by_job = record is not None and record.get("slurm_job_id") == entry["job_id"]
+        time.sleep(settings.poll_s)
+    written = inference.load_record(proj.slurm_results(dataset), dataset, team.id)
+    written_by_job = written is not None and written.slurm_job_id == entry["job_id"]
     if written_by_job:
         target = proj.team_runs(dataset, team.id)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -149,17 +152,18 @@ def wait(proj: Project, team, dataset: str, settings: dict, on_poll=None) -> dic
     if state == "FAILED" and _soft_timeout(proj, dataset, entry["job_id"]):
         kind = "timeout"
     if not written_by_job or kind:  # Slurm ended the job (time limit, cancel, node): its state is the failure
-        seen = (record or {}).get("failure") if written_by_job else None
-        record = inference.write_failed_record(
+        seen = written.failure if written is not None and written_by_job else None
+        written = RunRecord.from_dict(inference.write_failed_record(
             team, proj.runs_dir, dataset, kind or "nonzero_exit",
             f"Slurm job {entry['job_id']} ended {state}" + (" at its time limit" if kind == "timeout" else "")
             + ("" if kind else " without a run record")
             + (f"; the runner saw: {seen['kind']}: {seen['message']}" if seen else ""),
-            hint=f"job log: {job_log(proj, dataset, entry['job_id'])}")
-    record["slurm_job_id"] = entry["job_id"]
-    record["slurm_state"] = state
-    for run in record.get("runs", []):
+            hint=f"job log: {job_log(proj, dataset, entry['job_id'])}"))
+    assert written is not None  # the job's record, or the failure just written
+    written.slurm_job_id, written.slurm_state = entry["job_id"], state
+    for run in written.runs:
         run["provenance"]["slurm_job_id"] = entry["job_id"]
+    record = written.as_written()
     write_json_atomic(proj.team_runs(dataset, team.id) / inference.RECORD, record)
     return record
 

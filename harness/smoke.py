@@ -29,6 +29,7 @@ from .images import tree_digest
 from .manifest import Manifest
 from .progress import Progress, Step, silent
 from .project import Project
+from .settings import Settings
 
 # (mini LR image, top, left, height, width): a square a window-based network divides evenly, and a
 # smaller non-square one that exercises its padding.
@@ -83,13 +84,13 @@ def skip_reason(team: Manifest, device: str) -> str | None:
     return None
 
 
-def key(proj: Project, team: Manifest, options, checkout: Path | None) -> str:
+def key(proj: Project, team: Manifest, settings: Settings, checkout: Path | None) -> str:
     """What a smoke result was made from; a change to any of it makes the result stale."""
     recipe = (team.container or {}).get("recipe")
-    parts = {"run_key": team.run_key, "runner": options.runner, "device": options.device,
+    parts = {"run_key": team.run_key, "runner": settings.runner, "device": settings.device,
              "harness": tree_digest(proj.root, ["harness"] + ([f"containers/{recipe}"] if recipe else [])),
              "checkout": code.head(checkout) if checkout else None, "crops": [list(c) for c in CROPS],
-             "base_image": options.docker.get("base_image") if options.runner != "local" else None}
+             "base_image": settings.docker.base_image if settings.runner != "local" else None}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -101,21 +102,21 @@ def earlier(proj: Project, team_id: str) -> SmokeResult | None:
         return None
 
 
-def smoke_team(proj: Project, team: Manifest, options, progress: Progress | None = None,
+def smoke_team(proj: Project, team: Manifest, settings: Settings, progress: Progress | None = None,
                timeout_s: int = DEFAULT_TIMEOUT_S, memory_gb: float | None = None, rerun: bool = False) -> SmokeResult:
     """One team's smoke test (see the module's docstring); `timeout_s` caps each of its runs and
     `memory_gb` bounds its memory (container limit, or address space in the sandbox)."""
     progress = progress or silent
     if not team.runnable:
         return SmokeResult(team.id, "not_runnable", "; ".join(team.data["status"].get("reasons", [])))
-    reason = skip_reason(team, options.device)
+    reason = skip_reason(team, settings.device)
     if reason:
         return SmokeResult(team.id, "skipped", reason)
     checkout = code.for_run(proj.code_cache, team)
     if team.entry.get("code_root") == "code" and checkout is None and not os.environ.get(code.OVERRIDE_VARIABLE):
         return SmokeResult(team.id, "failed", f"no checkout of {team.data['code']['repository']} at "
                            f"{team.data['code']['commit']}: run `harness fetch code {team.id}`", "code_unavailable")
-    made_from = key(proj, team, options, checkout)
+    made_from = key(proj, team, settings, checkout)
     previous = earlier(proj, team.id)
     if not rerun and previous and previous.key == made_from and previous.status == "ok":
         previous.cached = True
@@ -124,7 +125,7 @@ def smoke_team(proj: Project, team: Manifest, options, progress: Progress | None
     shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
     try:
-        result = _run(proj, team.limited(timeout_s=timeout_s, memory_gb=memory_gb), options, progress, checkout,
+        result = _run(proj, team.limited(timeout_s=timeout_s, memory_gb=memory_gb), settings, progress, checkout,
                       folder)
     except HarnessError as exc:
         result = SmokeResult(team.id, "failed", exc.message, exc.kind)
@@ -133,17 +134,17 @@ def smoke_team(proj: Project, team: Manifest, options, progress: Progress | None
     return result
 
 
-def _run(proj: Project, team: Manifest, options, progress: Progress, checkout: Path | None,
+def _run(proj: Project, team: Manifest, settings: Settings, progress: Progress, checkout: Path | None,
          folder: Path) -> SmokeResult:
-    runner = runners.get(options.runner, options)
+    runner = runners.get(settings.runner, settings)
     lr_dir = smoke_inputs(proj)
 
     def update(run, runs, done, total, name):
         progress(Step(team.id, f"{team.id} smoke {name}", done, total))
 
     progress(Step(team.id, f"{team.id}: starting"))
-    record = inference.infer_team(team, runner, lr_dir, folder / "runs", "smoke", folder / "weights", options.device,
-                                  proj.root, update, checkout, repeats=1, task="smoke")
+    place = inference.RunPlace("smoke", lr_dir, folder / "weights", folder / "runs", proj.root, checkout)
+    record = inference.infer_team(team, runner, place, settings.device, update, repeats=1, task="smoke")
     if record["status"] != "ok":
         failure = record["failure"]
         return SmokeResult(team.id, "failed", failure["message"], failure["kind"])
@@ -151,8 +152,9 @@ def _run(proj: Project, team: Manifest, options, progress: Progress, checkout: P
     return SmokeResult(team.id, "ok", stand_ins=stand_ins)
 
 
-def smoke_teams(proj: Project, teams: list[Manifest], options, progress: Progress | None = None, jobs: int = 1,
-                timeout_s: int = DEFAULT_TIMEOUT_S, rerun: bool = False, on_result=None) -> list[SmokeResult]:
+def smoke_teams(proj: Project, teams: list[Manifest], settings: Settings, progress: Progress | None = None,
+                jobs: int = 1, timeout_s: int = DEFAULT_TIMEOUT_S, rerun: bool = False,
+                on_result=None) -> list[SmokeResult]:
     """Every team's smoke test, `jobs` at a time, each bounded to its share of the machine's memory and
     cores; `on_result(result)` as each one ends. Results come back in the teams' order."""
     share = memory_share(jobs)
@@ -160,11 +162,12 @@ def smoke_teams(proj: Project, teams: list[Manifest], options, progress: Progres
         smoke_inputs(proj)  # made once, before teams run side by side
     if jobs > 1:
         cores = len(os.sched_getaffinity(0))
-        options = dataclasses.replace(options, local={**options.local, "threads": max(1, cores // jobs)},
-                                      docker={**options.docker, "cpus": max(1.0, cores / jobs)})
+        settings = dataclasses.replace(settings,
+                                       local=dataclasses.replace(settings.local, threads=max(1, cores // jobs)),
+                                       docker=dataclasses.replace(settings.docker, cpus=max(1.0, cores / jobs)))
 
     def one(team):
-        result = smoke_team(proj, team, options, progress, timeout_s, share, rerun)
+        result = smoke_team(proj, team, settings, progress, timeout_s, share, rerun)
         if on_result:
             on_result(result)
         return result

@@ -13,6 +13,8 @@ from .. import pipeline, plan, registry, runners, settings
 from .. import verify as verify_mod
 from ..errors import HarnessError
 from ..fsutil import write_json_atomic
+from ..manifest import Manifest
+from ..settings import Settings
 from . import render
 from .render import err, lit, out, progress_display
 from .session import (
@@ -55,11 +57,12 @@ def verify(session: Session, team_id, dataset, device, runner_name, gpus, mode, 
     run key (the manifest minus its published numbers, plus the team folder's files) is unchanged;
     --rerun forces a fresh run.
     """
-    proj, config = session.project, session.params
+    proj = session.project
     team = registry.load(proj, team_id)
     dataset = dataset or plan.default_dataset(team)
-    options = audit_mod.RunOptions.from_settings(config, runner_name, device, gpus, unsafe_no_sandbox)
-    findings = plan.make(proj, team, dataset, config, options, from_outputs)
+    chosen = session.settings.given(runner=runner_name, device=device, gpus=gpus, mode=mode,
+                                    unsafe_no_sandbox=unsafe_no_sandbox)
+    findings = plan.make(proj, team, dataset, chosen, from_outputs)
     render.plan_table(team.id, dataset, findings)
     blocked = plan.blocking(findings)
     if blocked:
@@ -68,9 +71,8 @@ def verify(session: Session, team_id, dataset, device, runner_name, gpus, mode, 
     if plan_only:
         return
     with progress_display() as progress:
-        result = audit_mod.verify_team(proj, team, dataset, config, options, mode or config["mode"], from_outputs,
-                                       rerun, progress)
-    _record_in_pipeline(session, team, dataset, options, from_outputs, mode or config["mode"])
+        result = audit_mod.verify_team(proj, team, dataset, chosen, from_outputs, rerun, progress)
+    _record_in_pipeline(session, team, dataset, chosen, from_outputs)
     if json_out:
         write_json_atomic(json_out, result)
     render.verification(result)
@@ -78,12 +80,10 @@ def verify(session: Session, team_id, dataset, device, runner_name, gpus, mode, 
         sys.exit(EXIT_CHECK_FAILED)
 
 
-def _record_in_pipeline(session: Session, team, dataset: str, options, from_outputs, mode: str) -> None:
+def _record_in_pipeline(session: Session, team: Manifest, dataset: str, used: Settings,
+                        from_outputs: str | None) -> None:
     """The run verify made becomes the pipeline's run of the team, when it is the run the pipeline would make."""
-    config = session.params
-    why = pipeline.differs(session.project, team, dataset, config, options, from_outputs)
-    if why is None and mode != config["mode"]:
-        why = f"this run was scored in {mode} mode (params.yaml: {config['mode']})"
+    why = pipeline.differs(session.project, team, dataset, session.settings, used, from_outputs)
     if why:
         out(f"[dim]not the pipeline's run: {lit(why)}; `dvc repro` keeps its own[/dim]", soft_wrap=True)
         return
@@ -111,13 +111,12 @@ def audit(session: Session, dataset, team_list, from_outputs, mode, rerun, chall
     A team that cannot run, or fails, is reported with its reason; the others carry on.
     Exits 1 unless every runnable team reproduced.
     """
-    proj, config = session.project, session.params
+    proj = session.project
     team_ids, dataset = session.selection(team_list, dataset, challenge_id)
-    mode = mode or config["mode"]
+    chosen = session.settings.given(mode=mode, unsafe_no_sandbox=unsafe_no_sandbox)
     with progress_display() as progress:
-        options = audit_mod.RunOptions.from_settings(config, unsafe_no_sandbox=unsafe_no_sandbox)
-        results = audit_mod.audit(proj, team_ids, dataset, config, options, mode, from_outputs, rerun, progress)
-    _write_report(session, results, dataset, {**config, "mode": mode}, proj.report_dir)
+        results = audit_mod.audit(proj, team_ids, dataset, chosen, from_outputs, rerun, progress)
+    _write_report(session, results, dataset, chosen, proj.report_dir)
     if not audit_mod.all_passed(results):
         sys.exit(EXIT_CHECK_FAILED)
 
@@ -150,16 +149,16 @@ def report(session: Session, dataset, team_list, out_dir, show_only, check, chal
     else:
         team_ids, dataset = session.selection(team_list, dataset, challenge_id)
         results = audit_mod.verifications(proj, team_ids, dataset)
-        _write_report(session, results, dataset, session.params, out_dir, quiet)
+        _write_report(session, results, dataset, session.settings, out_dir, quiet)
     if check and not audit_mod.all_passed(results):
         sys.exit(EXIT_CHECK_FAILED)
 
 
-def _write_report(session: Session, results: list[dict], dataset: str, config: dict, out_dir: Path,
+def _write_report(session: Session, results: list[dict], dataset: str, chosen: Settings, out_dir: Path,
                   quiet: bool = False) -> None:
     """Write the report (report.md, report.json, summary.csv, index.html), print its story (or, quiet, where
     it is)."""
-    built, paths = audit_mod.write_report(session.project, results, dataset, config, out_dir)
+    built, paths = audit_mod.write_report(session.project, results, dataset, chosen, out_dir)
     if quiet:
         out(f"report: {session.shown(paths[-1])} (`harness report --show` prints it)")
         return

@@ -94,11 +94,11 @@ def validate(session: Session, targets, params_only):
     """
     proj = session.project
     if params_only:
-        _ = session.params  # raises, naming the value and the rule
+        _ = session.settings  # raises, naming the value and the rule
         marker = proj.root / PARAMS_CHECKED
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("params.yaml checked before the pipeline ran\n")
-        out(f"[green]ok[/green]    params.yaml ({len(session.params['teams'])} team(s))")
+        out(f"[green]ok[/green]    params.yaml ({len(session.settings.teams)} team(s))")
         return
 
     said: set[str] = set()  # a broken challenge file is a problem of every manifest naming it: said once
@@ -170,15 +170,15 @@ def doctor(session: Session, json_out):
     Exits 1 if the audit cannot run as configured; 'to fetch' items are fetched by the pipeline.
     """
     try:
-        config = session.params
+        config = session.settings
     except InvalidSetting as exc:  # an invalid value blocks the audit: said as a finding, like any other
         render.doctor_table("harness doctor: params.yaml", [doctor_mod.Finding("params.yaml", "missing", exc.message,
                                                                                 exc.hint)])
         out("[red]the audit cannot run as configured:[/red] params.yaml holds an invalid value")
         sys.exit(EXIT_CHECK_FAILED)
     findings = doctor_mod.examine(session.project, config)
-    render.doctor_table(f"harness doctor: dataset {config['dataset']}, runner {config['runner']}, "
-                        f"device {config['device']}, executor {config['executor']}", findings)
+    render.doctor_table(f"harness doctor: dataset {config.dataset}, runner {config.runner}, "
+                        f"device {config.device}, executor {config.executor}", findings)
     blocking = [f for f in findings if f.blocking]
     if json_out:
         write_json_atomic(json_out, {"can_run": not blocking, "findings": [f.as_dict() for f in findings]})

@@ -55,14 +55,13 @@ def evaluate(session: Session, sr_dir, hr_dir, lr_dir, metric_list, mode, device
     """
     if not (hr_dir or lr_dir):
         raise click.UsageError("give --hr, --lr or both")
-    config, cache, _ = session.here
-    device = device or config["device"]
-    names = parse_metric_list(metric_list) if metric_list else config["metrics"]
+    here, cache, _ = session.here
+    chosen = here.given(metrics=parse_metric_list(metric_list) if metric_list else None, mode=mode, device=device,
+                        eval_workers=workers, max_image_megapixels=max_megapixels)
     with progress_display() as progress:
-        result = evaluate_mod.evaluate(sr_dir, hr_dir, names, mode or config["mode"], cache, device,
+        result = evaluate_mod.evaluate(sr_dir, hr_dir, list(chosen.metrics), chosen.mode, cache, chosen.device,
                                        lambda done, total, name: progress(Step("evaluating", None, done, total)),
-                                       lr_dir, workers or settings.evaluation_workers({**config, "device": device}),
-                                       max_megapixels or config["max_image_megapixels"])
+                                       lr_dir, chosen.workers, chosen.max_image_megapixels)
     if session.verbose:
         render.out(f"scored in {result.workers} process(es): {lit(result.workers_reason)}")
     payload = {**result.as_dict(), "sr": str(sr_dir), "hr": str(hr_dir) if hr_dir else None,
@@ -91,15 +90,12 @@ def evaluate_team(session: Session, team_id, dataset, metric_list, mode, device,
                   evaluator_name):
     """Score every run of TEAM_ID into evaluations/<dataset>/<team>.json and metrics/ (the pipeline's
     evaluate stage), exactly as `harness evaluate` scores one folder."""
-    proj, config = session.project, session.params
-    device = device or config["device"]
+    proj = session.project
+    chosen = session.settings.given(dataset=dataset, metrics=parse_metric_list(metric_list) if metric_list else None,
+                                    mode=mode, device=device, eval_workers=workers,
+                                    max_image_megapixels=max_megapixels, evaluator=evaluator_name)
     with progress_display() as progress:
-        result = audit.evaluate_team(proj, registry.load(proj, team_id), dataset or config["dataset"],
-                                     parse_metric_list(metric_list) if metric_list else config["metrics"],
-                                     mode or config["mode"], device,
-                                     evaluator_name or config["evaluator"], config["docker"], progress,
-                                     json_out, workers or settings.evaluation_workers({**config, "device": device}),
-                                     max_megapixels)
+        result = audit.evaluate_team(proj, registry.load(proj, team_id), chosen.dataset, chosen, progress, json_out)
     render.team_evaluation(result, session.verbose)
 
 

@@ -25,7 +25,7 @@ def fetch():
 @pass_session
 def fetch_data(session: Session, dataset):
     """Build or download DATASET into data/ and verify its checksums (default: params.yaml)."""
-    dataset = dataset or session.params["dataset"]
+    dataset = dataset or session.settings.dataset
     proj = session.project
     with progress_display() as progress:
         root = data.fetch(dataset, proj.data_dir, proj.downloads_dir, proj.dataset_pins, transfers(progress))
@@ -42,13 +42,13 @@ def fetch_weights(session: Session, team_ids, all_teams, record_failure):
     """Fetch the weights files of TEAM_IDS into weights/<team>/ (nothing for non-runnable teams)."""
     proj = session.project
     if all_teams:
-        team_ids = session.params["teams"]
+        team_ids = session.settings.teams
     if not team_ids:
         raise HarnessError("name at least one team, or --all")
     for team_id in team_ids:
         team = registry.load(proj, team_id)
         with progress_display() as progress:
-            fetched = audit.fetch_weights(proj, team, session.params["source"], progress, record_failure)
+            fetched = audit.fetch_weights(proj, team, session.settings.source, progress, record_failure)
         if fetched.not_needed:
             out(f"{team.id}: no weights needed ({fetched.not_needed})")
         elif fetched.failure:

@@ -34,12 +34,12 @@ def infer(session: Session, team_id, dataset, device, runner_name, gpus, record_
     provenance.json; a run's folder appears only once it is complete and checked. With
     `source: outputs` in params.yaml, the team's published outputs are collected instead.
     """
-    proj, config = session.project, session.params
+    proj = session.project
     team = registry.load(proj, team_id)
-    options = audit.RunOptions.from_settings(config, runner_name, device, gpus, unsafe_no_sandbox)
+    chosen = session.settings.given(dataset=dataset, runner=runner_name, device=device, gpus=gpus,
+                                    unsafe_no_sandbox=unsafe_no_sandbox)
     with progress_display() as progress:
-        record = audit.produce_runs(proj, team, dataset or config["dataset"], config, options, progress,
-                                    record_failure)
+        record = audit.produce_runs(proj, team, chosen.dataset, chosen, progress, record_failure)
     if record["status"] == "failed" and not record_failure:
         sys.exit(EXIT_CHECK_FAILED)
 
@@ -70,7 +70,7 @@ def smoke(session: Session, team_ids, all_teams, challenge_id, device, runner_na
     rerun skips a team that passed and whose code, manifest, harness, environment, runner and device are
     unchanged. Exits 1 if any team failed.
     """
-    proj, config = session.project, session.params
+    proj = session.project
     if challenge_id:
         challenge.get(challenge_id)
         teams, problems = registry.load_all(proj)
@@ -79,15 +79,16 @@ def smoke(session: Session, team_ids, all_teams, challenge_id, device, runner_na
         teams, problems = session.named_teams(team_ids, all_teams)
     if problems:
         raise ManifestError(problems)
-    options = audit.RunOptions.from_settings(config, runner_name, device, gpus, unsafe_no_sandbox)
+    chosen = session.settings.given(runner=runner_name, device=device, gpus=gpus,
+                                    unsafe_no_sandbox=unsafe_no_sandbox)
     with progress_display() as progress:
         def ended(result):  # the bars' own console, so the line lands above them
             render.err(render.smoke_line(result))
 
-        results = smoke_mod.smoke_teams(proj, teams, options, progress, jobs, timeout_s, rerun, ended)
-    counts = render.smoke_table(results, options.device, options.runner)
+        results = smoke_mod.smoke_teams(proj, teams, chosen, progress, jobs, timeout_s, rerun, ended)
+    counts = render.smoke_table(results, chosen.device, chosen.runner)
     if json_out:
-        write_json_atomic(json_out, {"device": options.device, "runner": options.runner,
+        write_json_atomic(json_out, {"device": chosen.device, "runner": chosen.runner,
                                      "teams": [r.as_dict() for r in results]})
     if counts["failed"]:
         sys.exit(EXIT_CHECK_FAILED)
@@ -99,7 +100,7 @@ def smoke(session: Session, team_ids, all_teams, challenge_id, device, runner_na
 def jobs(ctx, dataset):
     """List the audit's Slurm jobs and their states (from sacct), one row per team."""
     session: Session = ctx.obj
-    session.jobs_dataset = dataset or session.params["dataset"]
+    session.jobs_dataset = dataset or session.settings.dataset
     if ctx.invoked_subcommand:
         return
     proj, dataset = session.project, session.jobs_dataset
@@ -127,15 +128,15 @@ def jobs_submit(session: Session):
     The pipeline's `submit` stage runs this so that every team's job is queued at once; each
     `infer@<team>` stage then waits for its own job.
     """
-    proj, config = session.project, session.params
+    proj, config = session.project, session.settings
     dataset = session.jobs_dataset
-    if config["executor"] != "slurm":
+    if config.executor != "slurm":
         if not proj.slurm_jobs(dataset).exists():
             write_json_atomic(proj.slurm_jobs(dataset), {"jobs": {}})
         out("executor: local; no Slurm jobs")
         return
-    teams = [registry.load(proj, t) for t in config["teams"]]
-    submitted = audit.submit_jobs(proj, teams, dataset, audit.RunOptions.from_settings(config))
+    teams = [registry.load(proj, t) for t in config.teams]
+    submitted = audit.submit_jobs(proj, teams, dataset, config)
     skipped = [t.id for t in teams if t.id not in submitted]
     for team_id, entry in submitted.items():
         out(f"{team_id}: Slurm job {entry['job_id']}")
@@ -152,7 +153,7 @@ def cancel(session: Session, team_ids, dataset):
 
     A cancelled team's record says `cancelled`; the other teams are not touched.
     """
-    cancelled = slurm.cancel(session.project, dataset or session.params["dataset"], list(team_ids) or None)
+    cancelled = slurm.cancel(session.project, dataset or session.settings.dataset, list(team_ids) or None)
     out(f"cancelled {len(cancelled)} job(s)" + (f": {', '.join(cancelled)}" if cancelled else ""))
 
 

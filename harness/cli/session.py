@@ -36,7 +36,7 @@ class Session:
     verbose: bool = False
     jobs_dataset: str | None = None  # `harness jobs --dataset`, for its subcommands
     _project: Project | None = field(default=None, repr=False)
-    _params: dict | None = field(default=None, repr=False)
+    _settings: settings.Settings | None = field(default=None, repr=False)
 
     @property
     def project(self) -> Project:
@@ -45,10 +45,11 @@ class Session:
         return self._project
 
     @property
-    def params(self) -> dict:
-        if self._params is None:
-            self._params = self.project.params()
-        return self._params
+    def settings(self) -> settings.Settings:
+        """params.yaml's settings; each command lays its own options over them (Settings.given)."""
+        if self._settings is None:
+            self._settings = self.project.params()
+        return self._settings
 
     @property
     def checkout(self) -> Project | None:
@@ -59,12 +60,12 @@ class Session:
             return None
 
     @property
-    def here(self) -> tuple[dict, Path, Path]:
+    def here(self) -> tuple[settings.Settings, Path, Path]:
         """Settings, metric-weight cache and downloads of where the command stands: the checkout's, or
         outside one, the defaults (and a params.yaml in this folder, if any) with the user's cache."""
         proj = self.checkout
         if proj is not None:
-            return self.params, proj.metric_cache, proj.downloads_dir
+            return self.settings, proj.metric_cache, proj.downloads_dir
         return (settings.load(Path.cwd() / settings.PARAMS_FILE), project_mod.metric_cache(None),
                 project_mod.downloads_dir(None))
 
@@ -89,8 +90,8 @@ class Session:
             team_ids = [t for t in registry.team_ids(self.project)
                         if registry.load(self.project, t).data["challenge"] == challenge_id]
             return team_ids, dataset or rules.test_dataset
-        team_ids = [t.strip() for t in team_list.split(",")] if team_list else self.params["teams"]
-        return team_ids, dataset or self.params["dataset"]
+        team_ids = [t.strip() for t in team_list.split(",")] if team_list else list(self.settings.teams)
+        return team_ids, dataset or self.settings.dataset
 
 
 def writable(path: Path) -> None:

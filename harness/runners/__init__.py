@@ -2,7 +2,7 @@
 (harness.entry): local (the team's family environment in a sandbox), docker (its image), podman (the
 docker runner's code against a daemonless podman service), auto (docker when an engine answers).
 
-Which runners exist is harness.plugins.RUNNERS: a new runner is a module with `make(options, selection)`
+Which runners exist is harness.plugins.RUNNERS: a new runner is a module with `make(settings, selection)`
 and one line there.
 """
 
@@ -12,6 +12,7 @@ import importlib
 
 from ..errors import HarnessError
 from ..plugins import RUNNERS
+from ..settings import Settings
 
 __all__ = ["RUNNERS", "get", "names"]
 
@@ -20,12 +21,12 @@ def names() -> tuple[str, ...]:
     return tuple(RUNNERS)
 
 
-def get(name: str, options=None):
-    """The runner called `name`, set up from the run options (audit.RunOptions)."""
+def get(name: str, settings: Settings | None = None):
+    """The runner called `name`, set up from the settings (their runner sections, the sandbox opt-in)."""
     if name not in RUNNERS:
         raise HarnessError(f"unknown runner '{name}'", hint=f"available: {', '.join(RUNNERS)}")
     factory = RUNNERS[name]
     if isinstance(factory, str):
         module, function = factory.split(":")
         factory = getattr(importlib.import_module(module), function)
-    return factory(options, name)
+    return factory(settings or Settings(), name)

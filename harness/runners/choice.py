@@ -6,14 +6,14 @@ from __future__ import annotations
 from ..errors import ImageError
 
 
-def make(options, selection: str):
+def make(settings, selection: str):
     from .. import images
     from . import docker, local
 
     try:
         client = images.engine()
     except ImageError as exc:
-        runner = local.make(options, selection)
+        runner = local.make(settings, selection)
         runner.selection = f"auto: local ({exc.message})"
         return runner
-    return docker.make(options, "auto: docker", client)
+    return docker.make(settings, "auto: docker", client)

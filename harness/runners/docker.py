@@ -19,7 +19,7 @@ from ..fsutil import write_json_atomic
 from ..lockdown import CONTAINER_ENV, describe, device_requests, limits_for, locked_down
 from ..protocol import PROVENANCE, LineSplitter, add_to_session, decode_exit, log_tail
 from ..provenance import session_info
-from ..settings import DOCKER_DEFAULTS
+from ..settings import DockerSettings, Settings
 from .base import RunRequest
 
 LR_MOUNT, WEIGHTS_MOUNT, OUTPUT_MOUNT, CODE_MOUNT = "/data/lr", "/weights", "/output", "/opt/code"
@@ -30,8 +30,8 @@ class DockerRunner:
     name = "docker"
     ulimits: list = []  # none beyond the engine's defaults (podman needs some)
 
-    def __init__(self, settings: dict | None = None, client=None, selection: str | None = None):
-        self.settings = {**DOCKER_DEFAULTS, **(settings or {})}
+    def __init__(self, settings: DockerSettings | None = None, client=None, selection: str | None = None):
+        self.settings = settings or DockerSettings()
         self.client = client or images.engine()
         self.selection = selection
         self.images: dict[str, dict] = {}
@@ -39,9 +39,9 @@ class DockerRunner:
 
     def image_for(self, team, repo_root: Path, build_log: Path) -> dict:
         if team.id not in self.images:
-            recipe = images.team_recipe(team, repo_root, self.settings["base_image"])
+            recipe = images.team_recipe(team, repo_root, self.settings.base_image)
             try:
-                info = images.ensure_image(self.client, recipe, repo_root, build_log, self.settings["build_network"])
+                info = images.ensure_image(self.client, recipe, repo_root, build_log, self.settings.build_network)
             except images.ImageError as exc:
                 raise InferenceFailed(exc.kind, f"{team.id}: {exc.message}", exc.hint, exc.log_tail) from None
             self.images[team.id] = {**info, "tag": recipe.tag}
@@ -65,7 +65,7 @@ class DockerRunner:
         try:
             container = self.client.containers.create(
                 image["id"], command=command, mounts=_mounts(request, weights_dir), **locked_down(limits),
-                shm_size=limits["shm_bytes"], device_requests=device_requests(self.settings["gpus"], device),
+                shm_size=limits["shm_bytes"], device_requests=device_requests(self.settings.gpus, device),
                 environment={**CONTAINER_ENV, "OMP_NUM_THREADS": threads},
                 labels={f"{images.LABEL}.team": team.id, f"{images.LABEL}.run-index": str(request.run_index)},
                 ulimits=self.ulimits or None)
@@ -95,7 +95,7 @@ class DockerRunner:
         provenance = json.loads(path.read_text())
         provenance["container"] = {
             "image": image["tag"], "image_id": image["id"], "repo_digests": image["repo_digests"],
-            **describe(limits), "gpus": str(self.settings["gpus"]) if device.startswith("cuda") else None}
+            **describe(limits), "gpus": str(self.settings.gpus) if device.startswith("cuda") else None}
         write_json_atomic(path, provenance)
         add_to_session(out_dir, {"host": session_info(repo_root)})
 
@@ -171,9 +171,9 @@ def _refused(team, device: str, exc) -> InferenceFailed:
     return InferenceFailed("nonzero_exit", f"{team.id}: the engine refused the container: {reason}")
 
 
-def make(options, selection: str, client=None) -> DockerRunner:
-    """The registry's factory (harness.runners.RUNNERS)."""
+def make(settings: Settings, selection: str, client=None) -> DockerRunner:
+    """The registry's factory (harness.plugins.RUNNERS)."""
     from .. import images
 
     client = client or images.engine()
-    return DockerRunner(getattr(options, "docker", None), client, f"{selection} ({images.engine_description(client)})")
+    return DockerRunner(settings.docker, client, f"{selection} ({images.engine_description(client)})")

@@ -24,26 +24,21 @@ from ..fsutil import write_json_atomic
 from ..lockdown import CONTAINER_ENV, SCRATCH
 from ..protocol import ALIASES_VARIABLE, PROVENANCE, LineSplitter, add_to_session, decode_exit, log_tail
 from ..provenance import session_info
-from ..settings import CHALLENGES_DIR, LOCAL_DEFAULTS, PACKAGE_DIR, SCHEMAS_DIR
+from ..settings import CHALLENGES_DIR, PACKAGE_DIR, SCHEMAS_DIR, LocalSettings, Settings, unsafe_requested
 from .base import RunRequest
 
 # The image's layout, kept inside the sandbox: the adapter gets the same arguments as in a container.
 LR_MOUNT, WEIGHTS_MOUNT, OUTPUT_MOUNT, CODE_MOUNT, HARNESS_ROOT = "/data/lr", "/weights", "/output", "/opt/code", \
     "/opt/harness"
-UNSAFE_VARIABLE = "HARNESS_UNSAFE_NO_SANDBOX"
 LIBRARY_MAPPINGS_GB = 8  # address space torch's libraries and thread arenas take before any work
-
-
-def unsafe_requested() -> bool:
-    return os.environ.get(UNSAFE_VARIABLE, "") not in ("", "0")
 
 
 class LocalRunner:
     name = "local"
     selection: str | None = None
 
-    def __init__(self, settings: dict | None = None, unsafe_no_sandbox: bool = False):
-        self.settings = {**LOCAL_DEFAULTS, **(settings or {})}
+    def __init__(self, settings: LocalSettings | None = None, unsafe_no_sandbox: bool = False):
+        self.settings = settings or LocalSettings()
         self.unsafe_no_sandbox = unsafe_no_sandbox or unsafe_requested()
 
     def containment(self, team) -> str:
@@ -114,7 +109,7 @@ class LocalRunner:
                                       WEIGHTS_MOUNT, HARNESS_ROOT, CODE_MOUNT if code_dir else None)]
         gpu = request.device.startswith("cuda")
         memory = None if gpu else self._address_space(team)
-        return sandbox.command(argv, mounts, env, scratch, int(self.settings["scratch_gb"] * 2 ** 30), gpu,
+        return sandbox.command(argv, mounts, env, scratch, int(self.settings.scratch_gb * 2 ** 30), gpu,
                                memory), {}
 
     def _plain(self, request: RunRequest, environment: envs.Environment, code_dir: Path | None,
@@ -131,12 +126,12 @@ class LocalRunner:
         return command, env
 
     def _threads(self) -> str:
-        return str(self.settings["threads"] or max(1, math.floor(len(os.sched_getaffinity(0)))))
+        return str(self.settings.threads or max(1, math.floor(len(os.sched_getaffinity(0)))))
 
     def _address_space(self, team) -> int:
         """The memory bound on a CPU: runtime.memory_gb (or local.memory_gb) of address space, plus the
         mappings torch's libraries take before any work."""
-        memory_gb = team.runtime.get("memory_gb", self.settings["memory_gb"])
+        memory_gb = team.runtime.get("memory_gb", self.settings.memory_gb)
         return int((memory_gb + LIBRARY_MAPPINGS_GB) * 2 ** 30)
 
     def _follow(self, command: list[str], env: dict, log, request: RunRequest, timeout: float) -> int:
@@ -187,6 +182,6 @@ def _kill(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def make(options, selection: str) -> LocalRunner:
-    """The registry's factory (harness.runners.RUNNERS)."""
-    return LocalRunner(getattr(options, "local", None), getattr(options, "unsafe_no_sandbox", False))
+def make(settings: Settings, selection: str) -> LocalRunner:
+    """The registry's factory (harness.plugins.RUNNERS)."""
+    return LocalRunner(settings.local, settings.unsafe_no_sandbox)

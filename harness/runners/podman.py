@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..errors import HarnessError
+from ..settings import DockerSettings, Settings
 from .docker import DockerRunner
 
 START_TIMEOUT_S = 20
@@ -62,7 +63,7 @@ class PodmanService:
 class PodmanRunner(DockerRunner):
     name = "podman"
 
-    def __init__(self, settings: dict | None = None, selection: str | None = None):
+    def __init__(self, settings: DockerSettings | None = None, selection: str | None = None):
         from docker.types import Ulimit
 
         self.service = PodmanService()
@@ -70,7 +71,7 @@ class PodmanRunner(DockerRunner):
         self.ulimits = [Ulimit(name="nofile", soft=1024, hard=1024), Ulimit(name="nproc", soft=1024, hard=1024)]
 
 
-def make(options, selection: str) -> PodmanRunner:
-    """The registry's factory (harness.runners.RUNNERS)."""
-    return PodmanRunner(getattr(options, "docker", None),
+def make(settings: Settings, selection: str) -> PodmanRunner:
+    """The registry's factory (harness.plugins.RUNNERS)."""
+    return PodmanRunner(settings.docker,
                         selection=f"{selection} (a `podman system service` of its own)")

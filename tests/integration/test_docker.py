@@ -20,12 +20,14 @@ from harness import data as data_mod
 from harness import inference, manifest, sandbox
 from harness.runners.docker import DockerRunner
 from harness.runners.local import LocalRunner
+from harness.settings import DockerSettings, Settings
 
 from conftest import LOCAL_BASE, copy_project, set_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 SUITE = ["bicubic", "realesrgan-x4plus", "realesr-animevideov3", "random-tta"]
-SETTINGS = {"base_image": LOCAL_BASE, "cpus": 2, "memory_gb": 4, "scratch_gb": 1}
+DOCKER = {"base_image": LOCAL_BASE, "cpus": 2, "memory_gb": 4, "scratch_gb": 1}  # as params.yaml says it
+SETTINGS = DockerSettings(**DOCKER)
 
 UPSCALE = '''
 import os
@@ -116,8 +118,8 @@ def probes(tmp_path_factory, docker_client):
 def run_team(root: Path, team_id: str, mini_data: Path, runner, device: str = "cpu", weights: Path | None = None):
     team = manifest.load(root / "teams" / team_id / "manifest.yaml")
     lr_dir = data_mod.get("mini").lr_dir(mini_data)
-    return inference.infer_team(team, runner, lr_dir, root / "runs", "mini", weights or root / "weights" / team_id,
-                                device, root)
+    place = inference.RunPlace("mini", lr_dir, weights or root / "weights" / team_id, root / "runs", root)
+    return inference.infer_team(team, runner, place, device)
 
 
 @pytest.fixture(scope="module")
@@ -246,8 +248,8 @@ def test_a_container_cannot_write_outside_its_output_folder(tmp_path, mini_data,
         (lr_copy / path.name).write_bytes(path.read_bytes())
     team = manifest.load(root / "teams" / "escape-probe" / "manifest.yaml")
 
-    record = inference.infer_team(team, DockerRunner(SETTINGS, docker_client), lr_copy, root / "runs", "mini",
-                                  weights, "cpu", root)
+    place = inference.RunPlace("mini", lr_copy, weights, root / "runs", root)
+    record = inference.infer_team(team, DockerRunner(SETTINGS, docker_client), place, "cpu")
     log = (root / "runs" / "mini" / "escape-probe" / "logs" / "run-1.log").read_text()
     assert record["failure"]["kind"] == "entry_error" and "probe finished" in record["failure"]["message"]
     assert "ESCAPED" not in log
@@ -256,8 +258,8 @@ def test_a_container_cannot_write_outside_its_output_folder(tmp_path, mini_data,
 
     # The control: outside any container or sandbox (none here, and the loud opt-in) the same code does write there.
     monkeypatch.setattr(sandbox, "problem", lambda: "no sandbox, for the control")
-    local = inference.infer_team(team, LocalRunner(unsafe_no_sandbox=True), lr_copy, root / "runs-local", "mini",
-                                 weights, "cpu", root)
+    place = inference.RunPlace("mini", lr_copy, weights, root / "runs-local", root)
+    local = inference.infer_team(team, LocalRunner(unsafe_no_sandbox=True), place, "cpu")
     assert local["failure"]["kind"] == "entry_error"
     assert (lr_copy / "escape.png").exists() and (weights / "escape.bin").exists()
 
@@ -265,7 +267,7 @@ def test_a_container_cannot_write_outside_its_output_folder(tmp_path, mini_data,
 @pytest.fixture(scope="module")
 def docker_pipeline(tmp_path_factory, downloads, docker_client):
     root = copy_project(tmp_path_factory.mktemp("docker-audit") / "repo", teams=SUITE, image_sources=True)
-    set_params(root, runner="docker", evaluator="docker", metrics=["psnr", "ssim", "niqe"], docker=SETTINGS)
+    set_params(root, runner="docker", evaluator="docker", metrics=["psnr", "ssim", "niqe"], docker=DOCKER)
     env = {**os.environ, "HARNESS_DOWNLOADS": str(downloads),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("HARNESS_METRIC_WEIGHTS", None)
@@ -294,15 +296,16 @@ def test_dvc_repro_runs_the_mini_suite_in_containers_with_the_local_verdicts(doc
     assert "harness/evaluator:" in (root / "report" / "report.md").read_text()
     # Bit-identical to the local runner, for each deterministic team, in this process's environment.
     for team_id in ("bicubic", "realesr-animevideov3"):
-        in_container = inference.load_record(root / "runs", "mini", team_id)["runs"][0]["provenance"]
+        in_container = inference.load_record(root / "runs", "mini", team_id).runs[0]["provenance"]
         team = manifest.load(root / "teams" / team_id / "manifest.yaml")
-        local = inference.infer_team(team, LocalRunner(), data_mod.get("mini").lr_dir(mini_data),
-                                     root / "runs-local", "mini", root / "weights" / team_id, "cpu", root)
+        place = inference.RunPlace("mini", data_mod.get("mini").lr_dir(mini_data), root / "weights" / team_id,
+                                   root / "runs-local", root)
+        local = inference.infer_team(team, LocalRunner(), place, "cpu")
         assert local["runs"][0]["provenance"]["outputs_sha256"] == in_container["outputs_sha256"]
 
 
 def test_auto_picks_docker_when_an_engine_answers_and_says_so(docker_client):
     from harness import runners
 
-    chosen = runners.get("auto", SETTINGS)
+    chosen = runners.get("auto", Settings(docker=SETTINGS))
     assert chosen.name == "docker" and chosen.selection.startswith("auto: docker (Docker engine")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from harness import envs, families, inference, manifest, runners
-from harness.audit import RunOptions
+from harness.settings import Settings
 
 from conftest import REPO, copy_project
 
@@ -60,8 +60,8 @@ def tiny(tmp_path, monkeypatch):
 
 def run(root, mini_data) -> dict:
     team = manifest.load(root / "teams" / "tiny-team" / "manifest.yaml")
-    return inference.infer_team(team, runners.get("local", RunOptions("local", "cpu", {})), mini_data / "mini" / "LR",
-                                root / "runs", "mini", root / "weights" / "tiny-team", "cpu", root)
+    place = inference.RunPlace("mini", mini_data / "mini" / "LR", root / "weights" / "tiny-team", root / "runs", root)
+    return inference.infer_team(team, runners.get("local", Settings()), place, "cpu")
 
 
 def test_a_family_environment_is_built_from_its_pins_and_reused(tiny, mini_data, tmp_path):

@@ -14,11 +14,12 @@ from test_docker import ESCAPE_PROBE, NETWORK_PROBE, add_team
 from harness import data as data_mod
 from harness import inference, manifest
 from harness.runners.local import LocalRunner
+from harness.settings import DockerSettings
 
 from conftest import LOCAL_BASE, copy_project, set_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.podman]
-SETTINGS = {"base_image": LOCAL_BASE, "cpus": 1, "memory_gb": 2, "scratch_gb": 1}
+DOCKER = {"base_image": LOCAL_BASE, "cpus": 1, "memory_gb": 2, "scratch_gb": 1}  # as params.yaml says it
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def podman_runner():
         unavailable(f"podman has no {LOCAL_BASE}: run `make engine`")
     from harness.runners.podman import PodmanRunner
 
-    runner = PodmanRunner(SETTINGS)
+    runner = PodmanRunner(DockerSettings(**DOCKER))
     yield runner
     runner.service.stop()
 
@@ -43,13 +44,13 @@ def test_a_mini_team_runs_bit_identical_to_the_local_runner(tmp_path, mini_data,
     root = copy_project(tmp_path / "project", teams=["bicubic"], image_sources=True)
     team = manifest.load(root / "teams" / "bicubic" / "manifest.yaml")
     lr_dir = data_mod.get("mini").lr_dir(mini_data)
-    in_podman = inference.infer_team(team, podman_runner, lr_dir, root / "runs", "mini", root / "weights" / "bicubic",
-                                     "cpu", root)
+    place = inference.RunPlace("mini", lr_dir, root / "weights" / "bicubic", root / "runs", root)
+    in_podman = inference.infer_team(team, podman_runner, place, "cpu")
     assert in_podman["status"] == "ok", in_podman["failure"]
     provenance = in_podman["runs"][0]["provenance"]
     assert provenance["container"]["network"] == "none" and provenance["container"]["user"] == "10001:10001"
-    local = inference.infer_team(team, LocalRunner(), lr_dir, root / "runs-local", "mini",
-                                 root / "weights" / "bicubic", "cpu", root)
+    place = inference.RunPlace("mini", lr_dir, root / "weights" / "bicubic", root / "runs-local", root)
+    local = inference.infer_team(team, LocalRunner(), place, "cpu")
     assert local["runs"][0]["provenance"]["outputs_sha256"] == provenance["outputs_sha256"]
 
 
@@ -62,18 +63,20 @@ def test_podman_containers_cannot_write_outside_or_reach_the_network(tmp_path, m
     lr_copy = tmp_path / "lr"
     shutil.copytree(data_mod.get("mini").lr_dir(mini_data), lr_copy)
     team = manifest.load(root / "teams" / "escape-probe" / "manifest.yaml")
-    record = inference.infer_team(team, podman_runner, lr_copy, root / "runs", "mini", weights, "cpu", root)
+    place = inference.RunPlace("mini", lr_copy, weights, root / "runs", root)
+    record = inference.infer_team(team, podman_runner, place, "cpu")
     log = (root / "runs" / "mini" / "escape-probe" / "logs" / "run-1.log").read_text()
     assert record["failure"]["kind"] == "entry_error" and "ESCAPED" not in log and log.count("refused") == 4
     assert not list(lr_copy.glob("escape*")) and not list(weights.glob("escape*"))
     probe = manifest.load(root / "teams" / "network-probe" / "manifest.yaml")
-    record = inference.infer_team(probe, podman_runner, lr_copy, root / "runs", "mini", weights, "cpu", root)
+    place = inference.RunPlace("mini", lr_copy, weights, root / "runs", root)
+    record = inference.infer_team(probe, podman_runner, place, "cpu")
     assert record["failure"]["kind"] == "entry_error" and "URLError" in record["failure"]["message"]
 
 
 def test_a_slurm_job_runs_its_team_with_podman(tmp_path, downloads, slurm_cluster, podman_runner):
     root = copy_project(tmp_path / "repo", teams=["bicubic"], image_sources=True)
-    set_params(root, executor="slurm", runner="podman", docker=SETTINGS,
+    set_params(root, executor="slurm", runner="podman", docker=DOCKER,
                slurm={"cpus_per_task": 1, "mem_gb": 2, "poll_s": 1})
     env = {**os.environ, "HARNESS_DOWNLOADS": str(downloads)}
     for args in (["fetch", "data", "mini"], ["fetch", "weights", "bicubic"], ["infer", "bicubic"]):

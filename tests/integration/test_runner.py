@@ -41,8 +41,9 @@ for name in sorted(os.listdir(input_path)):
 
 
 def run(project, mini_data, team):
-    return inference.infer_team(team, LocalRunner(), mini_data / "mini" / "LR", project / "runs", "mini",
-                                project / "weights" / team.id, "cpu", project)
+    place = inference.RunPlace("mini", mini_data / "mini" / "LR", project / "weights" / team.id,
+                               project / "runs", project)
+    return inference.infer_team(team, LocalRunner(), place, "cpu")
 
 
 def test_a_good_team_writes_outputs_and_provenance(project, mini_data):
@@ -106,8 +107,9 @@ def test_cuda_without_a_gpu_is_a_typed_failure(project, mini_data):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     team = manifest_mod.load(project / "teams" / "bicubic" / "manifest.yaml")
-    record = inference.infer_team(team, LocalRunner(), mini_data / "mini" / "LR", project / "runs", "mini",
-                                  project / "weights" / "bicubic", "cuda", project)
+    place = inference.RunPlace("mini", mini_data / "mini" / "LR", project / "weights" / "bicubic",
+                               project / "runs", project)
+    record = inference.infer_team(team, LocalRunner(), place, "cuda")
     assert record["failure"]["kind"] == "no_gpu"
 
 

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from harness import inference, manifest, protocol, runners, sandbox
-from harness.audit import RunOptions
 from harness.errors import InferenceFailed
+from harness.settings import DockerSettings, Settings
 
 from conftest import LOCAL_BASE, copy_project
 
@@ -138,9 +138,10 @@ def test_the_local_runner_contains_a_hostile_team(hostile):
         if os.environ.get("CI") == "true":
             pytest.fail(f"no sandbox in CI: {sandbox.problem()} (`make sandbox`)")
         pytest.skip(sandbox.problem())
-    runner = runners.get("local", RunOptions("local", "cpu", {}))
-    record = inference.infer_team(hostile["team"], runner, hostile["lr"], hostile["root"] / "runs", "mini",
-                                  hostile["root"] / "weights" / "hostile", "cpu", hostile["root"])
+    runner = runners.get("local", Settings())
+    place = inference.RunPlace("mini", hostile["lr"], hostile["root"] / "weights" / "hostile",
+                               hostile["root"] / "runs", hostile["root"])
+    record = inference.infer_team(hostile["team"], runner, place, "cpu")
     _assert_contained(hostile, record)
     local = record["runs"][0]["provenance"]["local"]
     assert local["containment"] == "sandbox" and local["sandbox"]["network"] == "none"
@@ -149,9 +150,10 @@ def test_the_local_runner_contains_a_hostile_team(hostile):
 @pytest.mark.slow
 @pytest.mark.docker
 def test_the_docker_runner_contains_the_same_team(hostile, docker_client):
-    runner = runners.get("docker", RunOptions("docker", "cpu", {"base_image": LOCAL_BASE}))
-    record = inference.infer_team(hostile["team"], runner, hostile["lr"], hostile["root"] / "runs", "mini",
-                                  hostile["root"] / "weights" / "hostile", "cpu", hostile["root"])
+    runner = runners.get("docker", Settings(docker=DockerSettings(base_image=LOCAL_BASE)))
+    place = inference.RunPlace("mini", hostile["lr"], hostile["root"] / "weights" / "hostile",
+                               hostile["root"] / "runs", hostile["root"])
+    record = inference.infer_team(hostile["team"], runner, place, "cpu")
     _assert_contained(hostile, record)
 
 
@@ -160,12 +162,13 @@ def test_without_a_sandbox_untrusted_code_is_refused_and_trusted_code_runs(hosti
     monkeypatch.delenv("HARNESS_UNSAFE_NO_SANDBOX", raising=False)
     sandbox.problem.cache_clear()
     try:
-        runner = runners.get("local", RunOptions("local", "cpu", {}))
+        runner = runners.get("local", Settings())
         with pytest.raises(InferenceFailed) as refused:
             runner.containment(hostile["team"])
         assert refused.value.kind == "sandbox_unavailable" and "--unsafe-no-sandbox" in refused.value.hint
-        record = inference.infer_team(hostile["team"], runner, hostile["lr"], hostile["root"] / "runs", "mini",
-                                      hostile["root"] / "weights" / "hostile", "cpu", hostile["root"])
+        place = inference.RunPlace("mini", hostile["lr"], hostile["root"] / "weights" / "hostile",
+                                   hostile["root"] / "runs", hostile["root"])
+        record = inference.infer_team(hostile["team"], runner, place, "cpu")
         assert record["status"] == "failed" and record["failure"]["kind"] == "sandbox_unavailable"
         assert not list((hostile["root"] / "runs" / "mini" / "hostile").glob("run-*"))
         teams = Path(__file__).resolve().parents[2] / "teams"

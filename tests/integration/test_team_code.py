@@ -19,6 +19,7 @@ import yaml
 from harness import audit, code, inference, registry, runners, smoke
 from harness.errors import InferenceFailed
 from harness.project import Project
+from harness.settings import Settings
 
 from conftest import copy_project, harness_cli
 
@@ -217,7 +218,7 @@ def test_real_format_weights_run_through_infer_as_the_smoke_does(proj, mini_data
     folder holding one file under 'params', and a file of another network is refused before the run."""
     team = registry.load(proj, "odd")
     audit.fetch_code(proj, team)
-    options = audit.RunOptions("local", "cpu", {})
+    options = Settings()
     weights = proj.team_weights("odd")
     inference.stand_in_weights(team, runners.get("local"), weights, "cpu", proj.root,
                                code.for_run(proj.code_cache, team), proj.root / "stand-ins.log")
@@ -246,7 +247,7 @@ def test_real_format_weights_run_through_infer_as_the_smoke_does(proj, mini_data
 def test_smoke_says_why_a_team_is_not_tried(proj, change, status, reason):
     team = registry.load(proj, "odd")
     team.data.update(change)
-    result = smoke.smoke_team(proj, team, audit.RunOptions("local", "cpu", {}))
+    result = smoke.smoke_team(proj, team, Settings())
     assert result.status == status and reason in result.reason
 
 
@@ -301,8 +302,8 @@ def test_verify_fetches_the_code_like_the_data_and_weights(proj, mini_data):
     teamcode.write_stand_ins(team, checkout, checkout / TEAM_FOLDER, placed.parent)
     shutil.rmtree(checkout)
     assert torch.load(placed / "stand-in.pth")["params"]
-    settings = {**proj.params(), "metrics": ["psnr"]}
-    row = audit.verify_team(proj, team, "mini", settings, audit.RunOptions("local", "cpu", {}), "faithful")
+    row = audit.verify_team(proj, team, "mini", proj.params().given(metrics=["psnr"], runner="local", device="cpu",
+                                                                    mode="faithful"))
     assert code.present(proj.code_cache, team) is not None  # fetched again by verify
     evaluation = json.loads(proj.evaluation_file("mini", "odd").read_text())
     assert evaluation["inference"]["status"] == "ok" and evaluation["runs"][0]["n_images"] == 6  # it ran

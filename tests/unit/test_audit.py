@@ -13,6 +13,8 @@ from harness.imageio import read_rgb8, write_rgb8
 from harness.progress import Step
 from harness.project import Project
 from harness.protocol import PROVENANCE
+from harness.records import RecordError, RunRecord, TeamEvaluation
+from harness.settings import Settings
 
 from conftest import copy_project
 
@@ -65,7 +67,7 @@ def fake(monkeypatch):
 
 
 def options(**changes):
-    return audit.RunOptions(**{"runner": "fake", "device": "cpu", "docker": {}, **changes})
+    return Settings(**{"runner": "fake", "device": "cpu", **changes})
 
 
 def load(proj, team_id):
@@ -107,10 +109,9 @@ def test_a_typed_failure_leaves_no_half_run_and_keeps_the_log_tail(proj, fake):
 
 def test_missing_inputs_become_a_failed_record_only_when_asked(proj, fake):
     team = load(proj, "random-tta")  # its weights were never fetched here
-    settings = proj.params()
     with pytest.raises(audit.InputsUnavailable, match="weights missing"):
-        audit.produce_runs(proj, team, "mini", settings, options())
-    record = audit.produce_runs(proj, team, "mini", settings, options(), record_failure=True)
+        audit.produce_runs(proj, team, "mini", options())
+    record = audit.produce_runs(proj, team, "mini", options(), record_failure=True)
     assert record["status"] == "failed" and record["failure"]["kind"] == "inputs_unavailable"
     assert "harness fetch weights random-tta" in record["failure"]["hint"] and not fake.requests
 
@@ -124,8 +125,9 @@ def test_runs_complete_follows_the_run_key_and_the_output_checks(proj, fake):
     assert not audit.runs_complete(proj, team, "mini")
 
 
-REUSABLE = {"run_key": None, "mode": "faithful", "metrics": ["psnr", "ssim"],
-            "inference": {"status": "ok", "runner": "local"}}
+REUSABLE = TeamEvaluation(team="bicubic", dataset="mini", mode="faithful", metrics=["psnr", "ssim"], run_key="",
+                          harness_version="0", pyiqa_version=None, metric_weights={},
+                          inference={"status": "ok", "runner": "local"}).as_dict()
 
 
 @pytest.mark.parametrize("change, reused", [
@@ -135,6 +137,8 @@ REUSABLE = {"run_key": None, "mode": "faithful", "metrics": ["psnr", "ssim"],
     ({"metrics": ["psnr"]}, False),
     ({"inference": {"status": "failed", "runner": "local"}}, False),
     ({"inference": {"status": "ok", "runner": "published-outputs"}}, False),
+    ({"schema": "harness.team-evaluation/0"}, False),  # another harness version's record is not read as this one
+    ({"harness_version": None, "runs": None, "legacy": 1}, False),
 ])
 def test_the_reuse_rule(proj, change, reused):
     team = load(proj, "bicubic")
@@ -147,9 +151,9 @@ def test_the_reuse_rule(proj, change, reused):
 
 def test_verify_team_runs_scores_and_writes_the_pipeline_files(proj, fake):
     team = load(proj, "bicubic")
-    settings = {**proj.params(), "metrics": ["psnr", "ssim"]}
+    settings = proj.params().given(metrics=["psnr", "ssim"], runner="fake", mode="faithful")
     steps = []
-    result = audit.verify_team(proj, team, "mini", settings, options(), "faithful", progress=steps.append)
+    result = audit.verify_team(proj, team, "mini", settings, progress=steps.append)
     assert result["verdict"] == "diverged"  # nearest-neighbour outputs are not bicubic's
     assert result["metrics"]["psnr"]["ok"] is False and result["metrics"]["niqe"]["status"] == "unavailable"
     evaluation = json.loads(proj.evaluation_file("mini", "bicubic").read_text())
@@ -157,13 +161,13 @@ def test_verify_team_runs_scores_and_writes_the_pipeline_files(proj, fake):
     assert evaluation["device"] == "cpu" and evaluation["evaluator"]["runner"] == "local"
     assert set(json.loads(proj.metrics_file("mini", "bicubic").read_text())) == {"psnr", "ssim"}
     assert any(s.task == "evaluating bicubic" and s.done == 6 for s in steps)
-    again = audit.verify_team(proj, team, "mini", settings, options(), "faithful", progress=steps.append)
+    again = audit.verify_team(proj, team, "mini", settings, progress=steps.append)
     assert again["verdict"] == "diverged" and steps[-1].note.startswith("bicubic: reusing evaluations/mini/")
     assert len(fake.requests) == 1  # reused: not run again
 
 
 def test_a_failing_team_is_its_own_row_and_the_audit_goes_on(proj, fake):
-    results = audit.audit(proj, ["bicubic", "random-tta"], "no-such-dataset", proj.params(), options(), "faithful")
+    results = audit.audit(proj, ["bicubic", "random-tta"], "no-such-dataset", proj.params().given(runner="fake"))
     assert [r["verdict"] for r in results] == ["failed", "failed"]
     assert results[0]["failure"]["kind"] == "data_unavailable"
     assert "unknown dataset 'no-such-dataset'" in results[0]["failure"]["message"]
@@ -179,6 +183,20 @@ def test_report_files_at_the_project_layout(proj):
     assert built["summary"] == "SUMMARY: 1 team(s): 0 exact, 0 reproduced, 0 diverged, 1 failed, 0 not runnable"
 
 
+def test_records_read_back_as_their_types_and_another_schema_is_refused(proj, fake):
+    team = load(proj, "bicubic")
+    written = audit.infer(proj, team, "mini", options())
+    record = inference.load_record(proj.runs_dir, "mini", "bicubic")
+    assert isinstance(record, RunRecord) and record.ok and record.run_key == team.run_key
+    assert record.as_written() == {k: v for k, v in written.items() if k not in RunRecord.VOLATILE}
+    path = proj.team_runs("mini", "bicubic") / "record.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "schema": "harness.run-record/0"}))
+    with pytest.raises(RecordError) as refused:
+        inference.load_record(proj.runs_dir, "mini", "bicubic")
+    assert "harness.run-record/0" in refused.value.message and "--rerun" in refused.value.hint
+    assert not audit.runs_complete(proj, team, "mini")  # not a record of these runs: they run again
+
+
 def test_a_slurm_job_runs_the_same_infer_into_the_results_folder(proj, fake, monkeypatch):
     from harness import slurm
 
@@ -186,7 +204,7 @@ def test_a_slurm_job_runs_the_same_infer_into_the_results_folder(proj, fake, mon
     record = audit.run_team_job(str(proj.root), "bicubic", "mini", options())
     assert record["status"] == "ok" and record["slurm_job_id"] == "42" and len(fake.requests) == 1
     written = inference.load_record(proj.slurm_results("mini"), "mini", "bicubic")
-    assert written["slurm_job_id"] == "42" and written["runner"] == "fake"
+    assert written.slurm_job_id == "42" and written.runner == "fake"
     assert (proj.slurm_results("mini") / "mini" / "bicubic" / "run-1" / "0001x4.png").is_file()
     assert not proj.team_runs("mini", "bicubic").exists()  # the waiting stage moves it into runs/
 
@@ -201,6 +219,6 @@ def test_scoring_on_a_gpu_that_is_not_there_is_no_gpu_not_the_cpu(proj, fake):
     team = load(proj, "bicubic")
     audit.infer(proj, team, "mini", options())
     with pytest.raises(TypedFailure) as caught:
-        audit.evaluate_team(proj, team, "mini", ["psnr"], "faithful", "cuda")
+        audit.evaluate_team(proj, team, "mini", Settings(metrics=("psnr",), device="cuda"))
     assert caught.value.kind == "no_gpu" and "--device cpu" in caught.value.hint
     assert not proj.evaluation_file("mini", "bicubic").exists()

@@ -91,8 +91,8 @@ def test_each_challenge_has_a_suite_that_audits_every_published_team(challenge_i
     from harness import settings
 
     suite = settings.load(REPO / "suites" / TABLES[challenge_id][2])  # valid settings
-    assert suite["dataset"] == challenge.get(challenge_id).test_dataset
-    assert sorted(suite["teams"]) == sorted(t.id for t in catalogue(challenge_id=challenge_id) if published(t))
+    assert suite.dataset == challenge.get(challenge_id).test_dataset
+    assert sorted(suite.teams) == sorted(t.id for t in catalogue(challenge_id=challenge_id) if published(t))
 
 
 def test_list_shows_the_2026_table(project):

@@ -76,6 +76,17 @@ def test_there_is_no_import_cycle_in_the_package():
     assert cycles == []
 
 
+def test_every_module_and_function_stays_readable_at_a_sitting():
+    """No module over 500 lines, no function over 60: a room that grows back is split, not tolerated."""
+    long_modules = {name: path.read_text().count("\n") for name, path in MODULES.items()}
+    assert {name: n for name, n in long_modules.items() if n > 500} == {}
+    long_functions = [f"{name}.{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+                      for name, path in MODULES.items() for node in ast.walk(ast.parse(path.read_text()))
+                      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                      and node.end_lineno - node.lineno + 1 > 60]
+    assert long_functions == []
+
+
 def test_no_module_imports_a_helper_from_a_runner():
     """Runners depend on the shared contract (base, protocol, lockdown), never on each other; nothing
     outside the runners reaches into one, except the runner registry itself (by name) and `auto`, which is
@@ -182,6 +193,22 @@ def test_the_schema_takes_its_metric_names_from_the_registry():
     assert list(M.all_specs())[:len(M.METRICS)] == list(M.METRICS)  # the challenges' scores come after
     on_disk = json.loads(manifest.SCHEMA_PATH.read_text())
     assert "enum" not in on_disk["$defs"]["metric_name"]  # one source: the registry
+
+
+def test_entry_kinds_come_from_their_registry_and_the_adapter_runs_each_through_it(tmp_path):
+    from harness import entry, plugins, sandbox
+
+    loaded = manifest.schema()
+    assert loaded["properties"]["entry"]["properties"]["kind"]["enum"] == list(plugins.ENTRY_KINDS)
+    on_disk = json.loads(manifest.SCHEMA_PATH.read_text())
+    assert "enum" not in on_disk["properties"]["entry"]["properties"]["kind"]
+    for name, kind in plugins.ENTRY_KINDS.items():
+        assert callable(plugins.load(kind.run)), name  # every registered kind names a function that exists
+    bicubic = manifest.load(REPO / "teams" / "bicubic" / "manifest.yaml")
+    assert sandbox.trusted(bicubic)  # classical: the harness's own code, by the registry's word
+    out = tmp_path / "out"
+    record = entry.run(bicubic.path, REPO / "data" / "mini" / "LR", out, tmp_path / "no-weights", "cpu")
+    assert record["entry_kind"] == "classical" and sorted(p.name for p in out.glob("*.png"))
 
 
 def test_the_score_is_the_organizers_formula_in_every_challenge():
