@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export UV_NATIVE_TLS := 1
 
-.PHONY: setup lint engine sandbox slurm browser audit test bench lock clean
+.PHONY: setup lint engine sandbox slurm browser audit test bench docs lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null || $(PYTHON) -m pip install -q uv
@@ -59,6 +59,10 @@ bench: setup engine
 	python benchmarks/bench_core.py
 	python benchmarks/bench_docker.py
 	python benchmarks/bench_evaluation.py
+
+# docs/status.md, made from the manifests (a test holds the committed copy to them).
+docs: setup
+	harness list --markdown > docs/status.md
 
 lock:
 	uv pip compile -q requirements.in -o requirements.lock --python-version 3.11

@@ -8,7 +8,7 @@ import sys
 import click
 import yaml
 
-from .. import challenge, data, leaderboard, metrics, registry
+from .. import challenge, data, leaderboard, metrics, registry, status
 from .. import doctor as doctor_mod
 from ..errors import ManifestError
 from ..fsutil import write_json_atomic
@@ -20,6 +20,8 @@ from .session import EXIT_CHECK_FAILED, Session, json_option, pass_session
 
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
+@click.option("--markdown", "as_markdown", is_flag=True,
+              help="Print every challenge's status as Markdown, one table each (docs/status.md is this).")
 @click.option("--runnable", "only_runnable", is_flag=True, help="Only teams that can run as published.")
 @click.option("--track", metavar="NAME",
               help="Only teams ranked in this track, by the name their challenge gives it (restoration: Track 1 "
@@ -27,7 +29,7 @@ from .session import EXIT_CHECK_FAILED, Session, json_option, pass_session
 @click.option("--challenge", "challenge_id", metavar="ID",
               help="Only teams of this challenge (a file challenges/ID.yaml).")
 @pass_session
-def list_teams(session: Session, as_json, only_runnable, track, challenge_id):
+def list_teams(session: Session, as_json, as_markdown, only_runnable, track, challenge_id):
     """List every team: ranks, headline published numbers, status, determinism and recipe.
 
     The rank and value columns are each track's, as its challenge defines them."""
@@ -35,6 +37,11 @@ def list_teams(session: Session, as_json, only_runnable, track, challenge_id):
         challenge.get(challenge_id)
     teams, problems = registry.load_all(session.project)
     rules = challenge.catalogue()
+    if as_markdown:
+        if problems:
+            raise ManifestError(problems)
+        click.echo(status.markdown(teams, rules), nl=False)
+        return
     rows = []
     for team in teams:
         if (only_runnable and not team.runnable) or (track and track not in team.data.get("tracks", [])) \

@@ -228,3 +228,16 @@ def test_what_a_manifest_needs_reaches_its_image():
     assert ivplab.build_args["BASE_IMAGE"] == "local/base" and ivplab.build_args["TEAM_ID"] == "ivplab-sbu"
     assert "EXTRA_PACKAGES" not in images.team_recipe(registry.load(proj, "bicubic"), REPO).build_args
     assert "basicsr==1.4.2" in images.team_recipe(registry.load(proj, "xiaomimm"), REPO).build_args["EXTRA_PACKAGES"]
+
+
+def test_the_status_page_in_docs_is_the_one_the_manifests_make():
+    """docs/status.md is generated (`make docs`); a manifest changed without it is caught here."""
+    from harness import challenge, registry, status
+    from harness.project import Project
+
+    teams, problems = registry.load_all(Project(REPO))
+    made = status.markdown(teams, challenge.catalogue())
+    assert not problems and (REPO / "docs" / "status.md").read_text() == made, "run `make docs`"
+    not_runnable = [t for t in teams if not t.runnable]
+    assert all(f"`{t.id}`" in made for t in teams) and not_runnable
+    assert all(status.state(t).startswith("not runnable: ") for t in not_runnable)  # each with its reasons
