@@ -46,7 +46,7 @@ slurm:
 browser:
 	command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
-# ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and mypy on the modules pyproject.toml lists.
+# ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and mypy on the whole package.
 lint: setup
 	ruff check harness tests benchmarks
 	mypy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import tarfile
 import zipfile
 import zlib
@@ -41,18 +42,18 @@ def _members(source: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
         for relative, path in files:
             yield relative, path.read_bytes
         return
-    member = None
+    member: zipfile.ZipInfo | tarfile.TarInfo | None = None
     try:
         if zipfile.is_zipfile(source):
             with zipfile.ZipFile(source) as zf:
-                members = [m for m in zf.infolist() if not m.is_dir()]
-                for member in members:
+                entries = [m for m in zf.infolist() if not m.is_dir()]
+                for member in entries:
                     _safe_member(member.filename)
                     if member.flag_bits & 0x1:
                         raise DatasetError(f"{source}: member '{member.filename}' is encrypted: refused",
                                            hint="give an archive without a password")
-                for member in members:
-                    yield member.filename, _guarded(source, member.filename, lambda m=member: zf.read(m))
+                for member in entries:
+                    yield member.filename, _guarded(source, member.filename, functools.partial(zf.read, member))
         elif source.is_file() and tarfile.is_tarfile(source):
             with tarfile.open(source) as tf:
                 members = tf.getmembers()
@@ -62,7 +63,7 @@ def _members(source: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
                         raise DatasetError(f"archive member '{member.name}' is a link or a special file: refused")
                 for member in members:
                     if member.isfile():
-                        yield member.name, _guarded(source, member.name, lambda m=member: tf.extractfile(m).read())
+                        yield member.name, _guarded(source, member.name, functools.partial(_tar_bytes, tf, member))
         else:
             raise DatasetError(f"{source} is neither a folder nor a .zip/.tar archive")
     except ARCHIVE_ERRORS as exc:
@@ -77,6 +78,13 @@ def _damaged(source: Path, name: str | None, exc: Exception) -> DatasetError:
     return DatasetError(f"{source}: the archive is damaged" + (f" at member '{name}'" if name else "")
                         + f" ({type(exc).__name__}: {exc})",
                         hint="download it again (a cut download leaves a truncated archive); nothing was imported")
+
+
+def _tar_bytes(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    extracted = archive.extractfile(member)
+    if extracted is None:  # not a regular file: refused above, never read
+        raise DatasetError(f"archive member '{member.name}' is not a regular file: refused")
+    return extracted.read()
 
 
 def _guarded(source: Path, name: str, read: Callable[[], bytes]) -> Callable[[], bytes]:

@@ -110,7 +110,8 @@ class CodeFetch:
 def fetch_all_code(proj: Project, teams: list[Manifest]) -> list[CodeFetch]:
     """Every team's code, each repository on its own: one that cannot be cloned fails its own teams only,
     and every failure is in the list (nothing stops at the first)."""
-    results, failed_sources = [], {}
+    results: list[CodeFetch] = []
+    failed_sources: dict[tuple, HarnessError] = {}
     for team in teams:
         source = (team.data.get("code", {}).get("repository"), team.data.get("code", {}).get("commit"))
         if source in failed_sources:  # the same clone would fail again: say so without retrying
@@ -193,14 +194,15 @@ def infer_on_slurm(proj: Project, team: Manifest, dataset: str, settings: Settin
                    progress: Progress | None = None) -> dict:
     """The team's Slurm job: none when its runs are complete; submitted when this manifest has none yet.
     A job that ended (failed, cancelled) is not resubmitted here: `harness jobs submit` does that."""
-    if runs_complete(proj, team, dataset):
+    complete = inference.load_record(proj.runs_dir, dataset, team.id) if runs_complete(proj, team, dataset) else None
+    if complete is not None:
         note(progress, team.id, f"{team.id}: runs complete for this manifest; no job submitted")
-        return inference.load_record(proj.runs_dir, dataset, team.id).as_written()
+        return complete.as_written()
     entry = slurm.load_jobs(proj, dataset)["jobs"].get(team.id)
     if entry is None or entry["run_key"] != team.run_key:
         slurm.submit(proj, [team], dataset, settings.slurm, run_team_job,
                      lambda t: (str(proj.root), t.id, dataset, settings))
-    shown = []
+    shown: list[str] = []
 
     def on_poll(summary, state):  # one line per change, so that logs show it too
         line = (f"{team.id}: job {state.lower()}; audit jobs: {summary['queued']} queued, "

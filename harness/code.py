@@ -13,11 +13,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from . import locks
 from .errors import HarnessError
 from .fsutil import replace_dir
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .manifest import Manifest
 
 MIRROR_VARIABLE = "HARNESS_GIT_MIRROR"
 OVERRIDE_VARIABLE = "HARNESS_CODE_DIR"
@@ -50,13 +54,13 @@ def source(repository: str) -> str:
     return str(Path(mirror) / owner / name)
 
 
-def checkout_dir(code_cache: Path, team) -> Path:
+def checkout_dir(code_cache: Path, team: Manifest) -> Path:
     code = team.data["code"]
     owner, name = slug(code["repository"])
     return Path(code_cache) / owner / f"{name}@{code['commit']}"
 
 
-def present(code_cache: Path, team) -> Path | None:
+def present(code_cache: Path, team: Manifest) -> Path | None:
     """The team's checkout when it is in place at its commit (no network); None otherwise."""
     if "code" not in team.data:
         return None
@@ -73,7 +77,7 @@ def _at_commit(folder: Path, commit: str) -> bool:
         return False
 
 
-def fetch(code_cache: Path, team) -> tuple[Path, list[str]]:
+def fetch(code_cache: Path, team: Manifest) -> tuple[Path, list[str]]:
     """The team's checkout at its pinned commit, reused when present, cloned otherwise, and verified
     before every use: a tracked file of a runnable team's own code that is missing or changed refuses it;
     the damage found (other teams' folders, or a non-runnable team's own) is returned as 'D path' lines."""
@@ -105,7 +109,7 @@ def damage(checkout: Path) -> list[str]:
     return sorted(f"{line[:2].strip()[:1]} {line[3:]}" for line in status.splitlines() if line.strip())
 
 
-def team_paths(team) -> list[str]:
+def team_paths(team: Manifest) -> list[str]:
     """The files and folders of the checkout that are the team's own: its code.path folder (or, where that is
     the whole checkout, as in the Efficient SR repositories, its module file), its import aliases' targets,
     and the weights it keeps in the repository."""
@@ -117,7 +121,7 @@ def team_paths(team) -> list[str]:
     return [str(Path(p)) for p in paths]
 
 
-def _is_own(team, path: str) -> bool:
+def _is_own(team: Manifest, path: str) -> bool:
     return any(folder == "." or path == folder or path.startswith(folder.rstrip("/") + "/")
                for folder in team_paths(team))
 
@@ -168,7 +172,7 @@ def head(checkout: Path) -> str | None:
         return None
 
 
-def for_run(code_cache: Path, team) -> Path | None:
+def for_run(code_cache: Path, team: Manifest) -> Path | None:
     """The checkout a run uses: HARNESS_CODE_DIR's when set (the adapter reads it), else the fetched one."""
     if os.environ.get(OVERRIDE_VARIABLE) or team.entry.get("code_root", "team") != "code":
         return None

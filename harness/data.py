@@ -228,7 +228,7 @@ def _fetch(dataset_id: str, data_dir: Path, downloads: Path | None, pins: Path |
         if dataset.archives:
             _fetch_archives(dataset, staging, Path(downloads or Path(data_dir) / ".downloads"),
                             Path(pins or Path(data_dir) / "pins.json"), progress)
-        else:
+        elif dataset.build is not None:
             dataset.build(staging)
         actual = file_checksums(staging)
         if expected is not None:

@@ -12,10 +12,14 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from .errors import HarnessError
 from .project import Project
 from .settings import Settings
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .manifest import Manifest
 
 # The packages whose versions decide the numbers, pinned in requirements.lock.
 PINNED = ("torch", "torchvision", "pyiqa", "spandrel", "numpy", "opencv-python", "dvc", "docker", "gdown")
@@ -101,7 +105,8 @@ def engines(settings: Settings) -> list[Finding]:
             out.append(Finding("docker engine", "missing" if blocking else "warning",
                                exc.message + ("" if blocking else "; runner auto falls back to local"), exc.hint))
     if runner == "podman":
-        out.append(Finding("podman", "ok", shutil.which("podman")) if shutil.which("podman")
+        podman = shutil.which("podman")
+        out.append(Finding("podman", "ok", podman) if podman
                    else Finding("podman", "missing", "podman is not installed", "apt-get install podman"))
     return out
 
@@ -133,7 +138,8 @@ def local_runner(settings: Settings, teams: list) -> list[Finding]:
             out.append(Finding(f"{team.id}: environment", "ok", f"{name}, built"))
         else:
             out.append(Finding(f"{team.id}: environment", "to fetch", f"{name} is built on first use from "
-                               f"containers/{family.name}/ (packages from PyPI)", f"harness smoke {team.id}"))
+                               f"containers/{family.name if family else '?'}/ (packages from PyPI)",
+                               f"harness smoke {team.id}"))
     return out
 
 
@@ -175,7 +181,7 @@ def dataset(proj: Project, settings: Settings) -> list[Finding]:
     return [Finding(f"dataset {name}", "ok", "present, checksums verified")]
 
 
-def team_inputs(proj: Project, team, settings: Settings) -> list[Finding]:
+def team_inputs(proj: Project, team: Manifest, settings: Settings) -> list[Finding]:
     from . import code, weights
 
     if not team.runnable or settings.source == "outputs":
@@ -202,7 +208,7 @@ def metric_weights(proj: Project, settings: Settings) -> list[Finding]:
     from . import metrics, scoring
 
     out = []
-    for name in metrics.computed_metrics(settings.metrics):
+    for name in metrics.computed_metrics(list(settings.metrics)):
         missing = scoring.missing_weight_files(name, proj.metric_cache) if metrics.METRICS[name].weight_files else []
         out.append(Finding(f"metric {name}", "ok", "weights in the cache" if metrics.METRICS[name].weight_files
                            else "built in") if not missing else

@@ -183,7 +183,7 @@ def select_model_predictor(network, team: manifest_mod.Manifest, device: str, st
             out = stopwatch.time(lambda: network(tensor) if not tile else averaged_tiles(network, tensor, tile,
                                                                                          overlap, scale))
         out = out.data.squeeze().float().clamp_(0, data_range).cpu().numpy()
-        return np.uint8((np.transpose(out, (1, 2, 0)) * 255.0 / data_range).round())
+        return (np.transpose(out, (1, 2, 0)) * 255.0 / data_range).round().astype(np.uint8)
 
     return predict
 

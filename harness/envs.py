@@ -19,11 +19,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import families, locks
 from .errors import TypedFailure
 from .fsutil import write_json_atomic
 from .protocol import log_tail
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .manifest import Manifest
 
 ENVS_VARIABLE = "HARNESS_ENVS"
 RECORD = "harness-environment.json"
@@ -73,7 +77,7 @@ def name_of(family: families.Family, extras: tuple[str, ...]) -> str:
     return f"{family.name}-{family.key(extras, python_version())[:16]}"
 
 
-def planned(team) -> tuple[families.Family | None, str | None]:
+def planned(team: Manifest) -> tuple[families.Family | None, str | None]:
     """The team's family and the name of its environment (None: the harness's own environment)."""
     family = families.of_team(team)
     extras = tuple(team.runtime.get("extra_packages", []))
@@ -86,10 +90,10 @@ def built(name: str) -> bool:
     return (envs_root() / name / RECORD).is_file()
 
 
-def for_team(team, log_path: Path, note=None) -> Environment:
+def for_team(team: Manifest, log_path: Path, note=None) -> Environment:
     """The team's environment, built first when it does not exist yet (`note` says so, once)."""
     family, name = planned(team)
-    if name is None:
+    if name is None or family is None:
         return harness_environment(family.name if family else None)
     extras = tuple(team.runtime.get("extra_packages", []))
     target = ensure(family, extras, log_path, lambda: note and note(

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import metrics as M
 from .challenge import scores
@@ -21,6 +22,9 @@ from .fsutil import digest_of_files
 from .inputs import DEFAULT_MAX_MEGAPIXELS, check_size, files_in, image_facts
 from .records import EVALUATION_SCHEMA, RunRecord, TeamEvaluation
 from .settings import MODES, Settings
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .manifest import Manifest
 
 GT_SUFFIX = "x4"
 
@@ -272,7 +276,7 @@ def _check_references(pairs: list[ImagePair], max_megapixels: float) -> None:
                                    hint="the dataset is damaged: import it again")
 
 
-def evaluate_team(team, dataset: str, record: RunRecord | None, run_dirs: list[Path],
+def evaluate_team(team: Manifest, dataset: str, record: RunRecord | None, run_dirs: list[Path],
                   references: tuple[Path | None, Path | None], settings: Settings, metric_cache: Path,
                   progress=None) -> dict:
     """Score every run of a team with the settings' metrics, mode, device, workers and size limit; a failed

@@ -11,6 +11,7 @@ import json
 import platform
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import data as data_mod
 from . import images
@@ -19,6 +20,9 @@ from .lockdown import CONTAINER_ENV, device_requests, limits_for, locked_down
 from .project import Project
 from .protocol import log_tail
 from .settings import Settings
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .manifest import Manifest
 
 PROJECT = "/project"
 CACHE = "/cache/metric-weights"
@@ -34,7 +38,7 @@ def local_description() -> dict:
             "pyiqa": pyiqa_version()}
 
 
-def evaluate_team_in_image(proj: Project, team, dataset: str, settings: Settings, on_line=None) -> dict:
+def evaluate_team_in_image(proj: Project, team: Manifest, dataset: str, settings: Settings, on_line=None) -> dict:
     """Run the team's evaluation in the evaluator image, scored as the settings say; return the evaluation
     it wrote."""
     from docker.types import Mount
@@ -59,10 +63,10 @@ def evaluate_team_in_image(proj: Project, team, dataset: str, settings: Settings
         if runs.is_dir():
             mounts.append(Mount(f"{PROJECT}/runs/{dataset}/{team.id}", str(runs.resolve()), type="bind",
                                 read_only=True))
-        for folder in (hr_dir, lr_dir):
-            if folder is not None:
-                mounts.append(Mount(f"{PROJECT}/{folder.relative_to(proj.root)}", str(folder.resolve()), type="bind",
-                                    read_only=True))
+        for reference in (hr_dir, lr_dir):
+            if reference is not None:
+                mounts.append(Mount(f"{PROJECT}/{reference.relative_to(proj.root)}", str(reference.resolve()),
+                                    type="bind", read_only=True))
         if proj.metric_cache.is_dir():
             mounts.append(Mount(CACHE, str(proj.metric_cache.resolve()), type="bind", read_only=True))
         limits = limits_for(team, docker, client.info().get("NCPU"))

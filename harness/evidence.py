@@ -68,7 +68,7 @@ def worst_images(proj: Project, team_id: str, dataset: str, per_image: dict, run
     each the output differs most from the reference (ground truth, else the bicubic-enlarged input)."""
     by = "psnr" if ground_truth and "psnr" in per_image else "lr_consistency"
     values = {s: v for s, v in per_image.get(by, {}).items() if v is not None}
-    chosen = sorted(values, key=values.get)[:WORST_IMAGES]
+    chosen = sorted(values, key=lambda stem: values[stem])[:WORST_IMAGES]
     out = []
     for stem in chosen:
         paths = image_paths(proj, team_id, dataset, run, stem)

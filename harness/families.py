@@ -18,8 +18,12 @@ import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import TypedFailure
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .manifest import Manifest
 
 CONTAINERS = "containers"
 # (file, extra flags), in install order.
@@ -63,6 +67,8 @@ class Family:
         """The text of every file the environment is built from, constraint files included."""
         texts = {}
         for step in self.steps():
+            if step.file is None:  # the team's own packages: no file
+                continue
             texts[step.file.name] = step.file.read_text()
             for line in texts[step.file.name].splitlines():
                 match = _CONSTRAINT.match(line)
@@ -90,7 +96,7 @@ class Family:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def of_team(team) -> Family | None:
+def of_team(team: Manifest) -> Family | None:
     """The team's family (container.recipe) in the containers/ of its checkout (else of the harness's), or
     None when it declares none or pins a ready image."""
     from .manifest import recipes_dir

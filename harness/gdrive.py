@@ -50,7 +50,8 @@ def list_folder(folder_id: str, manual: str = "") -> list[DriveFile]:
                             "quota is exceeded", hint=hint) from None
     except requests.RequestException as exc:
         raise unreachable(exc, f"listing {where}", hint) from None
-    _LISTINGS[folder_id] = [DriveFile(item.id, PurePosixPath(item.path).as_posix()) for item in listed]
+    _LISTINGS[folder_id] = [DriveFile(item.id, PurePosixPath(item.path).as_posix()) for item in listed or []
+                            if not isinstance(item, str)]  # with skip_download, gdown lists files, not paths
     return _LISTINGS[folder_id]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +120,7 @@ def team_section(proj: Project, dataset: str, row: dict) -> dict:
     """A team's plots: per image, one chart for each published metric with per-image values (and the LR
     consistency without ground truth); its runs' band; its worst images, each tile labelled."""
     evidence = row.get("evidence") or {}
-    section = {"row": row, "per_image_plots": [], "runs_plot": None, "crops": []}
+    section: dict[str, Any] = {"row": row, "per_image_plots": [], "runs_plot": None, "crops": []}
     per_image = evidence.get("per_image") or {}
     charted = [n for n in row["metrics"] if n in per_image] or [n for n in ("lr_consistency",) if n in per_image]
     for name in charted:
@@ -138,7 +139,7 @@ def per_image_bars(values: dict, name: str, published: dict | None) -> str:
     title = "LR consistency (dB, Y)" if name == "lr_consistency" else M.all_specs()[name].title
     lower_better = name != "lr_consistency" and M.all_specs()[name].lower_better
     known = {s: v for s, v in values.items() if v is not None}
-    order = sorted(known, key=known.get, reverse=lower_better)
+    order = sorted(known, key=lambda stem: known[stem], reverse=lower_better)
     figure, axes = _figure(width=max(3.0, min(9.0, 0.35 * len(order) + 1.5)), height=2.4)
     axes.bar(range(len(order)), [known[s] for s in order], color="#54aeff")
     if published:

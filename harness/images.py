@@ -14,10 +14,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ImageError
 from .manifest import dockerfile_args
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .manifest import Manifest
 
 LABEL = "org.harness"
 EVALUATOR_RECIPE = "evaluator"
@@ -96,7 +100,7 @@ def _recipe(repo_root: Path, name: str, recipe: str, build_args: dict, extra_inp
                         **labels})
 
 
-def team_recipe(team, repo_root: Path, base_image: str | None = None) -> ImageRecipe:
+def team_recipe(team: Manifest, repo_root: Path, base_image: str | None = None) -> ImageRecipe:
     container = team.container
     if not container:
         raise ImageError("image_missing", f"{team.id} declares no container (recipe or pinned image)",

@@ -6,8 +6,13 @@ non-root user, and memory/pids/CPU limits; GPUs only as asked for.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import HarnessError
 from .settings import DockerSettings
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .manifest import Manifest
 
 USER = "10001:10001"
 SCRATCH = "/tmp"  # the container's tmpfs: its only writable place besides the mounted output folders
@@ -31,7 +36,7 @@ def describe(limits: dict) -> dict:
             "no_new_privileges": True, "user": USER}
 
 
-def limits_for(team, settings: DockerSettings, engine_cpus: int | None = None) -> dict:
+def limits_for(team: Manifest, settings: DockerSettings, engine_cpus: int | None = None) -> dict:
     """The container's limits: the manifest's, else params.yaml's; CPUs capped at what the engine has."""
     runtime = team.runtime
     memory_gb = runtime.get("memory_gb", settings.memory_gb)

@@ -153,8 +153,12 @@ def _where(team: Manifest, settings: Settings) -> list[Finding]:
         family, name = envs.planned(team)
         out.append(Finding("environment", "ok" if name is None or envs.built(name) else "to fetch",
                            "the harness's own" if name is None else f"{name}" + (
-                               "" if envs.built(name) else f": built on first use from containers/{family.name}/")))
+                               "" if envs.built(name) else f": built on first use from containers/{_family(family)}/")))
     return out
+
+
+def _family(family) -> str:
+    return family.name if family else "?"
 
 
 def _disk(proj: Project, team: Manifest, dataset: str, runs: bool) -> Finding:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import HarnessError
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .manifest import Manifest
 
 RUN_RECORD_SCHEMA = "harness.run-record/1"
 TEAM_EVALUATION_SCHEMA = "harness.team-evaluation/1"
@@ -107,7 +110,7 @@ class RunRecord:
         return self.status == "ok"
 
     @classmethod
-    def start(cls, team, dataset: str, runner: str | None = None, device: str | None = None,
+    def start(cls, team: Manifest, dataset: str, runner: str | None = None, device: str | None = None,
               repeats: int | None = None, **extra) -> RunRecord:
         return cls(team=team.id, dataset=dataset, runner=runner, device=device, manifest_hash=team.hash,
                    run_key=team.run_key, repeats=team.repeats if repeats is None else repeats, **extra)
@@ -159,11 +162,11 @@ class Verification:
         return _from_dict(cls, data, None, where)
 
     @classmethod
-    def of(cls, team, dataset: str) -> Verification:
+    def of(cls, team: Manifest, dataset: str) -> Verification:
         return cls(team=team.id, name=team.name, dataset=dataset, determinism=team.determinism["class"])
 
     @classmethod
-    def failed_row(cls, team, dataset: str, exc: HarnessError) -> dict:
+    def failed_row(cls, team: Manifest, dataset: str, exc: HarnessError) -> dict:
         """The report row of a team whose verification raised: its own row, not the end of the audit."""
         row = cls.of(team, dataset)
         row.verdict, row.failure = "failed", failure(exc.kind, exc.message, exc.hint)

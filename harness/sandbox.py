@@ -22,9 +22,13 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import plugins
 from .lockdown import SCRATCH
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .manifest import Manifest
 
 TOOL = "bwrap"
 UID = 10001
@@ -43,7 +47,7 @@ class Mount:
     writable: bool = False
 
 
-def trusted(team) -> bool:
+def trusted(team: Manifest) -> bool:
     """A team whose run executes no code from outside this repository's maintainers: an entry kind that
     runs only the harness's code, or a team whose folder holds exactly the code its challenge file pins
     as the maintainers' own (trusted_code: the embedded mini suite). Naming a trusted challenge is not
@@ -57,7 +61,7 @@ def trusted(team) -> bool:
     return pinned is not None and "repository" not in team.data.get("code", {}) and code_digest(team) == pinned
 
 
-def code_digest(team) -> str:
+def code_digest(team: Manifest) -> str:
     """sha256 over the team folder's files but its manifest (each relative path, then its bytes' sha256)."""
     import hashlib
 

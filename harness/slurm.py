@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import inference
 from .errors import HarnessError
@@ -24,6 +25,9 @@ from .fsutil import replace_dir, write_json_atomic
 from .project import Project
 from .records import RunRecord
 from .settings import SlurmSettings
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .manifest import Manifest
 
 WAITING_STATES = {"PENDING", "REQUEUED", "CONFIGURING", "SUSPENDED", "RESIZING"}
 
@@ -44,7 +48,7 @@ def load_jobs(proj: Project, dataset: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"jobs": {}}
 
 
-def time_limit_min(team, settings: SlurmSettings) -> int:
+def time_limit_min(team: Manifest, settings: SlurmSettings) -> int:
     """Slurm's limit leaves the runner's own timeout room to fire first and type the failure itself."""
     return int(settings.time_limit_min or math.ceil(team.runtime.get("timeout_s", 3600) * team.repeats / 60) + 5)
 
@@ -127,7 +131,7 @@ def counts(states: dict[str, str]) -> dict[str, int]:
     return summary
 
 
-def wait(proj: Project, team, dataset: str, settings: SlurmSettings, on_poll=None) -> dict:
+def wait(proj: Project, team: Manifest, dataset: str, settings: SlurmSettings, on_poll=None) -> dict:
     """Wait for the team's job, then return its run record, typed from Slurm's state if the job wrote none."""
     listing = load_jobs(proj, dataset)
     entry = listing["jobs"].get(team.id)
@@ -172,7 +176,7 @@ def _soft_timeout(proj: Project, dataset: str, job_id: str) -> bool:
     """submitit ends a job that reaches its time limit itself (SIGUSR2), which Slurm records as FAILED."""
     import submitit
 
-    job = submitit.SlurmJob(folder=str(proj.slurm_dir(dataset) / "%j"), job_id=job_id)
+    job: submitit.SlurmJob = submitit.SlurmJob(folder=str(proj.slurm_dir(dataset) / "%j"), job_id=job_id)
     try:
         error = job.exception()
     except Exception:  # no result file: the job died before submitit could write one

@@ -166,7 +166,7 @@ def smoke_teams(proj: Project, teams: list[Manifest], settings: Settings, progre
                                        local=dataclasses.replace(settings.local, threads=max(1, cores // jobs)),
                                        docker=dataclasses.replace(settings.docker, cpus=max(1.0, cores / jobs)))
 
-    def one(team):
+    def one(team: Manifest):
         result = smoke_team(proj, team, settings, progress, timeout_s, share, rerun)
         if on_result:
             on_result(result)

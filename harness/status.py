@@ -26,8 +26,13 @@ def state(team: Manifest) -> str:
     return f"not runnable: {reasons}" if reasons else "not runnable"
 
 
+def _published(team: Manifest) -> dict:
+    """The team's first published entry (its challenge's test set), or nothing."""
+    return next(iter(team.data.get("published", {}).values()), {})
+
+
 def _rank(team: Manifest, rules: Challenge) -> tuple:
-    published = next(iter(team.data.get("published", {}).values()), {})
+    published = _published(team)
     first = rules.tracks[0].id if rules.tracks else None
     return published.get("ranks", {}).get(first, 10 ** 6), team.id
 
@@ -35,15 +40,14 @@ def _rank(team: Manifest, rules: Challenge) -> tuple:
 def challenge_section(rules: Challenge, teams: list[Manifest]) -> str:
     runnable = sum(t.runnable for t in teams)
     ranked = [track for track in rules.tracks
-              if any(track.id in next(iter(t.data.get("published", {}).values()), {}).get("ranks", {}) for t in teams)]
+              if any(track.id in _published(t).get("ranks", {}) for t in teams)]
     lines = [f"## {md(rules.name)} (`{rules.id}`)", "",
              f"{len(teams)} team(s), {runnable} runnable as published, {len(teams) - runnable} not.", "",
              "| team | name | " + "".join(f"rank: {md(t.name)} | " for t in ranked) + "entry | recipe | determinism | "
              "runs on | status |",
              "|---|---|" + "---:|" * len(ranked) + "---|---|---|---|---|"]
     for team in sorted(teams, key=lambda t: _rank(t, rules)):
-        published = next(iter(team.data.get("published", {}).values()), {})
-        ranks = [str(published.get("ranks", {}).get(t.id, "")) for t in ranked]
+        ranks = [str(_published(team).get("ranks", {}).get(t.id, "")) for t in ranked]
         cells = [f"`{team.id}`", md(team.name), *ranks, team.entry["kind"],
                  md((team.container or {}).get("recipe") or "—"), team.determinism["class"], md(runs_on(team)),
                  md(state(team))]

@@ -25,16 +25,20 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .code import OVERRIDE_VARIABLE
 from .errors import InferenceFailed
 from .protocol import ALIASES_VARIABLE
 
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .manifest import Manifest
+
 # Modules that moved in the libraries the harness pins, by the name old code imports.
 LIBRARY_MOVES = {"torchvision.transforms.functional_tensor": "torchvision.transforms._functional_tensor"}
 
 
-def code_folders(team, code_dir: Path | None) -> tuple[Path, Path]:
+def code_folders(team: Manifest, code_dir: Path | None) -> tuple[Path, Path]:
     """(import root, team folder): sys.path gets the import root; entry.module is inside the team folder."""
     if team.entry.get("code_root", "team") == "team":
         return team.dir, team.dir
@@ -129,7 +133,7 @@ def install_from_environment() -> None:
     sys.meta_path.insert(0, AliasFinder(settings["packages"], {**LIBRARY_MOVES, **settings["renames"]}))
 
 
-def prepare_imports(team, root: Path, folder: Path) -> str:
+def prepare_imports(team: Manifest, root: Path, folder: Path) -> str:
     """Make the team's import names resolve (here and in child interpreters); return the name of the
     package its code folder is imported as."""
     if str(root) not in sys.path:
@@ -149,7 +153,7 @@ def prepare_imports(team, root: Path, folder: Path) -> str:
     return package
 
 
-def import_team_module(team, root: Path, folder: Path, relative_file: str, what: str = "entry.module"):
+def import_team_module(team: Manifest, root: Path, folder: Path, relative_file: str, what: str = "entry.module"):
     """Import a Python file of the team's code folder once, under the name its own code uses."""
     module_path = folder / relative_file
     if not module_path.resolve().is_relative_to(folder.resolve()) or not module_path.is_file():
@@ -168,7 +172,7 @@ def import_team_module(team, root: Path, folder: Path, relative_file: str, what:
 _IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_][\w.\-]*)|import_module\(\s*f?['\"]([\w.\-]+)", re.M)
 
 
-def checkout_problems(team, checkout: Path) -> list[tuple[str, str]]:
+def checkout_problems(team: Manifest, checkout: Path) -> list[tuple[str, str]]:
     """(field, problem) for what the manifest says about the code that the checkout contradicts: the
     code folder, the entry module, the networks' files, and import aliases against the code's imports."""
     problems = []
@@ -203,7 +207,7 @@ def checkout_problems(team, checkout: Path) -> list[tuple[str, str]]:
 
 # --- networks: stand-in weights and the fit of real ones -------------------------------------------
 
-def build_network(team, root: Path, folder: Path, weight: dict):
+def build_network(team: Manifest, root: Path, folder: Path, weight: dict):
     """The network a weights file loads into, built as the code builds it (randomly initialised)."""
     module_file, class_name = weight["network"]["class"].rsplit(":", 1)
     module = import_team_module(team, root, folder, module_file, f"weights[{weight['name']}].network.class")
@@ -241,7 +245,7 @@ def _state_dict(saved, key: str):
     return saved[key]
 
 
-def write_stand_ins(team, root: Path, folder: Path, out_dir: Path) -> list[Path]:
+def write_stand_ins(team: Manifest, root: Path, folder: Path, out_dir: Path) -> list[Path]:
     """Randomly initialised weights in exactly the container each file's loader reads (raw or under
     its key), for every weights file whose network the manifest describes."""
     import torch
@@ -261,7 +265,7 @@ def write_stand_ins(team, root: Path, folder: Path, out_dir: Path) -> list[Path]
     return written
 
 
-def network_shapes(team, root: Path, folder: Path, weight: dict) -> dict:
+def network_shapes(team: Manifest, root: Path, folder: Path, weight: dict) -> dict:
     """The state dict's shapes of the network a weights file loads into, built on torch's meta device (no
     memory, no initialisation) where the network allows it."""
     import torch
@@ -274,7 +278,7 @@ def network_shapes(team, root: Path, folder: Path, weight: dict) -> dict:
     return {name: value.shape for name, value in network.state_dict().items()}
 
 
-def check_weights(team, root: Path, folder: Path, weights_dir: Path) -> None:
+def check_weights(team: Manifest, root: Path, folder: Path, weights_dir: Path) -> None:
     """Each described weights file fits its network (names and shapes), or a typed weights_mismatch
     says what differs: minutes before a long run rather than at its end."""
     import torch
@@ -351,7 +355,7 @@ def cpu_stand_ins(device: str):
                                                            "set_device", "reset_peak_memory_stats")}
     moves = {torch.nn.Module: torch.nn.Module.cuda, torch.Tensor: torch.Tensor.cuda}
     for owner in moves:
-        owner.cuda = lambda self, *args, **kwargs: self
+        owner.cuda = lambda self, *args, **kwargs: self  # type: ignore[attr-defined]
     original_load = torch.load
 
     def load(*args, **kwargs):
@@ -368,7 +372,7 @@ def cpu_stand_ins(device: str):
         for name, function in saved.items():
             setattr(torch.cuda, name, function)
         for owner, method in moves.items():
-            owner.cuda = method
+            owner.cuda = method  # type: ignore[attr-defined]
         torch.load = original_load
 
 
@@ -388,7 +392,7 @@ def weights_file(weights_dir: Path, weight: dict) -> Path:
     return only_file_in(path) if weight.get("directory") else path
 
 
-def model_dir_argument(team, weights_dir: Path):
+def model_dir_argument(team: Manifest, weights_dir: Path):
     """What the callable's model_dir receives, as the manifest declares it."""
     shape = team.entry.get("model_dir", "folder")
     if shape == "file":

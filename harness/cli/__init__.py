@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 
 import click
@@ -30,7 +31,7 @@ class HarnessGroup(click.Group):
     """The command families, loaded on first use; typed library errors rendered for people (tracebacks
     only with --debug)."""
 
-    def _families(self) -> dict[str, click.Command]:
+    def _families(self) -> MutableMapping[str, click.Command]:
         if not self.commands:
             for module in MODULES:
                 for command in importlib.import_module(f"{__name__}.{module}").COMMANDS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 import yaml
@@ -47,7 +48,8 @@ def list_teams(session: Session, as_json, as_markdown, only_runnable, track, cha
         if (only_runnable and not team.runnable) or (track and track not in team.data.get("tracks", [])) \
                 or (challenge_id and team.data["challenge"] != challenge_id):
             continue
-        dataset, published = next(iter(team.data.get("published", {}).items()), (None, {}))
+        nothing: dict[str, Any] = {}
+        dataset, published = next(iter(team.data.get("published", {}).items()), (None, nothing))
         rows.append({"id": team.id, "name": team.name, "challenge": team.data["challenge"],
                      "runnable": team.runnable, "determinism": team.determinism["class"],
                      "entry": team.entry["kind"], "recipe": (team.container or {}).get("recipe"),

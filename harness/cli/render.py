@@ -275,8 +275,9 @@ def smoke_table(results, device: str, runner: str) -> dict[str, int]:
 
 def evaluation(payload: dict) -> None:
     table = Table(title=f"{payload['n_images']} image(s), {payload['mode']} mode")
-    for column, justify in (("metric", "left"), ("mean", "right"), ("note", "left")):
-        table.add_column(column, justify=justify)
+    table.add_column("metric")
+    table.add_column("mean", justify="right")
+    table.add_column("note")
     for name in payload["metrics"]:
         if name in payload["mean"]:
             table.add_row(name, f"{payload['mean'][name]:.{all_specs()[name].precision + 2}f}", "")

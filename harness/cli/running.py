@@ -129,7 +129,7 @@ def jobs_submit(session: Session):
     `infer@<team>` stage then waits for its own job.
     """
     proj, config = session.project, session.settings
-    dataset = session.jobs_dataset
+    dataset = session.jobs_dataset or config.dataset
     if config.executor != "slurm":
         if not proj.slurm_jobs(dataset).exists():
             write_json_atomic(proj.slurm_jobs(dataset), {"jobs": {}})

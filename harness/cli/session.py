@@ -14,6 +14,7 @@ from .. import project as project_mod
 from ..errors import HarnessError
 from ..manifest import Manifest
 from ..project import Project
+from ..settings import Settings
 
 EXIT_CHECK_FAILED = 1
 EXIT_ERROR = 2
@@ -36,7 +37,7 @@ class Session:
     verbose: bool = False
     jobs_dataset: str | None = None  # `harness jobs --dataset`, for its subcommands
     _project: Project | None = field(default=None, repr=False)
-    _settings: settings.Settings | None = field(default=None, repr=False)
+    _settings: Settings | None = field(default=None, repr=False)
 
     @property
     def project(self) -> Project:
@@ -45,7 +46,7 @@ class Session:
         return self._project
 
     @property
-    def settings(self) -> settings.Settings:
+    def settings(self) -> Settings:
         """params.yaml's settings; each command lays its own options over them (Settings.given)."""
         if self._settings is None:
             self._settings = self.project.params()
@@ -60,7 +61,7 @@ class Session:
             return None
 
     @property
-    def here(self) -> tuple[settings.Settings, Path, Path]:
+    def here(self) -> tuple[Settings, Path, Path]:
         """Settings, metric-weight cache and downloads of where the command stands: the checkout's, or
         outside one, the defaults (and a params.yaml in this folder, if any) with the user's cache."""
         proj = self.checkout

@@ -12,6 +12,7 @@ import math
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import images
 from ..errors import InferenceFailed
@@ -21,6 +22,9 @@ from ..protocol import PROVENANCE, LineSplitter, add_to_session, decode_exit, lo
 from ..provenance import session_info
 from ..settings import DockerSettings, Settings
 from .base import RunRequest
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from ..manifest import Manifest
 
 LR_MOUNT, WEIGHTS_MOUNT, OUTPUT_MOUNT, CODE_MOUNT = "/data/lr", "/weights", "/output", "/opt/code"
 IMAGE_ROOT = "/opt/harness"  # where every recipe puts the harness and the team folder
@@ -37,7 +41,7 @@ class DockerRunner:
         self.images: dict[str, dict] = {}
         self.engine_cpus = self.client.info().get("NCPU")
 
-    def image_for(self, team, repo_root: Path, build_log: Path) -> dict:
+    def image_for(self, team: Manifest, repo_root: Path, build_log: Path) -> dict:
         if team.id not in self.images:
             recipe = images.team_recipe(team, repo_root, self.settings.base_image)
             try:
@@ -162,7 +166,7 @@ def _is_timeout(exc: Exception) -> bool:
         "timed out" in str(exc).lower()
 
 
-def _refused(team, device: str, exc) -> InferenceFailed:
+def _refused(team: Manifest, device: str, exc) -> InferenceFailed:
     """The engine would not create or start the container: no GPU runtime, or a bad setting."""
     reason = str(exc.explanation or exc)
     if device.startswith("cuda") and ("device driver" in reason or "gpu" in reason.lower()):

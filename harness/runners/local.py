@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import envs, sandbox
 from ..code import OVERRIDE_VARIABLE
@@ -26,6 +27,9 @@ from ..protocol import ALIASES_VARIABLE, PROVENANCE, LineSplitter, add_to_sessio
 from ..provenance import session_info
 from ..settings import CHALLENGES_DIR, PACKAGE_DIR, SCHEMAS_DIR, LocalSettings, Settings, unsafe_requested
 from .base import RunRequest
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from ..manifest import Manifest
 
 # The image's layout, kept inside the sandbox: the adapter gets the same arguments as in a container.
 LR_MOUNT, WEIGHTS_MOUNT, OUTPUT_MOUNT, CODE_MOUNT, HARNESS_ROOT = "/data/lr", "/weights", "/output", "/opt/code", \
@@ -41,7 +45,7 @@ class LocalRunner:
         self.settings = settings or LocalSettings()
         self.unsafe_no_sandbox = unsafe_no_sandbox or unsafe_requested()
 
-    def containment(self, team) -> str:
+    def containment(self, team: Manifest) -> str:
         """How the team's code is held: 'sandbox', 'trusted' (runs no code of its own) or 'unsafe'; or
         InferenceFailed('sandbox_unavailable') naming the fix."""
         problem = sandbox.problem()
@@ -128,7 +132,7 @@ class LocalRunner:
     def _threads(self) -> str:
         return str(self.settings.threads or max(1, math.floor(len(os.sched_getaffinity(0)))))
 
-    def _address_space(self, team) -> int:
+    def _address_space(self, team: Manifest) -> int:
         """The memory bound on a CPU: runtime.memory_gb (or local.memory_gb) of address space, plus the
         mappings torch's libraries take before any work."""
         memory_gb = team.runtime.get("memory_gb", self.settings.memory_gb)
@@ -139,8 +143,14 @@ class LocalRunner:
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=request.repo_root,
                               env=env or None, start_new_session=True) as process:
             splitter = LineSplitter(log, request.on_progress)
-            reader = threading.Thread(target=lambda: [splitter.feed(chunk) for chunk in
-                                                      iter(lambda: process.stdout.read1(65536), b"")], daemon=True)
+            output = process.stdout
+            assert output is not None  # stdout=PIPE
+
+            def read() -> None:
+                for chunk in iter(lambda: output.read1(65536), b""):  # type: ignore[attr-defined]
+                    splitter.feed(chunk)
+
+            reader = threading.Thread(target=read, daemon=True)
             reader.start()
             try:
                 code = process.wait(timeout=timeout)
