@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import code, inference, locks, outputs, registry, runners, slurm
+from . import code, inference, locks, outputs, records, registry, runners, slurm
 from . import data as data_mod
 from . import evaluate as evaluate_mod
 from . import evaluator as evaluator_mod
@@ -280,8 +280,7 @@ def _evaluate_team_locked(proj: Project, team: Manifest, dataset: str, settings:
                                             proj.metric_cache, update)
         result["evaluator"] = evaluator_mod.local_description()
     write_json_atomic(target, result)
-    write_json_atomic(target.with_suffix(".session.json"), {"schema": "harness.evaluation-session/1",
-                                                            **session_info(proj.root)})
+    write_json_atomic(target.with_suffix(".session.json"), records.evaluation_session(session_info(proj.root)))
     write_json_atomic(proj.metrics_file(dataset, team.id), evaluate_mod.mean_metrics(result))
     write_plots(proj.plots_dir(dataset, team.id), evaluate_mod.plot_rows(result))
     return result

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, plugins, teamcode
+from . import __version__, plugins, records, teamcode
 from . import manifest as manifest_mod
 from .devices import check_device
 from .errors import HarnessError, InferenceFailed, TypedFailure
@@ -220,9 +220,9 @@ def run_select_model(call: EntryCall) -> dict[str, float]:
         times = run_per_image(select_model_predictor(network, team, device, stopwatch), inputs, output_dir, progress)
         probe = tuple(challenge.get(team.data["challenge"]).data.get("model_probe", modelstats.PROBE))
         stats = modelstats.measure(network, device, probe)
-    write_json_atomic(output_dir / modelstats.MODEL_FILE, {
-        "schema": "harness.model-metrics/1", **stats, "device": device, "clock": stopwatch.clock(),
-        "runtime_ms": {p.name: round(ms, 4) for p, ms in zip(inputs, stopwatch.times, strict=True)}})
+    runtime_ms = {p.name: round(ms, 4) for p, ms in zip(inputs, stopwatch.times, strict=True)}
+    write_json_atomic(output_dir / modelstats.MODEL_FILE, records.model_metrics(stats, device, stopwatch.clock(),
+                                                                                runtime_ms))
     return times
 
 
@@ -312,27 +312,13 @@ def run(manifest_path: Path, input_dir: Path, output_dir: Path, weights_dir: Pat
     times = plugins.load(entry_kind.run)(EntryCall(team, input_dir, inputs, output_dir, Path(weights_dir), device,
                                                    code_dir, progress))
     wall = time.perf_counter() - wall
-    record = {
-        "schema": "harness.provenance/1",
-        "team": team.id,
-        "run_index": run_index,
-        "harness_version": __version__,
-        "manifest_hash": team.hash,
-        "run_key": team.run_key,
-        "entry_kind": kind,
-        "seed": team.seed,
-        "determinism_class": team.determinism["class"],
-        **torch_info(device),
-        "inputs_sha256": {p.name: sha256_file(p) for p in inputs},
-        "weights_sha256": weights_checksums(team, Path(weights_dir)),
-        "outputs_sha256": {p.name: sha256_file(p) for p in sorted(output_dir.glob("*.png"))},
-    }
+    record = records.provenance(team, run_index, kind, __version__, torch_info(device),
+                                {p.name: sha256_file(p) for p in inputs}, weights_checksums(team, Path(weights_dir)),
+                                {p.name: sha256_file(p) for p in sorted(output_dir.glob("*.png"))})
     write_json_atomic(output_dir / PROVENANCE, record)
-    write_json_atomic(output_dir / SESSION, {
-        "schema": "harness.run-session/1", **session_info(repo_root),
-        "started": started.isoformat(timespec="seconds"), "wall_s": round(wall, 4),
-        "seconds_per_image": {k: round(v, 4) for k, v in times.items()},
-        "per_image_timing": entry_kind.timing})
+    write_json_atomic(output_dir / SESSION, records.run_session(
+        session_info(repo_root), started.isoformat(timespec="seconds"), round(wall, 4),
+        {k: round(v, 4) for k, v in times.items()}, entry_kind.timing))
     return record
 
 
@@ -351,8 +337,7 @@ def write_stand_ins(manifest_path: Path, output_dir: Path, code_dir: Path | None
     team = manifest_mod.load(manifest_path)
     root, folder = teamcode.code_folders(team, code_dir)
     written = teamcode.write_stand_ins(team, root, folder, output_dir)
-    write_json_atomic(output_dir / PROVENANCE, {"schema": "harness.stand-ins/1", "team": team.id,
-                                                "files": {p.name: sha256_file(p) for p in written}})
+    write_json_atomic(output_dir / PROVENANCE, records.stand_ins(team.id, {p.name: sha256_file(p) for p in written}))
     return written
 
 

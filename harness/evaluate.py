@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,9 +18,8 @@ from . import metrics as M
 from .challenge import scores
 from .devices import check_device
 from .errors import DatasetError, EvaluationError, PairingError
-from .fsutil import digest_of_files
 from .inputs import DEFAULT_MAX_MEGAPIXELS, check_size, files_in, image_facts
-from .records import EVALUATION_SCHEMA, RunRecord, TeamEvaluation
+from .records import Evaluation, RunRecord, TeamEvaluation
 from .settings import MODES, Settings
 
 if TYPE_CHECKING:  # annotations only: no import at run time
@@ -83,53 +82,6 @@ def pair_outputs(sr_dir: Path, hr_dir: Path | None, lr_dir: Path | None = None) 
 
 NO_GROUND_TRUTH = "needs the ground truth (HR images), which this evaluation does not have"
 GROUND_TRUTH_HINT = "give --hr, or import it: harness data import DATASET --hr PATH"
-
-
-@dataclass
-class Evaluation:
-    mode: str
-    metrics: list[str]
-    per_image: dict[str, dict[str, float | None]] = field(default_factory=dict)
-    mean: dict[str, float | None] = field(default_factory=dict)
-    unavailable: dict[str, dict[str, str]] = field(default_factory=dict)
-    findings: list[dict] = field(default_factory=list)
-    failed_images: dict[str, str] = field(default_factory=dict)
-    output_sha256: dict[str, str] = field(default_factory=dict)
-    ground_truth: bool = True
-    lr_consistency: dict[str, dict] = field(default_factory=dict)  # per image, when the LR inputs were given
-    model: dict | None = None  # how the model metrics were measured (device, clock), when there are any
-    # how many processes scored the images and why (not in the record: the values do not depend on it)
-    workers: int = 1
-    workers_reason: str = ""
-
-    @property
-    def status(self) -> str:
-        return "failed" if self.failed_images else "ok"
-
-    @property
-    def outputs_digest(self) -> str:
-        return digest_of_files(self.output_sha256)
-
-    def as_dict(self) -> dict:
-        fits = [c["psnr_y"] for c in self.lr_consistency.values() if c["psnr_y"] is not None]
-        return {
-            "schema": EVALUATION_SCHEMA,
-            "mode": self.mode,
-            "status": self.status,
-            "metrics": self.metrics,
-            "ground_truth": self.ground_truth,
-            "n_images": len(self.per_image),
-            "per_image": self.per_image,
-            "mean": self.mean,
-            "unavailable": self.unavailable,
-            "findings": self.findings,
-            "failed_images": self.failed_images,
-            "lr_consistency": {"per_image": self.lr_consistency,
-                               "mean_psnr_y": sum(fits) / len(fits) if fits else None} if self.lr_consistency else None,
-            "outputs_digest": self.outputs_digest,
-            "output_sha256": self.output_sha256,
-            **({"model": self.model} if self.model else {}),
-        }
 
 
 def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: str = "faithful",

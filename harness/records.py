@@ -1,7 +1,10 @@
 """The records the audit writes, each defined once with its schema version.
 
 - RunRecord: runs/<dataset>/<team>/record.json, how a team's outputs were produced (or why not);
-- TeamEvaluation: evaluations/<dataset>/<team>.json, every run of a team scored;
+- provenance and run_session: each run folder's provenance.json and session.json (the adapter writes them);
+  stand_ins: the provenance of stand-in weights; model_metrics: the Efficient SR counts of a run;
+- Evaluation: one run scored; TeamEvaluation: evaluations/<dataset>/<team>.json, every run of a team scored,
+  with evaluation_session beside it (when, where);
 - Verification: one row of the report, published versus reproduced, with the verdict.
 They are written as JSON (`as_dict`) and read back as their types (`from_dict`, which refuses a record
 of another schema); the report and the CLI still read some of them as plain dicts.
@@ -15,6 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import HarnessError
+from .fsutil import digest_of_files
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from .manifest import Manifest
@@ -23,6 +27,12 @@ RUN_RECORD_SCHEMA = "harness.run-record/1"
 TEAM_EVALUATION_SCHEMA = "harness.team-evaluation/1"
 EVALUATION_SCHEMA = "harness.evaluation/1"
 VERIFICATION_SCHEMA = "harness.verification/1"
+PROVENANCE_SCHEMA = "harness.provenance/1"
+RUN_SESSION_SCHEMA = "harness.run-session/1"
+STAND_INS_SCHEMA = "harness.stand-ins/1"
+MODEL_METRICS_SCHEMA = "harness.model-metrics/1"
+EVALUATION_SESSION_SCHEMA = "harness.evaluation-session/1"
+REPORT_SCHEMA = "harness.report/1"
 PUBLISHED_OUTPUTS = "published-outputs"  # the runner of a record on the evaluate-only route
 
 
@@ -44,6 +54,37 @@ def failure(kind: str, message: str, hint: str | None = None, log_tail: str | No
 
 def failure_of(exc: HarnessError) -> dict:
     return failure(exc.kind, exc.message, exc.hint, getattr(exc, "log_tail", None))
+
+
+def provenance(team: Manifest, run_index: int, entry_kind: str, harness_version: str, torch: dict,
+               inputs_sha256: dict, weights_sha256: dict, outputs_sha256: dict) -> dict:
+    """A run folder's provenance.json: what the outputs were made from, byte for byte (no times: those
+    are the run's session)."""
+    return {"schema": PROVENANCE_SCHEMA, "team": team.id, "run_index": run_index, "harness_version": harness_version,
+            "manifest_hash": team.hash, "run_key": team.run_key, "entry_kind": entry_kind, "seed": team.seed,
+            "determinism_class": team.determinism["class"], **torch, "inputs_sha256": inputs_sha256,
+            "weights_sha256": weights_sha256, "outputs_sha256": outputs_sha256}
+
+
+def run_session(session: dict, started: str, wall_s: float, seconds_per_image: dict, timing: str) -> dict:
+    """A run folder's session.json: when, on what machine, how long."""
+    return {"schema": RUN_SESSION_SCHEMA, **session, "started": started, "wall_s": wall_s,
+            "seconds_per_image": seconds_per_image, "per_image_timing": timing}
+
+
+def stand_ins(team_id: str, files: dict[str, str]) -> dict:
+    """The provenance of stand-in weights: which files, which bytes."""
+    return {"schema": STAND_INS_SCHEMA, "team": team_id, "files": files}
+
+
+def model_metrics(stats: dict, device: str, clock: str, runtime_ms: dict) -> dict:
+    """The Efficient SR counts of a run's network, and its runtime per image on the device."""
+    return {"schema": MODEL_METRICS_SCHEMA, **stats, "device": device, "clock": clock, "runtime_ms": runtime_ms}
+
+
+def evaluation_session(session: dict) -> dict:
+    """Beside a team evaluation: when and where it was scored (kept out of the evaluation, which is content)."""
+    return {"schema": EVALUATION_SESSION_SCHEMA, **session}
 
 
 class RecordError(HarnessError):
@@ -178,6 +219,53 @@ class Verification:
             if out[optional] is None:
                 del out[optional]
         return out
+
+
+@dataclass
+class Evaluation:
+    mode: str
+    metrics: list[str]
+    per_image: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    mean: dict[str, float | None] = field(default_factory=dict)
+    unavailable: dict[str, dict[str, str]] = field(default_factory=dict)
+    findings: list[dict] = field(default_factory=list)
+    failed_images: dict[str, str] = field(default_factory=dict)
+    output_sha256: dict[str, str] = field(default_factory=dict)
+    ground_truth: bool = True
+    lr_consistency: dict[str, dict] = field(default_factory=dict)  # per image, when the LR inputs were given
+    model: dict | None = None  # how the model metrics were measured (device, clock), when there are any
+    # how many processes scored the images and why (not in the record: the values do not depend on it)
+    workers: int = 1
+    workers_reason: str = ""
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.failed_images else "ok"
+
+    @property
+    def outputs_digest(self) -> str:
+        return digest_of_files(self.output_sha256)
+
+    def as_dict(self) -> dict:
+        fits = [c["psnr_y"] for c in self.lr_consistency.values() if c["psnr_y"] is not None]
+        return {
+            "schema": EVALUATION_SCHEMA,
+            "mode": self.mode,
+            "status": self.status,
+            "metrics": self.metrics,
+            "ground_truth": self.ground_truth,
+            "n_images": len(self.per_image),
+            "per_image": self.per_image,
+            "mean": self.mean,
+            "unavailable": self.unavailable,
+            "findings": self.findings,
+            "failed_images": self.failed_images,
+            "lr_consistency": {"per_image": self.lr_consistency,
+                               "mean_psnr_y": sum(fits) / len(fits) if fits else None} if self.lr_consistency else None,
+            "outputs_digest": self.outputs_digest,
+            "output_sha256": self.output_sha256,
+            **({"model": self.model} if self.model else {}),
+        }
 
 
 @dataclass

@@ -12,6 +12,7 @@ from . import metrics as M
 from . import uncertainty
 from .fsutil import write_bytes_atomic, write_json_atomic
 from .provenance import harness_info
+from .records import REPORT_SCHEMA
 from .verify import VERDICTS
 
 
@@ -109,7 +110,7 @@ def metric_names(results: list[dict]) -> list[str]:
 
 
 def build(results: list[dict], dataset: str, params: dict, repo_root: Path) -> dict:
-    return {"schema": "harness.report/1", "dataset": dataset,
+    return {"schema": REPORT_SCHEMA, "dataset": dataset,
             "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **harness_info(repo_root), "params": params, "headline": headline(results),
             "summary": summary_line(results),
