@@ -309,22 +309,30 @@ def _csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def reusable_evaluation(proj: Project, team: Manifest, dataset: str, mode: str, wanted: list[str]) -> dict | None:
-    """An earlier evaluation that answers the same question: the same run key and mode, inference that
-    succeeded by running the team (not from published outputs), and every wanted metric scored."""
-    path = proj.evaluation_file(dataset, team.id)
+def load_evaluation(proj: Project, dataset: str, team_id: str) -> TeamEvaluation | None:
+    """The team's evaluation on the dataset, or None when it has none; RecordError when another version of
+    the harness wrote it."""
+    path = proj.evaluation_file(dataset, team_id)
     if not path.exists():
         return None
-    data = json.loads(path.read_text())
+    return TeamEvaluation.from_dict(json.loads(path.read_text()), registry.display_path(proj, path))
+
+
+def reusable_evaluation(proj: Project, team: Manifest, dataset: str, mode: str,
+                        wanted: list[str]) -> TeamEvaluation | None:
+    """An earlier evaluation that answers the same question: the same run key and mode, inference that
+    succeeded by running the team (not from published outputs), and every wanted metric scored."""
     try:
-        previous = TeamEvaluation.from_dict(data, registry.display_path(proj, path))
+        previous = load_evaluation(proj, dataset, team.id)
     except RecordError:
         return None  # another harness version wrote it: not the same question
+    if previous is None:
+        return None
     inference_state = previous.inference or {}
     same = (previous.run_key == team.run_key and previous.mode == mode
             and inference_state.get("status") == "ok" and inference_state.get("runner") != PUBLISHED_OUTPUTS
             and set(wanted) <= set(previous.metrics))
-    return data if same else None
+    return previous if same else None
 
 
 def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings, from_outputs: str | None = None,
@@ -364,19 +372,22 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings,
             fetch_code(proj, team)  # also records where the code is, as the pipeline's code stage does
         fetch_team_weights(proj, team, progress)
         infer(proj, team, dataset, settings, progress)
-    evaluation = evaluate_team(proj, team, dataset, settings.given(metrics=names), progress)
+    evaluation = TeamEvaluation.from_dict(evaluate_team(proj, team, dataset, settings.given(metrics=names), progress))
     return verify_mod.verify(team, dataset, evaluation, baseline_of(proj, team, dataset))
 
 
-def baseline_of(proj: Project, team: Manifest, dataset: str) -> tuple[Manifest, dict | None] | None:
+def baseline_of(proj: Project, team: Manifest, dataset: str) -> tuple[Manifest, TeamEvaluation | None] | None:
     """The challenge's baseline team and its evaluation on the dataset, when the challenge names one."""
     from .challenge import get
 
     baseline = get(team.data["challenge"]).baseline
     if not baseline or baseline not in registry.team_ids(proj):
         return None
-    path = proj.evaluation_file(dataset, baseline)
-    return registry.load(proj, baseline), json.loads(path.read_text()) if path.exists() else None
+    try:
+        evaluation = load_evaluation(proj, dataset, baseline)
+    except RecordError:
+        evaluation = None  # not this harness's: the ratio to it says why it is missing
+    return registry.load(proj, baseline), evaluation
 
 
 def audit(proj: Project, team_ids: list[str], dataset: str, settings: Settings, from_outputs: str | None = None,
@@ -403,18 +414,24 @@ def verifications(proj: Project, team_ids: list[str], dataset: str) -> list[dict
     results = []
     for team_id in team_ids:
         team = registry.load(proj, team_id)
-        path = proj.evaluation_file(dataset, team.id)
-        model_path = proj.evaluation_file(data_mod.MODEL, team.id)
-        if not path.exists() and model_path.exists() and team.published(data_mod.MODEL):
+        try:
+            results.append(_verified_from_disk(proj, team, dataset))
+        except RecordError as exc:
+            results.append(Verification.failed_row(team, dataset, exc))
+    return results
+
+
+def _verified_from_disk(proj: Project, team: Manifest, dataset: str) -> dict:
+    evaluation = load_evaluation(proj, dataset, team.id)
+    if evaluation is None and team.published(data_mod.MODEL):
+        model = load_evaluation(proj, data_mod.MODEL, team.id)
+        if model is not None:
             try:
                 data_mod.verify(dataset, proj.data_dir)
             except DatasetError as absent:
-                row = verify_mod.verify(team, data_mod.MODEL, json.loads(model_path.read_text()))
-                results.append(verify_mod.without_dataset(team, dataset, row, absent))
-                continue
-        evaluation = json.loads(path.read_text()) if path.exists() else None
-        results.append(verify_mod.verify(team, dataset, evaluation, baseline_of(proj, team, dataset)))
-    return results
+                row = verify_mod.verify(team, data_mod.MODEL, model)
+                return verify_mod.without_dataset(team, dataset, row, absent)
+    return verify_mod.verify(team, dataset, evaluation, baseline_of(proj, team, dataset))
 
 
 def write_report(proj: Project, results: list[dict], dataset: str, settings: Settings,

@@ -88,7 +88,10 @@ def evaluation_session(session: dict) -> dict:
 
 
 class RecordError(HarnessError):
-    """A record on disk that is not of the kind or schema version this harness reads."""
+    """A record on disk that is not of the kind or schema version this harness reads: for this harness,
+    what it records was not made."""
+
+    kind = "not_evaluated"
 
 
 Record = TypeVar("Record")

@@ -11,14 +11,14 @@ from . import challenge, data, uncertainty
 from . import metrics as M
 from .data import MODEL
 from .manifest import Manifest
-from .records import PUBLISHED_OUTPUTS, Verification, failure
+from .records import PUBLISHED_OUTPUTS, TeamEvaluation, Verification, failure
 
 VERDICTS = ("exact", "reproduced", "diverged", "failed", "not_runnable")
 PASSING = ("exact", "reproduced")
 
 
-def verify(team: Manifest, dataset: str, team_evaluation: dict | None,
-           baseline: tuple[Manifest, dict | None] | None = None) -> dict:
+def verify(team: Manifest, dataset: str, team_evaluation: TeamEvaluation | None,
+           baseline: tuple[Manifest, TeamEvaluation | None] | None = None) -> dict:
     """The team's verification row (records.Verification as a dict) from its evaluation, if any.
     `baseline`: the challenge's baseline team and its evaluation in the same audit (a runtime is compared as
     a ratio to it)."""
@@ -38,15 +38,15 @@ def published_values(team: Manifest, dataset: str) -> dict | None:
     return {**(model or {}), **(own or {}), **merged}
 
 
-def _verify(team: Manifest, dataset: str, team_evaluation: dict | None,
-            baseline: tuple[Manifest, dict | None] | None) -> Verification:
+def _verify(team: Manifest, dataset: str, team_evaluation: TeamEvaluation | None,
+            baseline: tuple[Manifest, TeamEvaluation | None] | None) -> Verification:
     result = Verification.of(team, dataset)
     published = published_values(team, dataset)
     stopped = _before_comparing(result, team, dataset, team_evaluation, published)
     if stopped is not None:
         return stopped
     assert team_evaluation is not None and published is not None  # _before_comparing saw to both
-    runs = team_evaluation["runs"]
+    runs = team_evaluation.runs
     rules = challenge.get(team.data["challenge"])
     declared = data.get(dataset).stems if dataset in data.all_datasets() else ()
     subset = bool(declared) and 0 < runs[0].get("n_images", len(declared)) < len(declared)
@@ -72,7 +72,7 @@ def _verify(team: Manifest, dataset: str, team_evaluation: dict | None,
     return _concluded(result, team, dataset, runs, published, compared, all_ok)
 
 
-def _before_comparing(result: Verification, team: Manifest, dataset: str, team_evaluation: dict | None,
+def _before_comparing(result: Verification, team: Manifest, dataset: str, team_evaluation: TeamEvaluation | None,
                       published: dict | None) -> Verification | None:
     """The verdict when there is nothing to compare yet (not runnable, nothing published, not evaluated,
     failed, too few runs); None when the comparison can start."""
@@ -80,10 +80,11 @@ def _before_comparing(result: Verification, team: Manifest, dataset: str, team_e
         result.verdict, result.failure = "failed", failure(kind, message, hint)
         return result
 
+    inference = (team_evaluation.inference or {}) if team_evaluation else {}
     if team_evaluation:
-        result.ran_with = {k: team_evaluation["inference"].get(k) for k in ("runner", "device", "image", "image_id")}
-        result.scored_by = team_evaluation.get("evaluator")
-    from_outputs = bool(team_evaluation and team_evaluation["inference"].get("runner") == PUBLISHED_OUTPUTS)
+        result.ran_with = {k: inference.get(k) for k in ("runner", "device", "image", "image_id")}
+        result.scored_by = team_evaluation.evaluator
+    from_outputs = inference.get("runner") == PUBLISHED_OUTPUTS
     result.source = "published outputs" if from_outputs else "inference"
     if not team.runnable and not from_outputs:
         result.verdict, result.failure = "not_runnable", failure("not_runnable",
@@ -94,16 +95,15 @@ def _before_comparing(result: Verification, team: Manifest, dataset: str, team_e
     if team_evaluation is None:
         return fail("not_evaluated", f"{team.id} has no evaluation on '{dataset}'",
                     f"run `harness verify {team.id} --dataset {dataset}`")
-    inference = team_evaluation["inference"]
     if inference["status"] == "not_runnable":
         result.verdict, result.failure = "not_runnable", inference["failure"]
         return result
     if inference["status"] != "ok":
         seen = inference["failure"] or {}
         return fail(seen.get("kind", "nonzero_exit"), seen.get("message", ""), seen.get("hint"))
-    runs = team_evaluation["runs"]
+    runs = team_evaluation.runs
     result.runs = len(runs)
-    result.ground_truth = team_evaluation.get("ground_truth", True)
+    result.ground_truth = team_evaluation.ground_truth
     for run in runs:
         result.findings.extend({**f, "run": run["run"]} for f in run.get("findings", []))
     broken = [r for r in runs if r.get("status") != "ok"]
@@ -194,7 +194,7 @@ def _computed_but_not_published(result: Verification, runs: list[dict], publishe
 
 
 def _on_the_challenges_device(run: dict, name: str, team: Manifest, rules,
-                              baseline: tuple[Manifest, dict | None] | None, dataset: str) -> dict:
+                              baseline: tuple[Manifest, TeamEvaluation | None] | None, dataset: str) -> dict:
     """A run's value of a device-bound metric (runtime), as comparable with the published one: measured on
     the device kind the organizers used, and scaled by the baseline's published / measured value in the same
     audit. Otherwise the run says why it is not comparable (the metric becomes unavailable)."""
@@ -214,7 +214,7 @@ def _on_the_challenges_device(run: dict, name: str, team: Manifest, rules,
         reason = "the challenge names no baseline to take the ratio to"
     elif team.id != rules.baseline:
         base_team, base_evaluation = baseline or (None, None)
-        base_run = next((r for r in (base_evaluation or {}).get("runs", []) if r.get("status") == "ok"), None)
+        base_run = next((r for r in (base_evaluation.runs if base_evaluation else []) if r.get("status") == "ok"), None)
         base_published = (published_values(base_team, dataset) or {}).get("values", {}).get(name) if base_team else None
         base_measured = (base_run or {}).get("mean", {}).get(name)
         base_clock = ((base_run or {}).get("model") or {}).get("clock")

@@ -195,6 +195,12 @@ def test_records_read_back_as_their_types_and_another_schema_is_refused(proj, fa
         inference.load_record(proj.runs_dir, "mini", "bicubic")
     assert "harness.run-record/0" in refused.value.message and "--rerun" in refused.value.hint
     assert not audit.runs_complete(proj, team, "mini")  # not a record of these runs: they run again
+    older = proj.evaluation_file("mini", "bicubic")
+    older.parent.mkdir(parents=True)
+    older.write_text(json.dumps({**REUSABLE, "schema": "harness.team-evaluation/0"}))
+    [row] = audit.verifications(proj, ["bicubic"], "mini")  # the report stage: a row that says why
+    assert row["verdict"] == "failed" and row["failure"]["kind"] == "not_evaluated"
+    assert "harness.team-evaluation/0" in row["failure"]["message"]
 
 
 def test_a_slurm_job_runs_the_same_infer_into_the_results_folder(proj, fake, monkeypatch):

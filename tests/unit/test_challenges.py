@@ -11,6 +11,7 @@ from harness import challenge, data, leaderboard, metrics, registry, verify
 from harness.errors import ManifestError
 from harness.manifest import Manifest
 from harness.project import Project
+from harness.records import TeamEvaluation
 
 from conftest import REPO, harness_cli
 
@@ -109,9 +110,11 @@ def test_a_challenges_tolerance_reaches_the_verdict(tmp_path, monkeypatch):
         "id": "t", "name": "T", "challenge": "mini", "determinism": {"class": "deterministic"},
         "status": {"runnable": True},
         "published": {"mini": {"values": {"psnr": 30.0}, "precision": {"psnr": 2}}}}, b"")
-    evaluation = {"inference": {"status": "ok", "failure": None, "runner": "local"}, "evaluator": None,
-                  "runs": [{"run": "run-1", "status": "ok", "mean": {"psnr": 30.2}, "unavailable": {},
-                            "findings": [], "per_image": {"0001": {"psnr": 30.2}}, "failed_images": {}}]}
+    evaluation = TeamEvaluation(
+        team="t", dataset="mini", mode="faithful", metrics=["psnr"], run_key="", harness_version="0",
+        pyiqa_version=None, metric_weights={}, inference={"status": "ok", "failure": None, "runner": "local"},
+        runs=[{"run": "run-1", "status": "ok", "mean": {"psnr": 30.2}, "unavailable": {}, "findings": [],
+               "per_image": {"0001": {"psnr": 30.2}}, "failed_images": {}}])
     assert verify.verify(team, "mini", evaluation)["verdict"] == "diverged"
     folder = tmp_path / "challenges"
     shutil.copytree(REPO / "challenges", folder)

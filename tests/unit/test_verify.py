@@ -6,7 +6,7 @@ import pytest
 
 from harness import verify
 from harness.manifest import Manifest
-from harness.records import PUBLISHED_OUTPUTS
+from harness.records import PUBLISHED_OUTPUTS, TeamEvaluation
 
 
 def team(runnable=True, determinism="deterministic", repeats=1, published=None, reasons=None) -> Manifest:
@@ -31,9 +31,10 @@ def run(name="run-1", digest="d1", unavailable=None, per_image=None, status="ok"
             "per_image": per_image or {"0001": means}, "outputs_digest": digest, "failed_images": {}}
 
 
-def evaluation(*runs, inference=None) -> dict:
-    return {"inference": inference or {"status": "ok", "failure": None, "runner": "local", "device": "cpu"},
-            "runs": list(runs), "evaluator": {"runner": "local"}}
+def evaluation(*runs, inference=None) -> TeamEvaluation:
+    return TeamEvaluation(team="t", dataset="mini", mode="faithful", metrics=[], run_key="", harness_version="0",
+                          pyiqa_version=None, metric_weights={}, runs=list(runs), evaluator={"runner": "local"},
+                          inference=inference or {"status": "ok", "failure": None, "runner": "local", "device": "cpu"})
 
 
 def test_exact_needs_identical_outputs_and_every_metric_within_tolerance():
