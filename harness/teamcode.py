@@ -127,10 +127,10 @@ def install_from_environment() -> None:
     given = os.environ.get(ALIASES_VARIABLE)
     if not given:
         return
-    settings = json.loads(given)
-    if settings["path"] not in sys.path:
-        sys.path.insert(0, settings["path"])
-    sys.meta_path.insert(0, AliasFinder(settings["packages"], {**LIBRARY_MOVES, **settings["renames"]}))
+    aliases = json.loads(given)
+    if aliases["path"] not in sys.path:
+        sys.path.insert(0, aliases["path"])
+    sys.meta_path.insert(0, AliasFinder(aliases["packages"], {**LIBRARY_MOVES, **aliases["renames"]}))
 
 
 def prepare_imports(team: Manifest, root: Path, folder: Path) -> str:
