@@ -195,7 +195,7 @@ def test_the_schema_takes_its_metric_names_from_the_registry():
     assert "enum" not in on_disk["$defs"]["metric_name"]  # one source: the registry
 
 
-def test_entry_kinds_come_from_their_registry_and_the_adapter_runs_each_through_it(tmp_path):
+def test_entry_kinds_come_from_their_registry_and_the_adapter_runs_each_through_it(tmp_path, mini_data):
     from harness import entry, plugins, sandbox
 
     loaded = manifest.schema()
@@ -207,7 +207,7 @@ def test_entry_kinds_come_from_their_registry_and_the_adapter_runs_each_through_
     bicubic = manifest.load(REPO / "teams" / "bicubic" / "manifest.yaml")
     assert sandbox.trusted(bicubic)  # classical: the harness's own code, by the registry's word
     out = tmp_path / "out"
-    record = entry.run(bicubic.path, REPO / "data" / "mini" / "LR", out, tmp_path / "no-weights", "cpu")
+    record = entry.run(bicubic.path, mini_data / "mini" / "LR", out, tmp_path / "no-weights", "cpu")
     assert record["entry_kind"] == "classical" and sorted(p.name for p in out.glob("*.png"))
 
 
