@@ -17,7 +17,10 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	VIRTUAL_ENV=$(VENV) uv pip install -q --no-deps -e .
 	touch $@
 
+# The package's own bytecode, written now: where PYTHONDONTWRITEBYTECODE is set (CI images), every command
+# would compile the harness again at its start.
 setup: $(VENV)/.installed
+	python -m compileall -q harness
 
 # dvc repro --quiet: each stage's own lines, not DVC's advice; then the report, made from the evaluations
 # (the report is not a DVC output: a fresh clone whose dvc.lock already matches runs no report stage) and
