@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# runner name -> "module:function" making it from the run options (harness.runners.get)
+# runner name -> "module:function" making it from the settings (harness.runners.get)
 RUNNERS: dict[str, str | Callable] = {
     "auto": "harness.runners.choice:make",
     "local": "harness.runners.local:make",
@@ -23,7 +23,7 @@ RUNNERS: dict[str, str | Callable] = {
 
 
 def register_runner(name: str, factory: str | Callable) -> None:
-    """Add a runner: `factory(options, selection)` returns it (a callable, or its "module:function")."""
+    """Add a runner: `factory(settings, selection)` returns it (a callable, or its "module:function")."""
     RUNNERS[name] = factory
 
 

@@ -97,23 +97,23 @@ class RecordError(HarnessError):
 Record = TypeVar("Record")
 
 
-def _from_dict(cls: type[Record], data: dict[str, Any], schema: str | None, where: str) -> Record:
+def _from_dict(cls: type[Record], data: dict[str, Any], schema: str, where: str) -> Record:
     """A record of type `cls` from its JSON form; a record of another schema (another harness version
     wrote it) is refused with the way out, never half-read."""
     if not isinstance(data, dict):
         raise RecordError(f"{where}: not a record (a JSON object is expected)")
-    if schema is not None and data.get("schema") != schema:
+    if data.get("schema") != schema:
         raise RecordError(f"{where}: a '{data.get('schema')}' record, not '{schema}'",
                           hint="another version of the harness wrote it: run the step again (--rerun)")
     names = {f.name for f in fields(cls) if f.init and not f.name.startswith("_")}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names - {"schema"})
     if unknown:
-        raise RecordError(f"{where}: unknown field(s) {', '.join(unknown)} in a '{schema or cls.__name__}' record",
+        raise RecordError(f"{where}: unknown field(s) {', '.join(unknown)} in a '{schema}' record",
                           hint="another version of the harness wrote it: run the step again (--rerun)")
     try:
         return cls(**{k: v for k, v in data.items() if k in names})
     except TypeError as exc:  # a required field is missing
-        raise RecordError(f"{where}: an incomplete '{schema or cls.__name__}' record: {exc}",
+        raise RecordError(f"{where}: an incomplete '{schema}' record: {exc}",
                           hint="run the step again (--rerun)") from None
 
 
@@ -199,11 +199,6 @@ class Verification:
     checked_on: str | None = None  # 'model' when the dataset was not here and only the model was checked
     unpublished: dict = field(default_factory=dict)  # computed, never published: {name: {reproduced, uncertainty}}
     not_computed: dict = field(default_factory=dict)  # asked for, not computed: {name: {reason, fetch}}
-    evidence: dict | None = None  # the report's: what the row rests on (harness.evidence)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "verification") -> Verification:
-        return _from_dict(cls, data, None, where)
 
     @classmethod
     def of(cls, team: Manifest, dataset: str) -> Verification:
@@ -218,7 +213,7 @@ class Verification:
 
     def as_dict(self) -> dict:
         out = asdict(self)
-        for optional in ("source", "ran_with", "scored_by", "checked_on", "evidence"):
+        for optional in ("source", "ran_with", "scored_by", "checked_on"):
             if out[optional] is None:
                 del out[optional]
         return out

@@ -27,6 +27,14 @@ if os.environ.get("HARNESS_CHALLENGES_DIR"):  # a folder of challenge files of o
     CHALLENGES_DIR = Path(os.environ["HARNESS_CHALLENGES_DIR"])
 
 
+UNSAFE_VARIABLE = "HARNESS_UNSAFE_NO_SANDBOX"
+
+
+def unsafe_requested() -> bool:
+    """HARNESS_UNSAFE_NO_SANDBOX=1: the environment's form of --unsafe-no-sandbox."""
+    return os.environ.get(UNSAFE_VARIABLE, "") not in ("", "0")
+
+
 @dataclass(frozen=True)
 class DockerSettings:
     """The docker runner and the evaluator image (params.yaml's docker:)."""
@@ -88,14 +96,14 @@ class Settings:
     executor: str = "local"
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
     # never from params.yaml: the explicit opt-in (--unsafe-no-sandbox, HARNESS_UNSAFE_NO_SANDBOX=1)
-    unsafe_no_sandbox: bool = field(default=False, compare=False)
+    unsafe_no_sandbox: bool = field(default_factory=unsafe_requested, compare=False)
 
     @classmethod
     def from_params(cls, merged: dict[str, Any]) -> Settings:
         """Checked params.yaml values (names as in DEFAULT_PARAMS) as settings."""
         values = {**merged, "teams": tuple(merged["teams"]), "metrics": tuple(merged["metrics"])}
         values.update({name: kind(**merged[name]) for name, kind in SECTIONS.items()})
-        return cls(**values, unsafe_no_sandbox=unsafe_requested())
+        return cls(**values)
 
     def given(self, **options: Any) -> Settings:
         """These settings with a command's options over them; an option given as None is not given.
@@ -134,14 +142,6 @@ SOURCES = ("inference", "outputs")
 MODES = ("faithful", "strict")
 # and runner: harness.plugins.RUNNERS, the registry
 CHOICES = {"executor": EXECUTORS, "evaluator": EVALUATORS, "source": SOURCES, "mode": MODES}
-UNSAFE_VARIABLE = "HARNESS_UNSAFE_NO_SANDBOX"
-
-
-def unsafe_requested() -> bool:
-    """HARNESS_UNSAFE_NO_SANDBOX=1: the environment's form of --unsafe-no-sandbox."""
-    return os.environ.get(UNSAFE_VARIABLE, "") not in ("", "0")
-
-
 def load(path: Path) -> Settings:
     """params.yaml over the defaults; unknown names and values outside their choices are refused."""
     import yaml

@@ -8,10 +8,8 @@ and one line there.
 
 from __future__ import annotations
 
-import importlib
-
 from ..errors import HarnessError
-from ..plugins import RUNNERS
+from ..plugins import RUNNERS, load
 from ..settings import Settings
 
 __all__ = ["RUNNERS", "get", "names"]
@@ -26,7 +24,4 @@ def get(name: str, settings: Settings | None = None):
     if name not in RUNNERS:
         raise HarnessError(f"unknown runner '{name}'", hint=f"available: {', '.join(RUNNERS)}")
     factory = RUNNERS[name]
-    if isinstance(factory, str):
-        module, function = factory.split(":")
-        factory = getattr(importlib.import_module(module), function)
-    return factory(settings or Settings(), name)
+    return (load(factory) if isinstance(factory, str) else factory)(settings or Settings(), name)

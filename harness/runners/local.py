@@ -25,7 +25,7 @@ from ..fsutil import write_json_atomic
 from ..lockdown import CONTAINER_ENV, SCRATCH
 from ..protocol import ALIASES_VARIABLE, PROVENANCE, LineSplitter, add_to_session, decode_exit, log_tail
 from ..provenance import session_info
-from ..settings import CHALLENGES_DIR, PACKAGE_DIR, SCHEMAS_DIR, LocalSettings, Settings, unsafe_requested
+from ..settings import CHALLENGES_DIR, PACKAGE_DIR, SCHEMAS_DIR, LocalSettings, Settings
 from .base import RunRequest
 
 if TYPE_CHECKING:  # annotations only: no import at run time
@@ -43,7 +43,7 @@ class LocalRunner:
 
     def __init__(self, settings: LocalSettings | None = None, unsafe_no_sandbox: bool = False):
         self.settings = settings or LocalSettings()
-        self.unsafe_no_sandbox = unsafe_no_sandbox or unsafe_requested()
+        self.unsafe_no_sandbox = unsafe_no_sandbox
 
     def containment(self, team: Manifest) -> str:
         """How the team's code is held: 'sandbox', 'trusted' (runs no code of its own) or 'unsafe'; or
