@@ -22,6 +22,7 @@ from harness.project import Project
 from harness.runners.base import RunRequest
 from harness.runners.docker import DockerRunner
 from harness.runners.local import LocalRunner
+from harness.settings import DockerSettings
 
 TEAMS = ["bicubic", "realesr-animevideov3", "realesrgan-x4plus"]
 
@@ -46,7 +47,7 @@ def main() -> None:
     proj = Project.find()
     data_mod.fetch("mini", proj.data_dir)
     lr_dir = data_mod.get("mini").lr_dir(proj.data_dir)
-    docker = DockerRunner({"base_image": args.base_image, "cpus": 2, "memory_gb": 4}, images.engine())
+    docker = DockerRunner(DockerSettings(base_image=args.base_image, cpus=2, memory_gb=4), images.engine())
     local = LocalRunner()
     print(f"{'team':24} {'local s':>8} {'docker s':>9} {'overhead s':>11} {'ratio':>6} {'image GB':>9}")
     for team_id in TEAMS:
