@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import code, inference, locks, outputs, records, registry, runners, slurm
+from . import code, devices, failures, inference, locks, outputs, pipeline, records, registry, runners, slurm
 from . import data as data_mod
 from . import evaluate as evaluate_mod
 from . import evaluator as evaluator_mod
@@ -137,6 +137,12 @@ def infer(proj: Project, team: Manifest, dataset: str, settings: Settings, progr
     local executor and every Slurm job take. Returns the run record."""
     progress = progress or silent
     weights_mod.check_pins(team, proj.weights_dir)  # the bytes the run will read are those pinned
+    missing_device = devices.unavailable(settings.device, settings.runner) if team.runnable else None
+    if missing_device:  # asked of the machine before any environment starts: never a CPU run in its place
+        record = inference.write_failed_record(team, runs_root or proj.runs_dir, dataset, "no_gpu", missing_device,
+                                               failures.remedy("no_gpu"))
+        progress(Step(team.id, record=record))
+        return record
     runner = runners.get(settings.runner, settings)
     if runner.selection:
         note(progress, team.id, f"{team.id}: runner {runner.selection}")
@@ -318,10 +324,12 @@ def load_evaluation(proj: Project, dataset: str, team_id: str) -> TeamEvaluation
     return TeamEvaluation.from_dict(json.loads(path.read_text()), registry.display_path(proj, path))
 
 
-def reusable_evaluation(proj: Project, team: Manifest, dataset: str, mode: str,
+def reusable_evaluation(proj: Project, team: Manifest, dataset: str, settings: Settings,
                         wanted: list[str]) -> TeamEvaluation | None:
     """An earlier evaluation that answers the same question: the same run key and mode, inference that
-    succeeded by running the team (not from published outputs), and every wanted metric scored."""
+    succeeded by running the team (not from published outputs), every wanted metric scored, and a run
+    whose identity (records.ran_on) is the one asked for: the device kind it executed on, the runner, a
+    sandbox unless the user opted out. A run whose identity is unknown is never taken for a check."""
     try:
         previous = load_evaluation(proj, dataset, team.id)
     except RecordError:
@@ -329,10 +337,24 @@ def reusable_evaluation(proj: Project, team: Manifest, dataset: str, mode: str,
     if previous is None:
         return None
     inference_state = previous.inference or {}
-    same = (previous.run_key == team.run_key and previous.mode == mode
+    same = (previous.run_key == team.run_key and previous.mode == settings.mode
             and inference_state.get("status") == "ok" and inference_state.get("runner") != PUBLISHED_OUTPUTS
             and set(wanted) <= set(previous.metrics))
-    return previous if same else None
+    return previous if same and identity_answers(inference_state, settings) is None else None
+
+
+def identity_answers(inference_state: dict, settings: Settings) -> str | None:
+    """Why a run that executed as `inference_state` says cannot stand for one made with these settings
+    (None: it can)."""
+    ran_on = inference_state.get("ran_on") or {}
+    asked = settings.device.split(":")[0]
+    if ran_on.get("device") != asked:
+        return f"it ran on {ran_on.get('device') or 'an unrecorded device'}, not {asked}"
+    if settings.runner != "auto" and inference_state.get("runner") != settings.runner:
+        return f"it ran with the {inference_state.get('runner')} runner, not {settings.runner}"
+    if ran_on.get("containment") == "unsafe" and not settings.unsafe_no_sandbox:
+        return "it ran without a sandbox (--unsafe-no-sandbox)"
+    return None
 
 
 def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings, from_outputs: str | None = None,
@@ -347,7 +369,7 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings,
     wanted = list(published["values"]) if published else list(settings.metrics)
     names = list(dict.fromkeys(list(settings.metrics) + wanted))
     if from_outputs is None and not rerun:
-        previous = reusable_evaluation(proj, team, dataset, settings.mode, wanted)
+        previous = reusable_evaluation(proj, team, dataset, settings, wanted)
         if previous is not None:
             shown = registry.display_path(proj, proj.evaluation_file(dataset, team.id))
             note(progress, team.id, f"{team.id}: reusing {shown} (same run key)", outcome=True)
@@ -393,7 +415,8 @@ def baseline_of(proj: Project, team: Manifest, dataset: str) -> tuple[Manifest, 
 def audit(proj: Project, team_ids: list[str], dataset: str, settings: Settings, from_outputs: str | None = None,
           rerun: bool = False, progress: Progress | None = None) -> list[dict]:
     """Verify every team; a team that cannot run, or fails, is its own row and the others carry on. A
-    challenge's baseline goes first: the others' runtimes are ratios to its own."""
+    challenge's baseline goes first: the others' runtimes are ratios to its own. Each team's files go where
+    harness.pipeline.place says: the pipeline's folders only for the pipeline's own run."""
     from .challenge import catalogue
 
     baselines = {c.baseline for c in catalogue().values() if c.baseline}
@@ -401,8 +424,9 @@ def audit(proj: Project, team_ids: list[str], dataset: str, settings: Settings, 
     rows = {}
     for team_id in ordered:
         team = registry.load(proj, team_id)
+        target, _ = pipeline.place(proj, team_id, dataset, settings, from_outputs)
         try:
-            rows[team_id] = verify_team(proj, team, dataset, settings, from_outputs, rerun, progress)
+            rows[team_id] = verify_team(target, team, dataset, settings, from_outputs, rerun, progress)
         except HarnessError as exc:
             rows[team_id] = Verification.failed_row(team, dataset, exc)
     return [rows[t] for t in team_ids]
@@ -412,10 +436,12 @@ def verifications(proj: Project, team_ids: list[str], dataset: str) -> list[dict
     """Each team verified from the evaluation already on disk (the pipeline's report stage); where the
     dataset is not here, from the check of its model alone, as verify_team does."""
     results = []
+    params = proj.params() if pipeline.has_pipeline(proj) else None
     for team_id in team_ids:
         team = registry.load(proj, team_id)
+        target, _ = pipeline.place(proj, team_id, dataset, params) if params else (proj, None)
         try:
-            results.append(_verified_from_disk(proj, team, dataset))
+            results.append(_verified_from_disk(target, team, dataset))
         except RecordError as exc:
             results.append(Verification.failed_row(team, dataset, exc))
     return results

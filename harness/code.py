@@ -72,7 +72,7 @@ def _at_commit(folder: Path, commit: str) -> bool:
     import git
 
     try:
-        return git.Repo(folder).head.commit.hexsha.startswith(commit)
+        return git.Repo(folder).head.commit.hexsha == commit  # the whole id: a prefix can be forged
     except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError, ValueError):
         return False
 

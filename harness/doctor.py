@@ -250,3 +250,28 @@ def slurm(settings: Settings) -> list[Finding]:
     if partition and not done.stdout.strip():
         return [Finding("slurm partition", "missing", f"no partition '{partition}'", "fix slurm.partition")]
     return [Finding("slurm", "ok", f"partitions: {', '.join(done.stdout.split())}")]
+
+
+def machine_refusals(proj: Project, settings: Settings) -> list[Finding]:
+    """What this machine cannot do that params.yaml asks of it before any team runs: a device it does not
+    have, a sandbox it cannot make for teams that need one. The pipeline's first stage refuses these, so
+    that no output is replaced by a run that was doomed from the start."""
+    from . import devices, registry, sandbox
+
+    out = []
+    problem = devices.unavailable(settings.device, settings.runner) if settings.source == "inference" else None
+    if problem:
+        out.append(Finding("device", "missing", problem, "set device: cpu, or run on a machine with an NVIDIA GPU"))
+    if settings.runner == "local" and settings.source == "inference" and not settings.unsafe_no_sandbox:
+        missing = sandbox.problem()
+        needing = [t for t in settings.teams if missing and _needs_sandbox(registry.load(proj, t))]
+        if needing:
+            out.append(Finding("sandbox", "missing", f"{missing}; these teams would be refused: {', '.join(needing)}",
+                               "make sandbox (apt-get install bubblewrap), or runner: docker"))
+    return out
+
+
+def _needs_sandbox(team: Manifest) -> bool:
+    from . import sandbox
+
+    return team.runnable and not sandbox.trusted(team)

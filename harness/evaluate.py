@@ -251,7 +251,8 @@ def evaluate_team(team: Manifest, dataset: str, record: RunRecord | None, run_di
     containers = [run["provenance"].get("container") or {} for run in record.runs]
     result.inference = {"status": record.status, "failure": record.failure, "runner": record.runner,
                         "device": record.device, "image": containers[0].get("image") if containers else None,
-                        "image_id": containers[0].get("image_id") if containers else None}
+                        "image_id": containers[0].get("image_id") if containers else None,
+                        "ran_on": record.ran_on}
     if not record.ok:
         return result.as_dict()
     for index, run_dir in enumerate(run_dirs, start=1):

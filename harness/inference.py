@@ -19,7 +19,7 @@ from .fsutil import replace_dir, write_json_atomic
 from .manifest import Manifest
 from .png import read_png_header
 from .protocol import FAILURE, PROVENANCE, SESSION
-from .records import RunRecord
+from .records import RunRecord, ran_on
 from .runners.base import Runner, RunRequest
 
 RECORD = "record.json"
@@ -122,6 +122,7 @@ def _run_repeats(team: Manifest, runner: Runner, place: RunPlace, device: str, p
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
             record.runs.append({"index": index, "dir": f"run-{index}", "provenance": provenance})
+            record.ran_on = record.ran_on or ran_on(provenance)
     except InferenceFailed as exc:
         record.fail(exc.kind, exc.message, exc.hint, exc.log_tail)
 

@@ -15,14 +15,15 @@ from .settings import Settings
 TEAM_STAGES = ("weights@{team}", "code@{team}", "infer@{team}")  # and evaluate@{team}, when its inputs are there
 
 
-def differs(proj: Project, team: Manifest, dataset: str, params: Settings, used: Settings,
-            from_outputs: str | None) -> str | None:
-    """Why this verification, made with the settings `used`, is not the pipeline's run of the team, which
+def has_pipeline(proj: Project) -> bool:
+    return (proj.root / "dvc.yaml").is_file() and (proj.root / ".dvc").is_dir()
+
+
+def differs(team_id: str, dataset: str, params: Settings, used: Settings, from_outputs: str | None) -> str | None:
+    """Why a run of the team made with the settings `used` is not the pipeline's run of it, which
     params.yaml's settings (`params`) describe (None: it is)."""
-    if not (proj.root / "dvc.yaml").is_file() or not (proj.root / ".dvc").is_dir():
-        return "this checkout has no DVC pipeline"
-    if team.id not in params.teams:
-        return f"{team.id} is not in params.yaml's teams"
+    if team_id not in params.teams:
+        return f"{team_id} is not in params.yaml's teams"
     wanted = {"dataset": params.dataset, "runner": params.runner, "device": params.device,
               "source": params.source, "executor": params.executor}
     made = {"dataset": dataset, "runner": used.runner, "device": used.device,
@@ -31,10 +32,21 @@ def differs(proj: Project, team: Manifest, dataset: str, params: Settings, used:
     if used.docker != params.docker:
         changed.append("other docker settings")
     if changed:
-        return "this run used " + ", ".join(changed)
+        return "this run uses " + ", ".join(changed)
     if used.mode != params.mode:
-        return f"this run was scored in {used.mode} mode (params.yaml: {params.mode})"
+        return f"this run is scored in {used.mode} mode (params.yaml: {params.mode})"
     return None
+
+
+def place(proj: Project, team_id: str, dataset: str, used: Settings,
+          from_outputs: str | None = None) -> tuple[Project, str | None]:
+    """Where a command's run of the team goes, and why not in the pipeline's folders: there when it is the
+    run the pipeline would make (or the checkout has no pipeline to keep), else under checks/, so that no
+    command replaces a file the pipeline tracks."""
+    if not has_pipeline(proj):
+        return proj, None
+    why = differs(team_id, dataset, proj.params(), used, from_outputs)
+    return (proj, None) if why is None else (proj.aside(), why)
 
 
 def record(proj: Project, team: Manifest, dataset: str) -> None:
@@ -63,3 +75,27 @@ def record(proj: Project, team: Manifest, dataset: str) -> None:
                            hint="dvc repro will run the team again") from None
     finally:
         quiet.level = level
+
+
+EXPERIMENT_BASELINE = "DVC_EXP_BASELINE_REV"  # set by `dvc exp run` for every stage it runs
+
+
+def undo_experiment(proj: Project, baseline: str, refused: set[str]) -> bool:
+    """`dvc exp run -S key=value` writes its values into params.yaml before the first stage and leaves them
+    there when a stage fails. When the pipeline refuses such a value, put params.yaml back as the experiment's
+    baseline commit has it, if nothing but the refused keys differs (no other edit is ever lost); True when
+    it was put back."""
+    import git
+    import yaml
+
+    try:
+        committed = git.Repo(proj.root).git.show(f"{baseline}:params.yaml")
+    except git.GitCommandError:
+        return False
+    path = proj.root / "params.yaml"
+    now, then = yaml.safe_load(path.read_text()) or {}, yaml.safe_load(committed) or {}
+    changed = {key for key in set(now) | set(then) if now.get(key) != then.get(key)}
+    if not changed or not changed <= refused:
+        return False
+    path.write_text(committed if committed.endswith("\n") else committed + "\n")
+    return True

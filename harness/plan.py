@@ -10,6 +10,7 @@ import shutil
 
 from . import challenge, code, doctor, envs, sandbox
 from . import data as data_mod
+from . import devices as devices_mod
 from . import weights as weights_mod
 from .doctor import GIB, Finding
 from .errors import HarnessError
@@ -137,6 +138,10 @@ def _where(team: Manifest, settings: Settings) -> list[Finding]:
     elif kind == "cpu" and team.runtime.get("cuda_extensions"):
         out.append(Finding("device", "missing", f"needs CUDA kernels ({', '.join(team.runtime['cuda_extensions'])})",
                            f"run on a GPU: harness verify {team.id} --device cuda"))
+    elif problem := devices_mod.unavailable(settings.device, settings.runner):
+        out.append(Finding("device", "missing", problem,
+                           f"harness verify {team.id} --device cpu" if "cpu" in devices
+                           else "run it on a machine with an NVIDIA GPU"))
     else:
         memory = team.runtime.get("gpu_memory_gb")
         out.append(Finding("device", "ok", settings.device + (f"; the team needs ≈{memory} GB of GPU memory"

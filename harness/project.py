@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import settings
 from .errors import HarnessError
 
+# Runs, evaluations, metrics and plots that are not the pipeline's (another device, runner, dataset or team than
+# params.yaml's): kept here, where DVC tracks nothing, so that no command replaces what the pipeline made.
+ASIDE = "checks"
+
 
 @dataclass(frozen=True)
 class Project:
-    """A harness checkout: where every file of the audit lives, and its settings."""
+    """A harness checkout: where every file of the audit lives, and its settings. `aside`: a view whose
+    runs, evaluations, metrics and plots live under checks/ instead of the pipeline's folders."""
 
     root: Path
+    is_aside: bool = False
 
     @classmethod
     def find(cls, start: Path | None = None) -> Project:
@@ -32,10 +38,19 @@ class Project:
     template_dir = property(lambda self: self.root / "teams" / "_template")
     data_dir = property(lambda self: self.root / "data")
     weights_dir = property(lambda self: self.root / "weights")
-    runs_dir = property(lambda self: self.root / "runs")
-    evaluations_dir = property(lambda self: self.root / "evaluations")
-    metrics_dir = property(lambda self: self.root / "metrics")
+    outputs_root = property(lambda self: self.root / ASIDE if self.is_aside else self.root)
+    runs_dir = property(lambda self: self.outputs_root / "runs")
+    evaluations_dir = property(lambda self: self.outputs_root / "evaluations")
+    metrics_dir = property(lambda self: self.outputs_root / "metrics")
     report_dir = property(lambda self: self.root / "report")
+
+    def aside(self) -> Project:
+        """This checkout, writing its runs and evaluations under checks/ (never the pipeline's files)."""
+        return replace(self, is_aside=True)
+
+    def challenge_report_dir(self, challenge_id: str) -> Path:
+        """A challenge's own audit report: beside the pipeline's report/, never over it."""
+        return self.report_dir / challenge_id
 
     # --- per dataset and team ---
     def team_runs(self, dataset: str, team_id: str) -> Path:
@@ -55,7 +70,7 @@ class Project:
     def plots_dir(self, dataset: str, team_id: str) -> Path:
         """Per-image values that `dvc plots show` / `dvc plots diff` draw: one CSV per metric (image, value),
         so that each plot shows its own metric."""
-        return self.root / "plots" / dataset / team_id
+        return self.outputs_root / "plots" / dataset / team_id
 
     def slurm_dir(self, dataset: str) -> Path:
         """submitit's folders (one per job) and jobs.json."""

@@ -14,14 +14,20 @@ from pathlib import Path
 
 from . import __version__
 
+# What the audit writes itself: a change there is the audit's record of what ran, not an edit of the checkout.
+AUDIT_WRITES = ("dvc.lock",)
+
 
 def git_sha(path: Path) -> str | None:
+    """The checkout's commit, with '+dirty' when tracked files were changed by someone (the files the audit
+    writes itself, AUDIT_WRITES, do not count: they are its result, not the state it started from)."""
     try:
         import git
 
         repo = git.Repo(path, search_parent_directories=True)
         sha = repo.head.commit.hexsha
-        return sha + ("+dirty" if repo.is_dirty(untracked_files=False) else "")
+        changed = [line[3:] for line in repo.git.status("--porcelain", "--untracked-files=no").splitlines()]
+        return sha + ("+dirty" if any(name not in AUDIT_WRITES for name in changed) else "")
     except Exception:  # not a checkout (inside a container, an sdist): recorded as unknown
         return None
 
@@ -50,11 +56,24 @@ def torch_info(device: str) -> dict:
     if device.startswith("cuda") and torch.cuda.is_available():
         index = torch.device(device).index or 0
         major, minor = torch.cuda.get_device_capability(index)
-        info["gpu"] = {"name": torch.cuda.get_device_name(index), "capability": f"{major}.{minor}",
-                       "arch_list": torch.cuda.get_arch_list()}
+        name = torch.cuda.get_device_name(index)
+        info["gpu"] = {"name": name, "capability": f"{major}.{minor}", "arch_list": torch.cuda.get_arch_list()}
+        info["executed_on"] = {"device": "cuda", "name": name}
     else:
         info["cpu"] = platform.processor() or platform.machine()
+        info["executed_on"] = {"device": "cpu"}  # the model name is the session's: outputs rarely depend on it
     return info
+
+
+def cpu_model() -> str:
+    """The processor's model name, as the kernel reports it (its floating-point kernels can differ by model)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def session_info(repo_root: Path | None = None) -> dict:
@@ -62,4 +81,5 @@ def session_info(repo_root: Path | None = None) -> dict:
     machine's kernel, this process."""
     import os
 
-    return {"git_sha": harness_info(repo_root)["git_sha"], "platform": platform.platform(), "pid": os.getpid()}
+    return {"git_sha": harness_info(repo_root)["git_sha"], "platform": platform.platform(), "cpu": cpu_model(),
+            "pid": os.getpid()}

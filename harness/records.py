@@ -87,6 +87,18 @@ def evaluation_session(session: dict) -> dict:
     return {"schema": EVALUATION_SESSION_SCHEMA, **session}
 
 
+def ran_on(provenance: dict) -> dict:
+    """What executed a run, from its provenance (the adapter measured the device; the runner added how the
+    code was held and in what): device kind, GPU model where one was used, containment, environment or image.
+    Together with the run key it is the run's identity: a run is reused only for a question it answers."""
+    executed = provenance.get("executed_on") or {}
+    local, container = provenance.get("local") or {}, provenance.get("container") or {}
+    environment = local.get("environment") or {}
+    return {"device": executed.get("device"), "gpu": executed.get("name") if executed.get("device") == "cuda" else None,
+            "containment": "container" if container else local.get("containment"),
+            "environment": container.get("image_id") or environment.get("key") or environment.get("origin")}
+
+
 class RecordError(HarnessError):
     """A record on disk that is not of the kind or schema version this harness reads: for this harness,
     what it records was not made."""
@@ -135,9 +147,10 @@ class RunRecord:
     wall_s: float | None = None
     slurm_job_id: str | None = None  # run as a Slurm job: which one, and the state it ended in
     slurm_state: str | None = None
+    ran_on: dict | None = None  # what executed the runs, measured (harness.records.ran_on), not what was asked
     _clock: float = field(default_factory=time.perf_counter, repr=False)
 
-    OPTIONAL = ("runner_selection", "source", "slurm_job_id", "slurm_state")  # left out when None
+    OPTIONAL = ("runner_selection", "source", "slurm_job_id", "slurm_state", "ran_on")  # left out when None
     VOLATILE = ("started", "wall_s")  # when and how long: the team's session.json, not record.json
 
     @classmethod

@@ -82,7 +82,7 @@ def _before_comparing(result: Verification, team: Manifest, dataset: str, team_e
 
     inference = (team_evaluation.inference or {}) if team_evaluation else {}
     if team_evaluation:
-        result.ran_with = {k: inference.get(k) for k in ("runner", "device", "image", "image_id")}
+        result.ran_with = {k: inference.get(k) for k in ("runner", "device", "image", "image_id", "ran_on")}
         result.scored_by = team_evaluation.evaluator
     from_outputs = inference.get("runner") == PUBLISHED_OUTPUTS
     result.source = "published outputs" if from_outputs else "inference"

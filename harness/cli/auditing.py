@@ -70,9 +70,14 @@ def verify(session: Session, team_id, dataset, device, runner_name, gpus, mode, 
                            + ", ".join(f.check for f in blocked), hint="the plan above says how to get each one")
     if plan_only:
         return
+    target, why = pipeline.place(proj, team.id, dataset, chosen, from_outputs)
+    if why:
+        out(f"[dim]not the pipeline's run: {lit(why)}; its files go to {session.shown(target.outputs_root)}/ "
+            "(the pipeline's stay as they are)[/dim]", soft_wrap=True)
     with progress_display() as progress:
-        result = audit_mod.verify_team(proj, team, dataset, chosen, from_outputs, rerun, progress)
-    _record_in_pipeline(session, team, dataset, chosen, from_outputs)
+        result = audit_mod.verify_team(target, team, dataset, chosen, from_outputs, rerun, progress)
+    if why is None and pipeline.has_pipeline(proj):
+        _record_in_pipeline(session, team, dataset)
     if json_out:
         write_json_atomic(json_out, result)
     render.verification(result)
@@ -80,13 +85,8 @@ def verify(session: Session, team_id, dataset, device, runner_name, gpus, mode, 
         sys.exit(EXIT_CHECK_FAILED)
 
 
-def _record_in_pipeline(session: Session, team: Manifest, dataset: str, used: Settings,
-                        from_outputs: str | None) -> None:
-    """The run verify made becomes the pipeline's run of the team, when it is the run the pipeline would make."""
-    why = pipeline.differs(session.project, team, dataset, session.settings, used, from_outputs)
-    if why:
-        out(f"[dim]not the pipeline's run: {lit(why)}; `dvc repro` keeps its own[/dim]", soft_wrap=True)
-        return
+def _record_in_pipeline(session: Session, team: Manifest, dataset: str) -> None:
+    """The run verify made is the pipeline's run of the team: `dvc commit` its stages."""
     try:
         pipeline.record(session.project, team, dataset)
     except HarnessError as exc:
@@ -108,15 +108,18 @@ def _record_in_pipeline(session: Session, team: Manifest, dataset: str, used: Se
 def audit(session: Session, dataset, team_list, from_outputs, mode, rerun, challenge_id, unsafe_no_sandbox):
     """Verify every team and write the report: the whole audit without DVC.
 
-    A team that cannot run, or fails, is reported with its reason; the others carry on.
-    Exits 1 unless every runnable team reproduced.
+    A team that cannot run, or fails, is reported with its reason; the others carry on. Runs that are not
+    the pipeline's (a team outside params.yaml, another dataset or device) go to checks/; with --challenge
+    the report goes to report/ID/, beside the pipeline's report/. Exits 1 unless every runnable team
+    reproduced.
     """
     proj = session.project
     team_ids, dataset = session.selection(team_list, dataset, challenge_id)
     chosen = session.settings.given(mode=mode, unsafe_no_sandbox=unsafe_no_sandbox)
     with progress_display() as progress:
         results = audit_mod.audit(proj, team_ids, dataset, chosen, from_outputs, rerun, progress)
-    _write_report(session, results, dataset, chosen, proj.report_dir)
+    _write_report(session, results, dataset, chosen,
+                  proj.challenge_report_dir(challenge_id) if challenge_id else proj.report_dir)
     if not audit_mod.all_passed(results):
         sys.exit(EXIT_CHECK_FAILED)
 
@@ -125,7 +128,8 @@ def audit(session: Session, dataset, team_list, from_outputs, mode, rerun, chall
 @click.option("--dataset", help="Dataset (default: params.yaml).")
 @click.option("--teams", "team_list", help="Comma-separated team ids (default: params.yaml).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for report.md, report.json and summary.csv (default: report/).")
+              help="Folder for report.md, report.json and summary.csv (default: report/, or report/ID/ with "
+                   "--challenge).")
 @click.option("--show", "show_only", is_flag=True,
               help="Print the report already in --out instead of making a new one.")
 @click.option("--check", is_flag=True, help="Exit 1 unless every runnable team reproduced.")
@@ -136,7 +140,7 @@ def audit(session: Session, dataset, team_list, from_outputs, mode, rerun, chall
 def report(session: Session, dataset, team_list, out_dir, show_only, check, challenge_id, quiet):
     """Verify every team from its evaluation and write the audit report; prints a table and a SUMMARY line."""
     proj = session.project
-    out_dir = out_dir or proj.report_dir
+    out_dir = out_dir or (proj.challenge_report_dir(challenge_id) if challenge_id else proj.report_dir)
     if show_only:
         path = out_dir / "report.json"
         if not path.exists():

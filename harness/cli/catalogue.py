@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 import click
 import yaml
 
-from .. import challenge, data, leaderboard, metrics, registry, status
+from .. import challenge, data, leaderboard, metrics, pipeline, registry, status
 from .. import doctor as doctor_mod
-from ..errors import ManifestError
+from ..errors import HarnessError, ManifestError
 from ..fsutil import write_json_atomic
 from ..settings import InvalidSetting
 from . import render
@@ -103,7 +104,14 @@ def validate(session: Session, targets, params_only):
     """
     proj = session.project
     if params_only:
-        _ = session.settings  # raises, naming the value and the rule
+        refused = doctor_mod.machine_refusals(proj, session.settings)  # settings raise first, naming value and rule
+        if refused:
+            undone = os.environ.get(pipeline.EXPERIMENT_BASELINE) and pipeline.undo_experiment(
+                proj, os.environ[pipeline.EXPERIMENT_BASELINE], {"device", "runner"})
+            raise HarnessError(f"params.yaml: {'; '.join(f.detail for f in refused)}",
+                               hint="nothing was run or replaced" + ("; the experiment's values were taken back out "
+                                                                     "of params.yaml" if undone else "") + "; "
+                               + "; ".join(f.fix or "" for f in refused))
         marker = proj.root / PARAMS_CHECKED
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("params.yaml checked before the pipeline ran\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .. import audit, registry, settings
+from .. import audit, pipeline, registry, settings
 from .. import evaluate as evaluate_mod
 from ..fsutil import write_json_atomic
 from ..metrics import parse_metric_list
@@ -94,8 +94,13 @@ def evaluate_team(session: Session, team_id, dataset, metric_list, mode, device,
     chosen = session.settings.given(dataset=dataset, metrics=parse_metric_list(metric_list) if metric_list else None,
                                     mode=mode, device=device, eval_workers=workers,
                                     max_image_megapixels=max_megapixels, evaluator=evaluator_name)
+    team = registry.load(proj, team_id)
+    target, why = pipeline.place(proj, team.id, chosen.dataset, chosen)
+    if why:
+        render.out(f"[dim]not the pipeline's evaluation: {lit(why)}; it goes to "
+                   f"{session.shown(target.evaluations_dir)}/[/dim]", soft_wrap=True)
     with progress_display() as progress:
-        result = audit.evaluate_team(proj, registry.load(proj, team_id), chosen.dataset, chosen, progress, json_out)
+        result = audit.evaluate_team(target, team, chosen.dataset, chosen, progress, json_out)
     render.team_evaluation(result, session.verbose)
 
 

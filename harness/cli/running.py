@@ -7,7 +7,7 @@ import sys
 import click
 from rich.table import Table
 
-from .. import audit, challenge, registry, runners, slurm
+from .. import audit, challenge, pipeline, registry, runners, slurm
 from .. import smoke as smoke_mod
 from ..errors import ManifestError
 from ..fsutil import write_json_atomic
@@ -38,8 +38,12 @@ def infer(session: Session, team_id, dataset, device, runner_name, gpus, record_
     team = registry.load(proj, team_id)
     chosen = session.settings.given(dataset=dataset, runner=runner_name, device=device, gpus=gpus,
                                     unsafe_no_sandbox=unsafe_no_sandbox)
+    target, why = pipeline.place(proj, team.id, chosen.dataset, chosen)
+    if why:
+        out(f"[dim]not the pipeline's run: {lit(why)}; it goes to {session.shown(target.runs_dir)}/[/dim]",
+            soft_wrap=True)
     with progress_display() as progress:
-        record = audit.produce_runs(proj, team, chosen.dataset, chosen, progress, record_failure)
+        record = audit.produce_runs(target, team, chosen.dataset, chosen, progress, record_failure)
     if record["status"] == "failed" and not record_failure:
         sys.exit(EXIT_CHECK_FAILED)
 

@@ -91,7 +91,7 @@ def esr(tmp_path_factory, mini_data):
                 "div2k-lsdir-valid": {"values": {"psnr_rgb": 25.0, "runtime": 6.0},
                                       "precision": {"psnr_rgb": 6, "runtime": 4}, "per_image": {"psnr_rgb": listed},
                                       "source": {"kind": "official-table", "citation": "a fixture"}}},
-            "code": {"repository": "https://github.com/example-org/esr-repo", "commit": commit[:7], "path": "."},
+            "code": {"repository": "https://github.com/example-org/esr-repo", "commit": commit, "path": "."},
             "weights": [{"name": "team07_Tiny.pth", "source": {"kind": "code", "path": "model_zoo/team07_Tiny.pth"},
                          "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}],
             "entry": {"kind": "select-model", "code_root": "code", "module": "models/team07_Tiny.py", "class": "Tiny",

@@ -112,6 +112,47 @@ def test_a_repeated_audit_leaves_dvc_lock_and_git_status_as_they_were(pipeline):
     assert (root / "runs" / "mini" / "bicubic" / "run-1" / "session.json").exists()  # kept, just not hashed
 
 
+def tracked_state(root: Path) -> dict[str, bytes]:
+    """Every file the pipeline makes or records (runs, evaluations, metrics, plots, its report, dvc.lock)."""
+    files = [p for folder in ("runs", "evaluations", "metrics", "plots") for p in (root / folder).rglob("*")]
+    files += [p for p in (root / "report").glob("*")] + [root / "dvc.lock", root / "params.yaml"]
+    return {str(p.relative_to(root)): p.read_bytes() for p in files if p.is_file()}
+
+
+def test_a_check_the_machine_cannot_make_changes_no_file_the_pipeline_tracks(pipeline):
+    """On a machine without a GPU: verify --device cuda after the pipeline's CPU run is refused by its plan
+    (no_gpu), never answered from the CPU run; `dvc exp run -S device=cuda` stops at its first stage; a
+    challenge's audit writes its own report. Nothing the pipeline tracks changes."""
+    import torch
+
+    from conftest import harness_cli
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    root, env, _ = pipeline
+    env = {**env, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True).returncode:
+        sh("git", "add", "-A", cwd=root, env=env)
+        sh("git", "commit", "-qm", "the reference audit", cwd=root, env=env)
+    before = tracked_state(root)
+    for extra in ([], ["--rerun"]):
+        done = harness_cli("verify", "bicubic", "--device", "cuda", *extra, cwd=root, env=env)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert re.search(r"device\s+│\s+missing\s+│\s+no_gpu", done.stdout), done.stdout
+        assert "reusing" not in done.stdout and "1 piece(s) missing: device" in done.stderr
+    experiment = subprocess.run(["dvc", "exp", "run", "-S", "device=cuda"], cwd=root, env=env,
+                                capture_output=True, text=True)
+    assert experiment.returncode != 0 and "no_gpu" in experiment.stdout + experiment.stderr
+    assert "Running stage 'infer@" not in experiment.stdout
+    challenge = harness_cli("audit", "--challenge", "mini", cwd=root, env=env)
+    assert "report/mini/index.html" in challenge.stdout, challenge.stdout + challenge.stderr
+    assert json.loads((root / "report" / "mini" / "report.json").read_text())["dataset"] == "mini"
+    after = tracked_state(root)
+    assert [name for name in before if before[name] != after.get(name)] == []
+    assert set(after) == set(before)
+
+
 def test_a_run_verify_made_is_the_pipelines_run(pipeline):
     """verify --rerun runs and scores a team of the pipeline as its stages would: dvc repro then runs
     neither its inference again nor puts an older run back over it."""

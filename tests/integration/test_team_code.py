@@ -137,7 +137,7 @@ def mirror(tmp_path_factory):
     served = work / "mirror"
     (served / "example-org").mkdir(parents=True)
     git("clone", "-q", "--bare", str(source), str(served / "example-org" / "sr-challenge"), cwd=work)
-    return served, commit[:7]
+    return served, commit
 
 
 def team_manifest(commit, **entry_changes):

@@ -41,7 +41,8 @@ class FakeRunner:
             write_rgb8(request.out_dir / path.name, np.repeat(np.repeat(lr, 4, axis=0), 4, axis=1))
             if request.on_progress:
                 request.on_progress(index, len(inputs), path.name)
-        (request.out_dir / PROVENANCE).write_text(json.dumps({"team": request.team.id, "run": request.run_index}))
+        (request.out_dir / PROVENANCE).write_text(json.dumps({"team": request.team.id, "run": request.run_index,
+                                                              "executed_on": {"device": "cpu"}}))
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,8 @@ def test_infer_stages_every_run_and_writes_the_record(proj, fake):
     record = audit.infer(proj, team, "mini", options(), steps.append)
     assert record["status"] == "ok" and record["runner"] == "fake" and record["runner_selection"] == "fake (tests)"
     assert [r["dir"] for r in record["runs"]] == ["run-1", "run-2", "run-3"]
-    assert record["runs"][2]["provenance"] == {"team": "random-tta", "run": 3}
+    assert record["runs"][2]["provenance"] == {"team": "random-tta", "run": 3, "executed_on": {"device": "cpu"}}
+    assert record["ran_on"]["device"] == "cpu"  # measured by what ran, not the device asked for
     folder = proj.team_runs("mini", team.id)
     assert sorted(p.name for p in folder.iterdir()) == ["logs", "record.json", "run-1", "run-2", "run-3",
                                                         "session.json"]
@@ -125,28 +127,39 @@ def test_runs_complete_follows_the_run_key_and_the_output_checks(proj, fake):
     assert not audit.runs_complete(proj, team, "mini")
 
 
+RAN_ON_CPU = {"device": "cpu", "gpu": None, "containment": "sandbox", "environment": "harness"}
 REUSABLE = TeamEvaluation(team="bicubic", dataset="mini", mode="faithful", metrics=["psnr", "ssim"], run_key="",
                           harness_version="0", pyiqa_version=None, metric_weights={},
-                          inference={"status": "ok", "runner": "local"}).as_dict()
+                          inference={"status": "ok", "runner": "local", "ran_on": RAN_ON_CPU}).as_dict()
 
 
-@pytest.mark.parametrize("change, reused", [
-    ({}, True),
-    ({"mode": "strict"}, False),
-    ({"run_key": "another"}, False),
-    ({"metrics": ["psnr"]}, False),
-    ({"inference": {"status": "failed", "runner": "local"}}, False),
-    ({"inference": {"status": "ok", "runner": "published-outputs"}}, False),
-    ({"schema": "harness.team-evaluation/0"}, False),  # another harness version's record is not read as this one
-    ({"harness_version": None, "runs": None, "legacy": 1}, False),
+@pytest.mark.parametrize("change, asked, reused", [
+    ({}, {}, True),
+    ({}, {"runner": "auto"}, True),
+    ({"mode": "strict"}, {}, False),
+    ({"run_key": "another"}, {}, False),
+    ({"metrics": ["psnr"]}, {}, False),
+    ({"inference": {"status": "failed", "runner": "local", "ran_on": RAN_ON_CPU}}, {}, False),
+    ({"inference": {"status": "ok", "runner": "published-outputs", "ran_on": RAN_ON_CPU}}, {}, False),
+    ({"schema": "harness.team-evaluation/0"}, {}, False),  # another harness version's record is not read as this one
+    ({"harness_version": None, "runs": None, "legacy": 1}, {}, False),
+    # the run's identity: a CPU run never stands for a CUDA check, nor one of another runner or containment
+    ({}, {"device": "cuda"}, False),
+    ({}, {"device": "cuda:1"}, False),
+    ({}, {"runner": "docker"}, False),
+    ({"inference": {"status": "ok", "runner": "local"}}, {}, False),  # where it ran is unknown
+    ({"inference": {"status": "ok", "runner": "local", "ran_on": {**RAN_ON_CPU, "containment": "unsafe"}}}, {}, False),
+    ({"inference": {"status": "ok", "runner": "local", "ran_on": {**RAN_ON_CPU, "containment": "unsafe"}}},
+     {"unsafe_no_sandbox": True}, True),
 ])
-def test_the_reuse_rule(proj, change, reused):
+def test_the_reuse_rule(proj, change, asked, reused):
     team = load(proj, "bicubic")
     earlier = {**REUSABLE, "run_key": team.run_key, **change}
     path = proj.evaluation_file("mini", team.id)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(earlier))
-    assert (audit.reusable_evaluation(proj, team, "mini", "faithful", ["psnr", "ssim"]) is not None) == reused
+    settings = Settings(**{"runner": "local", "device": "cpu", **asked})
+    assert (audit.reusable_evaluation(proj, team, "mini", settings, ["psnr", "ssim"]) is not None) == reused
 
 
 def test_verify_team_runs_scores_and_writes_the_pipeline_files(proj, fake):
@@ -228,3 +241,18 @@ def test_scoring_on_a_gpu_that_is_not_there_is_no_gpu_not_the_cpu(proj, fake):
         audit.evaluate_team(proj, team, "mini", Settings(metrics=("psnr",), device="cuda"))
     assert caught.value.kind == "no_gpu" and "--device cpu" in caught.value.hint
     assert not proj.evaluation_file("mini", "bicubic").exists()
+
+
+def test_a_cpu_run_is_never_taken_for_a_cuda_check(proj, fake):
+    """verify on cuda after a CPU run: not reused (another device), and with no GPU here the run is refused
+    as no_gpu before the runner starts: no CPU run stands in for it."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    team = load(proj, "bicubic")
+    settings = proj.params().given(metrics=["psnr", "ssim"], runner="fake", mode="faithful")
+    assert audit.verify_team(proj, team, "mini", settings)["verdict"] == "diverged"  # ran on the CPU
+    row = audit.verify_team(proj, team, "mini", settings.given(device="cuda"))
+    assert row["verdict"] == "failed" and row["failure"]["kind"] == "no_gpu", row
+    assert len(fake.requests) == 1  # the CUDA check started nothing

@@ -174,15 +174,15 @@ def test_a_commit_bump_of_the_2026_code_is_one_edit_of_the_challenge_file(tmp_pa
     """The organizers' commit is written once (challenges/ntire2026-sr-x4.yaml); every manifest whose code
     names no repository of its own takes it, and the team's run key and hash follow it."""
     before = {t.id: t for t in ntire2025_teams() if t.data["challenge"] == "ntire2026-sr-x4"}
-    assert len(before) == 31 and {t.data["code"]["commit"] for t in before.values()} == {"9a2562b"}
+    assert len(before) == 31 and {t.data["code"]["commit"] for t in before.values()} == {"9a2562bfbae8b30cb80afa414d910b5f909a1427"}
     folder = tmp_path / "challenges"
     shutil.copytree(REPO / "challenges", folder)
     text = (folder / "ntire2026-sr-x4.yaml").read_text()
-    assert text.count("commit: 9a2562b") == 1
-    (folder / "ntire2026-sr-x4.yaml").write_text(text.replace("commit: 9a2562b", "commit: abc1234"))
+    assert text.count("commit: 9a2562bfbae8b30cb80afa414d910b5f909a1427") == 1
+    (folder / "ntire2026-sr-x4.yaml").write_text(text.replace("commit: 9a2562bfbae8b30cb80afa414d910b5f909a1427", "commit: " + "abc1234" * 5 + "abcde"))
     monkeypatch.setattr(challenge, "CHALLENGES_DIR", folder)
     after = {t.id: t for t in ntire2025_teams() if t.data["challenge"] == "ntire2026-sr-x4"}
-    assert {t.data["code"]["commit"] for t in after.values()} == {"abc1234"}
+    assert {t.data["code"]["commit"] for t in after.values()} == {"abc1234" * 5 + "abcde"}
     for team_id, team in after.items():
         assert team.run_key != before[team_id].run_key and team.hash != before[team_id].hash
         assert team.data["published"] == before[team_id].data["published"]  # only the commit moved
@@ -207,3 +207,17 @@ def test_a_manifests_own_value_wins_over_its_challenges_default(tmp_path):
     assert resolved["published"]["ntire2026-test"]["precision"]["niqe"] == 4  # merged key by key
     assert resolved["tracks"] == ["restoration", "perceptual"]
     assert list(resolved)[:5] == ["schema_version", "id", "name", "description", "challenge"]
+
+
+def test_code_is_pinned_by_its_whole_commit_id(tmp_path):
+    """A 7-hex prefix is 28 bits that a crafted commit in a mirror can match: challenge files and manifests
+    pin the full 40-hex id, and a short one is refused by the schema."""
+    from harness import manifest
+
+    for rules in challenge.catalogue().values():
+        commit = (rules.data.get("organizers") or {}).get("commit")
+        assert commit is None or len(commit) == 40, rules.id
+    data = yaml.safe_load((REPO / "teams" / "ntire2026-psu" / "manifest.yaml").read_text())
+    data["code"] = {"repository": "https://example.invalid/x.git", "commit": "9a2562b", "path": "."}
+    problems = manifest.schema_problems(manifest.resolve(data), "psu")
+    assert any(p.field == "code.commit" and p.rule == "pattern" for p in problems), problems
