@@ -285,10 +285,11 @@ def _evaluate_team_locked(proj: Project, team: Manifest, dataset: str, settings:
         result = evaluate_mod.evaluate_team(team, dataset, record, run_dirs, (hr_dir, lr_dir), settings,
                                             proj.metric_cache, update)
         result["evaluator"] = evaluator_mod.local_description()
+    result = records.stated(result)  # the same bytes on every CPU that computed the same values
     write_json_atomic(target, result)
     write_json_atomic(target.with_suffix(".session.json"), records.evaluation_session(session_info(proj.root)))
-    write_json_atomic(proj.metrics_file(dataset, team.id), evaluate_mod.mean_metrics(result))
-    write_plots(proj.plots_dir(dataset, team.id), evaluate_mod.plot_rows(result))
+    write_json_atomic(proj.metrics_file(dataset, team.id), records.stated(evaluate_mod.mean_metrics(result)))
+    write_plots(proj.plots_dir(dataset, team.id), records.stated(evaluate_mod.plot_rows(result)))
     return result
 
 

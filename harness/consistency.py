@@ -107,8 +107,8 @@ def check(output: np.ndarray, lr: np.ndarray) -> Consistency:
 
 def _y_of(rgb: np.ndarray) -> np.ndarray:
     """Y (BT.601, 16..235) of a float RGB image on the 0..255 scale; linear, so it commutes with resizing."""
-    coeffs = np.array([65.481, 128.553, 24.966]) / 255.0
-    return rgb @ coeffs + 16.0
+    coeffs = np.array([65.481, 128.553, 24.966]) / 255.0  # elementwise, not BLAS: the same on every CPU
+    return (rgb[..., 0] * coeffs[0] + rgb[..., 1] * coeffs[1]) + rgb[..., 2] * coeffs[2] + 16.0
 
 
 def lr_signature(lr: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ of another schema); the report and the CLI still read some of them as plain dict
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -34,6 +35,23 @@ MODEL_METRICS_SCHEMA = "harness.model-metrics/1"
 EVALUATION_SESSION_SCHEMA = "harness.evaluation-session/1"
 REPORT_SCHEMA = "harness.report/1"
 PUBLISHED_OUTPUTS = "published-outputs"  # the runner of a record on the evaluate-only route
+
+
+# Significant digits of every value in an evaluation, metrics or plots file: six more than the finest published
+# precision, and few enough that every CPU writes the same bytes (their floating-point kernels differ in the
+# last bits, which are not evidence of anything).
+STATED_DIGITS = 12
+
+
+def stated(value: Any) -> Any:
+    """`value` with every finite float rounded to STATED_DIGITS significant digits (in lists and dicts too)."""
+    if isinstance(value, float):
+        return float(f"{value:.{STATED_DIGITS}g}") if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: stated(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [stated(v) for v in value]
+    return value
 
 
 def now() -> str:

@@ -22,11 +22,16 @@ CROP_MULTIPLE = 4
 SHAVE = 4
 
 
+Y_COEFFICIENTS = np.array([65.481, 128.553, 24.966], dtype=np.float32)
+
+
 def y_channel(rgb8: np.ndarray) -> np.ndarray:
-    """BT.601 luma on the 16..235 scale, float32, not rounded."""
+    """BT.601 luma on the 16..235 scale, float32, not rounded. Three products and two sums in a fixed order,
+    each rounded once: a matrix product (the organizers' np.dot) goes through BLAS, whose kernels differ by
+    CPU in the last bit; this is within an ulp of it and the same on every CPU."""
     rgb = rgb8.astype(np.float32) / np.float32(255.0)
-    coeffs = np.array([65.481, 128.553, 24.966], dtype=np.float32)
-    return rgb @ coeffs + np.float32(16.0)
+    r, g, b = (rgb[..., c] * Y_COEFFICIENTS[c] for c in range(3))
+    return (r + g) + b + np.float32(16.0)
 
 
 def prepare_y(rgb8: np.ndarray) -> np.ndarray:
