@@ -8,8 +8,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 from harness import evaluate, records
 from harness.fsutil import sha256_file
 from harness.imageio import read_rgb8, write_rgb8

@@ -173,16 +173,17 @@ def test_metrics_lists_each_metrics_terms_and_who_defines_each_score(project):
 def test_a_commit_bump_of_the_2026_code_is_one_edit_of_the_challenge_file(tmp_path, monkeypatch):
     """The organizers' commit is written once (challenges/ntire2026-sr-x4.yaml); every manifest whose code
     names no repository of its own takes it, and the team's run key and hash follow it."""
+    pinned, bumped = "9a2562bfbae8b30cb80afa414d910b5f909a1427", "abc1234" * 5 + "abcde"
     before = {t.id: t for t in ntire2025_teams() if t.data["challenge"] == "ntire2026-sr-x4"}
-    assert len(before) == 31 and {t.data["code"]["commit"] for t in before.values()} == {"9a2562bfbae8b30cb80afa414d910b5f909a1427"}
+    assert len(before) == 31 and {t.data["code"]["commit"] for t in before.values()} == {pinned}
     folder = tmp_path / "challenges"
     shutil.copytree(REPO / "challenges", folder)
     text = (folder / "ntire2026-sr-x4.yaml").read_text()
-    assert text.count("commit: 9a2562bfbae8b30cb80afa414d910b5f909a1427") == 1
-    (folder / "ntire2026-sr-x4.yaml").write_text(text.replace("commit: 9a2562bfbae8b30cb80afa414d910b5f909a1427", "commit: " + "abc1234" * 5 + "abcde"))
+    assert text.count(f"commit: {pinned}") == 1
+    (folder / "ntire2026-sr-x4.yaml").write_text(text.replace(f"commit: {pinned}", f"commit: {bumped}"))
     monkeypatch.setattr(challenge, "CHALLENGES_DIR", folder)
     after = {t.id: t for t in ntire2025_teams() if t.data["challenge"] == "ntire2026-sr-x4"}
-    assert {t.data["code"]["commit"] for t in after.values()} == {"abc1234" * 5 + "abcde"}
+    assert {t.data["code"]["commit"] for t in after.values()} == {bumped}
     for team_id, team in after.items():
         assert team.run_key != before[team_id].run_key and team.hash != before[team_id].hash
         assert team.data["published"] == before[team_id].data["published"]  # only the commit moved
