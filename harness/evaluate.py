@@ -53,13 +53,11 @@ def pair_outputs(sr_dir: Path, hr_dir: Path | None, lr_dir: Path | None = None) 
     for label, folder in (("outputs", sr_dir), ("ground truth", hr_dir), ("LR inputs", lr_dir)):
         if folder is not None and not Path(folder).is_dir():
             raise EvaluationError(f"{label} folder {folder} does not exist")
-    truths = {p.name: p for p in files_in(hr_dir, "*.png", "ground truth")} if hr_dir else {}
-    inputs = {ground_truth_name(p.name): p for p in files_in(lr_dir, "*.png", "LR inputs")} if lr_dir else {}
+    truths = {p.name: p for p in _pngs(hr_dir, "ground truth")} if hr_dir else {}
+    inputs = {ground_truth_name(p.name): p for p in _pngs(lr_dir, "LR inputs")} if lr_dir else {}
     reference, label = (truths, "ground-truth") if hr_dir else (inputs, "LR input")
-    if not reference:
-        raise EvaluationError(f"no {label} PNG in {hr_dir or lr_dir}")
     pairs, extra = [], []
-    for out in files_in(sr_dir, "*.png", "outputs"):
+    for out in _pngs(sr_dir, "outputs"):
         name = ground_truth_name(out.name)
         if name not in reference:
             extra.append(out.name)
@@ -78,6 +76,22 @@ def pair_outputs(sr_dir: Path, hr_dir: Path | None, lr_dir: Path | None = None) 
         raise PairingError("; ".join(parts), missing=missing, extra=extra,
                            hint="outputs must be named like the LR inputs (0001x4.png -> 0001.png)")
     return pairs
+
+
+def _pngs(folder: Path, label: str) -> list[Path]:
+    """The PNG files of a folder; a folder with none says what it holds instead (the organizers read PNG only)."""
+    found = files_in(folder, "*.png", label)
+    if found:
+        return found
+    others: dict[str, int] = {}
+    for path in Path(folder).iterdir():
+        if path.is_file() and not path.name.startswith("."):
+            others[path.suffix.lower() or "(no extension)"] = others.get(path.suffix.lower() or "(no extension)", 0) + 1
+    if not others:
+        raise EvaluationError(f"the {label} folder {folder} is empty", hint="point it at the folder of PNG images")
+    kinds = ", ".join(f"{count} {suffix} file(s)" for suffix, count in sorted(others.items()))
+    raise EvaluationError(f"the {label} folder {folder} holds no PNG: found {kinds}; only PNG is read, as the "
+                          "organizers did", hint="give the PNG images (a lossy format changes every metric)")
 
 
 NO_GROUND_TRUTH = "needs the ground truth (HR images), which this evaluation does not have"

@@ -6,7 +6,7 @@ harness.cli.render, the shared command-line plumbing in harness.cli.session. A f
 when one of its commands runs, or for the command list of `--help`.
 
 Exit codes: 0 success; 1 a check did not pass (a manifest is invalid, a team did not reproduce);
-2 the command could not do its work (bad input, missing data, a download failed).
+2 the command could not do its work (bad input, missing data, a download failed); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import click
 
 from .. import __version__
 from ..errors import HarnessError, ManifestError
-from .session import EXIT_CHECK_FAILED, EXIT_ERROR, Session
+from .session import EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_INTERRUPTED, Session
 
 # The command families, in the order `--help` lists them.
 MODULES = ("catalogue", "fetching", "running", "evaluation", "auditing")
@@ -60,6 +60,13 @@ class HarnessGroup(click.Group):
             if exc.hint:
                 err(f"[dim]hint:[/dim] {lit(exc.hint)}", soft_wrap=True)
             sys.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            if ctx.obj and ctx.obj.debug:
+                raise
+            err("[yellow]interrupted[/yellow]: what was finished is kept (a run folder appears only when it is "
+                "complete, an evaluation is written whole, a download resumes); nothing half-made was left in "
+                "place. Run the same command again to go on.", soft_wrap=True)
+            sys.exit(EXIT_INTERRUPTED)
         except OSError as exc:  # a path that cannot be created, read or written
             if ctx.obj and ctx.obj.debug:
                 raise

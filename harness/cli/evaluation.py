@@ -37,9 +37,13 @@ MEGAPIXELS_HELP = ("Refuse images that declare more pixels than this, before dec
 @click.option("--workers", type=click.IntRange(min=1), help=WORKERS_HELP)
 @finite_option("--max-megapixels", MEGAPIXELS_HELP)
 @json_option("Also write the result here as JSON.")
+@click.option("--allow-unavailable", is_flag=True,
+              help="Exit 0 even when an asked metric could not be computed (its weights are absent, no --hr).")
+@click.option("--allow-findings", is_flag=True,
+              help="Exit 0 even when a finding was raised (a repair, an output that fits its LR input badly).")
 @pass_session
 def evaluate(session: Session, sr_dir, hr_dir, lr_dir, metric_list, mode, device, workers, max_megapixels,
-             json_out):
+             json_out, allow_unavailable, allow_findings):
     """Score a folder of outputs against ground truth exactly as the organizers did; works anywhere.
 
     Outputs are every *.png in --sr, paired with --hr by removing 'x4' from the name. PSNR/SSIM on
@@ -52,6 +56,10 @@ def evaluate(session: Session, sr_dir, hr_dir, lr_dir, metric_list, mode, device
     or that fits another input better, is a finding naming the image. Without --hr (the NTIRE test
     set's ground truth is not public), the full-reference metrics and the perceptual score are
     unavailable and the rest is computed as with it.
+
+    Exit codes: 0 every asked metric computed on every image, with no finding; 1 an image failed, an asked
+    metric could not be computed, or a finding was raised (--allow-unavailable, --allow-findings accept the
+    last two); 2 the evaluation could not be made (bad input, missing folders).
     """
     if not (hr_dir or lr_dir):
         raise click.UsageError("give --hr, --lr or both")
@@ -69,7 +77,14 @@ def evaluate(session: Session, sr_dir, hr_dir, lr_dir, metric_list, mode, device
     if json_out:
         write_json_atomic(json_out, payload)
     render.evaluation(payload)
-    if result.status != "ok":
+    gaps = [name for name in result.metrics if name in result.unavailable]
+    raised = [f for f in result.findings if f["severity"] != "info"]
+    reasons = ([f"{len(result.failed_images)} image(s) failed"] if result.status != "ok" else []) + \
+        ([f"not computed: {', '.join(gaps)} (--allow-unavailable accepts that)"] if gaps and not allow_unavailable
+         else []) + \
+        ([f"{len(raised)} finding(s) raised (--allow-findings accepts them)"] if raised and not allow_findings else [])
+    if reasons:
+        render.err(f"[red]not a clean evaluation[/red]: {lit('; '.join(reasons))}", soft_wrap=True)
         sys.exit(EXIT_CHECK_FAILED)
 
 

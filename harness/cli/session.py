@@ -18,6 +18,7 @@ from ..settings import Settings
 
 EXIT_CHECK_FAILED = 1
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
 
 CHALLENGE_HELP = ("Every team of this challenge (challenges/ID.yaml), on its test dataset unless --dataset "
                   "says otherwise; instead of --teams.")

@@ -45,7 +45,7 @@ def test_evaluate_interface_and_report(project, env):
     assert harness_cli("verify", "bicubic", cwd=project, env=env).returncode == 0
     done = harness_cli("evaluate", "--sr", "runs/mini/bicubic/run-1", "--hr", "data/mini/HR",
                        "--metrics", "psnr,ssim,lpips", "--mode", "strict", "--json", "e.json", cwd=project, env=env)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1 and "not computed: lpips (--allow-unavailable accepts that)" in done.stderr
     result = json.loads((project / "e.json").read_text())
     assert sorted(result["per_image"]) == ["0001", "0002", "0003", "0004", "0005", "0006"]
     assert set(result["per_image"]["0001"]) == {"psnr", "ssim"}

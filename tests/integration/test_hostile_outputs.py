@@ -111,7 +111,8 @@ def test_a_jpeg_named_png_is_a_finding_in_faithful_mode_and_a_failure_in_strict(
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(photo(seed=1), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 100])
     (sr / "0002x4.png").write_bytes(jpeg.tobytes())
     faithful = run(tmp_path, sr, hr)
-    assert faithful.returncode == 0
+    assert faithful.returncode == 1 and "1 finding(s) raised" in faithful.stderr  # scored, and said
+    assert run(tmp_path, sr, hr, "--allow-findings").returncode == 0
     result = json.loads((tmp_path / "out.json").read_text())
     assert [(f["image"], f["kind"]) for f in result["findings"]] == [("0002", "not_png")]
     assert "a JPEG file named .png" in result["findings"][0]["message"]

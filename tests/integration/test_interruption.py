@@ -196,6 +196,17 @@ def test_sigterm_during_a_parallel_evaluation_leaves_no_worker_and_the_last_resu
     assert json.loads(result.read_text())["per_image"] == json.loads(before)["per_image"]
 
 
+def test_ctrl_c_says_what_was_kept(frames, niqe_cache, tmp_path):
+    """Ctrl-C (SIGINT to the command) ends it with 130 and one sentence on what was kept, not "Aborted!"."""
+    command, env = evaluate_frames(frames, niqe_cache, tmp_path / "result.json")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # inside the evaluation (or still starting: either way Ctrl-C must be said so)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "kept" in stderr and "Aborted!" not in stderr and "Traceback" not in stderr
+
+
 def test_sigterm_during_an_import_download_then_the_same_command_resumes(project, tmp_path):
     """`harness data import` of an archive URL served slowly: SIGTERM mid-transfer leaves no staging and
     no dataset; the same command again resumes the download and imports."""
