@@ -12,7 +12,7 @@ import numpy as np
 
 from . import metrics as M
 from .project import Project
-from .report import fmt, headline, metric_names, remedy_text, shown_digits, verdict_label
+from .report import fmt, gaps_by_fix, headline, metric_names, remedy_text, shown_digits, signed, verdict_label
 
 VERDICT_COLOURS = {"exact": "#1a7f37", "reproduced": "#2da44e", "diverged": "#cf222e", "failed": "#bc4c00",
                    "not_runnable": "#6e7781"}
@@ -29,13 +29,14 @@ def render(report: dict, proj: Project) -> str:
     environment.filters["shown_digits"] = shown_digits
     environment.filters["short_sha"] = short_sha
     environment.filters["remedy"] = remedy_text
+    environment.filters["signed"] = signed
     teams = report["teams"]
-    names = metric_names(teams)
+    names = metric_names(teams, computed_only=True)
     sections = [team_section(proj, report["dataset"], row) for row in teams]
     return environment.get_template("report.html").render(
         report=report, teams=teams, names=names, specs=M.all_specs(), deviations=deviation_chart(teams, names),
         sections=sections, colours=VERDICT_COLOURS, leaderboards=report.get("leaderboards", {}),
-        headline=report.get("headline") or headline(teams), gaps=not_computed(teams),
+        headline=report.get("headline") or headline(teams), gaps=gaps_by_fix(teams),
         passing=all(r["verdict"] in ("exact", "reproduced", "not_runnable") for r in teams))
 
 
@@ -44,19 +45,6 @@ def short_sha(sha: str | None) -> str:
     if not sha:
         return "unknown"
     return sha[:12] + (" +dirty" if sha.endswith("+dirty") else "")
-
-
-def not_computed(teams: list[dict]) -> list[dict]:
-    """Each metric some team could not be scored on, with why and the fix, once per cause."""
-    gaps: dict[tuple, dict] = {}
-    for row in teams:
-        cells = [(n, m) for n, m in row["metrics"].items() if m.get("status") == "unavailable"]
-        cells += list((row.get("not_computed") or {}).items())
-        for name, cell in cells:
-            key = (name, cell.get("reason", ""), cell.get("fetch", ""))
-            gaps.setdefault(key, {"metric": name, "reason": cell.get("reason", ""), "fetch": cell.get("fetch", ""),
-                                  "teams": []})["teams"].append(row["team"])
-    return list(gaps.values())
 
 
 def _svg(figure) -> str:

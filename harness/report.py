@@ -47,7 +47,8 @@ def headline(results: list[dict]) -> str:
         worst = worst_metric(row)
         if worst:
             name, m = worst
-            named.append(f"{row['team']}: {M.all_specs()[name].title} {m['delta']:+.{shown_digits(m['precision'])}f}, "
+            delta = signed(m["delta"], shown_digits(m["precision"]))
+            named.append(f"{row['team']}: {M.all_specs()[name].title} {delta}, "
                          f"{abs(m['delta']) / m['tolerance']:.0f}x its tolerance")
         else:
             named.append(f"{row['team']}: {verdict_label(row)}")
@@ -77,8 +78,14 @@ def remedy_text(fix: str) -> str:
 def fmt(value, precision: int | None) -> str:
     if value is None:
         return "—"
-    digits = precision if precision is not None else 4
-    return f"{value:.{digits}f}"
+    text = f"{value:.{precision if precision is not None else 4}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # never -0.0000
+
+
+def signed(value: float, digits: int) -> str:
+    """A delta with its sign; one that rounds to zero is +0, never -0.0000."""
+    text = f"{value:+.{digits}f}"
+    return "+" + text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def shown_digits(precision: int | None) -> int:
@@ -100,13 +107,41 @@ def cell(row: dict | None, marks: tuple[str, str] = ("✓", "✗"), detail: bool
     if detail:
         if row.get("spread") is not None:
             text += f" ±{row['spread'] / 2:.4f}"
-        text += f" ({row['delta']:+.{digits}f})"
+        text += f" ({signed(row['delta'], digits)})"
     return f"{text} {marks[0] if row['ok'] else marks[1]}"
 
 
-def metric_names(results: list[dict]) -> list[str]:
-    present = {m for r in results for m in r["metrics"]}
+def metric_names(results: list[dict], computed_only: bool = False) -> list[str]:
+    """The metrics the rows hold, in report order; computed_only: those some team has a reproduced value of
+    (a first screen leaves the others to one line that says how to compute them)."""
+    present = {m for r in results for m, row in r["metrics"].items()
+               if not computed_only or row.get("reproduced") is not None}
     return [m for m in M.all_specs() if m in present]
+
+
+def gaps_by_fix(results: list[dict]) -> list[dict]:
+    """Every metric asked for or published that some team could not be scored on, grouped by the one thing that
+    fixes it: [{fix, metrics, reason}], in report order."""
+    groups: dict[str, dict] = {}
+    fetched: list[str] = []  # every metric whose weights one `harness fetch metric-weights ...` brings
+    for row in results:
+        cells = [(n, m) for n, m in row["metrics"].items() if m.get("status") == "unavailable"]
+        cells += list((row.get("not_computed") or {}).items())
+        for name, cell in cells:
+            fix = cell.get("fetch") or ""
+            if fix.startswith(M.FETCH_COMMAND):  # one command fetches them all
+                fetched += [w for w in fix[len(M.FETCH_COMMAND):].split() if w not in fetched]
+                fix = M.FETCH_COMMAND
+            group = groups.setdefault(fix, {"fix": fix, "metrics": [], "reason": cell.get("reason", "")})
+            if name not in group["metrics"]:
+                group["metrics"].append(name)
+    order = list(M.all_specs())
+    for group in groups.values():
+        group["metrics"].sort(key=lambda n: order.index(n) if n in order else len(order))
+    if M.FETCH_COMMAND in groups:
+        groups[M.FETCH_COMMAND]["fix"] = " ".join([M.FETCH_COMMAND, *sorted(fetched, key=lambda n: order.index(n)
+                                                                             if n in order else len(order))])
+    return list(groups.values())
 
 
 def build(results: list[dict], dataset: str, params: dict, repo_root: Path) -> dict:

@@ -150,28 +150,38 @@ def remedy(fix: str) -> str:
 # --- catalogue -------------------------------------------------------------------------------------
 
 def catalogue_tables(rows: list[dict], rules: dict) -> None:
-    """One table per challenge: ranks and ranking values per track, status, determinism, recipe."""
+    """One table per challenge: ranks and ranking values per track, status, determinism, recipe. On a screen
+    too narrow for every column, the compact one: id (never cut), name (wrapped at words), ranks, status."""
     for challenge_id in dict.fromkeys(r["challenge"] for r in rows):
         members = [r for r in rows if r["challenge"] == challenge_id]
         tracks = rules[challenge_id].tracks
         table = Table(title=f"{lit(rules[challenge_id].name)} ({challenge_id}): {len(members)} team(s)")
-        # an id is what a user types next: never cut; the other columns wrap
-        table.add_column("id", no_wrap=True, min_width=max(len(r["id"]) for r in members))
-        table.add_column("name", overflow="fold")
+        id_width = max(len(r["id"]) for r in members)
+        names = max(len(r["name"]) for r in members)
+        full = id_width + min(names, 30) + 12 * len(tracks) + 70 <= consoles.out.width
+        # an id is what a user types next: never cut; the name wraps at its words
+        table.add_column("id", no_wrap=True, min_width=id_width)
+        longest_word = max(len(word) for r in members for word in r["name"].split() or [""])
+        table.add_column("name", min_width=min(longest_word, 30), overflow="fold")
         for t in tracks:
-            table.add_column(t.id.replace("track", "T"), justify="right")
-            table.add_column(all_specs()[t.rank_by].title, justify="right")
-        for column in ("on", "status", "determinism", "recipe"):
-            table.add_column(column)
+            table.add_column(t.id.replace("track", "T"), justify="right", no_wrap=True)
+            if full:
+                table.add_column(all_specs()[t.rank_by].title, justify="right")
+        for column in ("on", "status", "determinism", "recipe") if full else ("status",):
+            table.add_column(column, no_wrap=not full)
         for row in members:
             cells = [row["id"], lit(row["name"])]
             for t in tracks:
-                cells += [str(row["ranks"].get(t.id, "")),
-                          number(row["published"].get(t.rank_by), all_specs()[t.rank_by].precision)]
-            table.add_row(*cells, row["dataset"] or "—",
-                          "runnable" if row["runnable"] else "[yellow]not runnable[/yellow]",
-                          row["determinism"], row["recipe"] or row["entry"])
+                cells.append(str(row["ranks"].get(t.id, "")))
+                if full:
+                    cells.append(number(row["published"].get(t.rank_by), all_specs()[t.rank_by].precision))
+            status = "runnable" if row["runnable"] else "[yellow]not runnable[/yellow]"
+            extra = [row["dataset"] or "—", status, row["determinism"], row["recipe"] or row["entry"]] if full \
+                else ["ok" if row["runnable"] else "[yellow]no[/yellow]"]
+            table.add_row(*cells, *extra)
         out(table)
+        if not full:
+            out("[dim](a narrow screen: `harness list --json`, or a wider one, shows every column)[/dim]")
 
 
 def metrics_table(rules) -> None:
@@ -201,15 +211,27 @@ def term_text(term, score) -> str:
 
 
 def doctor_table(title: str, findings) -> None:
+    """Findings as a table where every cell fits the screen whole; otherwise one finding per line, never cut
+    (a URL, an id, a path or a command is what a reader copies next)."""
     colours = {"ok": "green", "to fetch": "cyan", "warning": "yellow", "missing": "red", "unknown": "yellow"}
-    table = Table(title=title)
-    for column in ("check", "status", "detail", "how to fix"):
-        table.add_column(column)
-    for finding in findings:
-        colour = colours[finding.status]
-        table.add_row(lit(finding.check), f"[{colour}]{finding.status}[/{colour}]", lit(finding.detail),
-                      lit(finding.fix or ""))
-    out(table, soft_wrap=False)
+    rows = [(visible(f.check), f.status, visible(f.detail), visible(f.fix or "")) for f in findings]
+    widths = [max([len(header)] + [len(row[i]) for row in rows]) for i, header in
+              enumerate(("check", "status", "detail", "how to fix"))]
+    if sum(widths) + 13 <= consoles.out.width:  # 13: the borders and padding of four columns
+        table = Table(title=title)
+        for column in ("check", "status", "detail", "how to fix"):
+            table.add_column(column, no_wrap=True)
+        for (check, status, detail, fix) in rows:
+            colour = colours[status]
+            table.add_row(escape(check), f"[{colour}]{status}[/{colour}]", escape(detail), escape(fix))
+        out(table, soft_wrap=False)
+        return
+    out(f"[bold]{lit(title)}[/bold]")
+    for (check, status, detail, fix) in rows:
+        colour = colours[status]
+        out(f"[{colour}]{status:<8}[/{colour}] {escape(check)}: {escape(detail)}", soft_wrap=True)
+        if fix:
+            out(f"         how to fix: {escape(fix)}", soft_wrap=True)
 
 
 def plan_table(team_id: str, dataset: str, findings) -> None:
@@ -335,7 +357,7 @@ def verification(result: dict) -> None:
             reproduced += f" (runs {report_mod.fmt(min(row['run_values']), digits)}…"
             reproduced += f"{report_mod.fmt(max(row['run_values']), digits)})"
         table.add_row(name, report_mod.fmt(row["published"], row["precision"]), reproduced,
-                      f"{row['delta']:+.{digits}f}", f"{row['tolerance']:.{digits}f}",
+                      report_mod.signed(row["delta"], digits), f"{row['tolerance']:.{digits}f}",
                       "[green]ok[/green]" if row["ok"] else "[red]diverged[/red]")
     out(table)
     if result.get("failure"):
@@ -363,19 +385,15 @@ def leaderboards(built: dict) -> None:
 
 
 def not_computed(results: list[dict]) -> None:
-    """Metrics no team could be scored on, said once, with the one command that fixes each cause."""
-    gaps: dict[str, set] = {}
-    for row in results:
-        for name, cell in row["metrics"].items():
-            if cell.get("status") == "unavailable":
-                gaps.setdefault(remedy(cell.get("fetch") or ""), set()).add(name)
-    for fix, names in gaps.items():
-        ordered = [n for n in all_specs() if n in names]
-        out(f"[yellow]not computed[/yellow]: {', '.join(ordered)}; {lit(fix)}", soft_wrap=True)
+    """Metrics some team could not be scored on, one line per fix, with the one command that fixes it."""
+    for gap in report_mod.gaps_by_fix(results):
+        titles = ", ".join(all_specs()[n].title if n in all_specs() else n for n in gap["metrics"])
+        fix = f"; {lit(remedy(gap['fix']))}" if gap["fix"] else f" ({lit(gap['reason'])})"
+        out(f"[yellow]not computed here[/yellow] (never counted as 0): {lit(titles)}{fix}", soft_wrap=True)
 
 
 def report_table(results: list[dict], dataset: str) -> None:
-    names = report_mod.metric_names(results)
+    names = report_mod.metric_names(results, computed_only=True)
     table = Table(title=f"Audit on '{lit(dataset)}': published / reproduced")
     table.add_column("team")
     table.add_column("verdict")
@@ -391,11 +409,11 @@ def report_table(results: list[dict], dataset: str) -> None:
 
 
 def report_story(built: dict, results: list[dict], dataset: str) -> None:
-    """What a report says on the console: the gaps once, the leaderboards, the table, the headline, the
-    SUMMARY line."""
-    not_computed(results)
+    """What a report says on the console: the leaderboards, the table of what was computed, the gaps in one
+    line per fix, the headline, the SUMMARY line."""
     leaderboards(built)
     report_table(results, dataset)
+    not_computed(results)
     if built.get("git_sha", "") and built["git_sha"].endswith("+dirty"):
         out(f"[yellow]note[/yellow]: the checkout had uncommitted changes (git {lit(built['git_sha'])})")
     out(lit(built.get("headline") or report_mod.headline(results)), soft_wrap=True)

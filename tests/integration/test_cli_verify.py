@@ -96,3 +96,33 @@ def test_list_never_cuts_a_team_id(project):
     for team in os.listdir(project / "teams"):
         if not team.startswith("_") and (project / "teams" / team / "manifest.yaml").exists():
             assert team in shown.stdout, team
+
+
+def test_at_80_columns_what_a_user_copies_is_whole(project):
+    """A URL, a commit, a Drive id, a path or a command that the plan names is printed whole on one line,
+    however narrow the screen; `harness list` never cuts an id nor wraps a name inside a word."""
+    import yaml as yaml_mod
+
+    from harness import registry
+    from harness.project import Project
+
+    team = registry.load(Project(project), "samsungaicamera")
+    weights = team.weights[0]["source"]
+    plan = harness_cli("verify", "samsungaicamera", "--plan", cwd=project, env={"COLUMNS": "80"})
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    lines = plan.stdout.splitlines()
+    for whole in (team.data["code"]["repository"], team.data["code"]["commit"], weights["id"], weights["path"],
+                  "harness data import ntire2025-test --lr PATH --hr PATH", "harness fetch code samsungaicamera",
+                  "harness fetch weights samsungaicamera"):
+        assert any(whole in line for line in lines), (whole, plan.stdout)
+    assert "…" not in plan.stdout
+    listing = harness_cli("list", cwd=project, env={"COLUMNS": "80"})
+    assert listing.returncode == 0 and "…" not in listing.stdout
+    shown = listing.stdout
+    for path in sorted((project / "teams").glob("*/manifest.yaml")):
+        if path.parent.name.startswith("_"):
+            continue
+        data = yaml_mod.safe_load(path.read_text())
+        assert data["id"] in shown, data["id"]
+        for word in data["name"].split():
+            assert word in shown, (data["id"], word)  # wrapped between words, never inside one

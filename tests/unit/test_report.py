@@ -67,3 +67,26 @@ def test_write_puts_three_files(tmp_path):
     paths = report.write(built(), tmp_path)
     assert [p.name for p in paths] == ["report.json", "report.md", "summary.csv"]
     assert json.loads(paths[0].read_text())["summary"].startswith("SUMMARY: 5 team(s)")
+
+
+def test_a_value_or_delta_that_rounds_to_zero_is_never_minus_zero():
+    from harness.report import fmt, signed
+
+    assert fmt(-0.00001, 4) == "0.0000" and fmt(-1e-9, 0) == "0" and fmt(-2.5, 1) == "-2.5"
+    assert signed(-0.00001, 4) == "+0.0000" and signed(-0.5, 2) == "-0.50" and signed(0.25, 2) == "+0.25"
+
+
+def test_the_gaps_are_one_line_per_fix_with_one_command():
+    from harness.report import gaps_by_fix
+
+    def unavailable(name):
+        return {"status": "unavailable", "reason": "weights absent", "fetch": f"harness fetch metric-weights {name}"}
+
+    rows = [{"team": t, "metrics": {"psnr": {"status": "ok", "reproduced": 28.0}, "lpips": unavailable("lpips"),
+                                     "dists": unavailable("dists")},
+             "not_computed": {"perceptual_score": {"reason": "needs lpips",
+                                                   "fetch": "harness fetch metric-weights lpips dists"}}}
+            for t in ("a", "b")]
+    [gap] = gaps_by_fix(rows)
+    assert gap["metrics"] == ["lpips", "dists", "perceptual_score"]
+    assert gap["fix"] == "harness fetch metric-weights lpips dists"
