@@ -32,7 +32,10 @@ def schema() -> dict:
     from .metrics import all_specs
     from .plugins import ENTRY_KINDS
 
+    from .settings import TEAM_ID
+
     loaded = json.loads(SCHEMA_PATH.read_text())
+    loaded["properties"]["id"]["pattern"] = TEAM_ID.pattern  # the one team-id rule (params, new-team, folders)
     loaded["$defs"]["metric_name"]["enum"] = list(all_specs())
     loaded["properties"]["entry"]["properties"]["kind"]["enum"] = list(ENTRY_KINDS)
     return loaded

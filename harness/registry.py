@@ -6,7 +6,7 @@ import difflib
 from pathlib import Path
 
 from . import manifest as manifest_mod
-from .errors import HarnessError, ManifestError, TeamNotFound
+from .errors import HarnessError, ManifestError, ManifestProblem, TeamNotFound
 from .project import Project
 
 
@@ -56,7 +56,6 @@ def validate(project: Project, path: Path) -> tuple[manifest_mod.Manifest, list]
     the checkout's findings for a team marked not runnable (they are its known breakage, not errors), or
     raise TeamNotFound (with suggestions) or ManifestError."""
     from . import code, teamcode
-    from .errors import ManifestProblem
 
     if not path.exists() and path.parent.parent == project.teams_dir:
         load(project, path.parent.name)
@@ -78,9 +77,13 @@ def new_team(project: Project, team_id: str) -> Path:
     import re
     import shutil
 
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", team_id):
-        raise HarnessError(f"'{team_id}' is not a valid team id",
-                           hint="use lower-case letters, digits, '-' and '_', starting with a letter or digit")
+    from .settings import TEAM_ID
+
+    if not TEAM_ID.match(team_id):
+        suggestion = re.sub(r"[^a-z0-9-]+", "-", team_id.lower()).strip("-")
+        raise HarnessError(f"'{team_id}' is not a team id (rule: {TEAM_ID.pattern})",
+                           hint="lower-case letters, digits and '-', starting with a letter or digit"
+                                + (f": '{suggestion}'" if suggestion and TEAM_ID.match(suggestion) else ""))
     target = project.teams_dir / team_id
     if target.exists():
         raise HarnessError(f"{display_path(project, target)} already exists")
@@ -98,4 +101,7 @@ def load_all(project: Project) -> tuple[list[manifest_mod.Manifest], list]:
             teams.append(load(project, team_id))
         except ManifestError as exc:
             problems.extend(exc.problems)
+        except TeamNotFound as exc:  # a folder whose name is no team id: its own problem, not the catalogue's end
+            problems.append(ManifestProblem(display_path(project, project.teams_dir / team_id / "manifest.yaml"),
+                                            "id", exc.message, "team-id", exc.hint))
     return teams, problems

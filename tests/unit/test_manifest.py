@@ -1,6 +1,7 @@
 """Manifests: every shipped one validates; broken copies are refused with file, field and rule."""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -219,7 +220,31 @@ def test_new_team_scaffolds_a_template_that_validates_once_filled_in(project):
     again = harness_cli("new-team", "my-team", cwd=project)
     assert again.returncode == 2 and "already exists" in again.stderr
     bad = harness_cli("new-team", "My Team", cwd=project)
-    assert bad.returncode == 2 and "not a valid team id" in bad.stderr
+    assert bad.returncode == 2 and "is not a team id" in bad.stderr and "'my-team'" in bad.stderr
+
+
+@pytest.mark.parametrize("team_id, valid", [("my-team", True), ("team2", True), ("my_team", False),
+                                            ("My-Team", False)])
+def test_new_team_validate_and_params_agree_on_every_id(project, team_id, valid):
+    """One team-id rule: what new-team makes, validate and params.yaml take, and nothing else."""
+    import yaml as yaml_mod
+
+    made = harness_cli("new-team", team_id, cwd=project)
+    assert (made.returncode == 0) == valid, made.stderr
+    folder = project / "teams" / team_id
+    if not valid:  # a folder made by hand with that name is named as a problem, and the catalogue still lists
+        shutil.copytree(project / "teams" / "bicubic", folder)
+        (folder / "manifest.yaml").write_text((folder / "manifest.yaml").read_text().replace("id: bicubic",
+                                                                                              f"id: {team_id}"))
+        listing = harness_cli("list", cwd=project)
+        assert listing.returncode == 1 and "bicubic" in listing.stdout and team_id in listing.stdout + listing.stderr
+    rule = "^[a-z0-9][a-z0-9-]*$"  # the one rule, named by each refusal
+    checked = harness_cli("validate", team_id, cwd=project)
+    assert (rule in checked.stdout + checked.stderr) == (not valid), checked.stdout + checked.stderr
+    params = yaml_mod.safe_load((project / "params.yaml").read_text())
+    (project / "params.yaml").write_text(yaml_mod.safe_dump({**params, "teams": [team_id]}))
+    params_check = harness_cli("validate", "--params", cwd=project)
+    assert (rule in params_check.stderr) == (not valid), params_check.stderr
 
 
 def test_list_json(project):
