@@ -31,7 +31,6 @@ def schema() -> dict:
     harness.plugins.ENTRY_KINDS."""
     from .metrics import all_specs
     from .plugins import ENTRY_KINDS
-
     from .settings import TEAM_ID
 
     loaded = json.loads(SCHEMA_PATH.read_text())
