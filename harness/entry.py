@@ -343,12 +343,20 @@ def write_stand_ins(manifest_path: Path, output_dir: Path, code_dir: Path | None
 
 def smoke(manifest_path: Path, input_dir: Path, output_dir: Path, device: str, repo_root: Path, progress,
           code_dir: Path | None = None) -> dict:
-    """Stand-in weights written into a scratch folder, then inference on them, in this one process."""
+    """Stand-in weights written into a scratch folder, then inference on them twice (runs 1 and 2, as repeats
+    are numbered), in this one process: the provenance says whether the two runs' outputs were byte-identical."""
     team = manifest_mod.load(manifest_path)
     root, folder = teamcode.code_folders(team, code_dir)
-    with tempfile.TemporaryDirectory(prefix="harness-stand-ins-") as weights:
+    with tempfile.TemporaryDirectory(prefix="harness-stand-ins-") as weights, \
+            tempfile.TemporaryDirectory(prefix="harness-repeat-") as again:
         teamcode.write_stand_ins(team, root, folder, Path(weights))
-        return run(manifest_path, input_dir, output_dir, Path(weights), device, 1, repo_root, progress, code_dir)
+        first = run(manifest_path, input_dir, output_dir, Path(weights), device, 1, repo_root, progress, code_dir)
+        second = run(manifest_path, input_dir, Path(again), Path(weights), device, 2, repo_root, None, code_dir)
+    differing = sorted(name for name, digest in first["outputs_sha256"].items()
+                       if second["outputs_sha256"].get(name) != digest)
+    first["repeat"] = {"run_index": 2, "identical": not differing, "differing": differing}
+    write_json_atomic(output_dir / PROVENANCE, first)
+    return first
 
 
 def main(argv: list[str] | None = None) -> int:

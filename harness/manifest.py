@@ -17,6 +17,7 @@ SCHEMA_PATH = SCHEMAS_DIR / "manifest.schema.json"
 MANIFEST_NAME = "manifest.yaml"
 # Fields that do not change what a run produces; a change to them needs no re-run.
 NON_RUN_FIELDS = ("published", "description", "name", "tracks", "status")
+DETERMINISM_EVIDENCE = ("claimed", "measured")  # what was said and seen of the runs, not what they run
 
 
 @functools.lru_cache(maxsize=1)
@@ -127,6 +128,7 @@ class Manifest:
     def run_key(self) -> str:
         """Changes exactly when a run could produce other outputs: run fields and team-folder files."""
         run_fields = {k: v for k, v in self.data.items() if k not in NON_RUN_FIELDS}
+        run_fields["determinism"] = {k: v for k, v in self.determinism.items() if k not in DETERMINISM_EVIDENCE}
         digest = hashlib.sha256(json.dumps(run_fields, sort_keys=True).encode())
         for file in sorted(p for p in self.dir.rglob("*") if p.is_file() and p != self.path
                            and "__pycache__" not in p.parts):

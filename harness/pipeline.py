@@ -15,6 +15,16 @@ from .settings import Settings
 TEAM_STAGES = ("weights@{team}", "code@{team}", "infer@{team}")  # and evaluate@{team}, when its inputs are there
 
 
+PARAMS_CHECKED = ".cache/params.checked"  # the output of the pipeline's first stage: its content never changes
+
+
+def mark_params_checked(proj: Project) -> None:
+    """What the pipeline's first stage (`harness validate --params`) leaves once params.yaml passed."""
+    marker = proj.root / PARAMS_CHECKED
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("params.yaml checked before the pipeline ran\n")
+
+
 def has_pipeline(proj: Project) -> bool:
     return (proj.root / "dvc.yaml").is_file() and (proj.root / ".dvc").is_dir()
 
@@ -56,11 +66,13 @@ def record(proj: Project, team: Manifest, dataset: str) -> None:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    if not (proj.root / PARAMS_CHECKED).exists():  # a checkout whose pipeline never ran: the run's settings passed
+        mark_params_checked(proj)
     jobs = proj.slurm_jobs(dataset)
     if not jobs.exists():  # what the submit stage writes with the local executor: the same bytes
         write_json_atomic(jobs, {"jobs": {}})
     stages = [s.format(team=team.id) for s in TEAM_STAGES]
-    if (proj.metric_cache / "checksums.json").exists():
+    if (proj.root / ".cache" / "metric-weights" / "checksums.json").exists():  # the evaluate stage's dependency
         stages.append(f"evaluate@{team.id}")
     import logging
 

@@ -35,6 +35,8 @@ from .settings import Settings
 # smaller non-square one that exercises its padding.
 CROPS = (("0001x4.png", 16, 16, 32, 32), ("0004x4.png", 24, 8, 24, 16))
 RESULT = "result.json"
+# Sources of nondeterminism that two runs on a CPU can show (the others are a GPU's: kernels, fp16, cudnn)
+SEEN_ON_A_CPU = {"unseeded-sampling", "random-self-ensemble"}
 DEFAULT_TIMEOUT_S = 900
 
 
@@ -46,6 +48,8 @@ class SmokeResult:
     kind: str | None = None  # the failure kind, when failed
     seconds: float | None = None
     stand_ins: list = field(default_factory=list)
+    identical: bool | None = None  # two runs on the same stand-ins and crops gave byte-identical outputs
+    determinism: str | None = None  # where that contradicts the manifest's determinism class: what was seen
     key: str | None = None
     cached: bool = False  # an earlier result with the same key
 
@@ -148,8 +152,24 @@ def _run(proj: Project, team: Manifest, settings: Settings, progress: Progress, 
     if record["status"] != "ok":
         failure = record["failure"]
         return SmokeResult(team.id, "failed", failure["message"], failure["kind"])
-    stand_ins = sorted(record["runs"][0]["provenance"].get("weights_sha256", {}))
-    return SmokeResult(team.id, "ok", stand_ins=stand_ins)
+    provenance = record["runs"][0]["provenance"]
+    repeat = provenance.get("repeat") or {}
+    identical = repeat.get("identical")
+    return SmokeResult(team.id, "ok", stand_ins=sorted(provenance.get("weights_sha256", {})), identical=identical,
+                       determinism=disagreement(team, identical, repeat.get("differing", []), settings.device))
+
+
+def disagreement(team: Manifest, identical: bool | None, differing: list[str], device: str) -> str | None:
+    """What two runs showed that the manifest's determinism class denies (None: they agree, or were not made)."""
+    declared = team.determinism["class"]
+    if identical is False and declared == "deterministic":
+        return (f"declared deterministic, but two runs on {device} differ ({', '.join(differing)}): "
+                "set determinism.class nondeterministic with repeats, or find the unseeded source")
+    sources = set(team.determinism.get("sources", []))
+    if identical is True and declared == "nondeterministic" and (device.startswith("cuda") or sources & SEEN_ON_A_CPU):
+        return (f"declared nondeterministic, but two runs on {device} gave the same bytes: cite the source that "
+                "varies (determinism.sources; a GPU-only one is not seen here), or declare it deterministic")
+    return None
 
 
 def smoke_teams(proj: Project, teams: list[Manifest], settings: Settings, progress: Progress | None = None,

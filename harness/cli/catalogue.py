@@ -85,8 +85,6 @@ def show(session: Session, team_id):
     click.echo(render.visible(yaml.safe_dump(team.data, sort_keys=False, width=110, allow_unicode=True)))
 
 
-PARAMS_CHECKED = ".cache/params.checked"  # the pipeline's first stage: its content never changes
-
 
 @click.command()
 @click.argument("targets", nargs=-1)
@@ -112,9 +110,7 @@ def validate(session: Session, targets, params_only):
                                hint="nothing was run or replaced" + ("; the experiment's values were taken back out "
                                                                      "of params.yaml" if undone else "") + "; "
                                + "; ".join(f.fix or "" for f in refused))
-        marker = proj.root / PARAMS_CHECKED
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text("params.yaml checked before the pipeline ran\n")
+        pipeline.mark_params_checked(proj)
         out(f"[green]ok[/green]    params.yaml ({len(session.settings.teams)} team(s))")
         return
 

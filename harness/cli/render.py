@@ -279,16 +279,20 @@ def smoke_line(result) -> str:
 
 
 def smoke_table(results, device: str, runner: str) -> dict[str, int]:
-    """The smoke test's table and SMOKE line; returns the counts per result."""
+    """The smoke test's table and SMOKE line; returns the counts per result (and of determinism disagreements)."""
     table = Table(title=f"smoke test on {device} with the {runner} runner")
-    for column in ("team", "result", "s", "why"):
-        table.add_column(column, justify="right" if column == "s" else "left")
+    for column in ("team", "result", "s", "2 runs", "why"):
+        table.add_column(column, justify="right" if column == "s" else "left", no_wrap=column == "team")
     for result in results:
         colour = SMOKE_COLOURS[result.status]
+        runs = {True: "identical", False: "differ", None: ""}[result.identical]
+        why = result.determinism or result.reason or ""
         table.add_row(result.team, f"[{colour}]{smoke_label(result)}[/{colour}]",
-                      "" if result.seconds is None else f"{result.seconds:.1f}", lit(result.reason or ""))
+                      "" if result.seconds is None else f"{result.seconds:.1f}",
+                      f"[red]{runs}[/red]" if result.determinism else runs, lit(why))
     out(table)
     counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "skipped", "not_runnable")}
+    counts["determinism disagrees"] = sum(bool(r.determinism) for r in results)
     out(f"SMOKE: {len(results)} team(s): " + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items()))
     return counts
 

@@ -72,7 +72,9 @@ def smoke(session: Session, team_ids, all_teams, challenge_id, device, runner_na
     (weights[].network in the manifest); no real weights are needed. Team code comes from
     `harness fetch code`. Each team's result is kept in .cache/smoke/<team>/result.json as it ends; a
     rerun skips a team that passed and whose code, manifest, harness, environment, runner and device are
-    unchanged. Exits 1 if any team failed.
+    unchanged. Each team runs twice (runs 1 and 2, in one process) and its outputs are compared byte for byte:
+    a team declared deterministic whose runs differ, or nondeterministic whose runs never differ where its
+    sources would show, is flagged. Exits 1 if any team failed or was flagged.
     """
     proj = session.project
     if challenge_id:
@@ -94,7 +96,7 @@ def smoke(session: Session, team_ids, all_teams, challenge_id, device, runner_na
     if json_out:
         write_json_atomic(json_out, {"device": chosen.device, "runner": chosen.runner,
                                      "teams": [r.as_dict() for r in results]})
-    if counts["failed"]:
+    if counts["failed"] or counts["determinism disagrees"]:
         sys.exit(EXIT_CHECK_FAILED)
 
 
