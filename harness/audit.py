@@ -341,16 +341,18 @@ def reusable_evaluation(proj: Project, team: Manifest, dataset: str, settings: S
     same = (previous.run_key == team.run_key and previous.mode == settings.mode
             and inference_state.get("status") == "ok" and inference_state.get("runner") != PUBLISHED_OUTPUTS
             and set(wanted) <= set(previous.metrics))
-    return previous if same and identity_answers(inference_state, settings) is None else None
+    return previous if same and identity_mismatch(inference_state, settings) is None else None
 
 
-def identity_answers(inference_state: dict, settings: Settings) -> str | None:
+def identity_mismatch(inference_state: dict, settings: Settings) -> str | None:
     """Why a run that executed as `inference_state` says cannot stand for one made with these settings
     (None: it can)."""
     ran_on = inference_state.get("ran_on") or {}
     asked = settings.device.split(":")[0]
     if ran_on.get("device") != asked:
         return f"it ran on {ran_on.get('device') or 'an unrecorded device'}, not {asked}"
+    if asked == "cuda" and ran_on.get("gpu") != devices.gpu_name(settings.device):
+        return f"it ran on a {ran_on.get('gpu')}, not on this machine's {devices.gpu_name(settings.device)}"
     if settings.runner != "auto" and inference_state.get("runner") != settings.runner:
         return f"it ran with the {inference_state.get('runner')} runner, not {settings.runner}"
     if ran_on.get("containment") == "unsafe" and not settings.unsafe_no_sandbox:
@@ -373,7 +375,8 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings,
         previous = reusable_evaluation(proj, team, dataset, settings, wanted)
         if previous is not None:
             shown = registry.display_path(proj, proj.evaluation_file(dataset, team.id))
-            note(progress, team.id, f"{team.id}: reusing {shown} (same run key)", outcome=True)
+            note(progress, team.id, f"{team.id}: reusing {shown} (same run key, same device and runner)",
+                 outcome=True)
             return verify_mod.verify(team, dataset, previous, baseline_of(proj, team, dataset))
     if from_outputs is not None:
         data_mod.verify(dataset, proj.data_dir)

@@ -57,3 +57,12 @@ def unavailable(device: str, runner: str) -> str | None:
     if not torch.cuda.is_available():
         return f"no_gpu: device {device} asked, but torch {torch.__version__} sees no CUDA device on this machine"
     return None
+
+
+def gpu_name(device: str) -> str | None:
+    """The model of the GPU a cuda device is here (None where there is none)."""
+    import torch
+
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_name(torch.device(device).index or 0)

@@ -21,7 +21,6 @@ DETERMINISM_EVIDENCE = ("claimed", "measured")  # what was said and seen of the 
 
 
 @functools.lru_cache(maxsize=1)
-@functools.lru_cache(maxsize=1)
 def field_order() -> tuple[str, ...]:
     """The schema's order of a manifest's fields, as a manifest is written."""
     return tuple(json.loads(SCHEMA_PATH.read_text())["properties"])
@@ -498,5 +497,3 @@ def _challenge_scores(challenge_id: str) -> list:
 
 def render_template(template: Path, team_id: str) -> str:
     return template.read_text().replace("{{id}}", team_id)
-
-
