@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import code, devices, failures, inference, locks, outputs, pipeline, records, registry, runners, slurm
+from . import code, devices, doctor, inference, locks, outputs, pipeline, records, registry, runners, slurm
 from . import data as data_mod
 from . import evaluate as evaluate_mod
 from . import evaluator as evaluator_mod
@@ -137,10 +137,10 @@ def infer(proj: Project, team: Manifest, dataset: str, settings: Settings, progr
     local executor and every Slurm job take. Returns the run record."""
     progress = progress or silent
     weights_mod.check_pins(team, proj.weights_dir)  # the bytes the run will read are those pinned
-    missing_device = devices.unavailable(settings.device, settings.runner) if team.runnable else None
-    if missing_device:  # asked of the machine before any environment starts: never a CPU run in its place
-        record = inference.write_failed_record(team, runs_root or proj.runs_dir, dataset, "no_gpu", missing_device,
-                                               failures.remedy("no_gpu"))
+    refusal = doctor.device_refusal(settings, team) if team.runnable else None
+    if refusal:  # asked of the machine before any environment starts: never a CPU run in its place
+        record = inference.write_failed_record(team, runs_root or proj.runs_dir, dataset, "no_gpu", refusal.detail,
+                                               refusal.fix)
         progress(Step(team.id, record=record))
         return record
     runner = runners.get(settings.runner, settings)

@@ -30,35 +30,6 @@ def check_device(device: str) -> None:
                            hint="use an image whose CUDA build supports this GPU")
 
 
-def unavailable(device: str, runner: str) -> str | None:
-    """Why `device` cannot be used by teams run with `runner` on this machine, asked of the machine itself
-    (None: it can): a cuda device needs a GPU that torch sees here (local) or an engine with the NVIDIA
-    runtime (docker, podman; auto: whichever it picks)."""
-    if not device.startswith("cuda"):
-        return None
-    if runner in ("docker", "podman", "auto"):
-        from .errors import HarnessError
-        from .images import engine
-
-        try:
-            client = engine()
-        except HarnessError as exc:
-            if runner != "auto":
-                return f"no_gpu: {exc.message}"
-        else:
-            runtimes = client.info().get("Runtimes") or {}
-            client.close()
-            if "nvidia" in runtimes:
-                return None
-            return (f"no_gpu: device {device} asked, but the Docker engine has no NVIDIA runtime (it knows "
-                    f"{', '.join(runtimes) or 'none'})")
-    import torch
-
-    if not torch.cuda.is_available():
-        return f"no_gpu: device {device} asked, but torch {torch.__version__} sees no CUDA device on this machine"
-    return None
-
-
 def gpu_name(device: str) -> str | None:
     """The model of the GPU a cuda device is here (None where there is none)."""
     import torch

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from .errors import HarnessError
+from .findings import GIB, Finding
 from .project import Project
 from .settings import Settings
 
@@ -23,27 +23,11 @@ if TYPE_CHECKING:  # annotations only: no import at run time
 
 # The packages whose versions decide the numbers, pinned in requirements.lock.
 PINNED = ("torch", "torchvision", "pyiqa", "spandrel", "numpy", "opencv-python", "dvc", "docker", "gdown")
-GIB = 2 ** 30
-
-
-@dataclass
-class Finding:
-    check: str
-    status: str  # ok, to fetch, warning, missing, unknown
-    detail: str
-    fix: str | None = None
-
-    @property
-    def blocking(self) -> bool:
-        return self.status == "missing"
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "blocking": self.blocking}
 
 
 def examine(proj: Project, settings: Settings) -> list[Finding]:
     """Every check the settings call for, in the order a person would fix them."""
-    from . import registry
+    from . import registry, runners
 
     findings = packages(proj)
     teams, problems = [], []
@@ -53,8 +37,8 @@ def examine(proj: Project, settings: Settings) -> list[Finding]:
         except HarnessError as exc:
             problems.append(Finding(f"manifest {team_id}", "missing", exc.message, exc.hint or "harness validate"))
     findings += problems
-    findings += engines(settings)
-    findings += local_runner(settings, teams)
+    findings += runners.check(settings, teams)  # the runner's own pre-flight
+    findings += evaluator_engine(settings)
     findings += gpus(settings)
     findings += dataset(proj, settings)
     findings += [f for team in teams for f in team_inputs(proj, team, settings)]
@@ -84,63 +68,19 @@ def packages(proj: Project) -> list[Finding]:
     return out
 
 
-def engines(settings: Settings) -> list[Finding]:
+def evaluator_engine(settings: Settings) -> list[Finding]:
+    """The evaluator image needs an engine (the runner's own needs are its check's)."""
     from . import images
 
-    runner, evaluator = settings.runner, settings.evaluator
-    out = []
-    if runner in ("docker", "auto") or evaluator == "docker":
-        try:
-            client = images.engine()
-            out.append(Finding("docker engine", "ok", images.engine_description(client)))
-            if settings.device.startswith("cuda"):
-                runtimes = client.info().get("Runtimes") or {}
-                out.append(Finding("nvidia container runtime", "ok", "registered with the engine")
-                           if "nvidia" in runtimes else Finding("nvidia container runtime", "missing",
-                                        f"the engine knows the runtimes {', '.join(runtimes) or 'none'}",
-                                        "install the NVIDIA Container Toolkit and restart dockerd"))
-            client.close()
-        except HarnessError as exc:
-            blocking = runner == "docker" or evaluator == "docker"
-            out.append(Finding("docker engine", "missing" if blocking else "warning",
-                               exc.message + ("" if blocking else "; runner auto falls back to local"), exc.hint))
-    if runner == "podman":
-        podman = shutil.which("podman")
-        out.append(Finding("podman", "ok", podman) if podman
-                   else Finding("podman", "missing", "podman is not installed", "apt-get install podman"))
-    return out
-
-
-def local_runner(settings: Settings, teams: list) -> list[Finding]:
-    """Where teams run on this machine: the sandbox, and each team's family environment."""
-    from . import envs, sandbox
-
-    if settings.runner not in ("local", "auto"):
+    if settings.evaluator != "docker" or settings.runner in ("docker", "auto"):
         return []
-    out = []
-    untrusted = [t.id for t in teams if t.runnable and not sandbox.trusted(t)]
-    problem = sandbox.problem()
-    if problem is None:
-        out.append(Finding("sandbox", "ok", f"{sandbox.version()}: no network, read-only files, own PID namespace"))
-    else:
-        out.append(Finding("sandbox", "missing" if untrusted and settings.runner == "local" else "warning",
-                           f"{problem}; " + (f"refused locally: {', '.join(untrusted)}" if untrusted else
-                                             "the teams here run only the harness's own code"),
-                           "apt-get install bubblewrap, or use runner: docker"))
-    for team in teams:
-        if not team.runnable or settings.source == "outputs":
-            continue
-        family, name = envs.planned(team)
-        if name is None:
-            out.append(Finding(f"{team.id}: environment", "ok", "the harness's own (" +
-                               (f"family {family.name} is its lock)" if family else "no recipe family)")))
-        elif envs.built(name):
-            out.append(Finding(f"{team.id}: environment", "ok", f"{name}, built"))
-        else:
-            out.append(Finding(f"{team.id}: environment", "to fetch", f"{name} is built on first use from "
-                               f"containers/{family.name if family else '?'}/ (packages from PyPI)",
-                               f"harness smoke {team.id}"))
-    return out
+    try:
+        client = images.engine()
+    except HarnessError as exc:
+        return [Finding("docker engine", "missing", exc.message, exc.hint)]
+    described = images.engine_description(client)
+    client.close()
+    return [Finding("docker engine", "ok", described)]
 
 
 def gpus(settings: Settings) -> list[Finding]:
@@ -150,8 +90,9 @@ def gpus(settings: Settings) -> list[Finding]:
 
     if not torch.cuda.is_available():
         return [Finding("GPU", "missing",
-                        f"device {settings.device} but torch {torch.__version__} sees no CUDA device",
-                        "run on a machine with an NVIDIA GPU and driver, or set device: cpu")]
+                        f"no_gpu: device {settings.device} asked, but torch {torch.__version__} sees no CUDA device "
+                        "on this machine", "run on a machine with an NVIDIA GPU and driver, or set device: cpu",
+                        failure="no_gpu")]
     names = [f"{torch.cuda.get_device_name(i)} (sm_{''.join(map(str, torch.cuda.get_device_capability(i)))})"
              for i in range(torch.cuda.device_count())]
     return [Finding("GPU", "ok", ", ".join(names)),
@@ -254,24 +195,22 @@ def slurm(settings: Settings) -> list[Finding]:
 
 def machine_refusals(proj: Project, settings: Settings) -> list[Finding]:
     """What this machine cannot do that params.yaml asks of it before any team runs: a device it does not
-    have, a sandbox it cannot make for teams that need one. The pipeline's first stage refuses these, so
-    that no output is replaced by a run that was doomed from the start."""
-    from . import devices, registry, sandbox
+    have, what the runner needs and cannot get here (a sandbox, an engine, the NVIDIA runtime). The
+    pipeline's first stage refuses these, so that no output is replaced by a run doomed from the start."""
+    from . import registry, runners
 
-    out = []
-    problem = devices.unavailable(settings.device, settings.runner) if settings.source == "inference" else None
-    if problem:
-        out.append(Finding("device", "missing", problem, "set device: cpu, or run on a machine with an NVIDIA GPU"))
-    if settings.runner == "local" and settings.source == "inference" and not settings.unsafe_no_sandbox:
-        missing = sandbox.problem()
-        needing = [t for t in settings.teams if missing and _needs_sandbox(registry.load(proj, t))]
-        if needing:
-            out.append(Finding("sandbox", "missing", f"{missing}; these teams would be refused: {', '.join(needing)}",
-                               "make sandbox (apt-get install bubblewrap), or runner: docker"))
-    return out
+    if settings.source != "inference":
+        return []
+    teams = [registry.load(proj, t) for t in settings.teams]
+    return [f for f in gpus(settings) + runners.check(settings, teams) if f.blocking]
 
 
-def _needs_sandbox(team: Manifest) -> bool:
-    from . import sandbox
+def device_refusal(settings: Settings, team: Manifest) -> Finding | None:
+    """The device asked for is not here for this team's run (no GPU, no NVIDIA runtime): said before any
+    environment starts, so that no CPU run ever stands in for it."""
+    from . import runners
 
-    return team.runnable and not sandbox.trusted(team)
+    if not settings.device.startswith("cuda"):
+        return None
+    found = gpus(settings) + runners.check(settings, [team])
+    return next((f for f in found if f.blocking and f.failure == "no_gpu"), None)

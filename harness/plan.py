@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import shutil
 
-from . import challenge, code, doctor, envs, sandbox
+from . import challenge, code, doctor, runners
 from . import data as data_mod
-from . import devices as devices_mod
 from . import weights as weights_mod
-from .doctor import GIB, Finding
 from .errors import HarnessError
+from .findings import GIB, Finding
 from .inference import load_record, load_session
 from .manifest import Manifest
 from .project import Project
@@ -127,7 +126,7 @@ def _weights(proj: Project, team: Manifest) -> list[Finding]:
 
 
 def _where(team: Manifest, settings: Settings) -> list[Finding]:
-    """The runner, its containment and the device the team needs."""
+    """The device the team needs, asked of the machine, and what the runner needs (its own check)."""
     out = []
     devices = team.runtime.get("devices", ["cpu", "cuda"])
     kind = settings.device.split(":")[0]
@@ -138,32 +137,14 @@ def _where(team: Manifest, settings: Settings) -> list[Finding]:
     elif kind == "cpu" and team.runtime.get("cuda_extensions"):
         out.append(Finding("device", "missing", f"needs CUDA kernels ({', '.join(team.runtime['cuda_extensions'])})",
                            f"run on a GPU: harness verify {team.id} --device cuda"))
-    elif problem := devices_mod.unavailable(settings.device, settings.runner):
-        out.append(Finding("device", "missing", problem,
-                           f"harness verify {team.id} --device cpu" if "cpu" in devices
-                           else "run it on a machine with an NVIDIA GPU"))
+    elif refusal := doctor.device_refusal(settings, team):
+        out.append(Finding("device", "missing", refusal.detail, f"harness verify {team.id} --device cpu"
+                           if "cpu" in devices else refusal.fix))
     else:
         memory = team.runtime.get("gpu_memory_gb")
         out.append(Finding("device", "ok", settings.device + (f"; the team needs ≈{memory} GB of GPU memory"
                                                              if memory and kind == "cuda" else "")))
-    if settings.runner in ("local", "auto"):
-        problem = sandbox.problem()
-        trusted = sandbox.trusted(team)
-        if problem and not trusted and not settings.unsafe_no_sandbox:
-            out.append(Finding("sandbox", "missing", problem, "apt-get install bubblewrap, or --runner docker"))
-        else:
-            out.append(Finding("sandbox", "ok" if not problem else "warning",
-                               sandbox.version() if not problem else f"{problem}; "
-                               + ("runs only the harness's code" if trusted else "UNSAFE: --unsafe-no-sandbox")))
-        family, name = envs.planned(team)
-        out.append(Finding("environment", "ok" if name is None or envs.built(name) else "to fetch",
-                           "the harness's own" if name is None else f"{name}" + (
-                               "" if envs.built(name) else f": built on first use from containers/{_family(family)}/")))
-    return out
-
-
-def _family(family) -> str:
-    return family.name if family else "?"
+    return out + runners.check(settings, [team])
 
 
 def _disk(proj: Project, team: Manifest, dataset: str, runs: bool) -> Finding:

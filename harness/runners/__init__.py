@@ -3,7 +3,7 @@
 docker runner's code against a daemonless podman service), auto (docker when an engine answers).
 
 Which runners exist is harness.plugins.RUNNERS: a new runner is a module with `make(settings, selection)`
-and one line there.
+and `check(settings, teams)` (its pre-flight: what it needs of the machine, as findings) and one line there.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from ..errors import HarnessError
 from ..plugins import RUNNERS, load
 from ..settings import Settings
 
-__all__ = ["RUNNERS", "get", "names"]
+__all__ = ["RUNNERS", "check", "get", "names"]
 
 
 def names() -> tuple[str, ...]:
@@ -25,3 +25,16 @@ def get(name: str, settings: Settings | None = None):
         raise HarnessError(f"unknown runner '{name}'", hint=f"available: {', '.join(RUNNERS)}")
     factory = RUNNERS[name]
     return (load(factory) if isinstance(factory, str) else factory)(settings or Settings(), name)
+
+
+def check(settings: Settings, teams: list) -> list:
+    """The pre-flight of the settings' runner for these teams (harness.findings.Finding), from the `check`
+    its module carries beside `make`; a runner registered as a plain callable has none."""
+    factory = RUNNERS.get(settings.runner)
+    if not isinstance(factory, str):
+        return []
+    module = factory.split(":")[0]
+    import importlib
+
+    own = getattr(importlib.import_module(module), "check", None)
+    return own(settings, teams) if own else []

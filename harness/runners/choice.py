@@ -4,6 +4,7 @@ reason are kept (record.json's runner_selection)."""
 from __future__ import annotations
 
 from ..errors import ImageError
+from ..findings import Finding
 
 
 def make(settings, selection: str):
@@ -17,3 +18,16 @@ def make(settings, selection: str):
         runner.selection = f"auto: local ({exc.message})"
         return runner
     return docker.make(settings, "auto: docker", client)
+
+
+def check(settings, teams: list) -> list[Finding]:
+    """Docker's check where an engine answers; else the local runner's, saying that auto falls back to it."""
+    from .. import images
+    from . import docker, local
+
+    try:
+        client = images.engine()
+    except ImageError as exc:
+        return [Finding("docker engine", "warning", exc.message + "; runner auto falls back to local", exc.hint),
+                *local.check(settings, teams)]
+    return docker.check(settings, teams, client)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .. import images
 from ..errors import InferenceFailed
+from ..findings import Finding
 from ..fsutil import write_json_atomic
 from ..lockdown import CONTAINER_ENV, describe, device_requests, limits_for, locked_down
 from ..protocol import PROVENANCE, LineSplitter, add_to_session, decode_exit, log_tail
@@ -181,3 +182,20 @@ def make(settings: Settings, selection: str, client=None) -> DockerRunner:
 
     client = client or images.engine()
     return DockerRunner(settings.docker, client, f"{selection} ({images.engine_description(client)})")
+
+
+def check(settings: Settings, teams: list[Manifest], client=None) -> list[Finding]:
+    """An engine that answers, and for a cuda device the NVIDIA runtime registered with it."""
+    try:
+        client = client or images.engine()
+    except images.ImageError as exc:
+        return [Finding("docker engine", "missing", exc.message, exc.hint, failure="engine_unavailable")]
+    out = [Finding("docker engine", "ok", images.engine_description(client))]
+    if settings.device.startswith("cuda"):
+        runtimes = client.info().get("Runtimes") or {}
+        out.append(Finding("nvidia container runtime", "ok", "registered with the engine") if "nvidia" in runtimes
+                   else Finding("nvidia container runtime", "missing", f"no_gpu: device {settings.device} asked, but "
+                                f"the engine knows the runtimes {', '.join(runtimes) or 'none'}",
+                                "install the NVIDIA Container Toolkit and restart dockerd", failure="no_gpu"))
+    client.close()
+    return out

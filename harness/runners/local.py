@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from .. import envs, sandbox
 from ..code import OVERRIDE_VARIABLE
 from ..errors import InferenceFailed
+from ..findings import Finding
 from ..fsutil import write_json_atomic
 from ..lockdown import CONTAINER_ENV, SCRATCH
 from ..protocol import ALIASES_VARIABLE, PROVENANCE, LineSplitter, add_to_session, decode_exit, log_tail
@@ -195,3 +196,33 @@ def _kill(process: subprocess.Popen) -> None:
 def make(settings: Settings, selection: str) -> LocalRunner:
     """The registry's factory (harness.plugins.RUNNERS)."""
     return LocalRunner(settings.local, settings.unsafe_no_sandbox)
+
+
+def check(settings: Settings, teams: list[Manifest]) -> list[Finding]:
+    """What this runner needs of the machine for these teams: a sandbox for each one that runs code of its
+    own (unless the user opted out), and each team's family environment."""
+    untrusted = [t.id for t in teams if t.runnable and not sandbox.trusted(t)]
+    problem = sandbox.problem()
+    if problem is None:
+        out = [Finding("sandbox", "ok", f"{sandbox.version()}: no network, read-only files, own PID namespace")]
+    elif untrusted and settings.unsafe_no_sandbox:
+        out = [Finding("sandbox", "warning", f"{problem}; UNSAFE: {', '.join(untrusted)} run with your rights "
+                       "(--unsafe-no-sandbox)")]
+    else:
+        out = [Finding("sandbox", "missing" if untrusted else "warning", f"{problem}; " + (
+            f"refused locally: {', '.join(untrusted)}" if untrusted else "the teams here run only the harness's code"),
+            "make sandbox (apt-get install bubblewrap), or use runner: docker", failure="sandbox_unavailable")]
+    for team in teams:
+        if not team.runnable or settings.source == "outputs":
+            continue
+        family, name = envs.planned(team)
+        if name is None:
+            out.append(Finding(f"{team.id}: environment", "ok", "the harness's own (" +
+                               (f"family {family.name} is its lock)" if family else "no recipe family)")))
+        elif envs.built(name):
+            out.append(Finding(f"{team.id}: environment", "ok", f"{name}, built"))
+        else:
+            out.append(Finding(f"{team.id}: environment", "to fetch", f"{name} is built on first use from "
+                               f"containers/{family.name if family else '?'}/ (packages from PyPI)",
+                               f"harness smoke {team.id}"))
+    return out

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..errors import HarnessError
+from ..findings import Finding
 from ..settings import DockerSettings, Settings
 from .docker import DockerRunner
 
@@ -75,3 +76,11 @@ def make(settings: Settings, selection: str) -> PodmanRunner:
     """The registry's factory (harness.plugins.RUNNERS)."""
     return PodmanRunner(settings.docker,
                         selection=f"{selection} (a `podman system service` of its own)")
+
+
+def check(settings: Settings, teams: list) -> list[Finding]:
+    """Podman itself: its service is started by the runner."""
+    podman = shutil.which("podman")
+    return [Finding("podman", "ok", podman) if podman else
+            Finding("podman", "missing", "podman is not installed", "apt-get install podman",
+                    failure="engine_unavailable")]
