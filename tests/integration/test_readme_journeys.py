@@ -88,3 +88,14 @@ def test_the_team_journey_in_the_readmes_order_runs_the_team_once(tmp_path, niqe
     assert repro.returncode == 0, repro.stdout + repro.stderr
     ran = set(re.findall(r"Running stage '([^']+)'", repro.stdout))
     assert "infer@bicubic" in ran and not ran & {"infer@my-team", "evaluate@my-team"}, ran
+
+
+def test_the_researchers_first_step_says_what_the_readme_says(tmp_path):
+    """Journey 1 begins with the plan: on a fresh checkout it exits 2 with the line the README quotes."""
+    readme = " ".join((REPO / "README.md").read_text().split())
+    quoted = re.search(r"exits 2: `(error: samsungaicamera cannot be checked [^`]+)`", readme).group(1)
+    first = journeys()["1. A researcher checks one published number"][0]
+    assert first == "harness verify samsungaicamera --plan"
+    root = copy_project(tmp_path / "project")
+    done = harness_cli(*shlex.split(first)[1:], cwd=root)
+    assert done.returncode == 2 and quoted in " ".join(done.stderr.split()), done.stderr
