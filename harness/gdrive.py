@@ -136,3 +136,31 @@ def fetch_folder(folder_id: str, sub_path: str | None, cache: Path, label: str, 
         local[relative] = target
     (progress or silent)(Step(label, label, len(chosen), len(chosen)))
     return local
+
+
+def cache_for(downloads: Path, drive_id: str) -> Path:
+    """Where the files of one Drive file or folder are kept between fetches (one layout for every use)."""
+    return Path(downloads) / "gdrive" / drive_id
+
+
+def copy_folder(folder_id: str, sub_path: str | None, target: Path, cache: Path, label: str, manual: str = "",
+                progress: Progress | None = None, below: str | None = None) -> Path:
+    """A Drive folder (or its `sub_path`) fetched into `cache`, then copied into a fresh `target` (under
+    `below` inside it, when given), all or nothing: `target` is replaced only once every file is in."""
+    import shutil
+    import tempfile
+
+    from .fsutil import replace_dir
+
+    files = fetch_folder(folder_id, sub_path, cache, label, manual, progress)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        for relative, cached in files.items():
+            destination = staging / (below or "") / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cached, destination)
+        replace_dir(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -60,21 +60,15 @@ MANUAL = "download the folder by hand (or from the Baidu mirror) and pass it wit
 def _gdrive(drive_id: str, downloads: Path, subfolder: str | None, label: str, progress=None) -> Path:
     """A Drive folder's files (only the team's sub-folder when given), or failing a folder listing, a Drive
     file (an archive); each file cached so that an interrupted fetch resumes."""
-    cache = Path(downloads) / "outputs" / "gdrive" / drive_id
+    cache = gdrive.cache_for(downloads, drive_id)
     try:
-        files = gdrive.fetch_folder(drive_id, subfolder, cache, label, MANUAL, progress)
+        return gdrive.copy_folder(drive_id, subfolder, Path(downloads) / "outputs" / drive_id, cache, label, MANUAL,
+                                  progress, below=subfolder)
     except DownloadError as folder_error:
         try:
             return gdrive.download_file(drive_id, cache / "file", label, MANUAL)
         except DownloadError:
             raise folder_error from None
-    tree = cache / "tree"
-    shutil.rmtree(tree, ignore_errors=True)
-    for relative, cached in files.items():
-        out = tree / (subfolder or "") / relative
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cached, out)
-    return tree
 
 
 def collect(team: Manifest, dataset: str, source: str, runs_root: Path, downloads: Path,

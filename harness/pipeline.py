@@ -48,6 +48,12 @@ def differs(team_id: str, dataset: str, params: Settings, used: Settings, from_o
     return None
 
 
+def published_source(settings: Settings) -> str | None:
+    """The `from_outputs` of the runs these settings make: '' (each manifest's published outputs, or
+    settings.outputs) with source: outputs, None when the teams run."""
+    return "" if settings.source == "outputs" else None
+
+
 def place(proj: Project, team_id: str, dataset: str, used: Settings,
           from_outputs: str | None = None) -> tuple[Project, str | None]:
     """Where a command's run of the team goes, and why not in the pipeline's folders: there when it is the

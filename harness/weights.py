@@ -136,7 +136,7 @@ def _obtain(team: Manifest, spec: dict, cache_dir: Path, repo_root: Path, progre
                                           f"from the team and run `harness weights import {team.id} PATH`")
         return path.read_bytes()
     if kind == "gdrive":
-        return gdrive.download_file(source["id"], Path(cache_dir) / "gdrive" / source["id"],
+        return gdrive.download_file(source["id"], gdrive.cache_for(cache_dir, source["id"]),
                                     f"{team.id}: {spec['name']}", _manual_route(team, spec)).read_bytes()
     if kind == "manual":
         raise WeightsUnavailable(f"{team.id}: {spec['name']}: only on {source['host']}, which the harness cannot "
@@ -170,18 +170,8 @@ def _manual_route(team: Manifest, spec: dict) -> str:
 def _gdrive_folder(team: Manifest, spec: dict, target: Path, cache_dir: Path, progress: Progress | None) -> None:
     """A Drive folder (or the manifest's path inside a shared one) into `target`, all or nothing."""
     source = spec["source"]
-    files = gdrive.fetch_folder(source["id"], source.get("path"), cache_dir / "gdrive" / source["id"],
-                                f"{team.id} weights", _manual_route(team, spec), progress)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        for relative, cached in files.items():
-            destination = staging / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(cached, destination)
-        replace_dir(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    gdrive.copy_folder(source["id"], source.get("path"), target, gdrive.cache_for(cache_dir, source["id"]),
+                       f"{team.id} weights", _manual_route(team, spec), progress)
 
 
 def _pins(folder: Path) -> dict[str, str]:

@@ -73,7 +73,7 @@ def test_every_published_output_is_scored_again_from_its_own_folder(organizers):
     assert done.returncode == 1, done.stdout + done.stderr  # generated outputs do not reproduce the table
     assert "Traceback" not in done.stderr
     assert len(with_outputs) == 24 and len(drive.downloads()) == 24 * 100  # each file once, 100 per folder
-    report = json.loads((root / "report" / "report.json").read_text())
+    report = json.loads((root / "report" / "ntire2025-sr-x4" / "report.json").read_text())  # the challenge's own
     rows = {row["team"]: row for row in report["teams"]}
     assert set(rows) == {t.id for t in teams}
     for team_id, row in rows.items():
@@ -85,7 +85,8 @@ def test_every_published_output_is_scored_again_from_its_own_folder(organizers):
             assert row["verdict"] in ("failed", "not_runnable") and row["failure"]["kind"], row
     run = root / "runs" / "ntire2025-test" / "junyi" / "run-1"
     assert sorted(p.name for p in run.glob("*.png")) == [f"{stem}x4.png" for stem in STEMS]
-    assert (root / "report" / "index.html").exists()
+    assert (root / "report" / "ntire2025-sr-x4" / "index.html").exists()
+    assert not (root / "report" / "index.html").exists()  # the pipeline's report is not the challenge's
 
 
 def test_a_second_audit_downloads_nothing(organizers):
