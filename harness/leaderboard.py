@@ -14,6 +14,7 @@ import itertools
 from .challenge import Challenge, Track
 from .errors import ManifestProblem
 from .manifest import Manifest
+from .ranking import rank_sum_problems
 
 
 def _ranked(teams: list[Manifest], track: Track, dataset: str) -> list[tuple[Manifest, dict]]:
@@ -29,6 +30,9 @@ def rank_problems(challenge: Challenge, teams: list[Manifest]) -> list[ManifestP
     members = [t for t in teams if t.data["challenge"] == challenge.id]
     problems = []
     for track in challenge.tracks:
+        if track.rank_sum:
+            problems += rank_sum_problems(challenge, members, track)
+            continue
         ranked = _ranked(members, track, dataset)
         ranks = [p["ranks"][track.id] for _, p in ranked]
         if ranks != list(range(1, len(ranks) + 1)):
@@ -37,7 +41,9 @@ def rank_problems(challenge: Challenge, teams: list[Manifest]) -> list[ManifestP
                 f"challenges/{challenge.path.name}", f"tracks.{track.id}",
                 f"the published ranks are not 1..{len(ranks)} once each: {_rank_gaps(seen)}", "ranks-complete"))
         for (above, pa), (below, pb) in itertools.pairwise(ranked):
-            va, vb = pa["values"].get(track.rank_by), pb["values"].get(track.rank_by)
+            # the test set's values with the model's beside them (a ranked FLOPs is a value of the model alone)
+            va, vb = (((verify_published(team, dataset) or {}).get("values") or {}).get(track.rank_by)
+                      for team in (above, below))
             if va is None or vb is None:
                 team = above if va is None else below
                 problems.append(ManifestProblem(str(team.path), f"published.{dataset}.values.{track.rank_by}",
@@ -161,5 +167,6 @@ def change_line(board: dict) -> str:
     where = f"{board['challenge']} {board['track']} ({board['title']})"
     if not board["changes"]:
         return f"{where}: no rank changes"
-    moves = ", ".join(f"{c['team']} {c['published_rank']} → {c['reproduced_rank']}" for c in board["changes"])
+    moves = ", ".join(f"{c['team']} {c['published_rank']} → {c['reproduced_rank']}"
+                      + (f" ({c['why']})" if c.get("why") else "") for c in board["changes"])
     return f"{where}: {len(board['changes'])} rank(s) change: {moves}"

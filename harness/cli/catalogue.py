@@ -49,12 +49,15 @@ def list_teams(session: Session, as_json, as_markdown, only_runnable, track, cha
                 or (challenge_id and team.data["challenge"] != challenge_id):
             continue
         nothing: dict[str, Any] = {}
-        dataset, published = next(iter(team.data.get("published", {}).items()), (None, nothing))
+        entries = team.data.get("published", {})
+        dataset, published = next(iter(entries.items()), (None, nothing))
+        # ranks where the table gives them (a test set's), beside the values of every entry (the first wins)
+        ranks = next((e["ranks"] for e in entries.values() if e.get("ranks")), {})
+        values = {k: v for e in reversed(list(entries.values())) for k, v in e.get("values", {}).items()}
         rows.append({"id": team.id, "name": team.name, "challenge": team.data["challenge"],
                      "runnable": team.runnable, "determinism": team.determinism["class"],
                      "entry": team.entry["kind"], "recipe": (team.container or {}).get("recipe"),
-                     "dataset": dataset, "ranks": published.get("ranks", {}),
-                     "published": published.get("values", {})})
+                     "dataset": dataset, "ranks": ranks or published.get("ranks", {}), "published": values})
     rows.sort(key=lambda r: (r["challenge"], r["ranks"].get(rules[r["challenge"]].tracks[0].id, 10**6), r["id"]))
     if as_json:
         click.echo(json.dumps({"teams": rows, "invalid": [p.as_dict() for p in problems]}, indent=2))

@@ -160,14 +160,16 @@ def catalogue_tables(rows: list[dict], rules: dict) -> None:
         table.add_column("name", overflow="fold")
         for t in tracks:
             table.add_column(t.id.replace("track", "T"), justify="right")
-            table.add_column(all_specs()[t.rank_by].title, justify="right")
+            table.add_column("rank sum" if t.rank_sum else all_specs()[t.rank_by].title, justify="right")
         for column in ("on", "status", "determinism", "recipe"):
             table.add_column(column)
         for row in members:
             cells = [row["id"], lit(row["name"])]
             for t in tracks:
-                cells += [str(row["ranks"].get(t.id, "")),
-                          number(row["published"].get(t.rank_by), all_specs()[t.rank_by].precision)]
+                parts = [row["ranks"].get(part) for part in t.rank_sum]
+                shown = (str(sum(parts)) if parts and None not in parts else "") if t.rank_sum else \
+                    number(row["published"].get(t.rank_by), all_specs()[t.rank_by].precision)
+                cells += [str(row["ranks"].get(t.id, "")), shown]
             table.add_row(*cells, row["dataset"] or "—",
                           "runnable" if row["runnable"] else "[yellow]not runnable[/yellow]",
                           row["determinism"], row["recipe"] or row["entry"])
