@@ -218,8 +218,9 @@ def run_select_model(call: EntryCall) -> dict[str, float]:
         network = select_model_network(team, weights_dir, device, code_dir)
         stopwatch = modelstats.Stopwatch(device)
         times = run_per_image(select_model_predictor(network, team, device, stopwatch), inputs, output_dir, progress)
-        probe = tuple(challenge.get(team.data["challenge"]).data.get("model_probe", modelstats.PROBE))
-        stats = modelstats.measure(network, device, probe)
+        rules = challenge.get(team.data["challenge"])
+        probe = tuple(rules.data.get("model_probe", modelstats.PROBE))
+        stats = modelstats.measure(network, device, probe, rules.model_counter)
     runtime_ms = {p.name: round(ms, 4) for p, ms in zip(inputs, stopwatch.times, strict=True)}
     write_json_atomic(output_dir / modelstats.MODEL_FILE, records.model_metrics(stats, device, stopwatch.clock(),
                                                                                 runtime_ms))
