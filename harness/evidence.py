@@ -125,9 +125,11 @@ def leaderboards(proj: Project, rows: list[dict], dataset: str) -> list[dict]:
             values = leaderboard.reproduced_values(rules, [r for r in rows if r["team"] in by_id], track)
             by_track[track.id] = leaderboard.reproduced(rules, teams, dataset, values, track)
         members = [t for t in teams if t.data["challenge"] == challenge_id]
+        findings = ranking.bar_findings(rules, members)  # said once, with the challenge's first board
         for track in rules.tracks:
             board = ranking.rank_sum_board(rules, track, members, {k: v for k, v in by_track.items() if v}) \
                 if track.rank_sum else by_track[track.id]
             if board:
-                boards.append(board)
+                boards.append({**board, "findings": findings} if findings else board)
+                findings = []
     return boards

@@ -23,6 +23,20 @@ def _published_ranks(team: Manifest, dataset: str) -> dict[str, int]:
     return dict((team.published(dataset) or {}).get("ranks", {}))
 
 
+def _kept_tie_order(ranks: dict[str, int], before: dict[str, int], after: dict[str, int],
+                    published: dict[str, int]) -> dict[str, int]:
+    """Where the organizers ordered a group of equal sums (rather than sharing its rank) and the group is the
+    same after, its order stays theirs: nothing moved it."""
+    kept = dict(ranks)
+    old_shared = shared_ranks(before)
+    for team in ranks:
+        group_before = {t for t in before if before[t] == before[team]}
+        group_after = {t for t in after if after[t] == after[team]}
+        if group_before == group_after:
+            kept[team] = ranks[team] + published[team] - old_shared[team]
+    return kept
+
+
 def rank_sum_problems(challenge: Challenge, teams: list[Manifest], track: Track) -> list[ManifestProblem]:
     """Each team's published rank in a rank-sum track follows the sum of its published component ranks among the
     teams ranked in the track: equal sums share the first rank of their group, or take the group's ranks in
@@ -63,7 +77,7 @@ def rank_sum_board(challenge: Challenge, track: Track, teams: list[Manifest], bo
     members = [team for team in published if all(team in component[part] for part in track.rank_sum)]
     before = {team: sum(published[team][part] for part in track.rank_sum) for team in members}
     after = {team: sum(component[part][team]["reproduced_rank"] for part in track.rank_sum) for team in members}
-    new_rank = shared_ranks(after)
+    new_rank = _kept_tie_order(shared_ranks(after), before, after, {t: published[t][track.id] for t in members})
     entries = []
     for team in sorted(members, key=lambda t: (published[t][track.id], t)):
         moved = [f"{part} {component[part][team]['published_rank']} → {component[part][team]['reproduced_rank']}"

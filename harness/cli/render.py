@@ -362,6 +362,8 @@ def verification(result: dict) -> None:
 def leaderboards(built: dict) -> None:
     for board in built.get("leaderboards", []):
         out(f"leaderboard {lit(change_line(board))}", soft_wrap=True)
+        for finding in board.get("findings", []):  # the organizers' list against their own bar
+            out(f"  [yellow]ranking[/yellow] {lit(finding)}", soft_wrap=True)
 
 
 def not_computed(results: list[dict]) -> None:
