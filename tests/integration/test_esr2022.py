@@ -56,7 +56,7 @@ PLAIN_PARAMS = (8 * 27 + 8) + (48 * 72 + 48)                                    
 PLAIN_FLOPS = POSITIONS * (27 * 8 + 72 * 48)                                    # 240 648 192, both counters
 MIXER_PARAMS = (32 * 27 + 32) + (32 * 32 + 32) + (48 * 288 + 48)                # 15 824
 MIXER_CONVS = POSITIONS * (27 * 32 + 288 * 48)                                  # 962 592 768
-MIXER_SUMMARY = MIXER_CONVS + 1 * 256 * 32   # the Linear: batch x input.shape[1] (H) x output.shape[1] (H again)
+MIXER_SUMMARY = MIXER_CONVS + 1 * 256 * 256  # the Linear: batch x input.shape[1] (H) x output.shape[1] (H again)
 MIXER_FVCORE = MIXER_CONVS + POSITIONS * 32 * 32                                # 1 029 701 632
 CHALLENGE = {
     "schema_version": 1, "id": "esr22-fixture", "name": "A fixture in the 2022 Efficient SR layout", "edition": 2022,
@@ -169,7 +169,7 @@ def esr2022(tmp_path_factory):
 
 
 def row_of(report, team_id):
-    return next(r for r in report["results"] if r["team"] == team_id)
+    return next(r for r in report["teams"] if r["team"] == team_id)
 
 
 def test_the_organizers_counter_reproduces_a_model_both_counters_count_alike(esr2022):
@@ -195,7 +195,7 @@ def test_a_linear_1x1_diverges_with_the_layer_that_explains_it(esr2022):
     assert evidence["totals_g"]["fvcore"] == pytest.approx(MIXER_FVCORE / 1e9, abs=1e-12)
     [linear] = [layer for layer in evidence["layers"] if layer["type"] == "Linear"]
     assert linear == {"layer": "mix", "type": "Linear", "calls": 1, "output": [1, 256, 256, 32],
-                      "model_summary": 256 * 32, "fvcore": POSITIONS * 32 * 32}
+                      "model_summary": 256 * 256, "fvcore": POSITIONS * 32 * 32}
     assert "only fvcore gives it" in flops["reason"] and "1 Linear layer(s)" in flops["reason"]
     for name in ("params", "activations", "conv2d"):  # what the Linear does not touch still reproduces
         assert row["metrics"][name]["ok"], name
