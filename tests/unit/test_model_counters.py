@@ -3,7 +3,6 @@ utils/model_summary.py checked on one layer against a count worked out by hand, 
 carries."""
 
 import pytest
-import torch
 from torch import nn
 
 from harness import model_summary
