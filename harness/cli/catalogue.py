@@ -52,7 +52,7 @@ def list_teams(session: Session, as_json, as_markdown, only_runnable, track, cha
         entries = team.data.get("published", {})
         dataset, published = next(iter(entries.items()), (None, nothing))
         # ranks where the table gives them (a test set's), beside the values of every entry (the first wins)
-        ranks = next((e["ranks"] for e in entries.values() if e.get("ranks")), {})
+        ranks: dict = next((e["ranks"] for e in entries.values() if e.get("ranks")), {})
         values = {k: v for e in reversed(list(entries.values())) for k, v in e.get("values", {}).items()}
         rows.append({"id": team.id, "name": team.name, "challenge": team.data["challenge"],
                      "runnable": team.runnable, "determinism": team.determinism["class"],
@@ -85,6 +85,20 @@ def show(session: Session, team_id):
     if team.defaults:
         out(f"[dim]as resolved: the file, completed by challenges/{lit(team.data['challenge'])}.yaml's defaults[/dim]")
     click.echo(render.visible(yaml.safe_dump(team.data, sort_keys=False, width=110, allow_unicode=True)))
+    _last_verdict(session.project.report_dir / "report.json", team.id)
+
+
+def _last_verdict(report_path, team_id: str) -> None:
+    """The team's verdict in the last report, with the evidence of each model metric that did not reproduce."""
+    if not report_path.is_file():
+        return
+    row = next((r for r in json.loads(report_path.read_text()).get("teams", []) if r.get("team") == team_id), None)
+    if row is None:
+        return
+    out(f"last report ({report_path.name}, on {row.get('checked_on') or row.get('dataset')}): {row['verdict']}")
+    for name, metric in row.get("metrics", {}).items():
+        if metric.get("evidence"):
+            render.counter_evidence(name, metric)
 
 
 PARAMS_CHECKED = ".cache/params.checked"  # the pipeline's first stage: its content never changes

@@ -404,3 +404,19 @@ def report_story(built: dict, results: list[dict], dataset: str) -> None:
         out(f"[yellow]note[/yellow]: the checkout had uncommitted changes (git {lit(built['git_sha'])})")
     out(lit(built.get("headline") or report_mod.headline(results)), soft_wrap=True)
     out(built["summary"])
+
+
+def counter_evidence(metric: str, row: dict, limit: int = 12) -> None:
+    """Where two FLOPs counters part, for a value that did not reproduce: the reason, then the layers where
+    they differ most (layer, type, output shape, FLOPs by each counter)."""
+    evidence = row.get("evidence") or {}
+    out(f"  [red]{metric}[/red]: {lit(row.get('reason', ''))}", soft_wrap=True)
+    layers = sorted(evidence.get("layers", []), key=lambda r: -abs((r.get("fvcore") or 0) - r["model_summary"]))
+    table = Table(title=f"{metric}: the {min(limit, len(layers))} layers where the counters differ most "
+                        f"(of {len(layers)}; all in report.json)")
+    for column in ("layer", "type", "output", "model_summary", "fvcore"):
+        table.add_column(column, justify="right" if column in ("model_summary", "fvcore") else "left")
+    for layer in layers[:limit]:
+        table.add_row(lit(layer["layer"]), layer["type"], "×".join(map(str, layer.get("output") or [])),
+                      f"{layer['model_summary']:,}", "—" if layer.get("fvcore") is None else f"{layer['fvcore']:,}")
+    out(table)

@@ -216,3 +216,11 @@ def test_rank_sum_tracks_are_ranked_again_and_say_why_a_rank_moves(esr2022):
     assert not boards["main"]["changes"]  # runtimes stay the published ones, greyed
     assert "fx-mixer 3 → 2 (flops 3 → 2)" in " ".join(done.stdout.split())
     assert any("fx-mixer is ranked with psnr_rgb 28.9" in f for f in boards["main"].get("findings", []))
+
+
+def test_show_prints_the_evidence_of_the_last_report(esr2022):
+    root, env, _, _ = esr2022
+    printed = harness_cli("show", "fx-mixer", cwd=root, env=env, check=True).stdout
+    shown = " ".join(printed.replace("│", " ").split())
+    assert "last report (report.json, on model): diverged" in shown
+    assert "only fvcore gives it" in shown and "mix Linear 1×256×256×32 65,536 67,108,864" in shown
