@@ -224,3 +224,10 @@ def test_show_prints_the_evidence_of_the_last_report(esr2022):
     shown = " ".join(printed.replace("│", " ").split())
     assert "last report (report.json, on model): diverged" in shown
     assert "only fvcore gives it" in shown and "mix Linear 1×256×256×32 65,536 67,108,864" in shown
+
+
+def test_the_page_shows_the_layers_the_moves_and_the_bar(esr2022):
+    root, _, _, _ = esr2022
+    page = (root / "report" / "index.html").read_text()
+    assert "what each counter counts, layer by layer (3 layers; model_summary is the challenge" in page
+    assert "flops 3 → 2" in page and "ranking: fx-mixer is ranked with psnr_rgb 28.9 on div2k-valid" in page
