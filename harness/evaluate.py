@@ -206,7 +206,8 @@ def model_metrics(run_dir: Path, names: list[str], result: Evaluation) -> None:
             result.mean[name] = measured[name]
     if measured is not None:
         result.model = {"device": measured["device"], "clock": measured["clock"], "probe": measured.get("probe"),
-                        **{k: measured[k] for k in ("flop_counter", "flops_by_counter", "layers") if k in measured}}
+                        **{k: measured[k] for k in ("flop_counter", "flops_by_counter", "layers", "untrained")
+                           if k in measured}}
 
 
 def _check_references(pairs: list[ImagePair], max_megapixels: float) -> None:

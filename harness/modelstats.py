@@ -13,9 +13,14 @@ in the team's own environment), and the runtime of each image.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 MODEL_FILE = "model.json"  # written by the adapter beside a run's outputs
+# Beside a team's weights when its weights file is absent and its model is checked on the architecture alone
+# (the counts do not depend on trained values): {"reason": why the weights are absent}.
+ARCHITECTURE_ONLY = "architecture-only.json"
 PROBE = (256, 256)  # the probe's height and width, unless the challenge names another (model_probe)
 
 
@@ -89,3 +94,12 @@ class Stopwatch:
 
     def clock(self) -> str:
         return "cuda-events" if self.cuda else "cpu-perf-counter"
+
+
+def untrained_reason(team, weights_dir: Path) -> str | None:
+    """Why the network is counted untrained (its weights file absent, and the harness said the model check may
+    go on without it), or None when its weights are to be loaded."""
+    marker = Path(weights_dir) / ARCHITECTURE_ONLY
+    if not marker.is_file() or (Path(weights_dir) / team.entry["weights"]).exists():
+        return None
+    return json.loads(marker.read_text()).get("reason", "its weights file is absent")

@@ -158,7 +158,17 @@ def esr2022(tmp_path_factory):
                              _weights(repository, "team02_mixer.pth")),
         "fx-nocode": manifest("fx-nocode", {"params": 0.01, "flops": 1.00, "activations": 4.0, "conv2d": 3,
                                             "runtime": 11.0},
-                              {"main": 2, "params": 2, "flops": 2, "activations": 2, "sub1": 2, "sub2": 2}, 29.0)}
+                              {"main": 2, "params": 2, "flops": 2, "activations": 2, "sub1": 2, "sub2": 2}, 29.0),
+        # listed below the line; its weights file is in no commit: its model is counted untrained
+        "fx-absent": manifest("fx-absent", {"params": PLAIN_PARAMS / 1e6, "flops": 0.24, "activations": 3.670016,
+                                            "conv2d": 2, "runtime": 9.0}, {}, 29.5,
+                              {**select, "module": "models/team01_plain.py", "class": "Plain",
+                               "weights": "team03_absent.pth"},
+                              [{"name": "team03_absent.pth", "source": {"kind": "code",
+                                                                       "path": "model_zoo/team03_absent.pth"},
+                                "sha256": None}])}
+    teams["fx-absent"]["tracks"] = []
+    del teams["fx-absent"]["published"]["esr22-fixture-test"]["ranks"]
     for team_id, data in teams.items():
         (root / "teams" / team_id).mkdir()
         (root / "teams" / team_id / "manifest.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
@@ -231,3 +241,13 @@ def test_the_page_shows_the_layers_the_moves_and_the_bar(esr2022):
     page = (root / "report" / "index.html").read_text()
     assert "what each counter counts, layer by layer (3 layers; model_summary is the challenge" in page
     assert "flops 3 → 2" in page and "ranking: fx-mixer is ranked with psnr_rgb 28.9 on div2k-valid" in page
+
+
+def test_a_team_whose_weights_are_absent_is_counted_on_its_architecture_and_says_so(esr2022):
+    _, _, report, _ = esr2022
+    row = row_of(report, "fx-absent")
+    assert row["verdict"] == "reproduced", row
+    assert row["metrics"]["params"]["reproduced"] == pytest.approx(PLAIN_PARAMS / 1e6, abs=1e-12)
+    assert row["metrics"]["flops"]["reproduced"] == pytest.approx(PLAIN_FLOPS / 1e9, abs=1e-12)
+    [finding] = [f for f in row["findings"] if f["kind"] == "weights_absent"]
+    assert "counted on the architecture alone" in finding["message"] and "not in the checkout" in finding["message"]
