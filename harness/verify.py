@@ -75,7 +75,7 @@ def _verify(team: Manifest, dataset: str, team_evaluation: TeamEvaluation | None
     _computed_but_not_published(result, runs, published)
     untrained = (runs[0].get("model") or {}).get("untrained")
     if untrained:  # counts need the architecture only; whatever depends on trained values is not here
-        result.findings.append({"kind": "weights_absent", "run": runs[0].get("run", ""), "image": "",
+        result.findings.append({"kind": "weights_unavailable", "run": runs[0].get("run", ""), "image": "",
                                 "message": f"counted on the architecture alone (untrained): {untrained}"})
     return _concluded(result, team, dataset, runs, published, compared, all_ok)
 

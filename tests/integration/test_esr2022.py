@@ -249,5 +249,5 @@ def test_a_team_whose_weights_are_absent_is_counted_on_its_architecture_and_says
     assert row["verdict"] == "reproduced", row
     assert row["metrics"]["params"]["reproduced"] == pytest.approx(PLAIN_PARAMS / 1e6, abs=1e-12)
     assert row["metrics"]["flops"]["reproduced"] == pytest.approx(PLAIN_FLOPS / 1e9, abs=1e-12)
-    [finding] = [f for f in row["findings"] if f["kind"] == "weights_absent"]
+    [finding] = [f for f in row["findings"] if f["kind"] == "weights_unavailable"]
     assert "counted on the architecture alone" in finding["message"] and "not in the checkout" in finding["message"]
