@@ -142,3 +142,21 @@ def evidence_of(model: dict, published: float, precision: int, counter: str) -> 
     return {"counter": counter, "totals_g": totals, "matches": found, "by_type": {k: {"layers": c, "delta_g": d}
                                                                                  for k, (c, d) in parts},
             "layers": layers, "reason": reason}
+
+
+WHAT_IS_COUNTED = {
+    "params": "every element of the network's parameters, as constructed with the manifest's arguments",
+    "activations": "the elements of every Conv2d and ConvTranspose2d output in one forward pass of the probe",
+    "conv2d": "every call of a Conv2d or ConvTranspose2d in one forward pass of the probe",
+}
+
+
+def count_evidence(model: dict, name: str, published: float, reproduced: float) -> dict:
+    """For a parameter, activation or convolution count that did not reproduce: the per-layer table (each
+    layer's type, calls and output shape) and a one-line reason saying what was counted."""
+    layers = model.get("layers") or []
+    convolutions = [r for r in layers if r["type"] in ("Conv2d", "ConvTranspose2d")]
+    reason = (f"{name} {published} published, {reproduced:.6g} counted here ({WHAT_IS_COUNTED.get(name, name)}; "
+              f"{sum(r['calls'] for r in convolutions)} convolution call(s) in {len(convolutions)} layer(s)): the "
+              "published row is not this network as the organizers' select_model builds it")
+    return {"counter": model.get("flop_counter"), "layers": layers, "reason": reason}

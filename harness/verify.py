@@ -11,7 +11,7 @@ from . import challenge, data, uncertainty
 from . import metrics as M
 from .data import MODEL
 from .manifest import Manifest
-from .model_summary import evidence_of
+from .model_summary import count_evidence, evidence_of
 from .records import PUBLISHED_OUTPUTS, TeamEvaluation, Verification, failure
 
 VERDICTS = ("exact", "reproduced", "diverged", "failed", "not_runnable")
@@ -63,8 +63,9 @@ def _verify(team: Manifest, dataset: str, team_evaluation: TeamEvaluation | None
             row = _image_by_image(name, published, scored, declared, M.spec(name))
         else:
             row = _compared(name, row, scored, runs)
-        if name == "flops" and row.get("ok") is False and (runs[0].get("model") or {}).get("layers"):
-            row["evidence"] = evidence_of(runs[0]["model"], value, precision or 2, rules.model_counter)
+        if M.spec(name).reference == "model" and row.get("ok") is False and (runs[0].get("model") or {}).get("layers"):
+            row["evidence"] = evidence_of(runs[0]["model"], value, precision or 2, rules.model_counter) \
+                if name == "flops" else count_evidence(runs[0]["model"], name, value, row["reproduced"])
             row["reason"] = row["evidence"]["reason"]
         result.metrics[name] = row
         if row["status"] == "unavailable":

@@ -93,3 +93,12 @@ def test_the_evidence_names_the_counter_that_gives_the_published_value_and_where
 def test_matching_compares_at_the_published_precision(totals, published, found):
     assert model_summary.matching(totals, published, 2) == found
 
+
+
+def test_a_count_that_does_not_reproduce_says_what_was_counted_layer_by_layer():
+    result = counted(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 1)))
+    evidence = model_summary.count_evidence({"layers": result["layers"], "flop_counter": "model_summary"},
+                                            "conv2d", 64, 2)
+    assert [row["type"] for row in evidence["layers"]] == ["Conv2d", "ReLU", "Conv2d"]
+    assert "conv2d 64 published, 2 counted here" in evidence["reason"]
+    assert "2 convolution call(s) in 2 layer(s)" in evidence["reason"]
