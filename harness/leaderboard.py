@@ -4,7 +4,8 @@ ranked again with the reproduced values.
 A track's rule (challenges/<id>.yaml) names the metric or score the ranks follow and which way. The
 organizers ordered equal published values by their unrounded values, which only the published ranks
 keep, so a published tie may come in either order and the published rank breaks ties between values
-that are equal here.
+that are equal here. Ranked again, a value is taken at its published precision: one that reproduces keeps
+its published place, and only a value that does not (or a team's that was not published) moves a rank.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def reproduced(challenge: Challenge, teams: list[Manifest], dataset: str, values
 
     def standing(entry):
         value = entry["reproduced"] if entry["reproduced"] is not None else entry["published"]
+        if entry["precision"] is not None:  # equal at the published precision: the published order stands
+            value = round(value, entry["precision"])
         return track.sort_key(value), entry["published_rank"]
 
     for rank, entry in enumerate(sorted(entries, key=standing), start=1):
