@@ -18,7 +18,7 @@ from . import evaluator as evaluator_mod
 from . import report as report_mod
 from . import verify as verify_mod
 from . import weights as weights_mod
-from .errors import ChecksumMismatch, DatasetError, HarnessError
+from .errors import ChecksumMismatch, DatasetError, HarnessError, WeightsUnavailable
 from .fsutil import write_bytes_atomic, write_json_atomic
 from .manifest import Manifest
 from .progress import Progress, Step, note, silent
@@ -396,10 +396,28 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings,
             return verify_mod.without_dataset(team, dataset, row, absent)
         if not (team.entry.get("code_root") == "code" and os.environ.get(code.OVERRIDE_VARIABLE)):
             fetch_code(proj, team)  # also records where the code is, as the pipeline's code stage does
-        fetch_team_weights(proj, team, progress)
+        _weights_or_architecture(proj, team, dataset, progress)
         infer(proj, team, dataset, settings, progress)
     evaluation = TeamEvaluation.from_dict(evaluate_team(proj, team, dataset, settings.given(metrics=names), progress))
     return verify_mod.verify(team, dataset, evaluation, baseline_of(proj, team, dataset))
+
+
+def _weights_or_architecture(proj: Project, team: Manifest, dataset: str, progress: Progress | None) -> None:
+    """The team's weights; where they are absent and only its model is checked, a select-model network is
+    counted on its architecture alone (parameters, FLOPs, activations and convolutions need no trained
+    values), and the run says so."""
+    from .modelstats import ARCHITECTURE_ONLY
+
+    marker = proj.team_weights(team.id) / ARCHITECTURE_ONLY
+    try:
+        fetch_team_weights(proj, team, progress)
+    except WeightsUnavailable as absent:
+        if dataset != data_mod.MODEL or team.entry["kind"] != "select-model":
+            raise
+        write_json_atomic(marker, {"reason": absent.message})
+        note(progress, team.id, f"{team.id}: {absent.message}; its model is counted on the architecture alone")
+        return
+    marker.unlink(missing_ok=True)
 
 
 def baseline_of(proj: Project, team: Manifest, dataset: str) -> tuple[Manifest, TeamEvaluation | None] | None:

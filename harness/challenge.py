@@ -98,14 +98,17 @@ class Track:
     name: str  # value in a manifest's tracks list
     title: str
     metrics: tuple[str, ...]
-    rank_by: str
+    rank_by: str  # "" for a track ranked by a sum of ranks
     direction: str  # "higher" or "lower": which value ranks first
     gates: tuple[tuple[str, str, float], ...] = ()  # (metric, dataset, at least): only teams reaching them rank
+    rank_sum: tuple[str, ...] = ()  # ids of the tracks whose ranks are added up (harness.ranking)
 
     def sort_key(self, value: float) -> float:
         return -value if self.direction == "higher" else value
 
     def rule(self) -> str:
+        if self.rank_sum:
+            return f"{self.id} ranks by the sum of the ranks in {' + '.join(self.rank_sum)}, lowest first"
         return f"{self.id} ranks by {self.rank_by}, {self.direction} first"
 
 
@@ -149,6 +152,26 @@ class Challenge:
     def tolerance_override(self, metric: str) -> dict | None:
         return self.data.get("tolerances", {}).get(metric)
 
+    @property
+    def model_counter(self) -> str:
+        """Whose FLOPs the published values are: 'model_summary' (the organizers' own counter) or 'fvcore'."""
+        return self.data.get("model_counter", "fvcore")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every metric the challenge's tracks report, in track order: what an audit of the challenge computes."""
+        return tuple(dict.fromkeys(name for track in self.tracks for name in track.metrics))
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """Rows of the published table that are not teams (baselines, an earlier winner): listed, never ranked."""
+        return tuple(self.data.get("references", ()))
+
+    @property
+    def bar(self) -> tuple[tuple[str, str, float], ...]:
+        """The published quality bar (metric, dataset, at least), which decides nobody's rank here."""
+        return tuple((g["metric"], g["dataset"], g["at_least"]) for g in self.data.get("bar", []))
+
 
 @functools.lru_cache(maxsize=1)
 def _validator():
@@ -170,8 +193,9 @@ def _parse(path: Path) -> Challenge:
                                s.get("tolerance", {}).get("abs", 0.0), s.get("tolerance", {}).get("rel", 0.0),
                                s.get("direction", "higher"), data.get("baseline"))
               for s in data.get("scores", [])}
-    tracks = tuple(Track(t["id"], t["name"], t["title"], tuple(t["metrics"]), t["rank_by"], t["direction"],
-                         tuple((g["metric"], g["dataset"], g["at_least"]) for g in t.get("gate", [])))
+    tracks = tuple(Track(t["id"], t["name"], t["title"], tuple(t["metrics"]), t.get("rank_by", ""), t["direction"],
+                         tuple((g["metric"], g["dataset"], g["at_least"]) for g in t.get("gate", [])),
+                         tuple(t.get("rank_sum", ())))
                    for t in data["tracks"])
     datasets = tuple(DatasetRole(d["id"], d["role"], {k: v for k, v in d.items() if k not in ("id", "role")} or None)
                      for d in data["datasets"])
@@ -190,7 +214,14 @@ def _problems(challenge: Challenge) -> list[ManifestProblem]:
     if challenge.path.stem != challenge.id:
         problem("id", f"'{challenge.id}' but the file is {challenge.path.name}", "id-matches-file",
                 f"rename the file to {challenge.id}.yaml")
+    ids = [t.id for t in challenge.tracks]
     for i, track in enumerate(challenge.tracks):
+        for part in track.rank_sum:
+            if part not in ids or challenge.track(part).rank_sum:
+                problem(f"tracks.{i}.rank_sum", f"'{part}' is not a track of the challenge ranked by a value",
+                        "rank-sum-of-tracks", f"tracks: {', '.join(ids)}")
+        if track.rank_sum:
+            continue
         if track.rank_by not in track.metrics:
             problem(f"tracks.{i}.rank_by", f"'{track.rank_by}' is not one of the track's metrics", "rank-by-reported")
         score = challenge.scores.get(track.rank_by)
@@ -239,7 +270,7 @@ def metric_problems(challenges: dict[str, Challenge], computed: dict) -> list[Ma
         for i, track in enumerate(challenge.tracks):
             for j, name in enumerate(track.metrics):
                 check(f"tracks.{i}.metrics.{j}", name, known)
-            spec = computed.get(track.rank_by)
+            spec = computed.get(track.rank_by)  # a rank-sum track has none
             if spec is not None and (track.direction == "lower") != spec.lower_better:
                 problems.append(ManifestProblem(
                     shown, f"tracks.{i}.direction", f"'{track.direction}' but {track.rank_by} is better when "

@@ -92,7 +92,9 @@ def fetch(code_cache: Path, team: Manifest) -> tuple[Path, list[str]]:
             if not _at_commit(target, code["commit"]):
                 _clone(code, target)
     damaged = damage(target)
-    own = [line for line in damaged if _is_own(team, line[2:])]
+    # a weights file absent from the checkout is the weights' failure (weights_unavailable), not the code's
+    kept_weights = {str(Path(w["source"]["path"])) for w in team.weights if w["source"]["kind"] == "code"}
+    own = [line for line in damaged if _is_own(team, line[2:]) and line[2:] not in kept_weights]
     if own and team.runnable:  # a team marked not runnable is read, not run: its damage is only reported
         raise CodeUnavailable(f"{target}: {len(own)} tracked file(s) of {team.id}'s code are missing or changed "
                               f"({', '.join(line[2:] for line in own[:3])}{', ...' if len(own) > 3 else ''})",

@@ -331,6 +331,7 @@ def _import(dataset_id: str, data_dir: Path, hr, lr, downloads: Path | None, pro
                 shutil.rmtree(staging / part, ignore_errors=True)
                 materialise(local_source(source, downloads or Path(data_dir) / ".downloads", progress),
                             staging / part, "*.png")
+        _name_lr_as_declared(dataset, staging / "LR")
         problems = check_layout(dataset, staging, subset)
         if problems:
             raise DatasetError(f"'{dataset_id}' import refused:\n  " + "\n  ".join(problems),
@@ -341,6 +342,15 @@ def _import(dataset_id: str, data_dir: Path, hr, lr, downloads: Path | None, pro
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+def _name_lr_as_declared(dataset: Dataset, lr_dir: Path) -> None:
+    """LR files named by their stem alone (NTIRE 2022's test set: 0901.png) take the layout's name (0901x4.png);
+    only declared stems, and never over a file of that name."""
+    for path in sorted(lr_dir.glob("*.png")) if lr_dir.is_dir() else []:
+        target = lr_dir / lr_name(path.stem)
+        if path.stem in dataset.stems and not target.exists():
+            path.rename(target)
 
 
 def check_layout(dataset: Dataset, root: Path, subset: bool = False) -> list[str]:

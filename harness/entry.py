@@ -133,12 +133,12 @@ def spandrel_predictor(team: manifest_mod.Manifest, weights_dir: Path, device: s
     return predict
 
 
-def select_model_network(team: manifest_mod.Manifest, weights_dir: Path, device: str, code_dir: Path | None):
+def select_model_network(team: manifest_mod.Manifest, weights_dir: Path, device: str, code_dir: Path | None,
+                         untrained: bool = False):
     """The team's network as the Efficient SR challenges' select_model builds it: the class with its
     arguments, the state dict from its place in the saved object, loaded with the code's strictness, then
-    eval mode without gradients on the device."""
-    import torch
-
+    eval mode without gradients on the device. `untrained`: as constructed (seeded), for counts that need the
+    architecture only."""
     entry = team.entry
     root, folder = teamcode.code_folders(team, code_dir)
     module = teamcode.import_team_module(team, root, folder, entry["module"])
@@ -146,6 +146,19 @@ def select_model_network(team: manifest_mod.Manifest, weights_dir: Path, device:
     if network_class is None:
         raise InferenceFailed("entry_error", f"{entry['module']} defines no {entry['class']}")
     network = network_class(*teamcode.network_positional(entry), **entry.get("args", {}))
+    if not untrained:
+        _load_state(team, network, weights_dir)
+    network.eval()
+    for parameter in network.parameters():
+        parameter.requires_grad = False
+    return network.to(device)
+
+
+def _load_state(team: manifest_mod.Manifest, network, weights_dir: Path) -> None:
+    """The state dict from its place in the saved object, a prefix stripped, loaded with the code's strictness."""
+    import torch
+
+    entry = team.entry
     weight = next(w for w in team.weights if w["name"] == entry["weights"])
     path = teamcode.weights_file(Path(weights_dir), weight)
     if not path.is_file():
@@ -161,10 +174,6 @@ def select_model_network(team: manifest_mod.Manifest, weights_dir: Path, device:
     except RuntimeError as exc:
         raise InferenceFailed("weights_mismatch", f"{path.name} does not fit {entry['class']}: "
                               f"{str(exc).splitlines()[0][:300]}") from None
-    network.eval()
-    for parameter in network.parameters():
-        parameter.requires_grad = False
-    return network.to(device)
 
 
 def select_model_predictor(network, team: manifest_mod.Manifest, device: str, stopwatch):
@@ -214,12 +223,18 @@ def run_select_model(call: EntryCall) -> dict[str, float]:
 
     team, inputs, output_dir, device = call.team, call.inputs, call.output_dir, call.device
     weights_dir, code_dir, progress = call.weights_dir, call.code_dir, call.progress
+    untrained = modelstats.untrained_reason(team, weights_dir)
+    if untrained:
+        seed_everything(0)  # the same untrained network every time
     with teamcode.cpu_stand_ins(device):
-        network = select_model_network(team, weights_dir, device, code_dir)
+        network = select_model_network(team, weights_dir, device, code_dir, untrained=bool(untrained))
         stopwatch = modelstats.Stopwatch(device)
         times = run_per_image(select_model_predictor(network, team, device, stopwatch), inputs, output_dir, progress)
-        probe = tuple(challenge.get(team.data["challenge"]).data.get("model_probe", modelstats.PROBE))
-        stats = modelstats.measure(network, device, probe)
+        rules = challenge.get(team.data["challenge"])
+        probe = tuple(rules.data.get("model_probe", modelstats.PROBE))
+        stats = modelstats.measure(network, device, probe, rules.model_counter)
+    if untrained:
+        stats["untrained"] = untrained
     runtime_ms = {p.name: round(ms, 4) for p, ms in zip(inputs, stopwatch.times, strict=True)}
     write_json_atomic(output_dir / modelstats.MODEL_FILE, records.model_metrics(stats, device, stopwatch.clock(),
                                                                                 runtime_ms))

@@ -209,8 +209,8 @@ def model_metrics(run_dir: Path, names: list[str], result: Evaluation) -> None:
     for name in names:
         if measured is None:
             result.unavailable[name] = {"reason": MODEL_ABSENT, "fetch": "harness infer TEAM"}
-        elif name in measured.get("unavailable", {}):
-            result.unavailable[name] = {"reason": measured["unavailable"][name], "fetch": ""}
+        elif name in measured.get("unavailable", {}) or name not in measured and name != "runtime":
+            result.unavailable[name] = {"reason": measured.get("unavailable", {}).get(name, MODEL_ABSENT), "fetch": ""}
         elif name == "runtime":
             times = {Path(image).stem: ms for image, ms in measured["runtime_ms"].items()}
             for stem, row in result.per_image.items():
@@ -219,7 +219,9 @@ def model_metrics(run_dir: Path, names: list[str], result: Evaluation) -> None:
         else:
             result.mean[name] = measured[name]
     if measured is not None:
-        result.model = {"device": measured["device"], "clock": measured["clock"], "probe": measured.get("probe")}
+        result.model = {"device": measured["device"], "clock": measured["clock"], "probe": measured.get("probe"),
+                        **{k: measured[k] for k in ("flop_counter", "flops_by_counter", "layers", "untrained")
+                           if k in measured}}
 
 
 def _check_references(pairs: list[ImagePair], max_megapixels: float) -> None:

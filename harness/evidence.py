@@ -113,16 +113,23 @@ def crop_box(output: np.ndarray, reference: np.ndarray) -> tuple[list[int], int]
 def leaderboards(proj: Project, rows: list[dict], dataset: str) -> list[dict]:
     """Each track of each challenge of the audited teams, ranked again with the reproduced values (teams
     of the challenge outside the audit, or without a reproduced value, keep their published value)."""
-    from . import challenge, leaderboard, registry
+    from . import challenge, leaderboard, ranking, registry
 
     teams, _ = registry.load_all(proj)
     by_id = {t.id: t for t in teams}
     boards = []
     for challenge_id in dict.fromkeys(by_id[r["team"]].data["challenge"] for r in rows if r["team"] in by_id):
         rules = challenge.get(challenge_id)
-        for track in rules.tracks:
+        by_track = {}
+        for track in (t for t in rules.tracks if not t.rank_sum):  # a rank sum adds up these tracks' new ranks
             values = leaderboard.reproduced_values(rules, [r for r in rows if r["team"] in by_id], track)
-            board = leaderboard.reproduced(rules, teams, dataset, values, track)
+            by_track[track.id] = leaderboard.reproduced(rules, teams, dataset, values, track)
+        members = [t for t in teams if t.data["challenge"] == challenge_id]
+        findings = ranking.bar_findings(rules, members)  # said once, with the challenge's first board
+        for track in rules.tracks:
+            board = ranking.rank_sum_board(rules, track, members, {k: v for k, v in by_track.items() if v}) \
+                if track.rank_sum else by_track[track.id]
             if board:
-                boards.append(board)
+                boards.append({**board, "findings": findings} if findings else board)
+                findings = []
     return boards

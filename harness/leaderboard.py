@@ -4,7 +4,8 @@ ranked again with the reproduced values.
 A track's rule (challenges/<id>.yaml) names the metric or score the ranks follow and which way. The
 organizers ordered equal published values by their unrounded values, which only the published ranks
 keep, so a published tie may come in either order and the published rank breaks ties between values
-that are equal here.
+that are equal here. Ranked again, a value is taken at its published precision: one that reproduces keeps
+its published place, and only a value that does not (or a team's that was not published) moves a rank.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import itertools
 from .challenge import Challenge, Track
 from .errors import ManifestProblem
 from .manifest import Manifest
+from .ranking import rank_sum_problems
 
 
 def _ranked(teams: list[Manifest], track: Track, dataset: str) -> list[tuple[Manifest, dict]]:
@@ -29,6 +31,9 @@ def rank_problems(challenge: Challenge, teams: list[Manifest]) -> list[ManifestP
     members = [t for t in teams if t.data["challenge"] == challenge.id]
     problems = []
     for track in challenge.tracks:
+        if track.rank_sum:
+            problems += rank_sum_problems(challenge, members, track)
+            continue
         ranked = _ranked(members, track, dataset)
         ranks = [p["ranks"][track.id] for _, p in ranked]
         if ranks != list(range(1, len(ranks) + 1)):
@@ -37,7 +42,9 @@ def rank_problems(challenge: Challenge, teams: list[Manifest]) -> list[ManifestP
                 f"challenges/{challenge.path.name}", f"tracks.{track.id}",
                 f"the published ranks are not 1..{len(ranks)} once each: {_rank_gaps(seen)}", "ranks-complete"))
         for (above, pa), (below, pb) in itertools.pairwise(ranked):
-            va, vb = pa["values"].get(track.rank_by), pb["values"].get(track.rank_by)
+            # the test set's values with the model's beside them (a ranked FLOPs is a value of the model alone)
+            va, vb = (((verify_published(team, dataset) or {}).get("values") or {}).get(track.rank_by)
+                      for team in (above, below))
             if va is None or vb is None:
                 team = above if va is None else below
                 problems.append(ManifestProblem(str(team.path), f"published.{dataset}.values.{track.rank_by}",
@@ -123,6 +130,8 @@ def reproduced(challenge: Challenge, teams: list[Manifest], dataset: str, values
 
     def standing(entry):
         value = entry["reproduced"] if entry["reproduced"] is not None else entry["published"]
+        if entry["precision"] is not None:  # equal at the published precision: the published order stands
+            value = round(value, entry["precision"])
         return track.sort_key(value), entry["published_rank"]
 
     for rank, entry in enumerate(sorted(entries, key=standing), start=1):
@@ -161,5 +170,6 @@ def change_line(board: dict) -> str:
     where = f"{board['challenge']} {board['track']} ({board['title']})"
     if not board["changes"]:
         return f"{where}: no rank changes"
-    moves = ", ".join(f"{c['team']} {c['published_rank']} → {c['reproduced_rank']}" for c in board["changes"])
+    moves = ", ".join(f"{c['team']} {c['published_rank']} → {c['reproduced_rank']}"
+                      + (f" ({c['why']})" if c.get("why") else "") for c in board["changes"])
     return f"{where}: {len(board['changes'])} rank(s) change: {moves}"

@@ -2,7 +2,9 @@
 in the team's own environment), and the runtime of each image.
 
 - params: every element of the network's parameters, in millions;
-- flops: fvcore's FlopCountAnalysis total for one random input of the probe size, in billions;
+- flops: for one input of the probe size, in billions, by the challenge's counter (harness.model_summary: the
+  organizers' model_summary rules, or fvcore's FlopCountAnalysis), both counters' totals and their per-layer table
+  kept beside it as evidence;
 - activations, conv2d: during one forward pass of a probe input, every call of a Conv2d or ConvTranspose2d
   adds the number of elements of its output (in millions) and one, respectively;
 - runtime: milliseconds per image of the forward pass alone, timed with CUDA events on a GPU (as the
@@ -11,14 +13,19 @@ in the team's own environment), and the runtime of each image.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 MODEL_FILE = "model.json"  # written by the adapter beside a run's outputs
+# Beside a team's weights when its weights file is absent and its model is checked on the architecture alone
+# (the counts do not depend on trained values): {"reason": why the weights are absent}.
+ARCHITECTURE_ONLY = "architecture-only.json"
 PROBE = (256, 256)  # the probe's height and width, unless the challenge names another (model_probe)
 
 
-def measure(network, device: str, probe: tuple[int, int] = PROBE) -> dict:
-    """params, flops, activations and conv2d of `network` (in eval mode, on `device`)."""
+def measure(network, device: str, probe: tuple[int, int] = PROBE, counter: str = "fvcore") -> dict:
+    """params, flops (by `counter`), activations and conv2d of `network` (in eval mode, on `device`)."""
     import torch
 
     height, width = probe
@@ -39,22 +46,25 @@ def measure(network, device: str, probe: tuple[int, int] = PROBE) -> dict:
         for hook in hooks:
             hook.remove()
     out.update(activations=activations[0] / 1e6, conv2d=convolutions[0])
-    out.update(_flops(network, device, probe))
+    out.update(_flops(network, device, probe, counter))
     return out
 
 
-def _flops(network, device: str, probe: tuple[int, int]) -> dict:
-    import torch
+def _flops(network, device: str, probe: tuple[int, int], counter: str) -> dict:
+    from . import model_summary
 
-    try:
-        from fvcore.nn import FlopCountAnalysis
-    except ImportError:
-        return {"unavailable": {"flops": "fvcore is not installed in the team's environment (its recipe family "
-                                         "should pin it)"}}
-    analysis = FlopCountAnalysis(network, torch.rand(1, 3, *probe, device=device))
-    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    with torch.no_grad():
-        return {"flops": analysis.total() / 1e9}
+    counted = model_summary.count(network, device, probe)
+    out: dict = {"flop_counter": counter, "flops_by_counter": counted["totals"], "layers": counted["layers"],
+                 "unavailable": {"gpu_memory": GPU_MEMORY_ABSENT}}
+    if counter in counted["totals"]:
+        out["flops"] = counted["totals"][counter] / 1e9
+    else:
+        out["unavailable"]["flops"] = counted["unavailable"].get(counter, f"{counter} counted nothing")
+    return out
+
+
+GPU_MEMORY_ABSENT = ("needs the challenge's GPU: torch.cuda.max_memory_allocated() over its dataset, on the device "
+                     "it was measured on")
 
 
 class Stopwatch:
@@ -84,3 +94,12 @@ class Stopwatch:
 
     def clock(self) -> str:
         return "cuda-events" if self.cuda else "cpu-perf-counter"
+
+
+def untrained_reason(team, weights_dir: Path) -> str | None:
+    """Why the network is counted untrained (its weights file absent, and the harness said the model check may
+    go on without it), or None when its weights are to be loaded."""
+    marker = Path(weights_dir) / ARCHITECTURE_ONLY
+    if not marker.is_file() or (Path(weights_dir) / team.entry["weights"]).exists():
+        return None
+    return json.loads(marker.read_text()).get("reason", "its weights file is absent")

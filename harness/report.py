@@ -208,7 +208,8 @@ def _md_leaderboards(report: dict) -> list[str]:
     return ["## The leaderboard, reproduced", "",
             "Each track ranked again with the reproduced values; teams outside the audit, or without a "
             "reproduced value, keep their published value.", ""] + \
-        [f"- {md(change_line(board))}" for board in report["leaderboards"]]
+        [line for board in report["leaderboards"]
+         for line in [f"- {md(change_line(board))}", *(f"  - {md(f)}" for f in board.get("findings", []))]]
 
 
 def _md_uncertainty(results: list[dict]) -> list[str]:

@@ -27,8 +27,9 @@ def state(team: Manifest) -> str:
 
 
 def _published(team: Manifest) -> dict:
-    """The team's first published entry (its challenge's test set), or nothing."""
-    return next(iter(team.data.get("published", {}).values()), {})
+    """The team's first published entry with ranks (its challenge's test set), else its first, or nothing."""
+    entries = list(team.data.get("published", {}).values())
+    return next((e for e in entries if e.get("ranks")), entries[0] if entries else {})
 
 
 def _rank(team: Manifest, rules: Challenge) -> tuple:

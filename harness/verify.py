@@ -11,6 +11,7 @@ from . import challenge, data, uncertainty
 from . import metrics as M
 from .data import MODEL
 from .manifest import Manifest
+from .model_summary import count_evidence, evidence_of
 from .records import PUBLISHED_OUTPUTS, TeamEvaluation, Verification, failure
 
 VERDICTS = ("exact", "reproduced", "diverged", "failed", "not_runnable")
@@ -62,6 +63,10 @@ def _verify(team: Manifest, dataset: str, team_evaluation: TeamEvaluation | None
             row = _image_by_image(name, published, scored, declared, M.spec(name))
         else:
             row = _compared(name, row, scored, runs)
+        if M.spec(name).reference == "model" and row.get("ok") is False and (runs[0].get("model") or {}).get("layers"):
+            row["evidence"] = evidence_of(runs[0]["model"], value, precision or 2, rules.model_counter) \
+                if name == "flops" else count_evidence(runs[0]["model"], name, value, row["reproduced"])
+            row["reason"] = row["evidence"]["reason"]
         result.metrics[name] = row
         if row["status"] == "unavailable":
             result.unverified.append(name)
@@ -69,6 +74,10 @@ def _verify(team: Manifest, dataset: str, team_evaluation: TeamEvaluation | None
             compared += 1
             all_ok &= row["ok"]
     _computed_but_not_published(result, runs, published)
+    untrained = (runs[0].get("model") or {}).get("untrained")
+    if untrained:  # counts need the architecture only; whatever depends on trained values is not here
+        result.findings.append({"kind": "weights_unavailable", "run": runs[0].get("run", ""), "image": "",
+                                "message": f"counted on the architecture alone (untrained): {untrained}"})
     return _concluded(result, team, dataset, runs, published, compared, all_ok)
 
 

@@ -103,9 +103,13 @@ def _record_in_pipeline(session: Session, team: Manifest, dataset: str) -> None:
 @click.option("--mode", type=click.Choice(settings.MODES), help="Evaluation mode (default: params.yaml).")
 @click.option("--rerun", is_flag=True, help="Ignore earlier results.")
 @click.option("--challenge", "challenge_id", metavar="ID", help=CHALLENGE_HELP)
+@click.option("--metrics", "metric_list", metavar="NAMES",
+              help="Comma-separated metrics to compute besides the published ones (default: params.yaml's; with "
+                   "--challenge, those its tracks report, and these beside them).")
 @unsafe_option
 @pass_session
-def audit(session: Session, dataset, team_list, from_outputs, mode, rerun, challenge_id, unsafe_no_sandbox):
+def audit(session: Session, dataset, team_list, from_outputs, mode, rerun, challenge_id, metric_list,
+          unsafe_no_sandbox):
     """Verify every team and write the report: the whole audit without DVC.
 
     A team that cannot run, or fails, is reported with its reason; the others carry on. Runs that are not
@@ -113,9 +117,16 @@ def audit(session: Session, dataset, team_list, from_outputs, mode, rerun, chall
     the report goes to report/ID/, beside the pipeline's report/. Exits 1 unless every runnable team
     reproduced.
     """
+    from ..challenge import get
+    from ..metrics import parse_metric_list
+
     proj = session.project
     team_ids, dataset = session.selection(team_list, dataset, challenge_id)
-    chosen = session.settings.given(mode=mode, unsafe_no_sandbox=unsafe_no_sandbox)
+    asked = parse_metric_list(metric_list) if metric_list else []
+    # a challenge's audit computes what the challenge reports, not what params.yaml lists for another one
+    metrics = [*get(challenge_id).metrics, *asked] if challenge_id else asked or None
+    chosen = session.settings.given(mode=mode, unsafe_no_sandbox=unsafe_no_sandbox,
+                                    metrics=list(dict.fromkeys(metrics)) if metrics else None)
     with progress_display() as progress:
         results = audit_mod.audit(proj, team_ids, dataset, chosen, from_outputs, rerun, progress)
     _write_report(session, results, dataset, chosen,

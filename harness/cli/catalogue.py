@@ -50,12 +50,15 @@ def list_teams(session: Session, as_json, as_markdown, only_runnable, track, cha
                 or (challenge_id and team.data["challenge"] != challenge_id):
             continue
         nothing: dict[str, Any] = {}
-        dataset, published = next(iter(team.data.get("published", {}).items()), (None, nothing))
+        entries = team.data.get("published", {})
+        dataset, published = next(iter(entries.items()), (None, nothing))
+        # ranks where the table gives them (a test set's), beside the values of every entry (the first wins)
+        ranks: dict = next((e["ranks"] for e in entries.values() if e.get("ranks")), {})
+        values = {k: v for e in reversed(list(entries.values())) for k, v in e.get("values", {}).items()}
         rows.append({"id": team.id, "name": team.name, "challenge": team.data["challenge"],
                      "runnable": team.runnable, "determinism": team.determinism["class"],
                      "entry": team.entry["kind"], "recipe": (team.container or {}).get("recipe"),
-                     "dataset": dataset, "ranks": published.get("ranks", {}),
-                     "published": published.get("values", {})})
+                     "dataset": dataset, "ranks": ranks or published.get("ranks", {}), "published": values})
     rows.sort(key=lambda r: (r["challenge"], r["ranks"].get(rules[r["challenge"]].tracks[0].id, 10**6), r["id"]))
     if as_json:
         click.echo(json.dumps({"teams": rows, "invalid": [p.as_dict() for p in problems]}, indent=2))
@@ -83,6 +86,21 @@ def show(session: Session, team_id):
     if team.defaults:
         out(f"[dim]as resolved: the file, completed by challenges/{lit(team.data['challenge'])}.yaml's defaults[/dim]")
     click.echo(render.visible(yaml.safe_dump(team.data, sort_keys=False, width=110, allow_unicode=True)))
+    own = session.project.challenge_report_dir(team.data["challenge"]) / "report.json"  # its challenge's audit
+    _last_verdict(own if own.is_file() else session.project.report_dir / "report.json", team.id)
+
+
+def _last_verdict(report_path, team_id: str) -> None:
+    """The team's verdict in the last report, with the evidence of each model metric that did not reproduce."""
+    if not report_path.is_file():
+        return
+    row = next((r for r in json.loads(report_path.read_text()).get("teams", []) if r.get("team") == team_id), None)
+    if row is None:
+        return
+    out(f"last report ({report_path.name}, on {row.get('checked_on') or row.get('dataset')}): {row['verdict']}")
+    for name, metric in row.get("metrics", {}).items():
+        if metric.get("evidence"):
+            render.counter_evidence(name, metric)
 
 
 

@@ -166,7 +166,7 @@ def catalogue_tables(rows: list[dict], rules: dict) -> None:
         for t in tracks:
             table.add_column(t.id.replace("track", "T"), justify="right", no_wrap=True)
             if full:
-                table.add_column(all_specs()[t.rank_by].title, justify="right")
+                table.add_column("rank sum" if t.rank_sum else all_specs()[t.rank_by].title, justify="right")
         for column in ("on", "status", "determinism", "recipe") if full else ("status",):
             table.add_column(column, no_wrap=not full)
         for row in members:
@@ -174,7 +174,9 @@ def catalogue_tables(rows: list[dict], rules: dict) -> None:
             for t in tracks:
                 cells.append(str(row["ranks"].get(t.id, "")))
                 if full:
-                    cells.append(number(row["published"].get(t.rank_by), all_specs()[t.rank_by].precision))
+                    parts = [row["ranks"].get(part) for part in t.rank_sum]
+                    cells.append((str(sum(parts)) if parts and None not in parts else "") if t.rank_sum else
+                                 number(row["published"].get(t.rank_by), all_specs()[t.rank_by].precision))
             status = "runnable" if row["runnable"] else "[yellow]not runnable[/yellow]"
             extra = [row["dataset"] or "—", status, row["determinism"], row["recipe"] or row["entry"]] if full \
                 else ["ok" if row["runnable"] else "[yellow]no[/yellow]"]
@@ -386,6 +388,8 @@ def verification(result: dict) -> None:
 def leaderboards(built: dict) -> None:
     for board in built.get("leaderboards", []):
         out(f"leaderboard {lit(change_line(board))}", soft_wrap=True)
+        for finding in board.get("findings", []):  # the organizers' list against their own bar
+            out(f"  [yellow]ranking[/yellow] {lit(finding)}", soft_wrap=True)
 
 
 def not_computed(results: list[dict]) -> None:
@@ -422,3 +426,19 @@ def report_story(built: dict, results: list[dict], dataset: str) -> None:
         out(f"[yellow]note[/yellow]: the checkout had uncommitted changes (git {lit(built['git_sha'])})")
     out(lit(built.get("headline") or report_mod.headline(results)), soft_wrap=True)
     out(built["summary"])
+
+
+def counter_evidence(metric: str, row: dict, limit: int = 12) -> None:
+    """Where two FLOPs counters part, for a value that did not reproduce: the reason, then the layers where
+    they differ most (layer, type, output shape, FLOPs by each counter)."""
+    evidence = row.get("evidence") or {}
+    out(f"  [red]{metric}[/red]: {lit(row.get('reason', ''))}", soft_wrap=True)
+    layers = sorted(evidence.get("layers", []), key=lambda r: -abs((r.get("fvcore") or 0) - r["model_summary"]))
+    table = Table(title=f"{metric}: the {min(limit, len(layers))} layers where the counters differ most "
+                        f"(of {len(layers)}; all in report.json)")
+    for column in ("layer", "type", "output", "model_summary", "fvcore"):
+        table.add_column(column, justify="right" if column in ("model_summary", "fvcore") else "left")
+    for layer in layers[:limit]:
+        table.add_row(lit(layer["layer"]), layer["type"], "×".join(map(str, layer.get("output") or [])),
+                      f"{layer['model_summary']:,}", "—" if layer.get("fvcore") is None else f"{layer['fvcore']:,}")
+    out(table)
