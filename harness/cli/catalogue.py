@@ -120,16 +120,7 @@ def validate(session: Session, targets, params_only):
     """
     proj = session.project
     if params_only:
-        refused = doctor_mod.machine_refusals(proj, session.settings)  # settings raise first, naming value and rule
-        if refused:
-            undone = os.environ.get(pipeline.EXPERIMENT_BASELINE) and pipeline.undo_experiment(
-                proj, os.environ[pipeline.EXPERIMENT_BASELINE], {"device", "runner"})
-            raise HarnessError(f"params.yaml: {'; '.join(f.detail for f in refused)}",
-                               hint="nothing was run or replaced" + ("; the experiment's values were taken back out "
-                                                                     "of params.yaml" if undone else "") + "; "
-                               + "; ".join(f.fix or "" for f in refused))
-        pipeline.mark_params_checked(proj)
-        out(f"[green]ok[/green]    params.yaml ({len(session.settings.teams)} team(s))")
+        _check_params(session)
         return
 
     said: set[str] = set()  # a broken challenge file is a problem of every manifest naming it: said once
@@ -173,6 +164,21 @@ def validate(session: Session, targets, params_only):
     out(f"{len(paths) - failed} valid, {failed} invalid")
     if failed or not tables_ok:
         sys.exit(EXIT_CHECK_FAILED)
+
+
+def _check_params(session: Session) -> None:
+    """The pipeline's first stage: params.yaml's values, then what this machine cannot do of them."""
+    proj = session.project
+    refused = doctor_mod.machine_refusals(proj, session.settings)  # settings raise first, naming value and rule
+    if refused:
+        undone = os.environ.get(pipeline.EXPERIMENT_BASELINE) and pipeline.undo_experiment(
+            proj, os.environ[pipeline.EXPERIMENT_BASELINE], {"device", "runner"})
+        raise HarnessError(f"params.yaml: {'; '.join(f.detail for f in refused)}",
+                           hint="nothing was run or replaced" + ("; the experiment's values were taken back out "
+                                                                 "of params.yaml" if undone else "") + "; "
+                           + "; ".join(f.fix or "" for f in refused))
+    pipeline.mark_params_checked(proj)
+    out(f"[green]ok[/green]    params.yaml ({len(session.settings.teams)} team(s))")
 
 
 @click.command("new-team")
