@@ -127,5 +127,5 @@ def test_without_the_files_the_metric_is_unavailable_and_names_the_fetch(netns, 
     result = json.loads(out.read_text())
     gap = result["unavailable"]["lpips"]
     assert "alexnet-owt-7be5be79.pth" in gap["reason"] and gap["fetch"] == "harness fetch metric-weights lpips"
-    assert done.returncode == 0 and "psnr" in result["mean"]  # scored what it could,
-    assert "unavailable" in done.stdout  # and said what it could not
+    assert done.returncode == 1 and "psnr" in result["mean"]  # scored what it could,
+    assert "unavailable" in done.stdout and "not computed: lpips" in done.stderr  # and said what it could not
