@@ -22,7 +22,7 @@ from .errors import ChecksumMismatch, DatasetError, HarnessError, WeightsUnavail
 from .fsutil import write_bytes_atomic, write_json_atomic
 from .manifest import Manifest
 from .progress import Progress, Step, note, silent
-from .project import Project
+from .project import Project, team_runs_dir
 from .provenance import session_info
 from .records import PUBLISHED_OUTPUTS, RecordError, RunRecord, TeamEvaluation, Verification
 from .settings import Settings
@@ -165,7 +165,7 @@ def run_team_job(root: str, team_id: str, dataset: str, settings: Settings) -> d
     results = proj.slurm_results(dataset)
     record = RunRecord.from_dict(infer(proj, team, dataset, settings, runs_root=results))
     record.slurm_job_id = slurm.job_id()
-    return inference.write_record(inference.team_runs_dir(results, dataset, team.id), record)
+    return inference.write_record(team_runs_dir(results, dataset, team.id), record)
 
 
 def runs_complete(proj: Project, team: Manifest, dataset: str) -> bool:

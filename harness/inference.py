@@ -18,15 +18,12 @@ from .errors import InferenceFailed
 from .fsutil import replace_dir, write_json_atomic
 from .manifest import Manifest
 from .png import read_png_header
+from .project import team_runs_dir
 from .protocol import FAILURE, PROVENANCE, SESSION
 from .records import RunRecord, ran_on
 from .runners.base import Runner, RunRequest
 
 RECORD = "record.json"
-
-
-def team_runs_dir(runs_root: Path, dataset: str, team_id: str) -> Path:
-    return Path(runs_root) / dataset / team_id
 
 
 def run_dirs(runs_root: Path, dataset: str, team_id: str) -> list[Path]:

@@ -16,9 +16,10 @@ from .archive import materialise
 from .download import download
 from .errors import DatasetError, DownloadError, HarnessError
 from .fsutil import replace_dir, sha256_file, write_json_atomic
-from .inference import team_runs_dir, write_record
+from .inference import write_record
 from .manifest import Manifest
 from .progress import Progress, transfer
+from .project import team_runs_dir
 from .records import PUBLISHED_OUTPUTS, RunRecord
 
 

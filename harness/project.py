@@ -55,7 +55,7 @@ class Project:
     # --- per dataset and team ---
     def team_runs(self, dataset: str, team_id: str) -> Path:
         """runs/<dataset>/<team>/: run-<k>/ folders, record.json, logs/."""
-        return self.runs_dir / dataset / team_id
+        return team_runs_dir(self.runs_dir, dataset, team_id)
 
     def team_weights(self, team_id: str) -> Path:
         return self.weights_dir / team_id
@@ -125,6 +125,12 @@ class Project:
         except HarnessError as exc:
             raise settings.InvalidSetting(f"{path}: metrics: {exc.message}", hint=exc.hint) from None
         return merged
+
+
+def team_runs_dir(runs_root: Path, dataset: str, team_id: str) -> Path:
+    """A team's runs on a dataset below a runs folder (runs/, checks/runs/, or a Slurm job's results): the one
+    place the layout <runs>/<dataset>/<team>/ is spelled."""
+    return Path(runs_root) / dataset / team_id
 
 
 def user_cache() -> Path:

@@ -22,7 +22,7 @@ from . import inference
 from .errors import HarnessError
 from .failures import SLURM_FINAL_STATES as FINAL_STATES
 from .fsutil import replace_dir, write_json_atomic
-from .project import Project
+from .project import Project, team_runs_dir
 from .records import RunRecord
 from .settings import SlurmSettings
 
@@ -151,7 +151,7 @@ def wait(proj: Project, team: Manifest, dataset: str, settings: SlurmSettings, o
     if written_by_job:
         target = proj.team_runs(dataset, team.id)
         target.parent.mkdir(parents=True, exist_ok=True)
-        replace_dir(inference.team_runs_dir(proj.slurm_results(dataset), dataset, team.id), target)
+        replace_dir(team_runs_dir(proj.slurm_results(dataset), dataset, team.id), target)
     kind = FINAL_STATES[state]
     if state == "FAILED" and _soft_timeout(proj, dataset, entry["job_id"]):
         kind = "timeout"
