@@ -163,6 +163,9 @@ def catalogue_tables(rows: list[dict], rules: dict) -> None:
         table.add_column("id", no_wrap=True, min_width=id_width)
         longest_word = max(len(word) for r in members for word in r["name"].split() or [""])
         table.add_column("name", min_width=min(longest_word, 30), overflow="fold")
+        if not full:  # the tracks whose rank columns fit beside them (3 characters of border each column)
+            room = consoles.out.width - 1 - (id_width + 3) - (min(longest_word, 30) + 3) - (6 + 3)
+            tracks = tracks[:max(1, room // (max(len(t.id) for t in tracks) + 3))]
         for t in tracks:
             table.add_column(t.id.replace("track", "T"), justify="right", no_wrap=True)
             if full:
