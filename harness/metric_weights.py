@@ -67,7 +67,7 @@ def fetch(metric_names: list[str], cache_dir: Path, downloads: Path, progress=No
             fresh = not target.exists()
             try:
                 if fresh:
-                    _obtain(rel, table[rel], cache_dir, downloads, progress)
+                    obtain(rel, table[rel], cache_dir, downloads, progress)
                     status[rel] = "fetched"
                 else:
                     status[rel] = "present"
@@ -92,7 +92,7 @@ def fetch(metric_names: list[str], cache_dir: Path, downloads: Path, progress=No
     return status
 
 
-def _obtain(rel: str, source: M.WeightFile, cache_dir: Path, downloads: Path, progress) -> None:
+def obtain(rel: str, source: M.WeightFile, cache_dir: Path, downloads: Path, progress) -> None:
     target = cache_dir / rel
     if source.kind == "url":
         download(source.location, target, None, progress)
