@@ -343,6 +343,9 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings,
     A team that published values of its model alone (published.model) and whose dataset is not here is
     checked on those (the model check: the network on the mini photographs), the dataset's values said to
     need it."""
+    from . import stand_ins
+
+    stand_ins.refuse_to_compare(proj.metric_cache)
     published = verify_mod.published_values(team, dataset)
     wanted = list(published["values"]) if published else list(settings.metrics)
     names = list(dict.fromkeys(list(settings.metrics) + wanted))

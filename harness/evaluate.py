@@ -121,6 +121,9 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
         else:
             (builtin if M.METRICS[name].backend == "builtin" else usable).append(name)
 
+    from .stand_ins import is_stand_in
+
+    result.stand_in = bool(usable) and is_stand_in(cache)  # every record of these numbers says so
     job = scorer.ImageJob(builtin, usable, mode, str(cache), device)
     result.workers, result.workers_reason = scorer.plan_workers(job, pairs, workers if device == "cpu" else 1)
     _collect(scorer, job, pairs, result, progress)
@@ -244,6 +247,9 @@ def evaluate_team(team: Manifest, dataset: str, record: RunRecord | None, run_di
                             harness_version=__version__, pyiqa_version=pyiqa_version(),
                             metric_weights=_weight_checksums(metric_cache),
                             device=device, ground_truth=hr_dir is not None)
+    from .stand_ins import is_stand_in
+
+    result.stand_in = is_stand_in(metric_cache)
     if record is None:
         result.inference = {"status": "failed", "failure": {
             "kind": "not_run", "message": f"{team.id} has no run record", "hint": f"run `harness infer {team.id}`"}}

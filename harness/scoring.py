@@ -131,6 +131,12 @@ def weights_unavailable(name: str, cache_dir: Path) -> str | None:
     missing = missing_weight_files(name, cache_dir)
     if missing:
         return f"weights absent from {shown_path(cache_dir)}: {', '.join(missing)}"
+    from . import metric_pins
+
+    try:
+        metric_pins.check_digests(name, cache_dir)
+    except MetricUnavailable as exc:
+        return exc.message
     return changed_weight_files(name, cache_dir)
 
 
@@ -193,13 +199,18 @@ class PyiqaMetrics:
         reason = weights_unavailable(name, self.cache_dir)
         if reason:
             raise MetricUnavailable(name, f"{name}: {reason}", hint=f"run `{FETCH_COMMAND} {name}`")
+        from . import metric_pins, stand_ins
+
+        metric_pins.check(name, self.cache_dir)  # bytes and tensors, before pyiqa loads a file
         self._configure()
         import pyiqa  # imported late: pyiqa reads TORCH_HOME once, at import
 
+        stand_ins.allow_stand_in_clip(self.cache_dir)  # a marked cache only
         try:
             metric = pyiqa.create_metric(name, device=self.device, as_loss=False)
         except Exception as exc:  # a corrupt or foreign weight file, most often
-            raise MetricUnavailable(name, f"{name}: pyiqa could not create the metric: {exc}",
+            files = ", ".join(w.path for w in METRICS[name].weight_files)
+            raise MetricUnavailable(name, f"{name}: pyiqa could not create the metric from {files}: {exc}",
                                     hint=f"re-fetch with `{FETCH_COMMAND} {name}`") from exc
         self._metrics[name] = metric
         return metric

@@ -48,6 +48,16 @@ def marked_digests(cache_dir: Path) -> dict[str, str]:
     return json.loads(marker.read_text()).get("files", {}) if marker.is_file() else {}
 
 
+def refuse_to_compare(cache_dir: Path) -> None:
+    """Numbers from stand-ins never meet published ones: a verification with a marked cache stops here."""
+    if is_stand_in(cache_dir):
+        raise StandInRefused(f"the metric-weights cache {cache_dir} holds stand-in weights ({MARKER}): numbers "
+                             "scored with them measure nothing and are never compared with published ones",
+                             hint="fetch the real weights into a cache of their own (`harness fetch metric-weights`"
+                                  ", $HARNESS_METRIC_WEIGHTS); use stand-ins with `harness evaluate` and the "
+                                  "benchmarks only")
+
+
 def seed_of(path: str) -> int:
     """A file's seed, from its name alone."""
     return int.from_bytes(hashlib.sha256(Path(path).name.encode()).digest()[:8], "big") % (2 ** 63)
