@@ -76,7 +76,8 @@ def write_marker(cache_dir: Path, digests: dict[str, str]) -> None:
         "schema": SCHEMA, "stand_in": True,
         "meaning": "seeded random weights with the real files' names, keys, shapes, dtypes and formats: the "
                    "numbers they give measure nothing and are never compared with published ones",
-        "seed": "the first 8 bytes of sha256(file name), big-endian, modulo 2**63", "files": digests})
+        "seed": "the first 8 bytes of sha256(file name), big-endian, modulo 2**63", "complete": bool(digests),
+        "files": digests})
 
 
 # --- the run-time hook CLIP-IQA needs -------------------------------------------------------------

@@ -2,8 +2,8 @@
 `pyiqa.create_metric(name, device=...)`, each image read with PIL and made a tensor with torchvision's
 to_tensor, one image at a time; a stand-in cache gets the CLIP digest hook and nothing else.
 
-Run as a script in a fresh process: python organizers_way.py CACHE SR_DIR HR_DIR METRIC,...  -> JSON on stdout,
-{output file name: {metric: value}}.
+Run as a script in a fresh process: python organizers_way.py CACHE SR_DIR HR_DIR METRIC,... [DEVICE]  -> JSON on
+stdout, {output file name: {metric: value}}.
 """
 
 import json
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 
-def main(cache: str, sr_dir: str, hr_dir: str, names: list[str]) -> dict:
+def main(cache: str, sr_dir: str, hr_dir: str, names: list[str], device: str = "cpu") -> dict:
     from harness import scoring, stand_ins
 
     os.environ.update(scoring.cache_env(Path(cache)))
@@ -21,15 +21,15 @@ def main(cache: str, sr_dir: str, hr_dir: str, names: list[str]) -> dict:
     from PIL import Image
 
     stand_ins.allow_stand_in_clip(Path(cache))
-    metrics = {name: pyiqa.create_metric(name, device="cpu") for name in names}
+    metrics = {name: pyiqa.create_metric(name, device=device) for name in names}
     values = {}
     for output in sorted(p for p in os.listdir(sr_dir) if p.endswith(".png")):
-        sr = F.to_tensor(Image.open(Path(sr_dir) / output)).unsqueeze(0)
-        hr = F.to_tensor(Image.open(Path(hr_dir) / output.replace("x4", ""))).unsqueeze(0)
+        sr = F.to_tensor(Image.open(Path(sr_dir) / output)).unsqueeze(0).to(device)
+        hr = F.to_tensor(Image.open(Path(hr_dir) / output.replace("x4", ""))).unsqueeze(0).to(device)
         values[output] = {name: (metric(sr, hr) if metric.metric_mode == "FR" else metric(sr)).item()
                           for name, metric in metrics.items()}
     return values
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(","))))
+    print(json.dumps(main(*sys.argv[1:4], sys.argv[4].split(","), *sys.argv[5:6])))
