@@ -286,6 +286,10 @@ def pyiqa_version() -> str | None:
 
 
 def _weight_checksums(cache_dir: Path) -> dict:
+    from .stand_ins import is_stand_in, marked_digests
+
+    if is_stand_in(cache_dir):  # the stand-ins' own digests (the record says stand_in: true beside them)
+        return marked_digests(cache_dir)
     listing = Path(cache_dir) / "checksums.json"
     return json.loads(listing.read_text()) if listing.exists() else {}
 
