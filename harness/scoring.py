@@ -201,8 +201,8 @@ class PyiqaMetrics:
             raise MetricUnavailable(name, f"{name}: {reason}", hint=f"run `{FETCH_COMMAND} {name}`")
         from . import metric_pins, stand_ins
 
+        self._configure()  # first: the key check may import pyiqa, which reads TORCH_HOME once
         metric_pins.check(name, self.cache_dir)  # bytes and tensors, before pyiqa loads a file
-        self._configure()
         import pyiqa  # imported late: pyiqa reads TORCH_HOME once, at import
 
         stand_ins.allow_stand_in_clip(self.cache_dir)  # a marked cache only
