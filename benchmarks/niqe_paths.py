@@ -67,7 +67,11 @@ def main() -> None:
         sr_dir, _ = make_images(Path(scratch), args.images)
         images = sorted(sr_dir.glob("*.png"))
         ours = harness_values(args.cache, images)
-        theirs = {name: pyiqa_values(args.cache, images, env) for name, env in PATHS.items()}
+        print(json.dumps({"harness": ours}), flush=True)
+        theirs = {}
+        for name, env in PATHS.items():  # each path as it comes: a long run still leaves its numbers
+            theirs[name] = pyiqa_values(args.cache, images, env)
+            print(json.dumps({name: theirs[name]}), flush=True)
     rows = {Path(p).name: {"harness": v, **{n: theirs[n][p] for n in PATHS}} for p, v in ours.items()}
     print(f"{'image':<12}{'harness':>12}" + "".join(f"{n:>24}" for n in PATHS))
     for image, row in rows.items():
