@@ -166,8 +166,24 @@ def vit_snapshot(target: Path, seed: int) -> Path:
 
 
 def clip_rn50(target: Path, seed: int) -> Path:
-    """CLIP RN50 as OpenAI ships it: a TorchScript archive of fp16 weights (batch norms in fp32), with the
-    three int64 scalars the original archive carries."""
+    """CLIP RN50 as OpenAI ships it, written by a fresh process: TorchScript names each module type it compiles
+    with a counter that runs for the life of a process, so only a fresh one writes the same bytes every time."""
+    import subprocess
+    import sys
+
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    code = ("import sys; from harness.stand_in_files import write_clip_rn50; "
+            "write_clip_rn50(sys.argv[1], int(sys.argv[2]))")
+    done = subprocess.run([sys.executable, "-c", code, str(target), str(seed)], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"building the stand-in CLIP RN50 failed: {done.stderr[-2000:]}")
+    return target
+
+
+def write_clip_rn50(target: str, seed: int) -> None:
+    """A TorchScript archive of fp16 weights (batch norms in fp32), with the three int64 scalars the original
+    archive carries."""
     import torch
     from pyiqa.archs import clip_model
 
@@ -177,7 +193,8 @@ def clip_rn50(target: Path, seed: int) -> Path:
     tensors = dict(network.state_dict())
     tensors.update(input_resolution=torch.tensor(224), context_length=torch.tensor(77),
                    vocab_size=torch.tensor(49408))
-    return write_bytes(target, _script_archive(tensors))
+    with stand_ins.quiet_imports():
+        write_bytes(Path(target), _script_archive(tensors))
 
 
 class _Holder:
