@@ -116,3 +116,13 @@ def test_every_learned_weight_file_has_a_pin_or_is_named_trust_on_first_use():
         for weight in spec.weight_files:
             assert metric_pins.expected_digest(weight.path, Path("/nonexistent")) is not None \
                 or weight.path in metric_pins.TRUST_ON_FIRST_USE, weight.path
+
+
+def test_the_plan_of_a_verification_with_a_stand_in_cache_is_blocked(project, tmp_path, monkeypatch):
+    from harness import plan, registry
+
+    monkeypatch.setenv("HARNESS_METRIC_WEIGHTS", str(marked_cache(tmp_path / "cache", {})))
+    proj = Project(project)
+    findings = plan.make(proj, registry.load(proj, "bicubic"), "mini", proj.params())
+    (blocked,) = [f for f in plan.blocking(findings) if f.check == "metric weights"]
+    assert "stand-in weights" in blocked.detail
