@@ -20,15 +20,16 @@ class MetricCost:
     memory_gib: float  # peak resident memory of a process scoring one 2K image with this metric alone
 
 
-# Measured on the 2-core AMD EPYC (AVX2) machine, one torch thread (README, "What scoring costs").
+# Measured on the 2-core AMD EPYC (AVX2) machine, one torch thread, the machine shared (benchmarks/
+# bench_metric_costs.py; create includes importing torch and pyiqa and checking the files' digests and keys).
 COSTS = {
-    "lpips": MetricCost(0.9, 1.9, 0.0, 1.4),
-    "dists": MetricCost(2.3, 19.7, 0.0, 2.6),
-    "musiq": MetricCost(1.1, 9.2, 0.0, 1.6),
-    "maniqa": MetricCost(3.0, 0.0, 69.0, 2.0),
-    "clipiqa": MetricCost(3.8, 5.6, 0.0, 1.4),
+    "lpips": MetricCost(5.2, 1.0, 0.0, 1.42),
+    "dists": MetricCost(5.9, 20.4, 0.0, 3.58),
+    "musiq": MetricCost(6.5, 6.5, 0.0, 1.60),
+    "maniqa": MetricCost(7.2, 0.0, 85.8, 3.48),
+    "clipiqa": MetricCost(8.0, 5.6, 0.0, 1.90),
 }
-BASE_PROCESS_GIB = 0.6  # a worker with torch and pyiqa imported, before any metric
+BASE_PROCESS_GIB = 0.43  # a worker process before any learned metric (measured: PSNR, NIQE alone)
 
 
 def scoring_seconds(names: list[str], megapixels: float, images: int) -> float:
