@@ -34,6 +34,11 @@ def _lpips() -> Shapes:
     return {f"lin{i}.model.1.weight": (1, c, 1, 1) for i, c in enumerate(LPIPS_CHANNELS)}
 
 
+# LPIPS's network holds its five layers twice, as lin0..lin4 and as the list lins.0..lins.4: a file saved from
+# the network's whole state dict carries both names of the same tensors, and pyiqa loads either.
+ALIASES = {f"lins.{i}.model.1.weight": f"lin{i}.model.1.weight" for i in range(len(LPIPS_CHANNELS))}
+
+
 def _dists() -> Shapes:
     return {"alpha": (1, DISTS_CHANNELS, 1, 1), "beta": (1, DISTS_CHANNELS, 1, 1)}
 
@@ -107,6 +112,7 @@ def check(metric: str, path: str, file: Path) -> None:
         raise WrongWeightFile(metric, path, f"not a state dict pyiqa can load ({type(exc).__name__}: {exc})",
                               hint=f"delete {file} and fetch it again") from None
     expected = expected_shapes(path)
+    held = {ALIASES.get(key, key) if ALIASES.get(key) in expected else key: shape for key, shape in held.items()}
     missing = sorted(set(expected) - set(held))
     unexpected = sorted(set(held) - set(expected))
     reshaped = sorted(k for k in set(held) & set(expected) if held[k] != expected[k])

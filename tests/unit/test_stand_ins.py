@@ -126,3 +126,12 @@ def test_the_plan_of_a_verification_with_a_stand_in_cache_is_blocked(project, tm
     findings = plan.make(proj, registry.load(proj, "bicubic"), "mini", proj.params())
     (blocked,) = [f for f in plan.blocking(findings) if f.check == "metric weights"]
     assert "stand-in weights" in blocked.detail
+
+
+def test_lpips_layers_saved_under_both_names_the_network_gives_them_are_accepted(tmp_path):
+    both = {}
+    for i, c in enumerate((64, 192, 384, 256, 256)):
+        both[f"lin{i}.model.1.weight"] = both[f"lins.{i}.model.1.weight"] = torch.zeros(1, c, 1, 1)
+    file = tmp_path / "lpips.pth"
+    stand_in_files.save_torch(file, both)
+    metric_keys.check("lpips", LPIPS_FILE, file)  # no error
