@@ -210,6 +210,12 @@ class PyiqaMetrics:
             metric = pyiqa.create_metric(name, device=self.device, as_loss=False)
         except Exception as exc:  # a corrupt or foreign weight file, most often
             files = ", ".join(w.path for w in METRICS[name].weight_files)
+            if "state_dict" in str(exc):  # a strict loader met other keys: the file is not the network's
+                from .metric_keys import WrongWeightFile
+
+                said = str(exc) if len(str(exc)) <= 600 else f"{str(exc)[:600]} …"  # every key: thousands
+                raise WrongWeightFile(name, files, f"pyiqa could not load it: {said}",
+                                      hint=f"delete it and run `{FETCH_COMMAND} {name}`") from exc
             raise MetricUnavailable(name, f"{name}: pyiqa could not create the metric from {files}: {exc}",
                                     hint=f"re-fetch with `{FETCH_COMMAND} {name}`") from exc
         self._metrics[name] = metric

@@ -85,3 +85,39 @@ def test_two_builds_are_the_same_bytes(stand_in_cache, tmp_path, downloads):
     from harness import stand_in_files, stand_ins
 
     assert stand_in_files.build(tmp_path / "again", downloads) == stand_ins.marked_digests(stand_in_cache)
+
+
+def test_a_strictly_loaded_file_with_other_keys_is_refused_naming_it(stand_in_cache, tmp_path):
+    """ManIQA's checkpoint cannot be checked on the meta device: pyiqa's strict load refuses it, and the harness
+    names the file with a typed error."""
+    import torch
+
+    from harness import metric_pins, scoring, stand_in_files, stand_ins
+
+    cache = tmp_path / "cache"
+    for entry in ("torch", "huggingface"):  # the stand-ins by link, ManIQA's checkpoint replaced
+        (cache / entry).mkdir(parents=True)
+        for item in (stand_in_cache / entry).iterdir():
+            (cache / entry / item.name).symlink_to(item)
+    pyiqa_dir = cache / "torch" / "hub"
+    (pyiqa_dir).unlink()
+    pyiqa_dir.mkdir()
+    for item in (stand_in_cache / "torch" / "hub").iterdir():
+        if item.name != "pyiqa":
+            (pyiqa_dir / item.name).symlink_to(item)
+    (pyiqa_dir / "pyiqa").mkdir()
+    for item in (stand_in_cache / "torch" / "hub" / "pyiqa").iterdir():
+        if item.name != "ckpt_koniq10k.pt":
+            (pyiqa_dir / "pyiqa" / item.name).symlink_to(item)
+    stand_in_files.save_torch(pyiqa_dir / "pyiqa" / "ckpt_koniq10k.pt", {"head.weight": torch.zeros(1)})
+    digests = {**stand_ins.marked_digests(stand_in_cache),
+               "torch/hub/pyiqa/ckpt_koniq10k.pt": metric_pins.digest_of(pyiqa_dir / "pyiqa" / "ckpt_koniq10k.pt")}
+    stand_ins.write_marker(cache, digests)
+    code = ("import sys; from pathlib import Path; from harness import scoring\n"
+            "try:\n    scoring.PyiqaMetrics(Path(sys.argv[1])).get('maniqa')\n"
+            "except Exception as exc:\n    print(type(exc).__name__, getattr(exc, 'kind', ''), exc.message)")
+    done = subprocess.run([sys.executable, "-c", code, str(cache)], capture_output=True, text=True)
+    said = done.stdout.split("WrongWeightFile ", 1)[-1]
+    assert said.startswith("wrong_metric_weights maniqa: torch/hub/pyiqa/ckpt_koniq10k.pt"), done.stdout + done.stderr
+    assert 'Unexpected key(s) in state_dict: "head.weight"' in said or said.endswith(" …\n")
+    assert scoring.weights_unavailable("maniqa", cache) is None  # its digest is the marked one: only the keys fail

@@ -135,3 +135,13 @@ def test_lpips_layers_saved_under_both_names_the_network_gives_them_are_accepted
     file = tmp_path / "lpips.pth"
     stand_in_files.save_torch(file, both)
     metric_keys.check("lpips", LPIPS_FILE, file)  # no error
+
+
+def test_evaluating_a_team_into_the_project_with_stand_ins_is_refused(project, tmp_path, monkeypatch):
+    from harness import registry
+
+    monkeypatch.setenv("HARNESS_METRIC_WEIGHTS", str(marked_cache(tmp_path / "cache", {})))
+    proj = Project(project)
+    with pytest.raises(stand_ins.StandInRefused, match="never compared with published ones"):
+        audit.evaluate_team(proj, registry.load(proj, "bicubic"), "mini", proj.params())
+    assert not proj.evaluation_file("mini", "bicubic").exists()
