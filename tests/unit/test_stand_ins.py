@@ -145,3 +145,15 @@ def test_evaluating_a_team_into_the_project_with_stand_ins_is_refused(project, t
     with pytest.raises(stand_ins.StandInRefused, match="never compared with published ones"):
         audit.evaluate_team(proj, registry.load(proj, "bicubic"), "mini", proj.params())
     assert not proj.evaluation_file("mini", "bicubic").exists()
+
+
+def test_the_clip_digest_hook_acts_for_a_marked_cache_only(tmp_path, monkeypatch):
+    with stand_ins.quiet_imports():
+        from pyiqa.archs import clip_model
+    monkeypatch.setitem(clip_model._MODELS, "RN50", clip_model._MODELS["RN50"])  # restored after the test
+    assert stand_ins.allow_stand_in_clip(tmp_path) is False
+    assert metric_pins.CLIP_RN50_SHA256 in clip_model._MODELS["RN50"]
+    cache = marked_cache(tmp_path / "cache", {stand_ins.CLIP_RN50: {"x": torch.zeros(1)}})
+    assert stand_ins.allow_stand_in_clip(cache) is True
+    url = clip_model._MODELS["RN50"]
+    assert url.split("/")[-2] == stand_ins.marked_digests(cache)[stand_ins.CLIP_RN50] and url.endswith("/RN50.pt")
