@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export UV_NATIVE_TLS := 1
 
-.PHONY: setup lint engine sandbox slurm browser audit test bench docs lock clean
+.PHONY: setup lint engine sandbox slurm browser audit test bench stand-ins gpu-check docs lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null || $(PYTHON) -m pip install -q uv
@@ -62,6 +62,20 @@ bench: setup engine
 	python benchmarks/bench_core.py
 	python benchmarks/bench_docker.py
 	python benchmarks/bench_evaluation.py
+	$(MAKE) --no-print-directory stand-ins
+	python benchmarks/bench_evaluation.py --cache $(STAND_INS) --images 2 --repeat 1 \
+	  --metrics psnr,ssim,niqe,lpips,dists,musiq,maniqa,clipiqa
+	python benchmarks/bench_metric_costs.py --cache $(STAND_INS)
+
+# Stand-in metric weights (seeded, the same bytes every build) for the benchmarks: numbers they give measure nothing.
+STAND_INS := .cache/stand-in-metric-weights
+stand-ins: setup
+	@[ -f $(STAND_INS)/stand-in.json ] && grep -q '"complete": true' $(STAND_INS)/stand-in.json || \
+	  harness fetch stand-in-metric-weights $(STAND_INS)
+
+# The scoring path on one NVIDIA GPU (under ten minutes from a fresh clone); without a GPU it says so, exit 1.
+gpu-check: setup
+	python benchmarks/gpu_check.py
 
 # docs/status.md, made from the manifests (a test holds the committed copy to them).
 docs: setup

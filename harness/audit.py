@@ -263,6 +263,10 @@ def evaluate_team(proj: Project, team: Manifest, dataset: str, settings: Setting
                   json_out: Path | None = None) -> dict:
     """Score every run of the team with the settings' metrics, mode, device and workers, here or in the
     evaluator image, into evaluations/ and metrics/ (the pipeline's contract); return the team evaluation."""
+    if json_out is None:  # the project's evaluations feed verdicts and the report: never stand-in numbers
+        from . import stand_ins
+
+        stand_ins.refuse_to_compare(proj.metric_cache)
     target = json_out or proj.evaluation_file(dataset, team.id)
     with locks.held(target, f"the evaluation of {team.id} on '{dataset}'"):
         return _evaluate_team_locked(proj, team, dataset, settings, progress or silent, target)
@@ -368,6 +372,9 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings,
     A team that published values of its model alone (published.model) and whose dataset is not here is
     checked on those (the model check: the network on the mini photographs), the dataset's values said to
     need it."""
+    from . import stand_ins
+
+    stand_ins.refuse_to_compare(proj.metric_cache)
     published = verify_mod.published_values(team, dataset)
     wanted = list(published["values"]) if published else list(settings.metrics)
     names = list(dict.fromkeys(list(settings.metrics) + wanted))

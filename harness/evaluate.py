@@ -135,6 +135,9 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
         else:
             (builtin if M.METRICS[name].backend == "builtin" else usable).append(name)
 
+    from .stand_ins import is_stand_in
+
+    result.stand_in = bool(usable) and is_stand_in(cache)  # every record of these numbers says so
     job = scorer.ImageJob(builtin, usable, mode, str(cache), device)
     result.workers, result.workers_reason = scorer.plan_workers(job, pairs, workers if device == "cpu" else 1)
     _collect(scorer, job, pairs, result, progress)
@@ -260,6 +263,9 @@ def evaluate_team(team: Manifest, dataset: str, record: RunRecord | None, run_di
                             harness_version=__version__, pyiqa_version=pyiqa_version(),
                             metric_weights=_weight_checksums(metric_cache),
                             device=device, ground_truth=hr_dir is not None)
+    from .stand_ins import is_stand_in
+
+    result.stand_in = is_stand_in(metric_cache)
     if record is None:
         result.inference = {"status": "failed", "failure": {
             "kind": "not_run", "message": f"{team.id} has no run record", "hint": f"run `harness infer {team.id}`"}}
@@ -297,6 +303,10 @@ def pyiqa_version() -> str | None:
 
 
 def _weight_checksums(cache_dir: Path) -> dict:
+    from .stand_ins import is_stand_in, marked_digests
+
+    if is_stand_in(cache_dir):  # the stand-ins' own digests (the record says stand_in: true beside them)
+        return marked_digests(cache_dir)
     listing = Path(cache_dir) / "checksums.json"
     return json.loads(listing.read_text()) if listing.exists() else {}
 

@@ -82,6 +82,9 @@ KINDS: dict[str, FailureKind] = {k.name: k for k in [
                 "see the run's failed_images and findings"),
     FailureKind("metric_unavailable", "evaluation", "none of the published metrics could be computed",
                 "run `harness fetch metric-weights`"),
+    FailureKind("wrong_metric_weights", "evaluation", "a learned metric's weight file has other bytes than the "
+                "pinned ones, or other tensors than its network loads", "delete the file named and run "
+                "`harness fetch metric-weights METRIC`"),
     FailureKind("no_ground_truth", "evaluation", "every published metric needs the ground truth, which the "
                 "dataset lacks", "import the HR images: `harness data import DATASET --hr PATH`"),
     # verification
@@ -90,6 +93,10 @@ KINDS: dict[str, FailureKind] = {k.name: k for k in [
                 "add published.<dataset> to the manifest"),
     FailureKind("too_few_runs", "verification", "a nondeterministic team was scored from fewer than 2 runs",
                 "set determinism.repeats to at least 2"),
+    FailureKind("stand_in_weights", "verification", "scored with stand-in metric weights (seeded random): such "
+                "numbers measure nothing and are never compared with published ones",
+                "fetch the real weights (`harness fetch metric-weights`) into a cache of their own and evaluate "
+                "again; stand-ins serve `harness evaluate` into a scratch path and the benchmarks"),
     FailureKind("error", "verification", "the harness could not do its work for this team",
                 "read the message; rerun with --debug for a traceback"),
 ]}

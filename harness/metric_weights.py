@@ -19,7 +19,7 @@ from pathlib import Path
 from . import metrics as M
 from .download import download, pypi_file_url, read_member
 from .errors import ChecksumMismatch, DownloadError, HarnessError
-from .fsutil import sha256_file, write_bytes_atomic, write_json_atomic
+from .fsutil import write_bytes_atomic, write_json_atomic
 
 # NIQE's pristine-image model: MATLAB's modelparameters.mat (mu_prisparam, cov_prisparam), as shipped
 # in basicsr's source distribution on PyPI (niqe_pris_params.npz).
@@ -44,46 +44,34 @@ def sources() -> dict[str, M.WeightFile]:
     return out
 
 
-def _hash_prefix(name: str) -> str | None:
-    """torch hub names embed the first hex digits of the file's sha256: name-<hex>.pth."""
-    stem = name.rsplit(".", 1)[0]
-    tail = stem.rsplit("-", 1)[-1] if "-" in stem else ""
-    return tail if len(tail) >= 8 and all(c in "0123456789abcdef" for c in tail) else None
-
-
 def fetch(metric_names: list[str], cache_dir: Path, downloads: Path, progress=None) -> dict[str, str]:
     """Fetch the weights of the named metrics; return {path: 'fetched' | 'present' | 'failed: why'}.
 
     Pins each file's sha256 on first fetch and refuses a file that no longer matches its pin.
     """
     cache_dir = Path(cache_dir)
+    from . import metric_pins, stand_ins
+
+    if stand_ins.is_stand_in(cache_dir):  # its digests must never be pinned as the real ones
+        raise stand_ins.StandInRefused(f"{cache_dir} is a stand-in cache ({stand_ins.MARKER}): real weights are "
+                                       "never fetched into it", hint="fetch into a cache of its own")
     listing_path = cache_dir / CHECKSUMS
     pinned = json.loads(listing_path.read_text()) if listing_path.exists() else {}
     table = sources()
     status = {}
     for name in M.computed_metrics(metric_names):
-        for rel in (w.path for w in M.METRICS[name].weight_files):
-            target = cache_dir / rel
+        for weight in M.METRICS[name].weight_files:
+            rel, target = weight.path, cache_dir / weight.path
             fresh = not target.exists()
             try:
                 if fresh:
-                    _obtain(rel, table[rel], cache_dir, downloads, progress)
+                    obtain(rel, table[rel], cache_dir, downloads, progress)
                     status[rel] = "fetched"
                 else:
                     status[rel] = "present"
-                if target.is_file():
-                    digest = sha256_file(target)
-                    prefix = _hash_prefix(target.name)
-                    if prefix and not digest.startswith(prefix):
-                        raise ChecksumMismatch(f"{rel}: sha256 {digest} does not start with {prefix}, "
-                                               "as its name says", hint=f"delete {target} and fetch again")
-                    if rel in pinned and pinned[rel] != digest:
-                        fix = (f"the source now serves other bytes than it did when {listing_path} pinned them: "
-                               "if that change is expected, remove the entry there and fetch again") if fresh \
-                            else f"delete {target} and fetch again"
-                        raise ChecksumMismatch(f"{rel}: sha256 {digest} differs from the pinned {pinned[rel]}",
-                                               hint=fix)
-                    pinned[rel] = digest
+                hashed = metric_pins.file_of(cache_dir, weight)  # a snapshot: its model.safetensors
+                if hashed.is_file():
+                    pinned[rel] = _checked_digest(rel, hashed, pinned.get(rel), fresh, listing_path)
             except HarnessError as exc:
                 status[rel] = f"failed: {exc.message}" + (f"; {exc.hint}" if exc.hint else "")
                 if fresh and isinstance(exc, ChecksumMismatch) and target.is_file():
@@ -92,7 +80,28 @@ def fetch(metric_names: list[str], cache_dir: Path, downloads: Path, progress=No
     return status
 
 
-def _obtain(rel: str, source: M.WeightFile, cache_dir: Path, downloads: Path, progress) -> None:
+def _checked_digest(rel: str, file: Path, pin: str | None, fresh: bool, listing_path: Path) -> str:
+    """The file's sha256, once it matches the digest the source pins (harness.metric_pins) and the one
+    checksums.json pinned at the first fetch."""
+    from . import metric_pins
+
+    digest = metric_pins.digest_of(file)
+    expected = metric_pins.expected_digest(rel, listing_path.parent)
+    if expected and expected[0] == "prefix" and not digest.startswith(expected[1]):
+        raise ChecksumMismatch(f"{rel}: sha256 {digest} does not start with {expected[1]}, as its name says",
+                               hint=f"delete {file} and fetch again")
+    if expected and expected[0] == "sha256" and digest != expected[1]:
+        raise ChecksumMismatch(f"{rel}: sha256 {digest} is not {expected[1]}, the digest the harness pins",
+                               hint=f"delete {file} and fetch again")
+    if pin is not None and pin != digest:
+        fix = (f"the source now serves other bytes than it did when {listing_path} pinned them: "
+               "if that change is expected, remove the entry there and fetch again") if fresh \
+            else f"delete {file} and fetch again"
+        raise ChecksumMismatch(f"{rel}: sha256 {digest} differs from the pinned {pin}", hint=fix)
+    return digest
+
+
+def obtain(rel: str, source: M.WeightFile, cache_dir: Path, downloads: Path, progress) -> None:
     target = cache_dir / rel
     if source.kind == "url":
         download(source.location, target, None, progress)

@@ -23,6 +23,10 @@ import numpy as np
 
 from .errors import EvaluationError
 
+# How far pyiqa's own NIQE of one image may fall from this module's on a CPU whose arithmetic paths differ
+# (relative): the largest gap measured over this machine's paths (benchmarks/niqe_paths.py, docs/scoring.md,
+# "NIQE and the machine it runs on"), with a margin.
+PYIQA_AGREEMENT_REL = 2e-3
 BLOCK = 96
 GRID_START, GRID_STEP, GRID_SIZE = 0.2, 0.001, 9801  # pyiqa's torch.arange(0.2, 10.001, 0.001)
 FLOAT32_LANES = 8  # of torch's AVX2 kernels: they fix the order of its float32 sums and of arange's values

@@ -46,7 +46,14 @@ def make(proj: Project, team: Manifest, dataset: str, settings: Settings,
 
 
 def _metric_weights(proj: Project, settings: Settings, names: list[str]) -> list[Finding]:
-    """The metrics to compute in two rows: those that can be, and those whose weights are absent."""
+    """The metrics to compute in two rows: those that can be, and those whose weights are absent; a stand-in
+    cache blocks the check (its numbers are never compared with published ones)."""
+    from .stand_ins import MARKER, is_stand_in
+
+    if is_stand_in(proj.metric_cache):
+        return [Finding("metric weights", "missing", f"{proj.metric_cache} holds stand-in weights ({MARKER}): "
+                        "what they score is never compared with published numbers",
+                        "fetch the real weights into a cache of their own: harness fetch metric-weights")]
     rows = doctor.metric_weights(proj, settings.given(metrics=names))
     ready = [r.check.split()[-1] for r in rows if r.status == "ok"]
     absent = [r.check.split()[-1] for r in rows if r.status != "ok"]

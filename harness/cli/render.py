@@ -305,7 +305,9 @@ def smoke_table(results, device: str, runner: str) -> dict[str, int]:
 # --- evaluation ------------------------------------------------------------------------------------
 
 def evaluation(payload: dict) -> None:
-    table = Table(title=f"{payload['n_images']} image(s), {payload['mode']} mode")
+    stand_in = " [bold red]STAND-IN WEIGHTS: these numbers measure nothing[/bold red]" if payload.get("stand_in") \
+        else ""
+    table = Table(title=f"{payload['n_images']} image(s), {payload['mode']} mode{stand_in}")
     table.add_column("metric")
     table.add_column("mean", justify="right")
     table.add_column("note")
@@ -344,6 +346,7 @@ def team_evaluation(result: dict, verbose: bool = False) -> None:
         means = ", ".join(f"{n} {run['mean'][n]:.{all_specs()[n].precision + 2}f}" for n in run["metrics"]
                           if n in run["mean"])
         extra = [f"{len(run['findings'])} finding(s)"] if run["findings"] else []  # the report names gaps once
+        extra += ["STAND-IN weights: the numbers measure nothing"] if run.get("stand_in") else []
         out(f"{result['team']} {run['run']}: {means}" + (f" ({'; '.join(extra)}; --verbose shows them)"
                                                           if extra else ""), soft_wrap=True)
 
