@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import code, devices, doctor, inference, locks, outputs, pipeline, records, registry, runners, slurm
+from . import code, doctor, inference, locks, outputs, pipeline, records, registry, runners, slurm
 from . import data as data_mod
 from . import evaluate as evaluate_mod
 from . import evaluator as evaluator_mod
@@ -345,23 +345,7 @@ def reusable_evaluation(proj: Project, team: Manifest, dataset: str, settings: S
     same = (previous.run_key == team.run_key and previous.mode == settings.mode
             and inference_state.get("status") == "ok" and inference_state.get("runner") != PUBLISHED_OUTPUTS
             and set(wanted) <= set(previous.metrics))
-    return previous if same and identity_mismatch(inference_state, settings) is None else None
-
-
-def identity_mismatch(inference_state: dict, settings: Settings) -> str | None:
-    """Why a run that executed as `inference_state` says cannot stand for one made with these settings
-    (None: it can)."""
-    ran_on = inference_state.get("ran_on") or {}
-    asked = settings.device.split(":")[0]
-    if ran_on.get("device") != asked:
-        return f"it ran on {ran_on.get('device') or 'an unrecorded device'}, not {asked}"
-    if asked == "cuda" and ran_on.get("gpu") != devices.gpu_name(settings.device):
-        return f"it ran on a {ran_on.get('gpu')}, not on this machine's {devices.gpu_name(settings.device)}"
-    if settings.runner != "auto" and inference_state.get("runner") != settings.runner:
-        return f"it ran with the {inference_state.get('runner')} runner, not {settings.runner}"
-    if ran_on.get("containment") == "unsafe" and not settings.unsafe_no_sandbox:
-        return "it ran without a sandbox (--unsafe-no-sandbox)"
-    return None
+    return previous if same and records.identity_mismatch(inference_state, settings) is None else None
 
 
 def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings, from_outputs: str | None = None,

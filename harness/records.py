@@ -18,11 +18,13 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .devices import gpu_name
 from .errors import HarnessError
 from .fsutil import digest_of_files
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from .manifest import Manifest
+    from .settings import Settings
 
 RUN_RECORD_SCHEMA = "harness.run-record/1"
 TEAM_EVALUATION_SCHEMA = "harness.team-evaluation/1"
@@ -115,6 +117,22 @@ def ran_on(provenance: dict) -> dict:
     return {"device": executed.get("device"), "gpu": executed.get("name") if executed.get("device") == "cuda" else None,
             "containment": "container" if container else local.get("containment"),
             "environment": container.get("image_id") or environment.get("key") or environment.get("origin")}
+
+
+def identity_mismatch(inference_state: dict, settings: Settings) -> str | None:
+    """Why a run that executed as `inference_state` says cannot stand for one made with these settings
+    (None: it can)."""
+    ran_on = inference_state.get("ran_on") or {}
+    asked = settings.device.split(":")[0]
+    if ran_on.get("device") != asked:
+        return f"it ran on {ran_on.get('device') or 'an unrecorded device'}, not {asked}"
+    if asked == "cuda" and ran_on.get("gpu") != gpu_name(settings.device):
+        return f"it ran on a {ran_on.get('gpu')}, not on this machine's {gpu_name(settings.device)}"
+    if settings.runner != "auto" and inference_state.get("runner") != settings.runner:
+        return f"it ran with the {inference_state.get('runner')} runner, not {settings.runner}"
+    if ran_on.get("containment") == "unsafe" and not settings.unsafe_no_sandbox:
+        return "it ran without a sandbox (--unsafe-no-sandbox)"
+    return None
 
 
 class RecordError(HarnessError):
