@@ -143,7 +143,7 @@ def test_organizers_conventions_in_a_code_checkout(project, mini_data, tmp_path,
     folder.mkdir()
     (folder / "manifest.yaml").write_text(yaml.safe_dump({
         "schema_version": 1, "id": "odd", "name": "Odd", "challenge": "mini",
-        "code": {"repository": "https://example.invalid/repo.git", "commit": "9e48889",
+        "code": {"repository": "https://example.invalid/repo.git", "commit": "9e4888936859747c56ac72a1762fee55ab7691cd",
                  "path": "models/team99_Odd-Name"},
         "weights": [{"name": "team99.pth", "source": {"kind": "local", "path": "weights/odd/team99.pth"}}],
         "entry": {"kind": "ntire-main", "code_root": "code", "module": "io.py",
