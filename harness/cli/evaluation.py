@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .. import audit, pipeline, records, registry, settings
+from .. import audit, pipeline, registry, settings
 from .. import evaluate as evaluate_mod
 from ..fsutil import write_json_atomic
 from ..metrics import parse_metric_list
@@ -72,7 +72,8 @@ def evaluate(session: Session, sr_dir, hr_dir, lr_dir, metric_list, mode, device
                                        lr_dir, chosen.workers, chosen.max_image_megapixels)
     if session.verbose:
         render.out(f"scored in {result.workers} process(es): {lit(result.workers_reason)}")
-    payload = {**records.stated(result.as_dict()), "sr": str(sr_dir), "hr": str(hr_dir) if hr_dir else None,
+    # every bit of each value: this is a file of one's own, not one the pipeline keeps (those are `stated`)
+    payload = {**result.as_dict(), "sr": str(sr_dir), "hr": str(hr_dir) if hr_dir else None,
                "lr": str(lr_dir) if lr_dir else None}
     if json_out:
         write_json_atomic(json_out, payload)
