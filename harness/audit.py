@@ -452,8 +452,8 @@ def verifications(proj: Project, team_ids: list[str], dataset: str) -> list[dict
     params = proj.params() if pipeline.has_pipeline(proj) else None
     for team_id in team_ids:
         team = registry.load(proj, team_id)
-        target, _ = pipeline.place(proj, team_id, dataset, params, pipeline.published_source(params)) if params \
-            else (proj, None)
+        target, _ = pipeline.place(proj, team_id, dataset, params, pipeline.published_source(params),
+                                   params.executor) if params else (proj, None)
         try:
             results.append(_verified_from_disk(target, team, dataset))
         except RecordError as exc:

@@ -29,15 +29,17 @@ def has_pipeline(proj: Project) -> bool:
     return (proj.root / "dvc.yaml").is_file() and (proj.root / ".dvc").is_dir()
 
 
-def differs(team_id: str, dataset: str, params: Settings, used: Settings, from_outputs: str | None) -> str | None:
-    """Why a run of the team made with the settings `used` is not the pipeline's run of it, which
-    params.yaml's settings (`params`) describe (None: it is)."""
+def differs(team_id: str, dataset: str, params: Settings, used: Settings, from_outputs: str | None,
+            executor: str = "local") -> str | None:
+    """Why a run of the team made with the settings `used` (on `executor`: verify and audit run here, the
+    pipeline's infer stage on params.yaml's) is not the pipeline's run of it, which params.yaml's settings
+    (`params`) describe (None: it is)."""
     if team_id not in params.teams:
         return f"{team_id} is not in params.yaml's teams"
     wanted = {"dataset": params.dataset, "runner": params.runner, "device": params.device,
               "source": params.source, "executor": params.executor}
     made = {"dataset": dataset, "runner": used.runner, "device": used.device,
-            "source": "inference" if from_outputs is None else "outputs", "executor": "local"}
+            "source": "inference" if from_outputs is None else "outputs", "executor": executor}
     changed = [f"{key} {made[key]} (params.yaml: {wanted[key]})" for key in wanted if made[key] != wanted[key]]
     if used.docker != params.docker:
         changed.append("other docker settings")
@@ -54,14 +56,14 @@ def published_source(settings: Settings) -> str | None:
     return "" if settings.source == "outputs" else None
 
 
-def place(proj: Project, team_id: str, dataset: str, used: Settings,
-          from_outputs: str | None = None) -> tuple[Project, str | None]:
+def place(proj: Project, team_id: str, dataset: str, used: Settings, from_outputs: str | None = None,
+          executor: str = "local") -> tuple[Project, str | None]:
     """Where a command's run of the team goes, and why not in the pipeline's folders: there when it is the
     run the pipeline would make (or the checkout has no pipeline to keep), else under checks/, so that no
     command replaces a file the pipeline tracks."""
     if not has_pipeline(proj):
         return proj, None
-    why = differs(team_id, dataset, proj.params(), used, from_outputs)
+    why = differs(team_id, dataset, proj.params(), used, from_outputs, executor)
     return (proj, None) if why is None else (proj.aside(), why)
 
 

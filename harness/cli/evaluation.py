@@ -111,7 +111,8 @@ def evaluate_team(session: Session, team_id, dataset, metric_list, mode, device,
                                     mode=mode, device=device, eval_workers=workers,
                                     max_image_megapixels=max_megapixels, evaluator=evaluator_name)
     team = registry.load(proj, team_id)
-    target, why = pipeline.place(proj, team.id, chosen.dataset, chosen, pipeline.published_source(chosen))
+    target, why = pipeline.place(proj, team.id, chosen.dataset, chosen, pipeline.published_source(chosen),
+                                 chosen.executor)
     if why:
         render.out(f"[dim]not the pipeline's evaluation: {lit(why)}; it goes to "
                    f"{session.shown(target.evaluations_dir)}/[/dim]", soft_wrap=True)

@@ -38,7 +38,8 @@ def infer(session: Session, team_id, dataset, device, runner_name, gpus, record_
     team = registry.load(proj, team_id)
     chosen = session.settings.given(dataset=dataset, runner=runner_name, device=device, gpus=gpus,
                                     unsafe_no_sandbox=unsafe_no_sandbox)
-    target, why = pipeline.place(proj, team.id, chosen.dataset, chosen, pipeline.published_source(chosen))
+    target, why = pipeline.place(proj, team.id, chosen.dataset, chosen, pipeline.published_source(chosen),
+                                 chosen.executor)
     if why:
         out(f"[dim]not the pipeline's run: {lit(why)}; it goes to {session.shown(target.runs_dir)}/[/dim]",
             soft_wrap=True)
