@@ -47,6 +47,8 @@ def differs(team_id: str, dataset: str, params: Settings, used: Settings, from_o
         return "this run uses " + ", ".join(changed)
     if used.mode != params.mode:
         return f"this run is scored in {used.mode} mode (params.yaml: {params.mode})"
+    if list(used.metrics) != list(params.metrics):
+        return f"this run is scored on {', '.join(used.metrics)} (params.yaml: {', '.join(params.metrics)})"
     return None
 
 
