@@ -126,8 +126,9 @@ def identity_mismatch(inference_state: dict, settings: Settings) -> str | None:
     asked = settings.device.split(":")[0]
     if ran_on.get("device") != asked:
         return f"it ran on {ran_on.get('device') or 'an unrecorded device'}, not {asked}"
-    if asked == "cuda" and ran_on.get("gpu") != gpu_name(settings.device):
-        return f"it ran on a {ran_on.get('gpu')}, not on this machine's {gpu_name(settings.device)}"
+    here = gpu_name(settings.device) if asked == "cuda" else None
+    if asked == "cuda" and ran_on.get("gpu") != here:
+        return f"it ran on a {ran_on.get('gpu')}, not on this machine's {here}"
     if settings.runner != "auto" and inference_state.get("runner") != settings.runner:
         return f"it ran with the {inference_state.get('runner')} runner, not {settings.runner}"
     if ran_on.get("containment") == "unsafe" and not settings.unsafe_no_sandbox:
