@@ -196,13 +196,32 @@ def test_sigterm_during_a_parallel_evaluation_leaves_no_worker_and_the_last_resu
     assert json.loads(result.read_text())["per_image"] == json.loads(before)["per_image"]
 
 
-def test_ctrl_c_says_what_was_kept(frames, niqe_cache, tmp_path):
-    """Ctrl-C (SIGINT to the command) ends it with 130 and one sentence on what was kept, not "Aborted!"."""
-    command, env = evaluate_frames(frames, niqe_cache, tmp_path / "result.json")
+@pytest.fixture
+def many_frames(frames, tmp_path):
+    """The four 2K pairs ten times over (hard links, no copies): an evaluation long enough to interrupt on any
+    machine."""
+    folder = tmp_path / "many"
+    for side in ("sr", "hr"):
+        (folder / side).mkdir(parents=True)
+        for copy in range(10):
+            for image in sorted((frames / side).iterdir()):
+                os.link(image, folder / side / f"{copy}{image.name}")
+    return folder
+
+
+def test_ctrl_c_says_what_was_kept(many_frames, niqe_cache, tmp_path):
+    """Ctrl-C (SIGINT to the command) during the evaluation ends it with 130 and one sentence on what was kept,
+    not "Aborted!"."""
+    command, env = evaluate_frames(many_frames, niqe_cache, tmp_path / "result.json")
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)  # inside the evaluation (or still starting: either way Ctrl-C must be said so)
+    seen = []
+    for line in process.stderr:  # the first progress line: scoring has begun, 40 images remain
+        seen.append(line)
+        if "evaluating: 0/40" in line:
+            break
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    _, rest = process.communicate(timeout=120)
+    stderr = "".join(seen) + rest
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "kept" in stderr and "Aborted!" not in stderr and "Traceback" not in stderr
 
