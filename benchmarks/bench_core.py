@@ -13,8 +13,8 @@ import tracemalloc
 import cv2
 import numpy as np
 
-from harness import scoring as S
-from harness.imresize import KERNEL_WIDTH, cubic, imresize
+from harness.imaging.matlab_resize import KERNEL_WIDTH, cubic, imresize
+from harness.score import formulas as S
 
 DIV2K_SIZE = (2040, 1356)  # a typical DIV2K HR image (height, width)
 

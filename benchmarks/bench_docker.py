@@ -16,13 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import data as data_mod
-from harness import images, registry
-from harness.project import Project
-from harness.runners.base import RunRequest
-from harness.runners.docker import DockerRunner
-from harness.runners.local import LocalRunner
-from harness.settings import DockerSettings
+from harness.catalogue import datasets as data_mod
+from harness.catalogue import roster
+from harness.core.project import Project
+from harness.core.settings import DockerSettings
+from harness.fetch import dataset_files
+from harness.run import docker_images
+from harness.run.runners.base import RunRequest
+from harness.run.runners.docker import DockerRunner
+from harness.run.runners.local import LocalRunner
 
 TEAMS = ["bicubic", "realesr-animevideov3", "realesrgan-x4plus"]
 
@@ -45,13 +47,13 @@ def main() -> None:
     parser.add_argument("--base-image", default="harness-local/pytorch:2.6.0")
     args = parser.parse_args()
     proj = Project.find()
-    data_mod.fetch("mini", proj.data_dir)
+    dataset_files.fetch("mini", proj.data_dir)
     lr_dir = data_mod.get("mini").lr_dir(proj.data_dir)
-    docker = DockerRunner(DockerSettings(base_image=args.base_image, cpus=2, memory_gb=4), images.engine())
+    docker = DockerRunner(DockerSettings(base_image=args.base_image, cpus=2, memory_gb=4), docker_images.engine())
     local = LocalRunner()
     print(f"{'team':24} {'local s':>8} {'docker s':>9} {'overhead s':>11} {'ratio':>6} {'image GB':>9}")
     for team_id in TEAMS:
-        team = registry.load(proj, team_id)
+        team = roster.load(proj, team_id)
         image = docker.image_for(team, proj.root, proj.root / ".cache" / "bench-build.log")
         one_pass(docker, team, proj, lr_dir)  # warm-up: the first container of a new image reads cold layers
         local_s = min(one_pass(local, team, proj, lr_dir) for _ in range(args.repeat))

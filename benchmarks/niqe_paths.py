@@ -1,7 +1,7 @@
-"""NIQE of the harness (harness/niqe.py, numpy) against pyiqa 0.1.13's on this CPU's arithmetic paths: pyiqa in
+"""NIQE of the harness (harness/score/niqe.py, numpy) against pyiqa 0.1.13's on this CPU's arithmetic paths: pyiqa in
 a child process per path (ATEN_CPU_CAPABILITY, MKL_CBWR), the same 2K images (the mini photographs enlarged
 to 2040x1356, as benchmarks/bench_evaluation.py makes them). Prints a table of relative differences per image
-and path, and writes them as JSON. No thresholds: the numbers set NIQE's tolerance (docs/scoring.md).
+and path, and writes them as JSON. No thresholds: the numbers set NIQE's tolerance (docs/formulas.md).
 
     python benchmarks/niqe_paths.py --cache METRIC_WEIGHTS [--images 6] [--json out.json]
 """
@@ -37,18 +37,18 @@ PYIQA = textwrap.dedent("""
 
 
 def pyiqa_values(cache: Path, images: list[Path], environment: dict) -> dict[str, float]:
-    from harness import scoring
+    from harness.score import formulas
 
-    env = {**os.environ, **scoring.cache_env(cache), **environment}
+    env = {**os.environ, **formulas.cache_env(cache), **environment}
     done = subprocess.run([sys.executable, "-c", PYIQA, *map(str, images)], env=env, capture_output=True,
                           text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def harness_values(cache: Path, images: list[Path]) -> dict[str, float]:
-    from harness import niqe
-    from harness.imageio import read_rgb8
-    from harness.metrics import METRICS
+    from harness.catalogue.metrics import METRICS
+    from harness.imaging.pictures import read_rgb8
+    from harness.score import niqe
 
     model = niqe.PristineModel.load(cache / METRICS["niqe"].weight_files[0].path)
     return {str(p): niqe.score(read_rgb8(p), model) for p in images}

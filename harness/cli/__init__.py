@@ -1,4 +1,4 @@
-"""The `harness` command line: parse, call the library (harness.audit and friends), render. The only
+"""The `harness` command line: parse, call the library (harness.audit.workflow and friends), render. The only
 place that prints and picks exit codes.
 
 One module per command family (MODULES, each listing its commands in COMMANDS); rendering lives in
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
-from ..errors import HarnessError, ManifestError
-from .session import EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_INTERRUPTED, Session
+from harness import __version__
+from harness.cli.session import EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_INTERRUPTED, Session
+from harness.core.errors import HarnessError, ManifestError
 
 # The command families, in the order `--help` lists them.
 MODULES = ("catalogue", "fetching", "running", "evaluation", "auditing")
@@ -45,7 +45,7 @@ class HarnessGroup(click.Group):
         return self._families().get(name)
 
     def invoke(self, ctx):
-        from .render import err, lit, unique
+        from harness.cli.render import err, lit, unique
 
         try:
             return super().invoke(ctx)

@@ -1,5 +1,5 @@
 """`python -m harness.cli`: the command line."""
 
-from . import main
+from harness.cli import main
 
 main()

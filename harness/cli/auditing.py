@@ -8,16 +8,13 @@ from pathlib import Path
 
 import click
 
-from .. import audit as audit_mod
-from .. import pipeline, plan, registry, runners, settings
-from .. import verify as verify_mod
-from ..errors import HarnessError
-from ..fsutil import write_json_atomic
-from ..manifest import Manifest
-from ..settings import Settings
-from . import render
-from .render import err, lit, out, progress_display
-from .session import (
+from harness.audit import dvc_record, plan
+from harness.audit import workflow as audit_mod
+from harness.catalogue import roster
+from harness.catalogue.manifests import Manifest
+from harness.cli import render
+from harness.cli.render import err, lit, out, progress_display
+from harness.cli.session import (
     CHALLENGE_HELP,
     EXIT_CHECK_FAILED,
     FROM_OUTPUTS_HELP,
@@ -28,6 +25,12 @@ from .session import (
     pass_session,
     unsafe_option,
 )
+from harness.core import settings
+from harness.core.errors import HarnessError
+from harness.core.files import write_json_atomic
+from harness.core.settings import Settings
+from harness.run import runners
+from harness.verdict import rules as verify_mod
 
 
 @click.command()
@@ -58,7 +61,7 @@ def verify(session: Session, team_id, dataset, device, runner_name, gpus, mode, 
     --rerun forces a fresh run.
     """
     proj = session.project
-    team = registry.load(proj, team_id)
+    team = roster.load(proj, team_id)
     dataset = dataset or plan.default_dataset(team)
     chosen = session.settings.given(runner=runner_name, device=device, gpus=gpus, mode=mode,
                                     unsafe_no_sandbox=unsafe_no_sandbox)
@@ -70,13 +73,13 @@ def verify(session: Session, team_id, dataset, device, runner_name, gpus, mode, 
                            + ", ".join(f.check for f in blocked), hint="the plan above says how to get each one")
     if plan_only:
         return
-    target, why = pipeline.place(proj, team.id, dataset, chosen, from_outputs)
+    target, why = dvc_record.place(proj, team.id, dataset, chosen, from_outputs)
     if why:
         out(f"[dim]not the pipeline's run: {lit(why)}; its files go to {session.shown(target.outputs_root)}/ "
             "(the pipeline's stay as they are)[/dim]", soft_wrap=True)
     with progress_display() as progress:
         result = audit_mod.verify_team(target, team, dataset, chosen, from_outputs, rerun, progress)
-    if why is None and pipeline.has_pipeline(proj):
+    if why is None and dvc_record.has_pipeline(proj):
         _record_in_pipeline(session, team, dataset)
     if json_out:
         write_json_atomic(json_out, result)
@@ -88,7 +91,7 @@ def verify(session: Session, team_id, dataset, device, runner_name, gpus, mode, 
 def _record_in_pipeline(session: Session, team: Manifest, dataset: str) -> None:
     """The run verify made is the pipeline's run of the team: `dvc commit` its stages."""
     try:
-        pipeline.record(session.project, team, dataset)
+        dvc_record.record(session.project, team, dataset)
     except HarnessError as exc:
         err(f"[yellow]warning:[/yellow] {lit(exc.message)}; {lit(exc.hint)}", soft_wrap=True)
         return
@@ -117,8 +120,8 @@ def audit(session: Session, dataset, team_list, from_outputs, mode, rerun, chall
     the report goes to report/ID/, beside the pipeline's report/. Exits 1 unless every runnable team
     reproduced.
     """
-    from ..challenge import get
-    from ..metrics import parse_metric_list
+    from harness.catalogue.challenges import get
+    from harness.catalogue.metrics import parse_metric_list
 
     proj = session.project
     team_ids, dataset = session.selection(team_list, dataset, challenge_id)

@@ -10,20 +10,23 @@ from typing import Any
 import click
 import yaml
 
-from .. import challenge, data, leaderboard, metrics, pipeline, registry, status
-from .. import doctor as doctor_mod
-from ..errors import HarnessError, ManifestError
-from ..fsutil import write_json_atomic
-from ..settings import InvalidSetting
-from . import render
-from .render import err, lit, out
-from .session import EXIT_CHECK_FAILED, Session, json_option, pass_session
+from harness.audit import doctor as doctor_mod
+from harness.audit import dvc_record
+from harness.catalogue import challenges, datasets, metrics, roster
+from harness.cli import render
+from harness.cli.render import err, lit, out
+from harness.cli.session import EXIT_CHECK_FAILED, Session, json_option, pass_session
+from harness.core.errors import HarnessError, ManifestError
+from harness.core.files import write_json_atomic
+from harness.core.settings import InvalidSetting
+from harness.report import status_page
+from harness.verdict import leaderboard
 
 
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
 @click.option("--markdown", "as_markdown", is_flag=True,
-              help="Print every challenge's status as Markdown, one table each (docs/status.md is this).")
+              help="Print every challenge's status as Markdown, one table each (docs/status_page.md is this).")
 @click.option("--runnable", "only_runnable", is_flag=True, help="Only teams that can run as published.")
 @click.option("--track", metavar="NAME",
               help="Only teams ranked in this track, by the name their challenge gives it (restoration: Track 1 "
@@ -36,13 +39,13 @@ def list_teams(session: Session, as_json, as_markdown, only_runnable, track, cha
 
     The rank and value columns are each track's, as its challenge defines them."""
     if challenge_id:
-        challenge.get(challenge_id)
-    teams, problems = registry.load_all(session.project)
-    rules = challenge.catalogue()
+        challenges.get(challenge_id)
+    teams, problems = roster.load_all(session.project)
+    rules = challenges.catalogue()
     if as_markdown:
         if problems:
             raise ManifestError(problems)
-        click.echo(status.markdown(teams, rules), nl=False)
+        click.echo(status_page.markdown(teams, rules), nl=False)
         return
     rows = []
     for team in teams:
@@ -75,7 +78,7 @@ def list_teams(session: Session, as_json, as_markdown, only_runnable, track, cha
 @pass_session
 def show(session: Session, team_id):
     """Show one team's manifest in full, with its status, known defects and hashes."""
-    team = registry.load(session.project, team_id)
+    team = roster.load(session.project, team_id)
     out(f"[bold]{lit(team.name)}[/bold] ({team.id})  manifest sha256 {team.hash[:12]}…  run key {team.run_key[:12]}…")
     status = team.data["status"]
     out("status: " + ("runnable" if team.runnable else "not runnable"))
@@ -137,17 +140,17 @@ def validate(session: Session, targets, params_only):
     rules, tables_ok = {}, True
     if not targets:
         try:
-            rules = challenge.catalogue()
+            rules = challenges.catalogue()
             metrics.all_specs()  # the metrics the challenges name exist
-            data.all_datasets()  # and their datasets
+            datasets.all_datasets()  # and their datasets
             passed([], f"challenges/: {', '.join(rules)}")
         except ManifestError as exc:
             tables_ok = passed(exc.problems, "")
-    paths = registry.manifest_paths(proj, targets)
+    paths = roster.manifest_paths(proj, targets)
     teams, failed = [], 0
     for path in paths:
         try:
-            team, known = registry.validate(proj, path)
+            team, known = roster.validate(proj, path)
             teams.append(team)
             passed([], session.shown(path) + (" (not runnable, as the checkout confirms)" if known else ""))
             for problem in known:
@@ -171,13 +174,13 @@ def _check_params(session: Session) -> None:
     proj = session.project
     refused = doctor_mod.machine_refusals(proj, session.settings)  # settings raise first, naming value and rule
     if refused:
-        undone = os.environ.get(pipeline.EXPERIMENT_BASELINE) and pipeline.undo_experiment(
-            proj, os.environ[pipeline.EXPERIMENT_BASELINE], {"device", "runner"})
+        undone = os.environ.get(dvc_record.EXPERIMENT_BASELINE) and dvc_record.undo_experiment(
+            proj, os.environ[dvc_record.EXPERIMENT_BASELINE], {"device", "runner"})
         raise HarnessError(f"params.yaml: {'; '.join(f.detail for f in refused)}",
                            hint="nothing was run or replaced" + ("; the experiment's values were taken back out "
                                                                  "of params.yaml" if undone else "") + "; "
                            + "; ".join(f.fix or "" for f in refused))
-    pipeline.mark_params_checked(proj)
+    dvc_record.mark_params_checked(proj)
     out(f"[green]ok[/green]    params.yaml ({len(session.settings.teams)} team(s))")
 
 
@@ -186,7 +189,7 @@ def _check_params(session: Session) -> None:
 @pass_session
 def new_team(session: Session, team_id):
     """Scaffold teams/TEAM_ID/manifest.yaml from teams/_template/."""
-    created = registry.new_team(session.project, team_id)
+    created = roster.new_team(session.project, team_id)
     out(f"created {session.shown(created)}; edit it, then run `harness validate {team_id}`")
 
 
@@ -194,7 +197,7 @@ def new_team(session: Session, team_id):
 def list_metrics():
     """List the metrics the harness computes, then the challenges' scores: reference, direction, published
     decimals, tolerance, each metric's term in a score (or which challenges define the score), weights."""
-    render.metrics_table(challenge.catalogue().values())
+    render.metrics_table(challenges.catalogue().values())
 
 
 @click.command()

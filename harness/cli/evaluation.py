@@ -7,14 +7,16 @@ from pathlib import Path
 
 import click
 
-from .. import audit, pipeline, registry, settings
-from .. import evaluate as evaluate_mod
-from ..fsutil import write_json_atomic
-from ..metrics import parse_metric_list
-from ..progress import Step
-from . import render
-from .render import lit, progress_display
-from .session import EXIT_CHECK_FAILED, Session, device_option, finite_option, json_option, pass_session
+from harness.audit import dvc_record, workflow
+from harness.catalogue import roster
+from harness.catalogue.metrics import parse_metric_list
+from harness.cli import render
+from harness.cli.render import lit, progress_display
+from harness.cli.session import EXIT_CHECK_FAILED, Session, device_option, finite_option, json_option, pass_session
+from harness.core import settings
+from harness.core.files import write_json_atomic
+from harness.core.progress import Step
+from harness.score import evaluation as evaluate_mod
 
 METRICS_HELP = ("Comma-separated metric names; `harness metrics` lists them (default: params.yaml; psnr, ssim, niqe "
                 "outside a checkout).")
@@ -110,14 +112,14 @@ def evaluate_team(session: Session, team_id, dataset, metric_list, mode, device,
     chosen = session.settings.given(dataset=dataset, metrics=parse_metric_list(metric_list) if metric_list else None,
                                     mode=mode, device=device, eval_workers=workers,
                                     max_image_megapixels=max_megapixels, evaluator=evaluator_name)
-    team = registry.load(proj, team_id)
-    target, why = pipeline.place(proj, team.id, chosen.dataset, chosen, pipeline.published_source(chosen),
+    team = roster.load(proj, team_id)
+    target, why = dvc_record.place(proj, team.id, chosen.dataset, chosen, dvc_record.published_source(chosen),
                                  chosen.executor)
     if why:
         render.out(f"[dim]not the pipeline's evaluation: {lit(why)}; it goes to "
                    f"{session.shown(target.evaluations_dir)}/[/dim]", soft_wrap=True)
     with progress_display() as progress:
-        result = audit.evaluate_team(target, team, chosen.dataset, chosen, progress, json_out)
+        result = workflow.evaluate_team(target, team, chosen.dataset, chosen, progress, json_out)
     render.team_evaluation(result, session.verbose)
 
 

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
-from .. import audit, data, metric_weights, registry
-from .. import weights as weights_mod
-from ..errors import HarnessError
-from ..metrics import METRICS, parse_metric_list
-from ..progress import Step, transfer, transfers
-from .render import err, lit, out, progress_display
-from .session import Session, pass_session
+from harness.audit import workflow
+from harness.catalogue import roster
+from harness.catalogue.metrics import METRICS, parse_metric_list
+from harness.cli.render import err, lit, out, progress_display
+from harness.cli.session import Session, pass_session
+from harness.core.errors import HarnessError
+from harness.core.progress import Step, transfer, transfers
+from harness.fetch import dataset_files, metric_weights
+from harness.fetch import team_weights as weights_mod
 
 
 @click.group()
@@ -28,7 +30,7 @@ def fetch_data(session: Session, dataset):
     dataset = dataset or session.settings.dataset
     proj = session.project
     with progress_display() as progress:
-        root = data.fetch(dataset, proj.data_dir, proj.downloads_dir, proj.dataset_pins, transfers(progress))
+        root = dataset_files.fetch(dataset, proj.data_dir, proj.downloads_dir, proj.dataset_pins, transfers(progress))
     out(f"dataset '{dataset}' ready in {session.shown(root)} (checksums verified)")
 
 
@@ -46,9 +48,9 @@ def fetch_weights(session: Session, team_ids, all_teams, record_failure):
     if not team_ids:
         raise HarnessError("name at least one team, or --all")
     for team_id in team_ids:
-        team = registry.load(proj, team_id)
+        team = roster.load(proj, team_id)
         with progress_display() as progress:
-            fetched = audit.fetch_weights(proj, team, session.settings.source, progress, record_failure)
+            fetched = workflow.fetch_weights(proj, team, session.settings.source, progress, record_failure)
         if fetched.not_needed:
             out(f"{team.id}: no weights needed ({fetched.not_needed})")
         elif fetched.failure:
@@ -75,7 +77,7 @@ def fetch_code(session: Session, team_ids, all_teams):
     teams, problems = session.named_teams(team_ids, all_teams)
     for problem in problems:
         err(f"[red]invalid[/red] {lit(problem)}")
-    results = audit.fetch_all_code(session.project, teams)
+    results = workflow.fetch_all_code(session.project, teams)
     reported = set()
     for team, result in zip(teams, results, strict=True):
         if result.failure:
@@ -152,7 +154,7 @@ def fetch_stand_in_metric_weights(session: Session, folder):
     they score says "stand-in" everywhere and measures nothing; verify and audit refuse such a cache.
     FOLDER must be empty or an earlier stand-in build: a folder that may hold real weights is refused.
     """
-    from .. import stand_in_files, stand_ins
+    from harness.fetch import stand_in_files, stand_ins
 
     _, _, downloads = session.here
     with progress_display() as progress:
@@ -183,7 +185,8 @@ def data_import(session: Session, dataset, hr, lr, subset):
     """
     proj = session.project
     with progress_display() as progress:
-        root = data.import_dataset(dataset, proj.data_dir, hr, lr, proj.downloads_dir, transfers(progress), subset)
+        root = dataset_files.import_dataset(dataset, proj.data_dir, hr, lr, proj.downloads_dir, transfers(progress),
+                                            subset)
     out(f"imported into {session.shown(root)} (checksums recorded)")
 
 
@@ -205,7 +208,7 @@ def weights_import(session: Session, team_id, path):
     declared name is there.
     """
     proj = session.project
-    team = registry.load(proj, team_id)
+    team = roster.load(proj, team_id)
     pins = weights_mod.import_weights(team, path, proj.weights_dir, proj.downloads_dir)
     for name, digest in sorted(pins.items()):
         out(f"{team.id}: {lit(name)}  sha256 {digest[:16]}…")

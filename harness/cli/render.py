@@ -21,11 +21,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .. import report as report_mod
-from ..leaderboard import change_line
-from ..metrics import all_specs
-from ..progress import Step
-from ..records import PUBLISHED_OUTPUTS
+from harness.catalogue.metrics import all_specs
+from harness.core.progress import Step
+from harness.core.records import PUBLISHED_OUTPUTS
+from harness.report import files as report_mod
+from harness.verdict.leaderboard import change_line
 
 
 class _Consoles:
@@ -75,7 +75,7 @@ PLAIN_INTERVAL_S = 10.0  # outside a terminal: at most one progress line per tas
 
 @contextlib.contextmanager
 def progress_display():
-    """A Progress (harness.progress) drawn as rich bars on stderr: one bar per task, notes as lines,
+    """A Progress (harness.core.progress) drawn as rich bars on stderr: one bar per task, notes as lines,
     run records as their summaries. Outside a terminal (a log file, CI, a pipe), plain lines instead."""
     if not consoles.err.is_terminal:
         yield _plain_progress()

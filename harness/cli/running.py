@@ -7,13 +7,23 @@ import sys
 import click
 from rich.table import Table
 
-from .. import audit, challenge, pipeline, registry, runners, slurm
-from .. import smoke as smoke_mod
-from ..errors import ManifestError
-from ..fsutil import write_json_atomic
-from . import render
-from .render import lit, out, progress_display
-from .session import EXIT_CHECK_FAILED, GPUS_HELP, Session, device_option, json_option, pass_session, unsafe_option
+from harness.audit import dvc_record, workflow
+from harness.audit import smoke as smoke_mod
+from harness.catalogue import challenges, roster
+from harness.cli import render
+from harness.cli.render import lit, out, progress_display
+from harness.cli.session import (
+    EXIT_CHECK_FAILED,
+    GPUS_HELP,
+    Session,
+    device_option,
+    json_option,
+    pass_session,
+    unsafe_option,
+)
+from harness.core.errors import ManifestError
+from harness.core.files import write_json_atomic
+from harness.run import runners, slurm
 
 
 @click.command()
@@ -35,16 +45,16 @@ def infer(session: Session, team_id, dataset, device, runner_name, gpus, record_
     `source: outputs` in params.yaml, the team's published outputs are collected instead.
     """
     proj = session.project
-    team = registry.load(proj, team_id)
+    team = roster.load(proj, team_id)
     chosen = session.settings.given(dataset=dataset, runner=runner_name, device=device, gpus=gpus,
                                     unsafe_no_sandbox=unsafe_no_sandbox)
-    target, why = pipeline.place(proj, team.id, chosen.dataset, chosen, pipeline.published_source(chosen),
+    target, why = dvc_record.place(proj, team.id, chosen.dataset, chosen, dvc_record.published_source(chosen),
                                  chosen.executor)
     if why:
         out(f"[dim]not the pipeline's run: {lit(why)}; it goes to {session.shown(target.runs_dir)}/[/dim]",
             soft_wrap=True)
     with progress_display() as progress:
-        record = audit.produce_runs(target, team, chosen.dataset, chosen, progress, record_failure)
+        record = workflow.produce_runs(target, team, chosen.dataset, chosen, progress, record_failure)
     if record["status"] == "failed" and not record_failure:
         sys.exit(EXIT_CHECK_FAILED)
 
@@ -79,8 +89,8 @@ def smoke(session: Session, team_ids, all_teams, challenge_id, device, runner_na
     """
     proj = session.project
     if challenge_id:
-        challenge.get(challenge_id)
-        teams, problems = registry.load_all(proj)
+        challenges.get(challenge_id)
+        teams, problems = roster.load_all(proj)
         teams = [t for t in teams if t.data["challenge"] == challenge_id]
     else:
         teams, problems = session.named_teams(team_ids, all_teams)
@@ -142,8 +152,8 @@ def jobs_submit(session: Session):
             write_json_atomic(proj.slurm_jobs(dataset), {"jobs": {}})
         out("executor: local; no Slurm jobs")
         return
-    teams = [registry.load(proj, t) for t in config.teams]
-    submitted = audit.submit_jobs(proj, teams, dataset, config)
+    teams = [roster.load(proj, t) for t in config.teams]
+    submitted = workflow.submit_jobs(proj, teams, dataset, config)
     skipped = [t.id for t in teams if t.id not in submitted]
     for team_id, entry in submitted.items():
         out(f"{team_id}: Slurm job {entry['job_id']}")

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import click
 
-from .. import challenge, registry, settings
-from .. import project as project_mod
-from ..errors import HarnessError
-from ..manifest import Manifest
-from ..project import Project
-from ..settings import Settings
+from harness.catalogue import challenges, roster
+from harness.catalogue.manifests import Manifest
+from harness.core import project as project_mod
+from harness.core import settings
+from harness.core.errors import HarnessError
+from harness.core.project import Project
+from harness.core.settings import Settings
 
 EXIT_CHECK_FAILED = 1
 EXIT_ERROR = 2
@@ -72,15 +73,15 @@ class Session:
                 project_mod.downloads_dir(None))
 
     def shown(self, path: Path) -> str:
-        return registry.display_path(self.project, path)
+        return roster.display_path(self.project, path)
 
     def named_teams(self, team_ids, all_teams: bool) -> tuple[list[Manifest], list]:
         """The teams a command names, or with --all every team of the catalogue (and the invalid ones' problems)."""
         if all_teams:
-            return registry.load_all(self.project)
+            return roster.load_all(self.project)
         if not team_ids:
             raise HarnessError("name at least one team, or --all")
-        return [registry.load(self.project, t) for t in team_ids], []
+        return [roster.load(self.project, t) for t in team_ids], []
 
     def selection(self, team_list: str | None, dataset: str | None,
                   challenge_id: str | None) -> tuple[list[str], str]:
@@ -88,9 +89,9 @@ class Session:
         if challenge_id and team_list:
             raise click.UsageError("give --teams or --challenge, not both")
         if challenge_id:
-            rules = challenge.get(challenge_id)
-            team_ids = [t for t in registry.team_ids(self.project)
-                        if registry.load(self.project, t).data["challenge"] == challenge_id]
+            rules = challenges.get(challenge_id)
+            team_ids = [t for t in roster.team_ids(self.project)
+                        if roster.load(self.project, t).data["challenge"] == challenge_id]
             return team_ids, dataset or rules.test_dataset
         team_ids = [t.strip() for t in team_list.split(",")] if team_list else list(self.settings.teams)
         return team_ids, dataset or self.settings.dataset
@@ -148,7 +149,7 @@ def unsafe_option(command):
     """--unsafe-no-sandbox: the explicit opt-in, warned about whenever it is given."""
     def warn(ctx, param, value):
         if value:
-            from .render import err
+            from harness.cli.render import err
 
             err("[bold red]WARNING: --unsafe-no-sandbox: team code may run unsandboxed, with your rights "
                 "(files, keys, network)[/bold red]")

@@ -13,9 +13,10 @@ from pathlib import Path
 
 
 def main(cache: str, sr_dir: str, hr_dir: str, names: list[str], device: str = "cpu") -> dict:
-    from harness import scoring, stand_ins
+    from harness.fetch import stand_ins
+    from harness.score import formulas
 
-    os.environ.update(scoring.cache_env(Path(cache)))
+    os.environ.update(formulas.cache_env(Path(cache)))
     import pyiqa
     import torchvision.transforms.functional as F
     from PIL import Image

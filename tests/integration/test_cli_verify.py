@@ -103,10 +103,10 @@ def test_at_80_columns_what_a_user_copies_is_whole(project):
     however narrow the screen; `harness list` never cuts an id nor wraps a name inside a word."""
     import yaml as yaml_mod
 
-    from harness import registry
-    from harness.project import Project
+    from harness.catalogue import roster
+    from harness.core.project import Project
 
-    team = registry.load(Project(project), "samsungaicamera")
+    team = roster.load(Project(project), "samsungaicamera")
     weights = team.weights[0]["source"]
     plan = harness_cli("verify", "samsungaicamera", "--plan", cwd=project, env={"COLUMNS": "80"})
     assert plan.returncode == 2, plan.stdout + plan.stderr

@@ -8,10 +8,11 @@ import json
 import os
 from pathlib import Path
 
-from harness import evaluate, records
-from harness.fsutil import sha256_file
-from harness.imageio import read_rgb8, write_rgb8
-from harness.imresize import imresize
+from harness.core import records
+from harness.core.files import sha256_file
+from harness.imaging.matlab_resize import imresize
+from harness.imaging.pictures import read_rgb8, write_rgb8
+from harness.score import evaluation
 
 REFERENCE = Path(__file__).resolve().parent.parent / "data" / "reference" / "mini-bicubic-evaluation.json"
 
@@ -22,7 +23,7 @@ def test_an_evaluation_is_the_same_bytes_on_every_cpu(mini_data, niqe_cache, tmp
     for lr in sorted(lr_dir.glob("*.png")):
         write_rgb8(outputs / lr.name, imresize(read_rgb8(lr), 4))
     monkeypatch.chdir(tmp_path)  # paths in the evaluation are relative to where it runs
-    result = evaluate.evaluate(outputs, hr_dir, ["psnr", "ssim", "niqe"], metric_cache=niqe_cache, lr_dir=lr_dir)
+    result = evaluation.evaluate(outputs, hr_dir, ["psnr", "ssim", "niqe"], metric_cache=niqe_cache, lr_dir=lr_dir)
     written = json.dumps(records.stated(result.as_dict()), indent=1, sort_keys=True) + "\n"
     if os.environ.get("HARNESS_WRITE_REFERENCE"):
         REFERENCE.write_text(written)

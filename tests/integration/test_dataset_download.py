@@ -15,10 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from harness import data
-from harness.errors import ChecksumMismatch, DatasetError, DownloadError
-from harness.imageio import encode_png
-from harness.imresize import imresize
+from harness.catalogue import datasets
+from harness.core.errors import ChecksumMismatch, DatasetError, DownloadError
+from harness.fetch import dataset_files
+from harness.imaging.matlab_resize import imresize
+from harness.imaging.pictures import encode_png
 
 from conftest import harness_cli
 
@@ -27,7 +28,7 @@ HR_ZIP, LR_ZIP = "DIV2K_valid_HR.zip", "DIV2K_valid_LR_bicubic_X4.zip"
 
 
 def div2k_zips(changed: bool = False) -> dict[str, bytes]:
-    pictures = list(data.mini_images().values())
+    pictures = list(datasets.mini_images().values())
     hr_buffer, lr_buffer = io.BytesIO(), io.BytesIO()
     with zipfile.ZipFile(hr_buffer, "w") as hr_zip, zipfile.ZipFile(lr_buffer, "w") as lr_zip:
         for index in range(100):
@@ -89,7 +90,8 @@ def server(monkeypatch):
 
 
 def fetch(tmp_path):
-    return data.fetch("div2k-valid", tmp_path / "data", tmp_path / "downloads", tmp_path / "datasets.lock.json")
+    return dataset_files.fetch("div2k-valid", tmp_path / "data", tmp_path / "downloads",
+                               tmp_path / "datasets.lock.json")
 
 
 def test_an_interrupted_fetch_resumes_and_pins_each_archive(server, tmp_path):
@@ -106,7 +108,7 @@ def test_an_interrupted_fetch_resumes_and_pins_each_archive(server, tmp_path):
     assert len(list((root / "HR").glob("*.png"))) == 100 and (root / "LR" / "0900x4.png").exists()
     pins = json.loads((tmp_path / "datasets.lock.json").read_text())["div2k-valid"]
     assert set(pins) == {HR_ZIP, LR_ZIP} and all(len(v) == 64 for v in pins.values())
-    assert data.verify("div2k-valid", tmp_path / "data")  # checksums of every image recorded
+    assert dataset_files.check_checksums("div2k-valid", tmp_path / "data")  # checksums of every image recorded
 
 
 def test_an_archive_that_changed_since_it_was_pinned_is_refused_by_name(server, tmp_path):

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import data as data_mod
-from harness import inference, manifest, sandbox
-from harness.runners.docker import DockerRunner
-from harness.runners.local import LocalRunner
-from harness.settings import DockerSettings, Settings
+from harness.catalogue import datasets as data_mod
+from harness.catalogue import manifests
+from harness.core.settings import DockerSettings, Settings
+from harness.run import inference, sandbox
+from harness.run.runners.docker import DockerRunner
+from harness.run.runners.local import LocalRunner
 
 from conftest import LOCAL_BASE, copy_project, set_params
 
@@ -116,7 +117,7 @@ def probes(tmp_path_factory, docker_client):
 
 
 def run_team(root: Path, team_id: str, mini_data: Path, runner, device: str = "cpu", weights: Path | None = None):
-    team = manifest.load(root / "teams" / team_id / "manifest.yaml")
+    team = manifests.load(root / "teams" / team_id / "manifest.yaml")
     lr_dir = data_mod.get("mini").lr_dir(mini_data)
     place = inference.RunPlace("mini", lr_dir, weights or root / "weights" / team_id, root / "runs", root)
     return inference.infer_team(team, runner, place, device)
@@ -151,21 +152,21 @@ def test_a_working_probe_runs_with_provenance_from_inside_and_outside(probes, mi
     session = json.loads((probes / "runs" / "mini" / "nearest" / "run-1" / "session.json").read_text())
     assert {"git_sha", "platform", "pid"} <= set(session["host"])  # volatile facts: beside the run, out of its hash
     image = runner.client.images.get(container["image_id"])
-    team = manifest.load(probes / "teams" / "nearest" / "manifest.yaml")
-    assert image.labels["org.harness.manifest-hash"] == team.hash
+    team = manifests.load(probes / "teams" / "nearest" / "manifest.yaml")
+    assert image.labels["org.harness.catalogue.manifests-hash"] == team.hash
     assert image.labels["org.harness.version"]
 
 
 def test_an_image_is_rebuilt_only_when_its_inputs_change(probes, mini_data, docker_client):
     first = DockerRunner(SETTINGS, docker_client)
-    team = manifest.load(probes / "teams" / "nearest" / "manifest.yaml")
+    team = manifests.load(probes / "teams" / "nearest" / "manifest.yaml")
     log = probes / "build.log"
     built = first.image_for(team, probes, log)
     again = DockerRunner(SETTINGS, docker_client).image_for(team, probes, log)
     assert again["id"] == built["id"] and again["built"] is False
     (probes / "teams" / "nearest" / "model.py").write_text((probes / "teams" / "nearest" / "model.py").read_text()
                                                            + f"\n# changed {uuid.uuid4()}\n")
-    changed = DockerRunner(SETTINGS, docker_client).image_for(manifest.load(team.path), probes, log)
+    changed = DockerRunner(SETTINGS, docker_client).image_for(manifests.load(team.path), probes, log)
     assert changed["built"] is True and changed["id"] != built["id"]
 
 
@@ -246,7 +247,7 @@ def test_a_container_cannot_write_outside_its_output_folder(tmp_path, mini_data,
     lr_copy.mkdir()
     for path in data_mod.get("mini").lr_dir(mini_data).glob("*.png"):
         (lr_copy / path.name).write_bytes(path.read_bytes())
-    team = manifest.load(root / "teams" / "escape-probe" / "manifest.yaml")
+    team = manifests.load(root / "teams" / "escape-probe" / "manifest.yaml")
 
     place = inference.RunPlace("mini", lr_copy, weights, root / "runs", root)
     record = inference.infer_team(team, DockerRunner(SETTINGS, docker_client), place, "cpu")
@@ -297,7 +298,7 @@ def test_dvc_repro_runs_the_mini_suite_in_containers_with_the_local_verdicts(doc
     # Bit-identical to the local runner, for each deterministic team, in this process's environment.
     for team_id in ("bicubic", "realesr-animevideov3"):
         in_container = inference.load_record(root / "runs", "mini", team_id).runs[0]["provenance"]
-        team = manifest.load(root / "teams" / team_id / "manifest.yaml")
+        team = manifests.load(root / "teams" / team_id / "manifest.yaml")
         place = inference.RunPlace("mini", data_mod.get("mini").lr_dir(mini_data), root / "weights" / team_id,
                                    root / "runs-local", root)
         local = inference.infer_team(team, LocalRunner(), place, "cpu")
@@ -305,7 +306,7 @@ def test_dvc_repro_runs_the_mini_suite_in_containers_with_the_local_verdicts(doc
 
 
 def test_auto_picks_docker_when_an_engine_answers_and_says_so(docker_client):
-    from harness import runners
+    from harness.run import runners
 
     chosen = runners.get("auto", Settings(docker=SETTINGS))
     assert chosen.name == "docker" and chosen.selection.startswith("auto: docker (Docker engine")

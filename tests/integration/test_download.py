@@ -6,8 +6,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness.download import download
-from harness.errors import ChecksumMismatch, DownloadError
+from harness.core.errors import ChecksumMismatch, DownloadError
+from harness.fetch.downloads import download
 
 pytestmark = pytest.mark.network
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB

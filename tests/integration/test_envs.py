@@ -9,8 +9,9 @@ import textwrap
 import pytest
 import yaml
 
-from harness import envs, families, inference, manifest, runners
-from harness.settings import Settings
+from harness.catalogue import manifests
+from harness.core.settings import Settings
+from harness.run import environments, families, inference, runners
 
 from conftest import REPO, copy_project
 
@@ -54,12 +55,12 @@ def tiny(tmp_path, monkeypatch):
         "entry": {"kind": "ntire-main", "module": "model.py"},
         "runtime": {"scale": 4, "extra_packages": ["six==1.16.0"]}, "container": {"recipe": "tiny"},
         "determinism": {"class": "deterministic"}, "status": {"runnable": True}}))
-    monkeypatch.setenv(envs.ENVS_VARIABLE, str(tmp_path / "envs"))
+    monkeypatch.setenv(environments.ENVS_VARIABLE, str(tmp_path / "envs"))
     return root
 
 
 def run(root, mini_data) -> dict:
-    team = manifest.load(root / "teams" / "tiny-team" / "manifest.yaml")
+    team = manifests.load(root / "teams" / "tiny-team" / "manifest.yaml")
     place = inference.RunPlace("mini", mini_data / "mini" / "LR", root / "weights" / "tiny-team", root / "runs", root)
     return inference.infer_team(team, runners.get("local", Settings()), place, "cpu")
 
@@ -72,29 +73,29 @@ def test_a_family_environment_is_built_from_its_pins_and_reused(tiny, mini_data,
     assert {"six==1.16.0", lock_pin("torch"), lock_pin("numpy")} <= set(environment["packages"])
     # two environments: the family's own, and a hard-linked copy of it with the team's extra packages
     made = sorted(p for p in (tmp_path / "envs").iterdir() if not p.name.startswith("."))
-    extras = {p.name: json.loads((p / envs.RECORD).read_text())["extras"] for p in made}
+    extras = {p.name: json.loads((p / environments.RECORD).read_text())["extras"] for p in made}
     assert sorted(extras.values()) == [[], ["six==1.16.0"]], extras
     [built] = [p for p in made if extras[p.name]]
-    stamps = {p.name: (p / envs.RECORD).stat().st_mtime_ns for p in made}
+    stamps = {p.name: (p / environments.RECORD).stat().st_mtime_ns for p in made}
     second = run(tiny, mini_data)
     assert second["status"] == "ok" and second["runs"][0]["provenance"]["local"]["environment"]["key"] == \
         environment["key"]
     again = sorted(p for p in (tmp_path / "envs").iterdir() if not p.name.startswith("."))
-    assert {p.name: (p / envs.RECORD).stat().st_mtime_ns for p in again} == stamps  # reused, not rebuilt
+    assert {p.name: (p / environments.RECORD).stat().st_mtime_ns for p in again} == stamps  # reused, not rebuilt
     requirements = tiny / "containers" / "tiny" / "requirements.txt"
     requirements.write_text(requirements.read_text().replace("six==1.17.0", "six==1.16.0"))
-    team = manifest.load(tiny / "teams" / "tiny-team" / "manifest.yaml")
-    assert envs.planned(team)[1] != built.name  # other pins, another environment
+    team = manifests.load(tiny / "teams" / "tiny-team" / "manifest.yaml")
+    assert environments.planned(team)[1] != built.name  # other pins, another environment
 
 
 def test_a_family_that_is_the_lock_needs_no_environment_of_its_own():
-    bicubic = manifest.load(REPO / "teams" / "bicubic" / "manifest.yaml")
-    family, name = envs.planned(bicubic)
+    bicubic = manifests.load(REPO / "teams" / "bicubic" / "manifest.yaml")
+    family, name = environments.planned(bicubic)
     assert family.name == "spandrel-torch26" and family.is_the_lock() and name is None
-    junyi = manifest.load(REPO / "teams" / "junyi" / "manifest.yaml")
-    family, name = envs.planned(junyi)
+    junyi = manifests.load(REPO / "teams" / "junyi" / "manifest.yaml")
+    family, name = environments.planned(junyi)
     assert family.name == "torch26-cu124" and name.startswith("torch26-cu124-")
-    steps = [step.label for step in families.of_team(manifest.load(REPO / "teams" / "acvlab" / "manifest.yaml"))
+    steps = [step.label for step in families.of_team(manifests.load(REPO / "teams" / "acvlab" / "manifest.yaml"))
              .steps(("basicsr==1.4.2",))]
     assert steps == ["base.txt", "requirements.txt", "requirements-source.txt", "runtime.extra_packages"]
     # the image installs the same files: each family's Dockerfile names its requirements files
@@ -106,4 +107,4 @@ def test_a_family_that_is_the_lock_needs_no_environment_of_its_own():
         for requirements in ("requirements.txt", "requirements-source.txt"):
             if (folder / requirements).exists():
                 assert f"containers/{folder.name}/{requirements}" in text, (folder.name, requirements)
-    assert json.loads(json.dumps(envs.harness_environment().describe()))["origin"] == "harness"
+    assert json.loads(json.dumps(environments.harness_environment().describe()))["origin"] == "harness"

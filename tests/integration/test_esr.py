@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.imageio import read_rgb8, write_rgb8
+from harness.imaging.pictures import read_rgb8, write_rgb8
 
 from conftest import copy_project, harness_cli
 

@@ -8,8 +8,8 @@ import tarfile
 
 import pytest
 
-from harness import gdrive, weights
-from harness.errors import ChecksumMismatch, DownloadError, WeightsUnavailable
+from harness.core.errors import ChecksumMismatch, DownloadError, WeightsUnavailable
+from harness.fetch import gdrive, team_weights
 
 from conftest import weights_team
 from fakedrive import Drive, Served, drive_id
@@ -48,7 +48,7 @@ def folder_team(tmp_path, folder_id=ROOT_ID, path="model_zoo/team07_Demo"):
 
 
 def fetch(team, tmp_path):
-    return weights.fetch(team, tmp_path / "weights", tmp_path / "downloads", tmp_path)
+    return team_weights.fetch(team, tmp_path / "weights", tmp_path / "downloads", tmp_path)
 
 
 def test_a_teams_sub_folder_of_a_shared_folder_is_fetched_and_pinned(drive, tmp_path):
@@ -91,7 +91,7 @@ def test_a_folder_that_cannot_be_read_is_a_typed_error_naming_it_and_the_manual_
 
 
 def test_published_outputs_come_from_the_teams_sub_folder_only(drive, tmp_path):
-    from harness.outputs import fetch_source
+    from harness.run.published_outputs import fetch_source
 
     local = fetch_source(f"gdrive:{ROOT_ID}", tmp_path / "downloads", subfolder="team08_Other")
     files = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
@@ -101,7 +101,7 @@ def test_published_outputs_come_from_the_teams_sub_folder_only(drive, tmp_path):
 
 def test_a_folder_of_any_size_is_listed_and_fetched_whole(drive, tmp_path):
     """gdown 5 read at most 50 files of a folder; the organizers publish 100 outputs per team."""
-    from harness.outputs import fetch_source
+    from harness.run.published_outputs import fetch_source
 
     outputs = drive.add(ROOT_ID, "outputs", folder=True)
     team = drive.add(outputs, "team09_Many", folder=True)
@@ -129,20 +129,21 @@ def test_weights_import_checks_names_and_pins(tmp_path):
     downloaded = tmp_path / "baidu" / "model_zoo"
     (downloaded / "team07_Demo").mkdir(parents=True)
     (downloaded / "team07_Demo" / "model.pth").write_bytes(b"weights")
-    pins = weights.import_weights(team, downloaded, tmp_path / "weights", tmp_path / "downloads")  # the parent folder
+    # the parent folder
+    pins = team_weights.import_weights(team, downloaded, tmp_path / "weights", tmp_path / "downloads")
     assert pins == {"team07_Demo/model.pth": hashlib.sha256(b"weights").hexdigest()}
     assert (tmp_path / "weights" / "demo" / "team07_Demo" / "model.pth").read_bytes() == b"weights"
 
     archive = tmp_path / "team07.tar.gz"  # the team's folder itself, as an archive
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(downloaded / "team07_Demo", arcname="team07_Demo")
-    assert weights.import_weights(team, archive, tmp_path / "weights", tmp_path / "downloads") == pins
+    assert team_weights.import_weights(team, archive, tmp_path / "weights", tmp_path / "downloads") == pins
     itself = downloaded / "team07_Demo"
-    assert weights.import_weights(team, itself, tmp_path / "weights", tmp_path / "downloads") == pins
+    assert team_weights.import_weights(team, itself, tmp_path / "weights", tmp_path / "downloads") == pins
 
     (downloaded / "team07_Demo" / "model.pth").write_bytes(b"other weights")
     with pytest.raises(ChecksumMismatch, match="team07_Demo/model.pth"):
-        weights.import_weights(team, downloaded, tmp_path / "weights", tmp_path / "downloads")
+        team_weights.import_weights(team, downloaded, tmp_path / "weights", tmp_path / "downloads")
     assert (tmp_path / "weights" / "demo" / "team07_Demo" / "model.pth").read_bytes() == b"weights"
 
     wrong = folder_team(tmp_path)
@@ -150,6 +151,6 @@ def test_weights_import_checks_names_and_pins(tmp_path):
     empty = tmp_path / "empty"
     (empty / "team07_Demo").mkdir(parents=True)
     with pytest.raises(WeightsUnavailable, match="team07_Demo/: missing") as caught:
-        weights.import_weights(wrong, empty, tmp_path / "elsewhere", tmp_path / "downloads")
+        team_weights.import_weights(wrong, empty, tmp_path / "elsewhere", tmp_path / "downloads")
     assert "extra.pth: missing" in caught.value.message
     assert not (tmp_path / "elsewhere" / "demo").exists()

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from harness import weights
-from harness.errors import ChecksumMismatch, DownloadError
+from harness.core.errors import ChecksumMismatch, DownloadError
+from harness.fetch import team_weights
 
 from conftest import weights_team
 
@@ -68,7 +68,7 @@ def drive_team(tmp_path, sha256=None):
 
 
 def fetch(team, tmp_path):
-    return weights.fetch(team, tmp_path / "weights", tmp_path / "downloads", tmp_path)
+    return team_weights.fetch(team, tmp_path / "weights", tmp_path / "downloads", tmp_path)
 
 
 def test_a_cut_drive_download_resumes_and_is_pinned(drive, tmp_path):
@@ -81,7 +81,7 @@ def test_a_cut_drive_download_resumes_and_is_pinned(drive, tmp_path):
     (path,) = fetch(team, tmp_path)
     assert len(drive.ranges) == 1 and 0 < int(drive.ranges[0].split("=")[1].rstrip("-")) <= 1_600_000
     assert path.read_bytes() == PAYLOAD
-    listing = json.loads((tmp_path / "weights" / "drive-team" / weights.LISTING).read_text())
+    listing = json.loads((tmp_path / "weights" / "drive-team" / team_weights.LISTING).read_text())
     assert listing == {"model.pth": hashlib.sha256(PAYLOAD).hexdigest()}
 
 

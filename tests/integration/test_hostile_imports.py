@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from harness.imageio import encode_png
+from harness.imaging.pictures import encode_png
 
 from conftest import harness_cli
 

@@ -10,7 +10,7 @@ import shutil
 import pytest
 import yaml
 
-from harness import locks
+from harness.core import locks
 
 from conftest import copy_project, harness_cli, set_params
 
@@ -66,7 +66,7 @@ def test_rules_quoted_in_errors_print_exactly(hostile):
 
 
 def test_a_teams_exception_text_is_inert_in_every_report_format(hostile):
-    from harness.report import to_csv, to_markdown
+    from harness.report.files import to_csv, to_markdown
 
     row = {"team": "=HYPERLINK(\"http://evil\")", "verdict": "failed", "runs": 0, "metrics": {"psnr": {
                "published": 30.0, "reproduced": None, "delta": None, "tolerance": 0.01,

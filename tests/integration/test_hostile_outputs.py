@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from harness.imageio import encode_png
+from harness.imaging.pictures import encode_png
 
 from conftest import harness_cli
 

@@ -66,7 +66,7 @@ def adapters() -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline"]):
         command = " ".join(process.info["cmdline"] or [])
-        if "harness.entry" in command and "slow" in command:
+        if "harness.adapter" in command and "slow" in command:
             found.append(process)
     return found
 
@@ -122,9 +122,9 @@ def test_a_second_writer_of_the_same_run_is_refused_naming_the_holder(slow_proje
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory):
     """Four 2K pairs (the mini photographs enlarged): enough scoring for the harness to start its pool."""
-    from harness.data import mini_images
-    from harness.imageio import encode_png
-    from harness.imresize import imresize
+    from harness.catalogue.datasets import mini_images
+    from harness.imaging.matlab_resize import imresize
+    from harness.imaging.pictures import encode_png
 
     folder = tmp_path_factory.mktemp("frames")
     (folder / "sr").mkdir()
@@ -236,7 +236,7 @@ def test_sigterm_during_an_import_download_then_the_same_command_resumes(project
 
     import numpy as np
 
-    from harness.imageio import encode_png
+    from harness.imaging.pictures import encode_png
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
@@ -297,7 +297,7 @@ def test_sigterm_during_an_import_download_then_the_same_command_resumes(project
 
 
 def test_a_weights_fetch_while_another_process_writes_them_is_refused(project, tmp_path, monkeypatch):
-    from harness import locks
+    from harness.core import locks
 
     downloads = tmp_path / "downloads"
     env = {**os.environ, "HARNESS_DOWNLOADS": str(downloads), "HARNESS_LOCKS": str(tmp_path / "locks"),

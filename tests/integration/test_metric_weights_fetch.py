@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness import metric_weights
-from harness import metrics as M
+from harness.catalogue import metrics as M
+from harness.fetch import metric_weights
 
 pytestmark = pytest.mark.network
 MANIQA_CKPT = "torch/hub/pyiqa/ckpt_koniq10k.pt"

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.imageio import encode_png, read_rgb8
-from harness.imresize import imresize
-from harness.records import stated
+from harness.core.records import stated
+from harness.imaging.matlab_resize import imresize
+from harness.imaging.pictures import encode_png, read_rgb8
 
 from conftest import harness_cli
 

@@ -15,13 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness import data as data_mod
-from harness import metrics as M
-from harness import scoring as S
-from harness import stand_ins
-from harness.fsutil import sha256_file
-from harness.imageio import read_rgb8, write_rgb8
-from harness.imresize import imresize
+from harness.catalogue import datasets as data_mod
+from harness.catalogue import metrics as M
+from harness.core.files import sha256_file
+from harness.fetch import stand_ins
+from harness.imaging.matlab_resize import imresize
+from harness.imaging.pictures import read_rgb8, write_rgb8
+from harness.score import formulas as S
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def seeded_cache(tmp_path_factory, niqe_cache):
     env = {**os.environ, "TORCH_HOME": str(cache / "torch"), **S.OFFLINE_ENV}
     done = subprocess.run([sys.executable, "-c", SEED_LPIPS, str(cache)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    # Marked as stand-ins (harness.stand_ins), with their digests: the pins of the real files would refuse them.
+    # Marked as stand-ins (harness.fetch.stand_ins), with their digests: the pins of the real files would refuse them.
     stand_ins.write_marker(cache, {w.path: sha256_file(cache / w.path) for w in M.METRICS["lpips"].weight_files})
     return cache
 

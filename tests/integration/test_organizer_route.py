@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
-from harness import outputs, registry
-from harness.imageio import write_rgb8
-from harness.imresize import imresize
-from harness.project import Project
+from harness.catalogue import roster
+from harness.core.project import Project
+from harness.imaging.matlab_resize import imresize
+from harness.imaging.pictures import write_rgb8
+from harness.run import published_outputs
 
 from conftest import copy_project, harness_cli, set_params
 from fakedrive import Drive, Served
@@ -35,8 +36,8 @@ def organizers(tmp_path_factory):
     root = copy_project(tmp_path_factory.mktemp("route") / "project")
     set_params(root, metrics=["psnr", "ssim"], teams=[])
     proj = Project(root)
-    teams = [t for t in registry.load_all(proj)[0] if t.data["challenge"] == "ntire2025-sr-x4"]
-    sources = {outputs.default_source(t, "ntire2025-test") for t in teams} - {None}
+    teams = [t for t in roster.load_all(proj)[0] if t.data["challenge"] == "ntire2025-sr-x4"]
+    sources = {published_outputs.default_source(t, "ntire2025-test") for t in teams} - {None}
     [shared] = sources  # the organizers publish every team's outputs in one shared Drive folder
     drive = Drive()
     drive.folder(shared.split(":", 1)[1], "NTIRE2025_ImageSR_x4 results")
@@ -47,7 +48,7 @@ def organizers(tmp_path_factory):
         write_rgb8(truth / "LR" / f"{stem}x4.png", imresize(hr, 0.25))
     with_outputs = []
     for index, team in enumerate(teams):
-        folder = outputs.team_folder(team, "ntire2025-test")
+        folder = published_outputs.team_folder(team, "ntire2025-test")
         if not folder:
             continue
         with_outputs.append(team.id)

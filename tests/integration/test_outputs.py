@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.archive import materialise
-from harness.errors import DatasetError
-from harness.imageio import encode_png, read_rgb8
-from harness.imresize import imresize
+from harness.core.errors import DatasetError
+from harness.fetch.archives import materialise
+from harness.imaging.matlab_resize import imresize
+from harness.imaging.pictures import encode_png, read_rgb8
 
 from conftest import copy_project, harness_cli
 

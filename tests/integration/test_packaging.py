@@ -42,7 +42,7 @@ def run(venv, *args, cwd, cache=None):
 
 
 def test_the_installed_package_is_the_wheel(installed, tmp_path):
-    done = subprocess.run([str(installed / "bin" / "python"), "-c", "import harness, harness.manifest as m; "
+    done = subprocess.run([str(installed / "bin" / "python"), "-c", "import harness, harness.catalogue.manifests as m; "
                            "print(harness.__file__); print(m.SCHEMA_PATH)"], cwd=tmp_path,
                           capture_output=True, text=True, check=True)
     module, schema = done.stdout.split()

@@ -11,10 +11,11 @@ import sys
 import pytest
 from test_docker import ESCAPE_PROBE, NETWORK_PROBE, add_team
 
-from harness import data as data_mod
-from harness import inference, manifest
-from harness.runners.local import LocalRunner
-from harness.settings import DockerSettings
+from harness.catalogue import datasets as data_mod
+from harness.catalogue import manifests
+from harness.core.settings import DockerSettings
+from harness.run import inference
+from harness.run.runners.local import LocalRunner
 
 from conftest import LOCAL_BASE, copy_project, set_params
 
@@ -33,7 +34,7 @@ def podman_runner():
         unavailable("podman is not installed")
     if subprocess.run(["podman", "image", "exists", LOCAL_BASE]).returncode != 0:
         unavailable(f"podman has no {LOCAL_BASE}: run `make engine`")
-    from harness.runners.podman import PodmanRunner
+    from harness.run.runners.podman import PodmanRunner
 
     runner = PodmanRunner(DockerSettings(**DOCKER))
     yield runner
@@ -42,7 +43,7 @@ def podman_runner():
 
 def test_a_mini_team_runs_bit_identical_to_the_local_runner(tmp_path, mini_data, podman_runner):
     root = copy_project(tmp_path / "project", teams=["bicubic"], image_sources=True)
-    team = manifest.load(root / "teams" / "bicubic" / "manifest.yaml")
+    team = manifests.load(root / "teams" / "bicubic" / "manifest.yaml")
     lr_dir = data_mod.get("mini").lr_dir(mini_data)
     place = inference.RunPlace("mini", lr_dir, root / "weights" / "bicubic", root / "runs", root)
     in_podman = inference.infer_team(team, podman_runner, place, "cpu")
@@ -62,13 +63,13 @@ def test_podman_containers_cannot_write_outside_or_reach_the_network(tmp_path, m
     weights.mkdir(parents=True)
     lr_copy = tmp_path / "lr"
     shutil.copytree(data_mod.get("mini").lr_dir(mini_data), lr_copy)
-    team = manifest.load(root / "teams" / "escape-probe" / "manifest.yaml")
+    team = manifests.load(root / "teams" / "escape-probe" / "manifest.yaml")
     place = inference.RunPlace("mini", lr_copy, weights, root / "runs", root)
     record = inference.infer_team(team, podman_runner, place, "cpu")
     log = (root / "runs" / "mini" / "escape-probe" / "logs" / "run-1.log").read_text()
     assert record["failure"]["kind"] == "entry_error" and "ESCAPED" not in log and log.count("refused") == 4
     assert not list(lr_copy.glob("escape*")) and not list(weights.glob("escape*"))
-    probe = manifest.load(root / "teams" / "network-probe" / "manifest.yaml")
+    probe = manifests.load(root / "teams" / "network-probe" / "manifest.yaml")
     place = inference.RunPlace("mini", lr_copy, weights, root / "runs", root)
     record = inference.infer_team(probe, podman_runner, place, "cpu")
     assert record["failure"]["kind"] == "entry_error" and "URLError" in record["failure"]["message"]

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import inference, manifest, protocol, runners, sandbox
-from harness.errors import InferenceFailed
-from harness.settings import DockerSettings, Settings
+from harness.adapter import protocol
+from harness.catalogue import manifests
+from harness.core.errors import InferenceFailed
+from harness.core.settings import DockerSettings, Settings
+from harness.run import inference, runners, sandbox
 
 from conftest import LOCAL_BASE, copy_project
 
@@ -100,7 +102,7 @@ def hostile(tmp_path, mini_data, monkeypatch):
         "entry": {"kind": "ntire-main", "module": "hostile.py"}, "runtime": {"scale": 4, "timeout_s": 300},
         "container": {"recipe": "spandrel-torch26"},
         "determinism": {"class": "deterministic"}, "status": {"runnable": True}}))
-    yield {"root": root, "team": manifest.load(folder / "manifest.yaml"), "lr": mini_data / "mini" / "LR",
+    yield {"root": root, "team": manifests.load(folder / "manifest.yaml"), "lr": mini_data / "mini" / "LR",
            "key": key, "late": tmp_path / "late.txt", "marker": marker, "accepted": accepted}
     stop.set()
     listener.close()
@@ -172,15 +174,15 @@ def test_without_a_sandbox_untrusted_code_is_refused_and_trusted_code_runs(hosti
         assert record["status"] == "failed" and record["failure"]["kind"] == "sandbox_unavailable"
         assert not list((hostile["root"] / "runs" / "mini" / "hostile").glob("run-*"))
         teams = Path(__file__).resolve().parents[2] / "teams"
-        bicubic = manifest.load(teams / "bicubic" / "manifest.yaml")
+        bicubic = manifests.load(teams / "bicubic" / "manifest.yaml")
         assert runner.containment(bicubic) == "trusted"  # it runs only the harness's own code
         # The mini suite's own code is trusted by its bytes (pinned in challenges/mini.yaml), not by its name:
         # the hostile team claims the same challenge and is refused above; a changed copy is refused too.
-        assert runner.containment(manifest.load(teams / "random-tta" / "manifest.yaml")) == "trusted"
+        assert runner.containment(manifests.load(teams / "random-tta" / "manifest.yaml")) == "trusted"
         changed = hostile["root"] / "teams" / "random-tta"
         shutil.copytree(teams / "random-tta", changed, dirs_exist_ok=True)
         (changed / "model.py").write_text((changed / "model.py").read_text() + "\nimport os  # one more line\n")
         with pytest.raises(InferenceFailed):
-            runner.containment(manifest.load(changed / "manifest.yaml"))
+            runner.containment(manifests.load(changed / "manifest.yaml"))
     finally:
         sandbox.problem.cache_clear()

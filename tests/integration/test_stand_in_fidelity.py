@@ -1,6 +1,6 @@
 """Every learned metric and the perceptual score, computed by `harness evaluate` from a stand-in cache, equal
 pyiqa called the way the organizers' eval.py calls it, value for value (NIQE: the harness's own code, within
-the tolerance docs/scoring.md gives). The stand-ins are built once for the session (about 2 GiB, under a
+the tolerance docs/formulas.md gives). The stand-ins are built once for the session (about 2 GiB, under a
 minute); ManIQA costs about a minute per image on a CPU, whatever its size."""
 
 import json
@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from harness.niqe import PYIQA_AGREEMENT_REL
+from harness.score.niqe import PYIQA_AGREEMENT_REL
 
 from conftest import harness_cli
 
@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.fixture(scope="session")
 def stand_in_cache(tmp_path_factory, downloads) -> Path:
-    from harness import stand_in_files
+    from harness.fetch import stand_in_files
 
     cache = tmp_path_factory.mktemp("stand-in-weights")
     stand_in_files.build(cache, downloads)
@@ -82,7 +82,7 @@ def test_learned_metrics_and_the_score_equal_the_organizers(stand_in_cache, smal
 
 
 def test_two_builds_are_the_same_bytes(stand_in_cache, tmp_path, downloads):
-    from harness import stand_in_files, stand_ins
+    from harness.fetch import stand_in_files, stand_ins
 
     assert stand_in_files.build(tmp_path / "again", downloads) == stand_ins.marked_digests(stand_in_cache)
 
@@ -92,7 +92,8 @@ def test_a_strictly_loaded_file_with_other_keys_is_refused_naming_it(stand_in_ca
     names the file with a typed error."""
     import torch
 
-    from harness import metric_pins, scoring, stand_in_files, stand_ins
+    from harness.fetch import metric_pins, stand_in_files, stand_ins
+    from harness.score import formulas
 
     cache = tmp_path / "cache"
     for entry in ("torch", "huggingface"):  # the stand-ins by link, ManIQA's checkpoint replaced
@@ -113,11 +114,11 @@ def test_a_strictly_loaded_file_with_other_keys_is_refused_naming_it(stand_in_ca
     digests = {**stand_ins.marked_digests(stand_in_cache),
                "torch/hub/pyiqa/ckpt_koniq10k.pt": metric_pins.digest_of(pyiqa_dir / "pyiqa" / "ckpt_koniq10k.pt")}
     stand_ins.write_marker(cache, digests)
-    code = ("import sys; from pathlib import Path; from harness import scoring\n"
-            "try:\n    scoring.PyiqaMetrics(Path(sys.argv[1])).get('maniqa')\n"
+    code = ("import sys; from pathlib import Path; from harness.score import formulas\n"
+            "try:\n    formulas.PyiqaMetrics(Path(sys.argv[1])).get('maniqa')\n"
             "except Exception as exc:\n    print(type(exc).__name__, getattr(exc, 'kind', ''), exc.message)")
     done = subprocess.run([sys.executable, "-c", code, str(cache)], capture_output=True, text=True)
     said = done.stdout.split("WrongWeightFile ", 1)[-1]
     assert said.startswith("wrong_metric_weights maniqa: torch/hub/pyiqa/ckpt_koniq10k.pt"), done.stdout + done.stderr
     assert 'Unexpected key(s) in state_dict: "head.weight"' in said or said.endswith(" …\n")
-    assert scoring.weights_unavailable("maniqa", cache) is None  # its digest is the marked one: only the keys fail
+    assert formulas.weights_unavailable("maniqa", cache) is None  # its digest is the marked one: only the keys fail

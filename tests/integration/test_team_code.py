@@ -16,10 +16,13 @@ import textwrap
 import pytest
 import yaml
 
-from harness import audit, code, inference, registry, runners, smoke
-from harness.errors import InferenceFailed
-from harness.project import Project
-from harness.settings import Settings
+from harness.audit import smoke, workflow
+from harness.catalogue import roster
+from harness.core.errors import InferenceFailed
+from harness.core.project import Project
+from harness.core.settings import Settings
+from harness.fetch import repositories
+from harness.run import inference, runners
 
 from conftest import copy_project, harness_cli
 
@@ -30,7 +33,7 @@ TEAM_FOLDER = "models/team42_Odd-Name"
 
 FILES = {
     "utils/__init__.py": "",
-    "utils/registry.py": """
+    "utils/teams.py": """
         class Registry:
             def __init__(self):
                 self.known = {}
@@ -160,39 +163,39 @@ def proj(tmp_path, mirror, monkeypatch):
     folder = root / "teams" / "odd"
     folder.mkdir()
     (folder / "manifest.yaml").write_text(yaml.safe_dump(team_manifest(commit), sort_keys=False))
-    monkeypatch.setenv(code.MIRROR_VARIABLE, str(served))
-    monkeypatch.delenv(code.OVERRIDE_VARIABLE, raising=False)
+    monkeypatch.setenv(repositories.MIRROR_VARIABLE, str(served))
+    monkeypatch.delenv(repositories.OVERRIDE_VARIABLE, raising=False)
     return Project(root)
 
 
 def test_fetch_code_clones_the_pinned_commit_and_reuses_it_offline(proj, mirror, monkeypatch):
-    team = registry.load(proj, "odd")
-    checkout = audit.fetch_code(proj, team)
+    team = roster.load(proj, "odd")
+    checkout = workflow.fetch_code(proj, team)
     assert checkout == proj.code_cache / "example-org" / f"sr-challenge@{mirror[1]}"
     assert (checkout / TEAM_FOLDER / "io.py").is_file() and not (checkout / "later.txt").exists()
     assert checkout.stat().st_mode & 0o055 == 0o055  # readable by the unprivileged user of a container
-    monkeypatch.setenv(code.MIRROR_VARIABLE, str(proj.root / "no-mirror"))  # offline now
-    assert audit.fetch_code(proj, team) == checkout
+    monkeypatch.setenv(repositories.MIRROR_VARIABLE, str(proj.root / "no-mirror"))  # offline now
+    assert workflow.fetch_code(proj, team) == checkout
     (checkout / TEAM_FOLDER / "io.py").write_text("changed")
-    with pytest.raises(code.CodeUnavailable, match="of odd.s code are missing or changed"):
-        audit.fetch_code(proj, team)
+    with pytest.raises(repositories.CodeUnavailable, match="of odd.s code are missing or changed"):
+        workflow.fetch_code(proj, team)
 
 
 def test_an_unknown_commit_or_repository_is_a_typed_error(proj, mirror, monkeypatch):
-    team = registry.load(proj, "odd")
+    team = roster.load(proj, "odd")
     team.data["code"]["commit"] = "0123456"
-    with pytest.raises(code.CodeUnavailable, match="has no commit 0123456"):
-        audit.fetch_code(proj, team)
-    monkeypatch.setenv(code.MIRROR_VARIABLE, str(proj.root / "empty-mirror"))
+    with pytest.raises(repositories.CodeUnavailable, match="has no commit 0123456"):
+        workflow.fetch_code(proj, team)
+    monkeypatch.setenv(repositories.MIRROR_VARIABLE, str(proj.root / "empty-mirror"))
     team.data["code"]["commit"] = mirror[1]
-    with pytest.raises(code.CodeUnavailable) as caught:
-        audit.fetch_code(proj, team)
-    assert "cloning" in caught.value.message and code.MIRROR_VARIABLE in caught.value.hint
+    with pytest.raises(repositories.CodeUnavailable) as caught:
+        workflow.fetch_code(proj, team)
+    assert "cloning" in caught.value.message and repositories.MIRROR_VARIABLE in caught.value.hint
     assert not [p for p in proj.code_cache.rglob(".sr-challenge*") if p.is_dir()]  # no half clone left (the lock stays)
 
 
 def test_the_cli_fetches_code_and_smoke_tests_the_real_code(proj):
-    env = {code.MIRROR_VARIABLE: os.environ[code.MIRROR_VARIABLE]}
+    env = {repositories.MIRROR_VARIABLE: os.environ[repositories.MIRROR_VARIABLE]}
     fetched = harness_cli("fetch", "code", "odd", cwd=proj.root, env=env, check=True)
     assert "example-org/sr-challenge" in fetched.stdout
     done = harness_cli("smoke", "odd", "--json", "smoke.json", cwd=proj.root, env=env)
@@ -216,15 +219,15 @@ def test_the_cli_fetches_code_and_smoke_tests_the_real_code(proj):
 def test_real_format_weights_run_through_infer_as_the_smoke_does(proj, mini_data):
     """The smoke is inference with other weights: the same team runs on the mini LR with a weights
     folder holding one file under 'params', and a file of another network is refused before the run."""
-    team = registry.load(proj, "odd")
-    audit.fetch_code(proj, team)
+    team = roster.load(proj, "odd")
+    workflow.fetch_code(proj, team)
     options = Settings()
     weights = proj.team_weights("odd")
     inference.stand_in_weights(team, runners.get("local"), weights, "cpu", proj.root,
-                               code.for_run(proj.code_cache, team), proj.root / "stand-ins.log")
+                               repositories.for_run(proj.code_cache, team), proj.root / "stand-ins.log")
     (weights / "team42" / "stand-in.pth").rename(weights / "team42" / "whatever-the-team-called-it.pth")
     shutil.copytree(mini_data / "mini", proj.data_dir / "mini")
-    record = audit.infer(proj, team, "mini", options)
+    record = workflow.infer(proj, team, "mini", options)
     assert record["status"] == "ok", record["failure"]
     provenance = record["runs"][0]["provenance"]
     assert list(provenance["weights_sha256"]) == ["team42/whatever-the-team-called-it.pth"]
@@ -233,7 +236,7 @@ def test_real_format_weights_run_through_infer_as_the_smoke_does(proj, mini_data
 
     torch.save({"params": {"body.weight": torch.zeros(4, 3, 3, 3)}},
                weights / "team42" / "whatever-the-team-called-it.pth")
-    failed = audit.infer(proj, team, "mini", options)
+    failed = workflow.infer(proj, team, "mini", options)
     assert failed["failure"]["kind"] == "weights_mismatch"
     assert "1 of another shape" in failed["failure"]["message"] and "missing" in failed["failure"]["message"]
 
@@ -245,24 +248,24 @@ def test_real_format_weights_run_through_infer_as_the_smoke_does(proj, mini_data
     ({"status": {"runnable": False, "reasons": ["no inference script"]}}, "not_runnable", "no inference script"),
 ])
 def test_smoke_says_why_a_team_is_not_tried(proj, change, status, reason):
-    team = registry.load(proj, "odd")
+    team = roster.load(proj, "odd")
     team.data.update(change)
     result = smoke.smoke_team(proj, team, Settings())
     assert result.status == status and reason in result.reason
 
 
 def test_the_adapter_refuses_a_module_outside_the_team_folder(proj):
-    team = registry.load(proj, "odd")
-    checkout = audit.fetch_code(proj, team)
+    team = roster.load(proj, "odd")
+    checkout = workflow.fetch_code(proj, team)
     team.data["entry"]["module"] = "../../utils/logger.py"
-    from harness import teamcode
+    from harness.adapter import teamcode
 
-    with pytest.raises(InferenceFailed, match="does not exist in code.path"):
+    with pytest.raises(InferenceFailed, match="does not exist in repositories.path"):
         teamcode.import_team_module(team, checkout, checkout / TEAM_FOLDER, team.entry["module"])
 
 
 def test_validate_checks_module_aliases_and_networks_against_the_fetched_checkout(proj):
-    env = {code.MIRROR_VARIABLE: os.environ[code.MIRROR_VARIABLE]}
+    env = {repositories.MIRROR_VARIABLE: os.environ[repositories.MIRROR_VARIABLE]}
     assert harness_cli("validate", "odd", cwd=proj.root).returncode == 0  # nothing fetched: schema only
     harness_cli("fetch", "code", "odd", cwd=proj.root, env=env, check=True)
     assert harness_cli("validate", "odd", cwd=proj.root).returncode == 0
@@ -290,21 +293,21 @@ def test_validate_checks_module_aliases_and_networks_against_the_fetched_checkou
 
 def test_verify_fetches_the_code_like_the_data_and_weights(proj, mini_data):
     """verify fetches what a run needs: here the checkout (the weights are a Drive folder, placed by hand)."""
-    team = registry.load(proj, "odd")
+    team = roster.load(proj, "odd")
     placed = proj.team_weights("odd") / "team42"
     placed.mkdir(parents=True)
     shutil.copytree(mini_data / "mini", proj.data_dir / "mini")
     import torch
 
-    from harness import teamcode
+    from harness.adapter import teamcode
 
-    checkout, _ = code.fetch(proj.code_cache, team)  # only to build the stand-in from the real class
+    checkout, _ = repositories.fetch(proj.code_cache, team)  # only to build the stand-in from the real class
     teamcode.write_stand_ins(team, checkout, checkout / TEAM_FOLDER, placed.parent)
     shutil.rmtree(checkout)
     assert torch.load(placed / "stand-in.pth")["params"]
-    row = audit.verify_team(proj, team, "mini", proj.params().given(metrics=["psnr"], runner="local", device="cpu",
+    row = workflow.verify_team(proj, team, "mini", proj.params().given(metrics=["psnr"], runner="local", device="cpu",
                                                                     mode="faithful"))
-    assert code.present(proj.code_cache, team) is not None  # fetched again by verify
+    assert repositories.present(proj.code_cache, team) is not None  # fetched again by verify
     evaluation = json.loads(proj.evaluation_file("mini", "odd").read_text())
     assert evaluation["inference"]["status"] == "ok" and evaluation["runs"][0]["n_images"] == 6  # it ran
     assert row["verdict"] == "failed" and row["failure"]["kind"] == "no_published_numbers"  # nothing to compare

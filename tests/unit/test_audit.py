@@ -1,4 +1,4 @@
-"""The audit workflow as a library (harness.audit), with a fake runner: staging, records, the reuse rule,
+"""The audit workflow as a library (harness.audit.workflow), with a fake runner: staging, records, the reuse rule,
 failed rows and the files the pipeline reads. No subprocess, no model."""
 
 import json
@@ -7,14 +7,16 @@ import shutil
 import numpy as np
 import pytest
 
-from harness import audit, data, inference, runners
-from harness.errors import InferenceFailed
-from harness.imageio import read_rgb8, write_rgb8
-from harness.progress import Step
-from harness.project import Project
-from harness.protocol import PROVENANCE
-from harness.records import RecordError, RunRecord, TeamEvaluation
-from harness.settings import Settings
+from harness.adapter.protocol import PROVENANCE
+from harness.audit import workflow
+from harness.core.errors import InferenceFailed
+from harness.core.progress import Step
+from harness.core.project import Project
+from harness.core.records import RecordError, RunRecord, TeamEvaluation
+from harness.core.settings import Settings
+from harness.fetch import dataset_files
+from harness.imaging.pictures import read_rgb8, write_rgb8
+from harness.run import inference, runners
 
 from conftest import copy_project
 
@@ -48,7 +50,7 @@ class FakeRunner:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = copy_project(tmp_path_factory.mktemp("audit") / "project", teams=["bicubic", "random-tta"])
-    data.fetch("mini", root / "data")
+    dataset_files.fetch("mini", root / "data")
     return root
 
 
@@ -72,15 +74,15 @@ def options(**changes):
 
 
 def load(proj, team_id):
-    from harness import registry
+    from harness.catalogue import roster
 
-    return registry.load(proj, team_id)
+    return roster.load(proj, team_id)
 
 
 def test_infer_stages_every_run_and_writes_the_record(proj, fake):
     team = load(proj, "random-tta")  # nondeterministic: 3 repeats
     steps = []
-    record = audit.infer(proj, team, "mini", options(), steps.append)
+    record = workflow.infer(proj, team, "mini", options(), steps.append)
     assert record["status"] == "ok" and record["runner"] == "fake" and record["runner_selection"] == "fake (tests)"
     assert [r["dir"] for r in record["runs"]] == ["run-1", "run-2", "run-3"]
     assert record["runs"][2]["provenance"] == {"team": "random-tta", "run": 3, "executed_on": {"device": "cpu"}}
@@ -101,7 +103,7 @@ def test_infer_stages_every_run_and_writes_the_record(proj, fake):
 
 def test_a_typed_failure_leaves_no_half_run_and_keeps_the_log_tail(proj, fake):
     fake.fail_kind, fake.fail_on_run = "timeout", 2
-    record = audit.infer(proj, load(proj, "random-tta"), "mini", options())
+    record = workflow.infer(proj, load(proj, "random-tta"), "mini", options())
     assert record["status"] == "failed"
     assert record["failure"]["kind"] == "timeout" and "something went wrong" in record["failure"]["log_tail"]
     folder = proj.team_runs("mini", "random-tta")
@@ -111,20 +113,20 @@ def test_a_typed_failure_leaves_no_half_run_and_keeps_the_log_tail(proj, fake):
 
 def test_missing_inputs_become_a_failed_record_only_when_asked(proj, fake):
     team = load(proj, "random-tta")  # its weights were never fetched here
-    with pytest.raises(audit.InputsUnavailable, match="weights missing"):
-        audit.produce_runs(proj, team, "mini", options())
-    record = audit.produce_runs(proj, team, "mini", options(), record_failure=True)
+    with pytest.raises(workflow.InputsUnavailable, match="weights missing"):
+        workflow.produce_runs(proj, team, "mini", options())
+    record = workflow.produce_runs(proj, team, "mini", options(), record_failure=True)
     assert record["status"] == "failed" and record["failure"]["kind"] == "inputs_unavailable"
     assert "harness fetch weights random-tta" in record["failure"]["hint"] and not fake.requests
 
 
 def test_runs_complete_follows_the_run_key_and_the_output_checks(proj, fake):
     team = load(proj, "bicubic")
-    assert not audit.runs_complete(proj, team, "mini")
-    audit.infer(proj, team, "mini", options())
-    assert audit.runs_complete(proj, team, "mini")
+    assert not workflow.runs_complete(proj, team, "mini")
+    workflow.infer(proj, team, "mini", options())
+    assert workflow.runs_complete(proj, team, "mini")
     (proj.team_runs("mini", "bicubic") / "run-1" / "0003x4.png").unlink()
-    assert not audit.runs_complete(proj, team, "mini")
+    assert not workflow.runs_complete(proj, team, "mini")
 
 
 RAN_ON_CPU = {"device": "cpu", "gpu": None, "containment": "sandbox", "environment": "harness"}
@@ -159,14 +161,14 @@ def test_the_reuse_rule(proj, change, asked, reused):
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(earlier))
     settings = Settings(**{"runner": "local", "device": "cpu", **asked})
-    assert (audit.reusable_evaluation(proj, team, "mini", settings, ["psnr", "ssim"]) is not None) == reused
+    assert (workflow.reusable_evaluation(proj, team, "mini", settings, ["psnr", "ssim"]) is not None) == reused
 
 
 def test_verify_team_runs_scores_and_writes_the_pipeline_files(proj, fake):
     team = load(proj, "bicubic")
     settings = proj.params().given(metrics=["psnr", "ssim"], runner="fake", mode="faithful")
     steps = []
-    result = audit.verify_team(proj, team, "mini", settings, progress=steps.append)
+    result = workflow.verify_team(proj, team, "mini", settings, progress=steps.append)
     assert result["verdict"] == "diverged"  # nearest-neighbour outputs are not bicubic's
     assert result["metrics"]["psnr"]["ok"] is False and result["metrics"]["niqe"]["status"] == "unavailable"
     evaluation = json.loads(proj.evaluation_file("mini", "bicubic").read_text())
@@ -174,23 +176,23 @@ def test_verify_team_runs_scores_and_writes_the_pipeline_files(proj, fake):
     assert evaluation["device"] == "cpu" and evaluation["evaluator"]["runner"] == "local"
     assert set(json.loads(proj.metrics_file("mini", "bicubic").read_text())) == {"psnr", "ssim"}
     assert any(s.task == "evaluating bicubic" and s.done == 6 for s in steps)
-    again = audit.verify_team(proj, team, "mini", settings, progress=steps.append)
+    again = workflow.verify_team(proj, team, "mini", settings, progress=steps.append)
     assert again["verdict"] == "diverged" and steps[-1].note.startswith("bicubic: reusing evaluations/mini/")
     assert len(fake.requests) == 1  # reused: not run again
 
 
 def test_a_failing_team_is_its_own_row_and_the_audit_goes_on(proj, fake):
-    results = audit.audit(proj, ["bicubic", "random-tta"], "no-such-dataset", proj.params().given(runner="fake"))
+    results = workflow.audit(proj, ["bicubic", "random-tta"], "no-such-dataset", proj.params().given(runner="fake"))
     assert [r["verdict"] for r in results] == ["failed", "failed"]
     assert results[0]["failure"]["kind"] == "data_unavailable"
     assert "unknown dataset 'no-such-dataset'" in results[0]["failure"]["message"]
-    assert not audit.all_passed(results)
+    assert not workflow.all_passed(results)
 
 
 def test_report_files_at_the_project_layout(proj):
-    results = audit.verifications(proj, ["bicubic"], "mini")
+    results = workflow.verifications(proj, ["bicubic"], "mini")
     assert results[0]["failure"]["kind"] == "not_evaluated"
-    built, paths = audit.write_report(proj, results, "mini", proj.params())
+    built, paths = workflow.write_report(proj, results, "mini", proj.params())
     assert [p.relative_to(proj.report_dir).as_posix() for p in paths] == ["report.json", "report.md", "summary.csv",
                                                                          "index.html"]
     assert built["summary"] == "SUMMARY: 1 team(s): 0 exact, 0 reproduced, 0 diverged, 1 failed, 0 not runnable"
@@ -198,7 +200,7 @@ def test_report_files_at_the_project_layout(proj):
 
 def test_records_read_back_as_their_types_and_another_schema_is_refused(proj, fake):
     team = load(proj, "bicubic")
-    written = audit.infer(proj, team, "mini", options())
+    written = workflow.infer(proj, team, "mini", options())
     record = inference.load_record(proj.runs_dir, "mini", "bicubic")
     assert isinstance(record, RunRecord) and record.ok and record.run_key == team.run_key
     assert record.as_written() == {k: v for k, v in written.items() if k not in RunRecord.VOLATILE}
@@ -207,20 +209,20 @@ def test_records_read_back_as_their_types_and_another_schema_is_refused(proj, fa
     with pytest.raises(RecordError) as refused:
         inference.load_record(proj.runs_dir, "mini", "bicubic")
     assert "harness.run-record/0" in refused.value.message and "--rerun" in refused.value.hint
-    assert not audit.runs_complete(proj, team, "mini")  # not a record of these runs: they run again
+    assert not workflow.runs_complete(proj, team, "mini")  # not a record of these runs: they run again
     older = proj.evaluation_file("mini", "bicubic")
     older.parent.mkdir(parents=True)
     older.write_text(json.dumps({**REUSABLE, "schema": "harness.team-evaluation/0"}))
-    [row] = audit.verifications(proj, ["bicubic"], "mini")  # the report stage: a row that says why
+    [row] = workflow.verifications(proj, ["bicubic"], "mini")  # the report stage: a row that says why
     assert row["verdict"] == "failed" and row["failure"]["kind"] == "not_evaluated"
     assert "harness.team-evaluation/0" in row["failure"]["message"]
 
 
 def test_a_slurm_job_runs_the_same_infer_into_the_results_folder(proj, fake, monkeypatch):
-    from harness import slurm
+    from harness.run import slurm
 
     monkeypatch.setattr(slurm, "job_id", lambda: "42")
-    record = audit.run_team_job(str(proj.root), "bicubic", "mini", options())
+    record = workflow.run_team_job(str(proj.root), "bicubic", "mini", options())
     assert record["status"] == "ok" and record["slurm_job_id"] == "42" and len(fake.requests) == 1
     written = inference.load_record(proj.slurm_results("mini"), "mini", "bicubic")
     assert written.slurm_job_id == "42" and written.runner == "fake"
@@ -231,14 +233,14 @@ def test_a_slurm_job_runs_the_same_infer_into_the_results_folder(proj, fake, mon
 def test_scoring_on_a_gpu_that_is_not_there_is_no_gpu_not_the_cpu(proj, fake):
     import torch
 
-    from harness.errors import TypedFailure
+    from harness.core.errors import TypedFailure
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible here")
     team = load(proj, "bicubic")
-    audit.infer(proj, team, "mini", options())
+    workflow.infer(proj, team, "mini", options())
     with pytest.raises(TypedFailure) as caught:
-        audit.evaluate_team(proj, team, "mini", Settings(metrics=("psnr",), device="cuda"))
+        workflow.evaluate_team(proj, team, "mini", Settings(metrics=("psnr",), device="cuda"))
     assert caught.value.kind == "no_gpu" and "--device cpu" in caught.value.hint
     assert not proj.evaluation_file("mini", "bicubic").exists()
 
@@ -252,7 +254,7 @@ def test_a_cpu_run_is_never_taken_for_a_cuda_check(proj, fake):
         pytest.skip("a GPU is visible here")
     team = load(proj, "bicubic")
     settings = proj.params().given(metrics=["psnr", "ssim"], runner="fake", mode="faithful")
-    assert audit.verify_team(proj, team, "mini", settings)["verdict"] == "diverged"  # ran on the CPU
-    row = audit.verify_team(proj, team, "mini", settings.given(device="cuda"))
+    assert workflow.verify_team(proj, team, "mini", settings)["verdict"] == "diverged"  # ran on the CPU
+    row = workflow.verify_team(proj, team, "mini", settings.given(device="cuda"))
     assert row["verdict"] == "failed" and row["failure"]["kind"] == "no_gpu", row
     assert len(fake.requests) == 1  # the CUDA check started nothing

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import challenge, leaderboard, registry
-from harness import manifest as manifest_mod
-from harness.errors import ManifestError
-from harness.project import Project
+from harness.catalogue import challenges, roster
+from harness.catalogue import manifests as manifest_mod
+from harness.core.errors import ManifestError
+from harness.core.project import Project
+from harness.verdict import leaderboard
 
 from conftest import REPO, harness_cli
 
@@ -34,12 +35,12 @@ def catalogue(root=REPO, challenge_id="ntire2025-sr-x4"):
 
 
 def published(team):
-    return team.published(challenge.get(team.data["challenge"]).test_dataset)
+    return team.published(challenges.get(team.data["challenge"]).test_dataset)
 
 
 @pytest.mark.parametrize("challenge_id", TABLES)
 def test_every_row_of_the_table_maps_to_exactly_one_manifest(challenge_id):
-    rules = challenge.get(challenge_id)
+    rules = challenges.get(challenge_id)
     teams = catalogue(challenge_id=challenge_id)
     assert len(teams) == TABLES[challenge_id][1]
     by_name = {}
@@ -67,7 +68,7 @@ def test_every_row_of_the_table_maps_to_exactly_one_manifest(challenge_id):
 
 @pytest.mark.parametrize("challenge_id", TABLES)
 def test_each_score_recomputes_from_its_components_within_rounding(challenge_id):
-    score = challenge.get(challenge_id).scores["perceptual_score"]
+    score = challenges.get(challenge_id).scores["perceptual_score"]
     checked = 0
     for team in catalogue(challenge_id=challenge_id):
         pub = published(team)
@@ -80,7 +81,7 @@ def test_each_score_recomputes_from_its_components_within_rounding(challenge_id)
 
 @pytest.mark.parametrize("challenge_id", TABLES)
 def test_each_tracks_ranks_follow_its_rule(challenge_id):
-    rules = challenge.get(challenge_id)
+    rules = challenges.get(challenge_id)
     assert [(t.id, t.rank_by, t.direction) for t in rules.tracks] == [("track1", "psnr", "higher"),
                                                                       ("track2", "perceptual_score", "higher")]
     assert leaderboard.rank_problems(rules, catalogue(challenge_id=challenge_id)) == []
@@ -88,10 +89,10 @@ def test_each_tracks_ranks_follow_its_rule(challenge_id):
 
 @pytest.mark.parametrize("challenge_id", TABLES)
 def test_each_challenge_has_a_suite_that_audits_every_published_team(challenge_id):
-    from harness import settings
+    from harness.core import settings
 
     suite = settings.load(REPO / "suites" / TABLES[challenge_id][2])  # valid settings
-    assert suite.dataset == challenge.get(challenge_id).test_dataset
+    assert suite.dataset == challenges.get(challenge_id).test_dataset
     assert sorted(suite.teams) == sorted(t.id for t in catalogue(challenge_id=challenge_id) if published(t))
 
 
@@ -139,7 +140,7 @@ def test_a_mistyped_published_value_is_caught(project):
     data["published"]["ntire2025-test"]["values"]["psnr"] = 31.79  # 31.97 mistyped: still a valid manifest...
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     manifest_mod.load(path)
-    [problem] = leaderboard.rank_problems(challenge.get("ntire2025-sr-x4"), catalogue(project))
+    [problem] = leaderboard.rank_problems(challenges.get("ntire2025-sr-x4"), catalogue(project))
     assert problem.rule == "ranks-follow-rule"
     assert "xiaomimm (rank 3, psnr 31.93) ranks after bbox (rank 2, psnr 31.79)" in problem.message
     done = harness_cli("validate", cwd=project)  # ...but the table no longer follows PSNR
@@ -171,7 +172,7 @@ def test_recipes_start_from_pinned_official_images():
         if name == "evaluator":
             assert 'ENTRYPOINT ["python", "-m", "harness"]' in text
         else:  # a team recipe: the adapter, and the team folder the adapter reads its manifest from
-            assert 'ENTRYPOINT ["python", "-m", "harness.entry"]' in text, dockerfile
+            assert 'ENTRYPOINT ["python", "-m", "harness.adapter"]' in text, dockerfile
             assert "TEAM_ID" in args and "COPY teams/${TEAM_ID}" in text, dockerfile
     catalogue_recipes = {t.container["recipe"] for c in ("ntire2025-sr-x4", "ntire2026-sr-x4")
                          for t in catalogue(challenge_id=c) if t.container}
@@ -182,7 +183,7 @@ def test_recipes_start_from_pinned_official_images():
         # the organizers' utils import matplotlib: the family pins it, in the file the image installs
         assert "EXTRA_PACKAGES" in args and "matplotlib==" in requirements, name
         assert f"containers/{name}/requirements.txt" in text, name
-    mini_recipes = {registry.load(Project(REPO), t).container["recipe"]
+    mini_recipes = {roster.load(Project(REPO), t).container["recipe"]
                     for t in ("bicubic", "realesrgan-x4plus", "realesr-animevideov3", "random-tta")}
     esr_recipes = {t.container["recipe"] for t in catalogue(challenge_id="ntire2026-esr")}
     assert catalogue_recipes | mini_recipes | esr_recipes | {"evaluator"} == set(dockerfiles)
@@ -219,25 +220,27 @@ def test_list_filters_and_show(project):
 
 
 def test_what_a_manifest_needs_reaches_its_image():
-    from harness import images
+    from harness.run import docker_images
 
     proj = Project(REPO)
-    ivplab = images.team_recipe(registry.load(proj, "ivplab-sbu"), REPO, "local/base")
+    ivplab = docker_images.team_recipe(roster.load(proj, "ivplab-sbu"), REPO, "local/base")
     # its basicsr over the family's 1.4.2, in the image and in the local runner's environment alike
     assert ivplab.build_args["EXTRA_PACKAGES"] == "basicsr==1.3.5 pytorch_wavelets==1.3.0"
     assert ivplab.build_args["BASE_IMAGE"] == "local/base" and ivplab.build_args["TEAM_ID"] == "ivplab-sbu"
-    assert "EXTRA_PACKAGES" not in images.team_recipe(registry.load(proj, "bicubic"), REPO).build_args
-    assert "basicsr==1.4.2" in images.team_recipe(registry.load(proj, "xiaomimm"), REPO).build_args["EXTRA_PACKAGES"]
+    assert "EXTRA_PACKAGES" not in docker_images.team_recipe(roster.load(proj, "bicubic"), REPO).build_args
+    recipe = docker_images.team_recipe(roster.load(proj, "xiaomimm"), REPO)
+    assert "basicsr==1.4.2" in recipe.build_args["EXTRA_PACKAGES"]
 
 
 def test_the_status_page_in_docs_is_the_one_the_manifests_make():
-    """docs/status.md is generated (`make docs`); a manifest changed without it is caught here."""
-    from harness import challenge, registry, status
-    from harness.project import Project
+    """docs/status_page.md is generated (`make docs`); a manifest changed without it is caught here."""
+    from harness.catalogue import challenges, roster
+    from harness.core.project import Project
+    from harness.report import status_page
 
-    teams, problems = registry.load_all(Project(REPO))
-    made = status.markdown(teams, challenge.catalogue())
+    teams, problems = roster.load_all(Project(REPO))
+    made = status_page.markdown(teams, challenges.catalogue())
     assert not problems and (REPO / "docs" / "status.md").read_text() == made, "run `make docs`"
     not_runnable = [t for t in teams if not t.runnable]
     assert all(f"`{t.id}`" in made for t in teams) and not_runnable
-    assert all(status.state(t).startswith("not runnable: ") for t in not_runnable)  # each with its reasons
+    assert all(status_page.state(t).startswith("not runnable: ") for t in not_runnable)  # each with its reasons

@@ -7,25 +7,26 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import challenge, data, leaderboard, metrics, registry, verify
-from harness.errors import ManifestError
-from harness.manifest import Manifest
-from harness.project import Project
-from harness.records import TeamEvaluation
+from harness.catalogue import challenges, datasets, metrics, roster
+from harness.catalogue.manifests import Manifest
+from harness.core.errors import ManifestError
+from harness.core.project import Project
+from harness.core.records import TeamEvaluation
+from harness.verdict import leaderboard, rules
 
 from conftest import REPO, harness_cli
 
 
 def test_every_challenge_file_validates_and_names_what_exists():
-    rules = challenge.catalogue()
+    rules = challenges.catalogue()
     assert {"mini", "ntire2025-sr-x4"} <= set(rules)
     for challenge_id, rule in rules.items():
         assert rule.path == REPO / "challenges" / f"{challenge_id}.yaml"
-        assert data.get(rule.test_dataset)  # built in, or declared by a challenge
-    assert challenge.metric_problems(rules, metrics.METRICS) == []
-    assert challenge.dataset_problems(rules, list(data.BUILTIN_DATASETS)) == []
-    assert data.get("ntire2025-test").stems == tuple(f"{i:04d}" for i in range(901, 1001))
-    assert "organizers" in data.get("ntire2025-test").hr_origin
+        assert datasets.get(rule.test_dataset)  # built in, or declared by a challenge
+    assert challenges.metric_problems(rules, metrics.METRICS) == []
+    assert challenges.dataset_problems(rules, list(datasets.BUILTIN_DATASETS)) == []
+    assert datasets.get("ntire2025-test").stems == tuple(f"{i:04d}" for i in range(901, 1001))
+    assert "organizers" in datasets.get("ntire2025-test").hr_origin
 
 
 def folder_with(tmp_path: Path, edit) -> Path:
@@ -39,11 +40,11 @@ def folder_with(tmp_path: Path, edit) -> Path:
 
 def refused(folder: Path) -> list[str]:
     try:
-        rules = challenge._catalogue(folder)
+        rules = challenges._catalogue(folder)
     except ManifestError as exc:
         return [p.rule for p in exc.problems]
-    return [p.rule for p in challenge.metric_problems(rules, metrics.METRICS)
-            + challenge.dataset_problems(rules, list(data.BUILTIN_DATASETS))]
+    return [p.rule for p in challenges.metric_problems(rules, metrics.METRICS)
+            + challenges.dataset_problems(rules, list(datasets.BUILTIN_DATASETS))]
 
 
 def test_a_broken_challenge_file_is_refused_with_its_rule(tmp_path):
@@ -106,7 +107,7 @@ def test_a_manifest_names_a_known_challenge_and_its_tracks(project):
 
 
 def test_a_challenges_tolerance_reaches_the_verdict(tmp_path, monkeypatch):
-    team = Manifest(Path("teams/t/manifest.yaml"), {
+    team = Manifest(Path("teams/t/manifests.yaml"), {
         "id": "t", "name": "T", "challenge": "mini", "determinism": {"class": "deterministic"},
         "status": {"runnable": True},
         "published": {"mini": {"values": {"psnr": 30.0}, "precision": {"psnr": 2}}}}, b"")
@@ -115,26 +116,26 @@ def test_a_challenges_tolerance_reaches_the_verdict(tmp_path, monkeypatch):
         pyiqa_version=None, metric_weights={}, inference={"status": "ok", "failure": None, "runner": "local"},
         runs=[{"run": "run-1", "status": "ok", "mean": {"psnr": 30.2}, "unavailable": {}, "findings": [],
                "per_image": {"0001": {"psnr": 30.2}}, "failed_images": {}}])
-    assert verify.verify(team, "mini", evaluation)["verdict"] == "diverged"
+    assert rules.verify(team, "mini", evaluation)["verdict"] == "diverged"
     folder = tmp_path / "challenges"
     shutil.copytree(REPO / "challenges", folder)
     mini = yaml.safe_load((folder / "mini.yaml").read_text())
     (folder / "mini.yaml").write_text(yaml.safe_dump({**mini, "tolerances": {"psnr": {"abs": 0.3}}}))
-    monkeypatch.setattr(challenge, "CHALLENGES_DIR", folder)
-    result = verify.verify(team, "mini", evaluation)
+    monkeypatch.setattr(challenges, "CHALLENGES_DIR", folder)
+    result = rules.verify(team, "mini", evaluation)
     assert result["verdict"] == "reproduced" and result["metrics"]["psnr"]["tolerance"] == pytest.approx(0.305)
     team.data["published"]["mini"]["tolerance"] = {"psnr": {"abs": 0.1}}  # the manifest's own still wins
-    assert verify.verify(team, "mini", evaluation)["verdict"] == "diverged"
+    assert rules.verify(team, "mini", evaluation)["verdict"] == "diverged"
 
 
 def ntire2025_teams():
-    teams, problems = registry.load_all(Project(REPO))
+    teams, problems = roster.load_all(Project(REPO))
     assert problems == []
     return teams
 
 
 def test_a_track_ranked_again_names_every_rank_that_changes():
-    rules = challenge.get("ntire2025-sr-x4")
+    rules = challenges.get("ntire2025-sr-x4")
     teams = ntire2025_teams()
     track1 = rules.track("track1")
     # bbox (published 2nd, 31.97) reproduced above SamsungAICamera's 33.46; xiaomimm audited, as published
@@ -156,7 +157,7 @@ def test_a_track_ranked_again_names_every_rank_that_changes():
 
 
 def test_a_track_without_published_ranks_ranks_by_the_published_values():
-    rules = challenge.get("mini")
+    rules = challenges.get("mini")
     board = leaderboard.reproduced(rules, ntire2025_teams(), "mini", {"bicubic": 27.0}, rules.track("track1"))
     assert [e["team"] for e in board["entries"]] == ["bicubic", "random-tta", "realesr-animevideov3",
                                                      "realesrgan-x4plus"]
@@ -181,28 +182,28 @@ def test_a_commit_bump_of_the_2026_code_is_one_edit_of_the_challenge_file(tmp_pa
     text = (folder / "ntire2026-sr-x4.yaml").read_text()
     assert text.count(f"commit: {pinned}") == 1
     (folder / "ntire2026-sr-x4.yaml").write_text(text.replace(f"commit: {pinned}", f"commit: {bumped}"))
-    monkeypatch.setattr(challenge, "CHALLENGES_DIR", folder)
+    monkeypatch.setattr(challenges, "CHALLENGES_DIR", folder)
     after = {t.id: t for t in ntire2025_teams() if t.data["challenge"] == "ntire2026-sr-x4"}
     assert {t.data["code"]["commit"] for t in after.values()} == {bumped}
     for team_id, team in after.items():
         assert team.run_key != before[team_id].run_key and team.hash != before[team_id].hash
         assert team.data["published"] == before[team_id].data["published"]  # only the commit moved
     # a code block naming a repository of its own keeps its own commit
-    from harness import manifest
+    from harness.catalogue import manifests
 
-    own = manifest.resolve({**before["ntire2026-psu"].data, "code": {"repository": "https://example.invalid/x.git",
+    own = manifests.resolve({**before["ntire2026-psu"].data, "code": {"repository": "https://example.invalid/x.git",
                                                                     "commit": "abcdef0", "path": "."}})
     assert own["code"] == {"repository": "https://example.invalid/x.git", "commit": "abcdef0", "path": "."}
 
 
 def test_a_manifests_own_value_wins_over_its_challenges_default(tmp_path):
-    from harness import manifest
+    from harness.catalogue import manifests
 
     data = yaml.safe_load((REPO / "teams" / "ntire2026-psu" / "manifest.yaml").read_text())
     assert "tracks" not in data and "precision" not in data["published"]["ntire2026-test"]  # from the challenge
     data["runtime"]["timeout_s"] = 60
     data["published"]["ntire2026-test"]["precision"] = {"psnr": 3}
-    resolved = manifest.resolve(data)
+    resolved = manifests.resolve(data)
     assert resolved["runtime"]["timeout_s"] == 60 and resolved["runtime"]["scale"] == 4
     assert resolved["published"]["ntire2026-test"]["precision"]["psnr"] == 3
     assert resolved["published"]["ntire2026-test"]["precision"]["niqe"] == 4  # merged key by key
@@ -213,12 +214,12 @@ def test_a_manifests_own_value_wins_over_its_challenges_default(tmp_path):
 def test_code_is_pinned_by_its_whole_commit_id(tmp_path):
     """A 7-hex prefix is 28 bits that a crafted commit in a mirror can match: challenge files and manifests
     pin the full 40-hex id, and a short one is refused by the schema."""
-    from harness import manifest
+    from harness.catalogue import manifests
 
-    for rules in challenge.catalogue().values():
-        commit = (rules.data.get("organizers") or {}).get("commit")
-        assert commit is None or len(commit) == 40, rules.id
+    for known in challenges.catalogue().values():
+        commit = (known.data.get("organizers") or {}).get("commit")
+        assert commit is None or len(commit) == 40, known.id
     data = yaml.safe_load((REPO / "teams" / "ntire2026-psu" / "manifest.yaml").read_text())
     data["code"] = {"repository": "https://example.invalid/x.git", "commit": "9a2562b", "path": "."}
-    problems = manifest.schema_problems(manifest.resolve(data), "psu")
+    problems = manifests.schema_problems(manifests.resolve(data), "psu")
     assert any(p.field == "code.commit" and p.rule == "pattern" for p in problems), problems

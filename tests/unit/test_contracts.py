@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import failures, manifest, protocol
-from harness import metrics as M
-from harness.errors import InferenceFailed, TypedFailure
+from harness.adapter import protocol
+from harness.catalogue import manifests
+from harness.catalogue import metrics as M
+from harness.core import failures
+from harness.core.errors import InferenceFailed, TypedFailure
 
 from conftest import REPO
 
@@ -91,15 +93,15 @@ def test_no_module_imports_a_helper_from_a_runner():
     """Runners depend on the shared contract (base, protocol, lockdown), never on each other; nothing
     outside the runners reaches into one, except the runner registry itself (by name) and `auto`, which is
     a choice between two of them."""
-    composed = {("harness.runners.podman", "harness.runners.docker"),
-                ("harness.runners.choice", "harness.runners.docker"),
-                ("harness.runners.choice", "harness.runners.local")}
+    composed = {("harness.run.runners.podman", "harness.run.runners.docker"),
+                ("harness.run.runners.choice", "harness.run.runners.docker"),
+                ("harness.run.runners.choice", "harness.run.runners.local")}
     offenders = []
     for name, imported in GRAPH.items():
         for target in imported:
-            if not target.startswith("harness.runners.") or target == "harness.runners.base":
+            if not target.startswith("harness.run.runners.") or target == "harness.run.runners.base":
                 continue
-            allowed = name == "harness.runners" or (name, target) in composed
+            allowed = name == "harness.run.runners" or (name, target) in composed
             if not allowed:
                 offenders.append(f"{name} -> {target}")
     assert offenders == []
@@ -188,23 +190,25 @@ def test_an_undeclared_kind_cannot_be_raised():
 # --- the metric registry ---------------------------------------------------------------------------
 
 def test_the_schema_takes_its_metric_names_from_the_registry():
-    loaded = manifest.schema()
+    loaded = manifests.schema()
     assert loaded["$defs"]["metric_name"]["enum"] == list(M.all_specs())
     assert list(M.all_specs())[:len(M.METRICS)] == list(M.METRICS)  # the challenges' scores come after
-    on_disk = json.loads(manifest.SCHEMA_PATH.read_text())
+    on_disk = json.loads(manifests.SCHEMA_PATH.read_text())
     assert "enum" not in on_disk["$defs"]["metric_name"]  # one source: the registry
 
 
 def test_entry_kinds_come_from_their_registry_and_the_adapter_runs_each_through_it(tmp_path, mini_data):
-    from harness import entry, plugins, sandbox
+    from harness.adapter import entry
+    from harness.core import registries
+    from harness.run import sandbox
 
-    loaded = manifest.schema()
-    assert loaded["properties"]["entry"]["properties"]["kind"]["enum"] == list(plugins.ENTRY_KINDS)
-    on_disk = json.loads(manifest.SCHEMA_PATH.read_text())
+    loaded = manifests.schema()
+    assert loaded["properties"]["entry"]["properties"]["kind"]["enum"] == list(registries.ENTRY_KINDS)
+    on_disk = json.loads(manifests.SCHEMA_PATH.read_text())
     assert "enum" not in on_disk["properties"]["entry"]["properties"]["kind"]
-    for name, kind in plugins.ENTRY_KINDS.items():
-        assert callable(plugins.load(kind.run)), name  # every registered kind names a function that exists
-    bicubic = manifest.load(REPO / "teams" / "bicubic" / "manifest.yaml")
+    for name, kind in registries.ENTRY_KINDS.items():
+        assert callable(registries.load(kind.run)), name  # every registered kind names a function that exists
+    bicubic = manifests.load(REPO / "teams" / "bicubic" / "manifest.yaml")
     assert sandbox.trusted(bicubic)  # classical: the harness's own code, by the registry's word
     out = tmp_path / "out"
     record = entry.run(bicubic.path, mini_data / "mini" / "LR", out, tmp_path / "no-weights", "cpu")
@@ -212,11 +216,11 @@ def test_entry_kinds_come_from_their_registry_and_the_adapter_runs_each_through_
 
 
 def test_the_score_is_the_organizers_formula_in_every_challenge():
-    from harness import challenge
+    from harness.catalogue import challenges
 
     means = {"lpips": 0.2, "dists": 0.15, "niqe": 4.5, "maniqa": 0.4, "musiq": 65.0, "clipiqa": 0.6}
     organizers = ((1 - 0.2) + (1 - 0.15) + 0.6 + 0.4 + 65.0 / 100 + max(0.0, (10 - 4.5) / 10))
-    for rules in (c for c in challenge.catalogue().values() if "perceptual_score" in c.scores):
+    for rules in (c for c in challenges.catalogue().values() if "perceptual_score" in c.scores):
         score = rules.scores["perceptual_score"]
         assert score.value(means) == pytest.approx(organizers, abs=1e-12)
         assert score.value({**means, "niqe": 12.0}) == pytest.approx(organizers - 0.55, abs=1e-12)  # floored at 0
@@ -226,10 +230,11 @@ def test_the_score_is_the_organizers_formula_in_every_challenge():
 
 
 def test_report_order_and_weight_sources_come_from_the_registry():
-    from harness import metric_weights, report
+    from harness.fetch import metric_weights
+    from harness.report import files
 
     rows = [{"metrics": {"perceptual_score": {}, "psnr": {}, "niqe": {}}}]
-    assert report.metric_names(rows) == ["psnr", "niqe", "perceptual_score"]
+    assert files.metric_names(rows) == ["psnr", "niqe", "perceptual_score"]
     sources = metric_weights.sources()
     assert set(sources) == {w.path for s in M.METRICS.values() for w in s.weight_files}
     assert sources["torch/hub/clip/RN50.pt"].kind == "url"

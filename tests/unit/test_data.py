@@ -5,22 +5,23 @@ import json
 import numpy as np
 import pytest
 
-from harness import data
-from harness.errors import ChecksumMismatch, DatasetError
-from harness.imageio import read_rgb8
-from harness.imresize import imresize
-from harness.png import read_png_header
+from harness.catalogue import datasets
+from harness.core.errors import ChecksumMismatch, DatasetError
+from harness.fetch import dataset_files
+from harness.imaging.matlab_resize import imresize
+from harness.imaging.pictures import read_rgb8
+from harness.imaging.png_header import read_png_header
 
 
 def test_mini_matches_its_recorded_checksums(mini_data):
     listed = json.loads((mini_data / "mini" / "checksums.json").read_text())
-    assert listed == json.loads(data.MINI_CHECKSUMS.read_text())
+    assert listed == json.loads(datasets.MINI_CHECKSUMS.read_text())
     assert len([k for k in listed if k.startswith("HR/")]) >= 6
 
 
 def test_mini_names_sizes_and_lr(mini_data):
     root = mini_data / "mini"
-    for stem, *_ in data.MINI_SOURCES:
+    for stem, *_ in datasets.MINI_SOURCES:
         hr, lr = read_png_header(root / "HR" / f"{stem}.png"), read_png_header(root / "LR" / f"{stem}x4.png")
         assert hr.width % 4 == 0 and hr.height % 4 == 0 and hr.is_plain_rgb8
         assert (lr.width * 4, lr.height * 4) == (hr.width, hr.height)
@@ -34,24 +35,25 @@ def test_a_tampered_file_is_named(mini_data, tmp_path):
     shutil.copytree(mini_data / "mini", tmp_path / "mini")
     (tmp_path / "mini" / "LR" / "0003x4.png").write_bytes(b"tampered")
     with pytest.raises(ChecksumMismatch, match="LR/0003x4.png"):
-        data.verify("mini", tmp_path)
+        dataset_files.check_checksums("mini", tmp_path)
     with pytest.raises(ChecksumMismatch, match="LR/0003x4.png"):
-        data.fetch("mini", tmp_path)  # an existing copy is checked, never silently trusted
+        dataset_files.fetch("mini", tmp_path)  # an existing copy is checked, never silently trusted
 
 
 def test_unknown_and_absent_datasets(tmp_path):
     with pytest.raises(DatasetError) as caught:
-        data.get("minni")
+        datasets.get("minni")
     assert caught.value.hint == "did you mean 'mini'?"
     with pytest.raises(DatasetError, match="not in"):
-        data.verify("mini", tmp_path)
+        dataset_files.check_checksums("mini", tmp_path)
 
 
 def test_import_accepts_a_valid_set_and_names_each_problem(mini_data, tmp_path):
     import shutil
     import zipfile
 
-    from harness.data import BUILTIN_DATASETS, Dataset, import_dataset
+    from harness.catalogue.datasets import BUILTIN_DATASETS, Dataset
+    from harness.fetch.dataset_files import import_dataset
 
     # The real ntire2025-test expects 0901..1000; a small stand-in with the same rules keeps this fast.
     BUILTIN_DATASETS["stand-in"] = Dataset("stand-in", "stand-in", "test", None, ("0001", "0002", "0003"), "tests")
@@ -69,7 +71,7 @@ def test_import_accepts_a_valid_set_and_names_each_problem(mini_data, tmp_path):
         listed = json.loads((root / "checksums.json").read_text())
         assert sorted(listed) == ["HR/0001.png", "HR/0002.png", "HR/0003.png",
                                   "LR/0001x4.png", "LR/0002x4.png", "LR/0003x4.png"]
-        data.verify("stand-in", tmp_path / "data")
+        dataset_files.check_checksums("stand-in", tmp_path / "data")
 
         (hr / "0002.png").unlink()
         shutil.copy(mini_data / "mini" / "HR" / "0004.png", hr / "0003.png")  # wrong size for LR 0003
@@ -86,8 +88,9 @@ def test_import_accepts_a_valid_set_and_names_each_problem(mini_data, tmp_path):
 
 
 def test_import_rejects_hr_of_the_wrong_size(mini_data, tmp_path):
-    from harness.data import BUILTIN_DATASETS, Dataset, import_dataset
-    from harness.imageio import write_rgb8
+    from harness.catalogue.datasets import BUILTIN_DATASETS, Dataset
+    from harness.fetch.dataset_files import import_dataset
+    from harness.imaging.pictures import write_rgb8
 
     BUILTIN_DATASETS["stand-in"] = Dataset("stand-in", "stand-in", "test", None, ("0001",), "tests")
     try:
@@ -103,7 +106,7 @@ def test_import_rejects_hr_of_the_wrong_size(mini_data, tmp_path):
 
 def test_ntire_test_set_says_where_hr_comes_from(tmp_path):
     with pytest.raises(DatasetError) as caught:
-        data.fetch("ntire2025-test", tmp_path)
+        dataset_files.fetch("ntire2025-test", tmp_path)
     assert "never part of the public DIV2K download" in caught.value.message
     assert "harness data import ntire2025-test --hr PATH" in caught.value.hint
 
@@ -111,13 +114,13 @@ def test_ntire_test_set_says_where_hr_comes_from(tmp_path):
 def test_lr_only_import_then_scoring_says_where_hr_comes_from(tmp_path):
     lr = tmp_path / "lr"
     lr.mkdir()
-    from harness.imageio import encode_png
+    from harness.imaging.pictures import encode_png
 
-    for stem in data.get("ntire2025-test").stems:
+    for stem in datasets.get("ntire2025-test").stems:
         (lr / f"{stem}x4.png").write_bytes(encode_png(np.zeros((4, 4, 3), dtype=np.uint8)))
-    data.import_dataset("ntire2025-test", tmp_path / "data", None, lr)
+    dataset_files.import_dataset("ntire2025-test", tmp_path / "data", None, lr)
     with pytest.raises(DatasetError) as caught:
-        data.ground_truth("ntire2025-test", tmp_path / "data")
+        datasets.ground_truth("ntire2025-test", tmp_path / "data")
     assert "no ground-truth (HR) images" in caught.value.message
     assert "challenge organizers" in caught.value.message
     assert "harness data import ntire2025-test --hr PATH" in caught.value.hint

@@ -3,7 +3,8 @@ layout's name (0901x4.png)."""
 
 import shutil
 
-from harness.data import BUILTIN_DATASETS, Dataset, import_dataset
+from harness.catalogue.datasets import BUILTIN_DATASETS, Dataset
+from harness.fetch.dataset_files import import_dataset
 
 
 def test_lr_named_without_x4_is_imported_under_the_layouts_name(mini_data, tmp_path):

@@ -1,11 +1,11 @@
-"""DISTS with bounded memory (harness.dists_lean) equals pyiqa's DISTS bit for bit, on a network of seeded
+"""DISTS with bounded memory (harness.score.dists_lean) equals pyiqa's DISTS bit for bit, on a network of seeded
 random weights (no weight file is needed: the values are compared, not judged)."""
 
 import pytest
 import torch
 
-from harness import dists_lean
-from harness.stand_ins import quiet_imports
+from harness.fetch.stand_ins import quiet_imports
+from harness.score import dists_lean
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from harness.imresize import cubic, imresize, resize_matrix
+from harness.imaging.matlab_resize import cubic, imresize, resize_matrix
 
 
 def test_kernel_values_worked_by_hand():

@@ -6,8 +6,8 @@ import shutil
 import pytest
 import yaml
 
-from harness import manifest as manifest_mod
-from harness.errors import ManifestError
+from harness.catalogue import manifests as manifest_mod
+from harness.core.errors import ManifestError
 
 from conftest import REPO, harness_cli
 

@@ -1,6 +1,6 @@
-"""Workers planned from each learned metric's measured cost and memory (harness.metric_costs)."""
+"""Workers planned from each learned metric's measured cost and memory (harness.catalogue.metric_costs)."""
 
-from harness import metric_costs
+from harness.catalogue import metric_costs
 
 
 def test_maniqa_costs_the_same_whatever_the_image_size():

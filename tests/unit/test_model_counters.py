@@ -1,15 +1,15 @@
-"""The two FLOPs counters of the Efficient SR challenges (harness.model_summary), each rule of the organizers'
-utils/model_summary.py checked on one layer against a count worked out by hand, and the evidence a divergence
+"""The two FLOPs counters of the Efficient SR challenges (harness.adapter.flop_counters), each rule of the organizers'
+utils/flop_counters.py checked on one layer against a count worked out by hand, and the evidence a divergence
 carries."""
 
 import pytest
 from torch import nn
 
-from harness import model_summary
+from harness.adapter import flop_counters
 
 
 def counted(network, probe=(8, 8)) -> dict:
-    return model_summary.count(network.eval(), "cpu", probe)
+    return flop_counters.count(network.eval(), "cpu", probe)
 
 
 def layer(result, name) -> dict:
@@ -79,10 +79,10 @@ def test_the_evidence_names_the_counter_that_gives_the_published_value_and_where
     result = counted(Mixer(), probe=(64, 64))
     model = {"flops_by_counter": result["totals"], "layers": result["layers"]}
     fvcore_g = result["totals"]["fvcore"] / 1e9
-    evidence = model_summary.evidence_of(model, round(fvcore_g, 6), 6, "model_summary")
+    evidence = flop_counters.evidence_of(model, round(fvcore_g, 6), 6, "model_summary")
     assert evidence["matches"] == ["fvcore"] and evidence["by_type"]["Linear"]["layers"] == 1
     assert "only fvcore gives it" in evidence["reason"]
-    neither = model_summary.evidence_of(model, 1.0, 2, "model_summary")
+    neither = flop_counters.evidence_of(model, 1.0, 2, "model_summary")
     assert neither["matches"] == [] and "neither counter gives it" in neither["reason"]
     assert counted(network)["totals"]["model_summary"] == counted(network)["totals"]["fvcore"] == 12 * 64
 
@@ -91,13 +91,13 @@ def test_the_evidence_names_the_counter_that_gives_the_published_value_and_where
                                                         ["model_summary"]),
                                                        ({"model_summary": 2.02, "fvcore": 9.45}, 9.50, [])])
 def test_matching_compares_at_the_published_precision(totals, published, found):
-    assert model_summary.matching(totals, published, 2) == found
+    assert flop_counters.matching(totals, published, 2) == found
 
 
 
 def test_a_count_that_does_not_reproduce_says_what_was_counted_layer_by_layer():
     result = counted(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 1)))
-    evidence = model_summary.count_evidence({"layers": result["layers"], "flop_counter": "model_summary"},
+    evidence = flop_counters.count_evidence({"layers": result["layers"], "flop_counter": "model_summary"},
                                             "conv2d", 64, 2)
     assert [row["type"] for row in evidence["layers"]] == ["Conv2d", "ReLU", "Conv2d"]
     assert "conv2d 64 published, 2 counted here" in evidence["reason"]

@@ -2,7 +2,7 @@
 as the mini suite holds them, cut to sizes whose rows and columns are not multiples of the kernels'
 vector widths, and one enlarged to a 2K frame), with NIQE's real parameter file from PyPI.
 
-pyiqa's value depends on the CPU's arithmetic (harness.niqe says how), so its reference runs in a child
+pyiqa's value depends on the CPU's arithmetic (harness.score.niqe says how), so its reference runs in a child
 process whose torch and MKL are held to plain IEEE float32 operations, as on an AVX2 machine without MKL's
 fused kernels: the same values on every machine the suite runs on."""
 
@@ -15,10 +15,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness import niqe
-from harness.data import mini_images
-from harness.errors import EvaluationError
-from harness.imresize import imresize
+from harness.catalogue.datasets import mini_images
+from harness.core.errors import EvaluationError
+from harness.imaging.matlab_resize import imresize
+from harness.score import niqe
 
 PYIQA_NIQE = "torch/hub/pyiqa/niqe_modelparameters.mat"
 SIZES = [(96, 96), (131, 250), (300, 451), (509, 386)]  # height x width
@@ -56,7 +56,7 @@ def photographs() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, niqe_cache):
     """pyiqa's values, its half-size image and its shape grid, from a child process."""
-    from harness import scoring
+    from harness.score import formulas
 
     folder = tmp_path_factory.mktemp("niqe-reference")
     photos = photographs()
@@ -64,7 +64,7 @@ def reference(tmp_path_factory, niqe_cache):
         np.save(folder / f"{name}.npy", photo)
     (folder / "names.json").write_text(json.dumps(list(photos)))
     np.save(folder / "luma.npy", np.round(np.random.default_rng(7).random((288, 391)) * 255))
-    env = {**os.environ, **scoring.cache_env(niqe_cache), **PLAIN_ARITHMETIC}
+    env = {**os.environ, **formulas.cache_env(niqe_cache), **PLAIN_ARITHMETIC}
     done = subprocess.run([sys.executable, "-c", REFERENCE, str(folder)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return folder, photos, json.loads(done.stdout.strip().splitlines()[-1])

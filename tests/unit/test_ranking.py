@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import challenge, leaderboard, ranking, registry
-from harness.project import Project
+from harness.catalogue import challenges, roster
+from harness.core.project import Project
+from harness.verdict import leaderboard, rank_sums
 
 from conftest import REPO
 
@@ -22,7 +23,7 @@ RANKS = {"main": "main_track_rank", "sub1": "subtrack1_rank", "sub2": "subtrack2
 
 @pytest.fixture(scope="module")
 def teams():
-    everyone, problems = registry.load_all(Project(REPO))
+    everyone, problems = roster.load_all(Project(REPO))
     assert not problems
     return [t for t in everyone if t.data["challenge"] == "ntire2022-esr"]
 
@@ -50,18 +51,18 @@ def test_every_row_of_the_figure_is_one_manifest_with_its_numbers(teams):
 
 
 def test_the_published_ranks_follow_the_tracks_rules(teams):
-    rules = challenge.get("ntire2022-esr")
+    rules = challenges.get("ntire2022-esr")
     assert leaderboard.rank_problems(rules, teams) == []
     assert rules.model_counter == "model_summary" and rules.track("sub2").rank_sum == ("main", "params", "flops",
                                                                                           "activations", "memory")
 
 
 def test_equal_sums_share_a_rank():
-    assert ranking.shared_ranks({"a": 3, "b": 3, "c": 5, "d": 2}) == {"a": 2, "b": 2, "c": 4, "d": 1}
+    assert rank_sums.shared_ranks({"a": 3, "b": 3, "c": 5, "d": 2}) == {"a": 2, "b": 2, "c": 4, "d": 1}
 
 
 def test_the_bar_as_written_is_not_whom_the_organizers_ranked(teams):
-    findings = ranking.bar_findings(challenge.get("ntire2022-esr"), teams)
+    findings = rank_sums.bar_findings(challenges.get("ntire2022-esr"), teams)
     below = sorted(f.split()[0] for f in findings if "is ranked" in f)
     above = sorted(f.split()[0] for f in findings if "listed unranked" in f)
     assert below == ["ntire2022-esr-ccenbgdd", "ntire2022-esr-neptune", "ntire2022-esr-nju-mcg",
@@ -70,13 +71,13 @@ def test_the_bar_as_written_is_not_whom_the_organizers_ranked(teams):
 
 
 def test_ranked_again_a_rank_sum_moves_with_its_components_and_says_which(teams):
-    rules = challenge.get("ntire2022-esr")
+    rules = challenges.get("ntire2022-esr")
     boards = {}
     for track in (t for t in rules.tracks if not t.rank_sum):
         values = {"ntire2022-esr-xpixel": 2.02} if track.rank_by == "flops" else {}
         boards[track.id] = leaderboard.reproduced(rules, teams, "ntire2022-test", values, track)
-    sub1 = ranking.rank_sum_board(rules, rules.track("sub1"), teams, boards)
-    unchanged = ranking.rank_sum_board(rules, rules.track("sub2"), teams, {
+    sub1 = rank_sums.rank_sum_board(rules, rules.track("sub1"), teams, boards)
+    unchanged = rank_sums.rank_sum_board(rules, rules.track("sub2"), teams, {
         t.id: leaderboard.reproduced(rules, teams, "ntire2022-test", {}, t) for t in rules.tracks if not t.rank_sum})
     assert unchanged["changes"] == []  # MegSR and Alpan Team keep the order the figure gave their equal sums
     xpixel = next(e for e in sub1["entries"] if e["team"] == "ntire2022-esr-xpixel")

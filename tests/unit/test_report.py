@@ -4,7 +4,7 @@ import csv
 import io
 import json
 
-from harness import report
+from harness.report import files
 
 
 def row(team, verdict, metrics=None, failure=None, **extra) -> dict:
@@ -30,23 +30,23 @@ RESULTS = [
 
 
 def built() -> dict:
-    return {"schema": "harness.report/1", "dataset": "mini", "generated": "2026-01-01T00:00:00+00:00",
+    return {"schema": "harness.report.files/1", "dataset": "mini", "generated": "2026-01-01T00:00:00+00:00",
             "harness_version": "0.0", "git_sha": None, "params": {"mode": "faithful", "runner": "local",
                                                                   "device": "cpu"},
-            "summary": report.summary_line(RESULTS), "teams": RESULTS}
+            "summary": files.summary_line(RESULTS), "teams": RESULTS}
 
 
 def test_summary_counts_every_verdict_in_order():
-    assert report.summary_line(RESULTS) == \
+    assert files.summary_line(RESULTS) == \
         "SUMMARY: 5 team(s): 1 exact, 1 reproduced, 1 diverged, 1 failed, 1 not runnable"
 
 
 def test_metric_columns_follow_the_registry_order():
-    assert report.metric_names(RESULTS) == ["psnr", "perceptual_score"]
+    assert files.metric_names(RESULTS) == ["psnr", "perceptual_score"]
 
 
 def test_markdown_has_the_table_failures_bands_and_findings():
-    text = report.to_markdown(built())
+    text = files.to_markdown(built())
     assert "| team | verdict | runs | PSNR (dB, Y) | Perceptual score |" in text
     assert "| b | diverged | 1 | 30.00 / 29.0000 (-1.0000) ✗ |" in text
     assert "- **c** — timeout: no result after 5 s (hint: raise it)" in text
@@ -56,7 +56,7 @@ def test_markdown_has_the_table_failures_bands_and_findings():
 
 
 def test_csv_has_one_row_per_team_with_each_metric():
-    rows = list(csv.DictReader(io.StringIO(report.to_csv(built()))))
+    rows = list(csv.DictReader(io.StringIO(files.to_csv(built()))))
     assert [r["team"] for r in rows] == ["a", "b", "c", "d", "e"]
     assert rows[1]["psnr_ok"] == "False" and rows[1]["psnr_delta"] == "-1.000000"
     assert rows[2]["failure_kind"] == "timeout" and rows[2]["psnr_published"] == ""
@@ -64,20 +64,20 @@ def test_csv_has_one_row_per_team_with_each_metric():
 
 
 def test_write_puts_three_files(tmp_path):
-    paths = report.write(built(), tmp_path)
+    paths = files.write(built(), tmp_path)
     assert [p.name for p in paths] == ["report.json", "report.md", "summary.csv"]
     assert json.loads(paths[0].read_text())["summary"].startswith("SUMMARY: 5 team(s)")
 
 
 def test_a_value_or_delta_that_rounds_to_zero_is_never_minus_zero():
-    from harness.report import fmt, signed
+    from harness.report.files import fmt, signed
 
     assert fmt(-0.00001, 4) == "0.0000" and fmt(-1e-9, 0) == "0" and fmt(-2.5, 1) == "-2.5"
     assert signed(-0.00001, 4) == "+0.0000" and signed(-0.5, 2) == "-0.50" and signed(0.25, 2) == "+0.25"
 
 
 def test_the_gaps_are_one_line_per_fix_with_one_command():
-    from harness.report import gaps_by_fix
+    from harness.report.files import gaps_by_fix
 
     def unavailable(name):
         return {"status": "unavailable", "reason": "weights absent", "fetch": f"harness fetch metric-weights {name}"}

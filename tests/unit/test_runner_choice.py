@@ -2,10 +2,10 @@
 
 import pytest
 
-from harness import runners
-from harness.errors import HarnessError
-from harness.lockdown import device_requests
-from harness.project import Project
+from harness.core.errors import HarnessError
+from harness.core.project import Project
+from harness.run import runners
+from harness.run.lockdown import device_requests
 
 
 def test_auto_falls_back_to_local_and_says_why(monkeypatch, tmp_path):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from harness import scoring as S
-from harness.errors import EvaluationError, PairingError
-from harness.evaluate import evaluate, ground_truth_name, pair_outputs
-from harness.imageio import write_rgb8
+from harness.core.errors import EvaluationError, PairingError
+from harness.imaging.pictures import write_rgb8
+from harness.score import formulas as S
+from harness.score.evaluation import evaluate, ground_truth_name, pair_outputs
 
 
 def gray(h, w, value):
@@ -169,7 +169,7 @@ def test_niqe_runs_offline_from_the_cache(tmp_path, niqe_cache, mini_data):
 
 
 def test_size_mismatch_faithful_resizes_strict_fails(tmp_path, niqe_cache, mini_data):
-    from harness.imageio import read_rgb8
+    from harness.imaging.pictures import read_rgb8
 
     hr = read_rgb8(mini_data / "mini" / "HR" / "0001.png")
     sr_dir, hr_dir = make_pair(tmp_path, {"0001": (hr[:300, :312], hr)})
@@ -199,14 +199,15 @@ def test_the_niqe_of_a_resized_output_is_pyiqas_after_the_organizers_repair(tmp_
     import subprocess
     import sys
 
-    from harness.imageio import read_rgb8
+    from harness.imaging.pictures import read_rgb8
 
     hr = read_rgb8(mini_data / "mini" / "HR" / "0001.png")
     sr_dir, hr_dir = make_pair(tmp_path, {"0001": (hr[:300, :312], hr[:296, :320])})
     ours = evaluate(sr_dir, hr_dir, ["niqe"], metric_cache=niqe_cache).per_image["0001"]["niqe"]
-    child = ("import pathlib, torch, pyiqa; from harness import scoring; from harness.imageio import read_rgb8; "
+    child = ("import pathlib, torch, pyiqa; from harness.score import formulas; "
+             "from harness.imaging.pictures import read_rgb8; "
              f"image = read_rgb8(pathlib.Path('{sr_dir}/0001x4.png')); "
-             "t = scoring.resize_bilinear(scoring.rgb_tensor(image), 296, 312); "
+             "t = formulas.resize_bilinear(formulas.rgb_tensor(image), 296, 312); "
              "print(float(pyiqa.create_metric('niqe', device='cpu')(t)))")
     env = {**os.environ, **S.cache_env(niqe_cache), "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
     theirs = float(subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True,
@@ -220,7 +221,7 @@ def test_workers_start_only_where_the_scoring_outweighs_their_start(tmp_path):
     import subprocess
     import sys
 
-    from harness.imageio import encode_png
+    from harness.imaging.pictures import encode_png
 
     def folder(count, height, width):
         path = tmp_path / f"{height}x{width}"
@@ -231,8 +232,8 @@ def test_workers_start_only_where_the_scoring_outweighs_their_start(tmp_path):
 
     child = """import json, sys
 from pathlib import Path
-from harness.evaluate import ImagePair
-from harness.scorer import ImageJob, plan_workers
+from harness.score.evaluation import ImagePair
+from harness.score.per_image import ImageJob, plan_workers
 plans = {}
 for key, (builtin, learned, folder) in json.loads(sys.argv[1]).items():
     pairs = [ImagePair(p.stem, p, p, None) for p in sorted(Path(folder).glob("*.png"))]

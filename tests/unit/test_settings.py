@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import yaml
 
-from harness import settings
-from harness.settings import DockerSettings, Settings
+from harness.core import settings
+from harness.core.settings import DockerSettings, Settings
 
 
 def write(tmp_path, values: dict):

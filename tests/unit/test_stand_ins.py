@@ -9,10 +9,12 @@ import pytest
 import torch
 from test_verify import evaluation, published, run, team
 
-from harness import audit, metric_keys, metric_pins, metric_weights, stand_in_files, stand_ins, verify
-from harness import metrics as M
-from harness.project import Project
-from harness.records import Evaluation
+from harness.audit import workflow
+from harness.catalogue import metrics as M
+from harness.core.project import Project
+from harness.core.records import Evaluation
+from harness.fetch import metric_keys, metric_pins, metric_weights, stand_in_files, stand_ins
+from harness.verdict import rules
 
 LPIPS_FILE = "torch/hub/pyiqa/LPIPS_v0.1_alex-df73285e.pth"
 ALEXNET_FILE = "torch/hub/checkpoints/alexnet-owt-7be5be79.pth"
@@ -51,10 +53,10 @@ def test_fetch_never_pins_into_a_stand_in_cache(tmp_path):
 def test_verify_refuses_an_evaluation_made_with_stand_ins():
     made = evaluation(run(lpips=0.1))
     made.stand_in = True
-    result = verify.verify(team(published=published({"lpips": 0.1}, {"lpips": 4})), "mini", made)
+    result = rules.verify(team(published=published({"lpips": 0.1}, {"lpips": 4})), "mini", made)
     assert result["verdict"] == "failed" and result["failure"]["kind"] == "stand_in_weights"
     marked_run = evaluation({**run(lpips=0.1), "stand_in": True})
-    assert verify.verify(team(published=published({"lpips": 0.1}, {"lpips": 4})), "mini",
+    assert rules.verify(team(published=published({"lpips": 0.1}, {"lpips": 4})), "mini",
                          marked_run)["failure"]["kind"] == "stand_in_weights"
 
 
@@ -67,7 +69,7 @@ def test_records_say_stand_in_only_when_it_is():
 def test_audit_with_a_stand_in_cache_refuses_to_compare(project, tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_METRIC_WEIGHTS", str(marked_cache(tmp_path / "cache", {})))
     proj = Project(project)
-    rows = audit.audit(proj, ["bicubic"], "mini", proj.params().given(runner="local"))
+    rows = workflow.audit(proj, ["bicubic"], "mini", proj.params().given(runner="local"))
     assert rows[0]["verdict"] == "failed" and rows[0]["failure"]["kind"] == "stand_in_weights"
     assert "stand-in weights" in rows[0]["failure"]["message"]
 
@@ -119,11 +121,12 @@ def test_every_learned_weight_file_has_a_pin_or_is_named_trust_on_first_use():
 
 
 def test_the_plan_of_a_verification_with_a_stand_in_cache_is_blocked(project, tmp_path, monkeypatch):
-    from harness import plan, registry
+    from harness.audit import plan
+    from harness.catalogue import roster
 
     monkeypatch.setenv("HARNESS_METRIC_WEIGHTS", str(marked_cache(tmp_path / "cache", {})))
     proj = Project(project)
-    findings = plan.make(proj, registry.load(proj, "bicubic"), "mini", proj.params())
+    findings = plan.make(proj, roster.load(proj, "bicubic"), "mini", proj.params())
     (blocked,) = [f for f in plan.blocking(findings) if f.check == "metric weights"]
     assert "stand-in weights" in blocked.detail
 
@@ -138,12 +141,12 @@ def test_lpips_layers_saved_under_both_names_the_network_gives_them_are_accepted
 
 
 def test_evaluating_a_team_into_the_project_with_stand_ins_is_refused(project, tmp_path, monkeypatch):
-    from harness import registry
+    from harness.catalogue import roster
 
     monkeypatch.setenv("HARNESS_METRIC_WEIGHTS", str(marked_cache(tmp_path / "cache", {})))
     proj = Project(project)
     with pytest.raises(stand_ins.StandInRefused, match="never compared with published ones"):
-        audit.evaluate_team(proj, registry.load(proj, "bicubic"), "mini", proj.params())
+        workflow.evaluate_team(proj, roster.load(proj, "bicubic"), "mini", proj.params())
     assert not proj.evaluation_file("mini", "bicubic").exists()
 
 

