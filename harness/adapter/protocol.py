@@ -27,6 +27,8 @@ LINE_LIMIT_BYTES = 64 * 2 ** 10  # a progress line is short: a longer "line" is 
 # Set by the adapter for the processes the team's code starts (the import names it resolves); a runner
 # never passes its own value on.
 ALIASES_VARIABLE = "HARNESS_IMPORT_ALIASES"
+# The team's checkout, when the adapter is not to look at /opt/code (the local runner, or a user's own checkout)
+OVERRIDE_VARIABLE = "HARNESS_CODE_DIR"
 # Set by the adapter for the team's code: the index (1..repeats) of the run, for code that varies by run.
 RUN_INDEX_VARIABLE = "HARNESS_RUN_INDEX"
 _PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (.*)$")

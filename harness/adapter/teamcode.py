@@ -27,9 +27,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.adapter.protocol import ALIASES_VARIABLE
+from harness.adapter.protocol import ALIASES_VARIABLE, OVERRIDE_VARIABLE
 from harness.core.errors import InferenceFailed
-from harness.fetch.repositories import OVERRIDE_VARIABLE
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from harness.catalogue.manifests import Manifest

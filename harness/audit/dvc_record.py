@@ -6,6 +6,7 @@ over it. That holds when verify ran what the pipeline would run: a team of param
 
 from __future__ import annotations
 
+from harness.catalogue import audit_params
 from harness.catalogue.manifests import Manifest
 from harness.core.errors import HarnessError
 from harness.core.files import write_json_atomic
@@ -65,7 +66,7 @@ def place(proj: Project, team_id: str, dataset: str, used: Settings, from_output
     command replaces a file the pipeline tracks."""
     if not has_pipeline(proj):
         return proj, None
-    why = differs(team_id, dataset, proj.params(), used, from_outputs, executor)
+    why = differs(team_id, dataset, audit_params.read(proj), used, from_outputs, executor)
     return (proj, None) if why is None else (proj.aside(), why)
 
 

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.adapter.protocol import OVERRIDE_VARIABLE
 from harness.catalogue import datasets as data_mod
 from harness.catalogue.manifests import Manifest
 from harness.core.errors import HarnessError
@@ -118,7 +119,7 @@ def smoke_team(proj: Project, team: Manifest, settings: Settings, progress: Prog
     if reason:
         return SmokeResult(team.id, "skipped", reason)
     checkout = repositories.for_run(proj.code_cache, team)
-    overridden = os.environ.get(repositories.OVERRIDE_VARIABLE)
+    overridden = os.environ.get(OVERRIDE_VARIABLE)
     if team.entry.get("code_root") == "code" and checkout is None and not overridden:
         return SmokeResult(team.id, "failed", f"no checkout of {team.data['code']['repository']} at "
                            f"{team.data['code']['commit']}: run `harness fetch code {team.id}`", "code_unavailable")

@@ -11,9 +11,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.adapter.protocol import OVERRIDE_VARIABLE
 from harness.audit import doctor, dvc_record
+from harness.catalogue import audit_params, roster
 from harness.catalogue import datasets as data_mod
-from harness.catalogue import roster
 from harness.catalogue.manifests import Manifest
 from harness.core import locks, records
 from harness.core.errors import ChecksumMismatch, DatasetError, HarnessError, WeightsUnavailable
@@ -389,7 +390,7 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings,
             note(progress, team.id, f"{team.id}: '{dataset}' is not here ({absent.message}); checking its model alone")
             row = verify_team(proj, team, data_mod.MODEL, settings, None, rerun, progress)
             return verify_mod.without_dataset(team, dataset, row, absent)
-        if not (team.entry.get("code_root") == "code" and os.environ.get(repositories.OVERRIDE_VARIABLE)):
+        if not (team.entry.get("code_root") == "code" and os.environ.get(OVERRIDE_VARIABLE)):
             fetch_code(proj, team)  # also records where the code is, as the pipeline's code stage does
         _weights_or_architecture(proj, team, dataset, progress)
         infer(proj, team, dataset, settings, progress)
@@ -453,7 +454,7 @@ def verifications(proj: Project, team_ids: list[str], dataset: str) -> list[dict
     """Each team verified from the evaluation already on disk (the pipeline's report stage); where the
     dataset is not here, from the check of its model alone, as verify_team does."""
     results = []
-    params = proj.params() if dvc_record.has_pipeline(proj) else None
+    params = audit_params.read(proj) if dvc_record.has_pipeline(proj) else None
     for team_id in team_ids:
         team = roster.load(proj, team_id)
         target, _ = dvc_record.place(proj, team_id, dataset, params, dvc_record.published_source(params),

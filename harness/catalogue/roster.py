@@ -51,28 +51,6 @@ def manifest_paths(project: Project, targets) -> list[Path]:
     return paths
 
 
-def validate(project: Project, path: Path) -> tuple[manifest_mod.Manifest, list]:
-    """Load one manifest file and, where its code is fetched, check it against the checkout; return it with
-    the checkout's findings for a team marked not runnable (they are its known breakage, not errors), or
-    raise TeamNotFound (with suggestions) or ManifestError."""
-    from harness.adapter import teamcode
-    from harness.fetch import repositories
-
-    if not path.exists() and path.parent.parent == project.teams_dir:
-        load(project, path.parent.name)
-    shown = display_path(project, path)
-    team = manifest_mod.load(path, shown)
-    checkout = repositories.present(project.code_cache, team)
-    if checkout is not None and team.entry.get("code_root") == "code":
-        problems = [ManifestProblem(shown, field, message, "matches-checkout",
-                                    f"checked against {display_path(project, checkout)}")
-                    for field, message in teamcode.checkout_problems(team, checkout)]
-        if problems and team.runnable:
-            raise ManifestError(problems)
-        return team, problems
-    return team, []
-
-
 def new_team(project: Project, team_id: str) -> Path:
     """Scaffold teams/<id>/ from teams/_template/; returns the new manifest."""
     import re

@@ -19,6 +19,7 @@ from harness.cli.session import EXIT_CHECK_FAILED, Session, json_option, pass_se
 from harness.core.errors import HarnessError, ManifestError
 from harness.core.files import write_json_atomic
 from harness.core.settings import InvalidSetting
+from harness.fetch import repositories
 from harness.report import status_page
 from harness.verdict import leaderboard
 
@@ -150,7 +151,7 @@ def validate(session: Session, targets, params_only):
     teams, failed = [], 0
     for path in paths:
         try:
-            team, known = roster.validate(proj, path)
+            team, known = repositories.validate_manifest(proj, path)
             teams.append(team)
             passed([], session.shown(path) + (" (not runnable, as the checkout confirms)" if known else ""))
             for problem in known:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from harness.catalogue import challenges, roster
+from harness.catalogue import audit_params, challenges, roster
 from harness.catalogue.manifests import Manifest
 from harness.core import project as project_mod
 from harness.core import settings
@@ -51,7 +51,7 @@ class Session:
     def settings(self) -> Settings:
         """params.yaml's settings; each command lays its own options over them (Settings.given)."""
         if self._settings is None:
-            self._settings = self.project.params()
+            self._settings = audit_params.read(self.project)
         return self._settings
 
     @property

@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness.core import settings
 from harness.core.errors import HarnessError
 
 # Runs, evaluations, metrics and plots that are not the pipeline's (another device, runner, dataset or team than
@@ -113,18 +112,6 @@ class Project:
     @property
     def metric_cache(self) -> Path:
         return metric_cache(self.root)
-
-    def params(self) -> settings.Settings:
-        """params.yaml, every value checked, the metric names against the metrics the harness knows."""
-        from harness.catalogue.metrics import parse_metric_list
-
-        path = self.root / settings.PARAMS_FILE
-        merged = settings.load(path)
-        try:
-            parse_metric_list(list(merged.metrics))
-        except HarnessError as exc:
-            raise settings.InvalidSetting(f"{path}: metrics: {exc.message}", hint=exc.hint) from None
-        return merged
 
 
 def team_runs_dir(runs_root: Path, dataset: str, team_id: str) -> Path:

@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from harness.adapter.protocol import OVERRIDE_VARIABLE
 from harness.core import locks
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, ManifestError, ManifestProblem
 from harness.core.files import replace_dir
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from harness.catalogue.manifests import Manifest
+    from harness.core.project import Project
 
 MIRROR_VARIABLE = "HARNESS_GIT_MIRROR"
-OVERRIDE_VARIABLE = "HARNESS_CODE_DIR"
 
 
 class CodeUnavailable(HarnessError):
@@ -179,3 +180,25 @@ def for_run(code_cache: Path, team: Manifest) -> Path | None:
     if os.environ.get(OVERRIDE_VARIABLE) or team.entry.get("code_root", "team") != "code":
         return None
     return present(code_cache, team)
+
+
+def validate_manifest(project: Project, path: Path) -> tuple[Manifest, list]:
+    """Load one manifest file and, where its code is fetched, check it against the checkout; return it with
+    the checkout's findings for a team marked not runnable (they are its known breakage, not errors), or
+    raise TeamNotFound (with suggestions) or ManifestError."""
+    from harness.adapter import teamcode
+    from harness.catalogue import manifests, roster
+
+    if not path.exists() and path.parent.parent == project.teams_dir:
+        roster.load(project, path.parent.name)
+    shown = roster.display_path(project, path)
+    team = manifests.load(path, shown)
+    checkout = present(project.code_cache, team)
+    if checkout is not None and team.entry.get("code_root") == "code":
+        problems = [ManifestProblem(shown, field, message, "matches-checkout",
+                                    f"checked against {roster.display_path(project, checkout)}")
+                    for field, message in teamcode.checkout_problems(team, checkout)]
+        if problems and team.runnable:
+            raise ManifestError(problems)
+        return team, problems
+    return team, []

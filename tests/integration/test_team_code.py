@@ -16,8 +16,9 @@ import textwrap
 import pytest
 import yaml
 
+from harness.adapter.protocol import OVERRIDE_VARIABLE
 from harness.audit import smoke, workflow
-from harness.catalogue import roster
+from harness.catalogue import audit_params, roster
 from harness.core.errors import InferenceFailed
 from harness.core.project import Project
 from harness.core.settings import Settings
@@ -164,7 +165,7 @@ def proj(tmp_path, mirror, monkeypatch):
     folder.mkdir()
     (folder / "manifest.yaml").write_text(yaml.safe_dump(team_manifest(commit), sort_keys=False))
     monkeypatch.setenv(repositories.MIRROR_VARIABLE, str(served))
-    monkeypatch.delenv(repositories.OVERRIDE_VARIABLE, raising=False)
+    monkeypatch.delenv(OVERRIDE_VARIABLE, raising=False)
     return Project(root)
 
 
@@ -305,8 +306,8 @@ def test_verify_fetches_the_code_like_the_data_and_weights(proj, mini_data):
     teamcode.write_stand_ins(team, checkout, checkout / TEAM_FOLDER, placed.parent)
     shutil.rmtree(checkout)
     assert torch.load(placed / "stand-in.pth")["params"]
-    row = workflow.verify_team(proj, team, "mini", proj.params().given(metrics=["psnr"], runner="local", device="cpu",
-                                                                    mode="faithful"))
+    settings = audit_params.read(proj).given(metrics=["psnr"], runner="local", device="cpu", mode="faithful")
+    row = workflow.verify_team(proj, team, "mini", settings)
     assert repositories.present(proj.code_cache, team) is not None  # fetched again by verify
     evaluation = json.loads(proj.evaluation_file("mini", "odd").read_text())
     assert evaluation["inference"]["status"] == "ok" and evaluation["runs"][0]["n_images"] == 6  # it ran

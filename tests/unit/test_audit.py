@@ -9,6 +9,7 @@ import pytest
 
 from harness.adapter.protocol import PROVENANCE
 from harness.audit import workflow
+from harness.catalogue import audit_params
 from harness.core.errors import InferenceFailed
 from harness.core.progress import Step
 from harness.core.project import Project
@@ -166,7 +167,7 @@ def test_the_reuse_rule(proj, change, asked, reused):
 
 def test_verify_team_runs_scores_and_writes_the_pipeline_files(proj, fake):
     team = load(proj, "bicubic")
-    settings = proj.params().given(metrics=["psnr", "ssim"], runner="fake", mode="faithful")
+    settings = audit_params.read(proj).given(metrics=["psnr", "ssim"], runner="fake", mode="faithful")
     steps = []
     result = workflow.verify_team(proj, team, "mini", settings, progress=steps.append)
     assert result["verdict"] == "diverged"  # nearest-neighbour outputs are not bicubic's
@@ -182,7 +183,8 @@ def test_verify_team_runs_scores_and_writes_the_pipeline_files(proj, fake):
 
 
 def test_a_failing_team_is_its_own_row_and_the_audit_goes_on(proj, fake):
-    results = workflow.audit(proj, ["bicubic", "random-tta"], "no-such-dataset", proj.params().given(runner="fake"))
+    settings = audit_params.read(proj).given(runner="fake")
+    results = workflow.audit(proj, ["bicubic", "random-tta"], "no-such-dataset", settings)
     assert [r["verdict"] for r in results] == ["failed", "failed"]
     assert results[0]["failure"]["kind"] == "data_unavailable"
     assert "unknown dataset 'no-such-dataset'" in results[0]["failure"]["message"]
@@ -192,7 +194,7 @@ def test_a_failing_team_is_its_own_row_and_the_audit_goes_on(proj, fake):
 def test_report_files_at_the_project_layout(proj):
     results = workflow.verifications(proj, ["bicubic"], "mini")
     assert results[0]["failure"]["kind"] == "not_evaluated"
-    built, paths = workflow.write_report(proj, results, "mini", proj.params())
+    built, paths = workflow.write_report(proj, results, "mini", audit_params.read(proj))
     assert [p.relative_to(proj.report_dir).as_posix() for p in paths] == ["report.json", "report.md", "summary.csv",
                                                                          "index.html"]
     assert built["summary"] == "SUMMARY: 1 team(s): 0 exact, 0 reproduced, 0 diverged, 1 failed, 0 not runnable"
@@ -253,7 +255,7 @@ def test_a_cpu_run_is_never_taken_for_a_cuda_check(proj, fake):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible here")
     team = load(proj, "bicubic")
-    settings = proj.params().given(metrics=["psnr", "ssim"], runner="fake", mode="faithful")
+    settings = audit_params.read(proj).given(metrics=["psnr", "ssim"], runner="fake", mode="faithful")
     assert workflow.verify_team(proj, team, "mini", settings)["verdict"] == "diverged"  # ran on the CPU
     row = workflow.verify_team(proj, team, "mini", settings.given(device="cuda"))
     assert row["verdict"] == "failed" and row["failure"]["kind"] == "no_gpu", row

@@ -2,6 +2,7 @@
 
 import pytest
 
+from harness.catalogue import audit_params
 from harness.core.errors import HarnessError
 from harness.core.project import Project
 from harness.run import runners
@@ -46,5 +47,5 @@ def test_unknown_docker_settings_are_refused(tmp_path):
     (tmp_path / "teams").mkdir()
     (tmp_path / "params.yaml").write_text("docker:\n  memroy_gb: 8\n")
     with pytest.raises(HarnessError) as caught:
-        Project(tmp_path).params()
+        audit_params.read(Project(tmp_path))
     assert "memroy_gb" in caught.value.message and "memory_gb" in caught.value.hint

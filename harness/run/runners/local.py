@@ -18,13 +18,20 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.adapter.protocol import ALIASES_VARIABLE, PROVENANCE, LineSplitter, add_to_session, decode_exit, log_tail
+from harness.adapter.protocol import (
+    ALIASES_VARIABLE,
+    OVERRIDE_VARIABLE,
+    PROVENANCE,
+    LineSplitter,
+    add_to_session,
+    decode_exit,
+    log_tail,
+)
 from harness.core.errors import InferenceFailed
 from harness.core.files import write_json_atomic
 from harness.core.findings import Finding
 from harness.core.provenance import session_info
 from harness.core.settings import CHALLENGES_DIR, PACKAGE_DIR, SCHEMAS_DIR, LocalSettings, Settings
-from harness.fetch.repositories import OVERRIDE_VARIABLE
 from harness.run import environments, sandbox
 from harness.run.lockdown import CONTAINER_ENV, SCRATCH
 from harness.run.runners.base import RunRequest
