@@ -30,12 +30,12 @@ RUN_RECORD_SCHEMA = "harness.run-record/1"
 TEAM_EVALUATION_SCHEMA = "harness.team-evaluation/1"
 EVALUATION_SCHEMA = "harness.evaluation/1"
 VERIFICATION_SCHEMA = "harness.verification/1"
-PROVENANCE_SCHEMA = "harness.core.provenance/1"
+PROVENANCE_SCHEMA = "harness.provenance/1"
 RUN_SESSION_SCHEMA = "harness.run-session/1"
 STAND_INS_SCHEMA = "harness.stand-ins/1"
 MODEL_METRICS_SCHEMA = "harness.model-metrics/1"
 EVALUATION_SESSION_SCHEMA = "harness.evaluation-session/1"
-REPORT_SCHEMA = "harness.report.files/1"
+REPORT_SCHEMA = "harness.report/1"
 PUBLISHED_OUTPUTS = "published-outputs"  # the runner of a record on the evaluate-only route
 
 

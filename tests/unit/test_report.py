@@ -30,7 +30,7 @@ RESULTS = [
 
 
 def built() -> dict:
-    return {"schema": "harness.report.files/1", "dataset": "mini", "generated": "2026-01-01T00:00:00+00:00",
+    return {"schema": "harness.report/1", "dataset": "mini", "generated": "2026-01-01T00:00:00+00:00",
             "harness_version": "0.0", "git_sha": None, "params": {"mode": "faithful", "runner": "local",
                                                                   "device": "cpu"},
             "summary": files.summary_line(RESULTS), "teams": RESULTS}
