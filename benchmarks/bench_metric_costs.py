@@ -23,21 +23,21 @@ CHILD = textwrap.dedent("""
     import json, resource, statistics, sys, time
     from pathlib import Path
     name, sr_path, hr_path, cache, repeat, threads = sys.argv[1:7]
-    from harness import scoring, scorer
     from harness.imaging.pictures import read_rgb8
-    sr, hr = read_rgb8(Path(sr_path)), read_rgb8(Path(hr_path))
-    scorers = scorer.Scorers(cache, "cpu")
+    from harness.score import backends
+    from harness.score.backends.base import Picture, ProcessState
+    picture = Picture(read_rgb8(Path(sr_path)), read_rgb8(Path(hr_path)))
+    backend, state = backends.of(name), ProcessState(cache, "cpu")
     started = time.perf_counter()
-    if name in ("psnr", "ssim"):
-        score = lambda: scoring.psnr_ssim(sr, hr, [name])
-    elif name == "niqe":
-        score = lambda: scorers.niqe(sr)
-    else:
+    if backend.uses_torch:
         import torch
         torch.set_num_threads(int(threads))
-        scorers.iqa.get(name)
-        sr_t, hr_t = scoring.rgb_tensor(sr), scoring.rgb_tensor(hr)
-        score = lambda: scorers.iqa.score(name, sr_t, hr_t)
+        picture.sr_tensor, picture.hr_tensor
+    backend.prepare(name, state)
+    if backend.repaired:
+        score = lambda: backend.score(name, picture, state)
+    else:
+        score = lambda: backend.score_together([name], picture, state)
     created = time.perf_counter() - started
     walls, cpus = [], []
     for _ in range(int(repeat)):

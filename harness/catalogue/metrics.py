@@ -41,8 +41,8 @@ class MetricSpec:
     precision: int  # decimals as published by the organizers
     tolerance_abs: float = 0.0
     tolerance_rel: float = 0.0
-    # "builtin" (the harness's own code: PSNR, SSIM, NIQE) and "pyiqa": computed from images by the evaluator;
-    # "model": by the adapter, from the team's network (harness.adapter.model_metrics); "derived": from other metrics
+    # How it is computed: a name of harness.core.registries.METRIC_BACKENDS ("builtin-fr", "builtin-nr": the
+    # harness's own code; "pyiqa"; "model": by the adapter, on the team's network; "derived": from other metrics)
     backend: str = "pyiqa"
     weight_files: tuple[WeightFile, ...] = field(default=())
 
@@ -71,15 +71,15 @@ def _torchvision(name: str) -> WeightFile:
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in [
-        MetricSpec("psnr", "PSNR (dB, Y)", "FR", False, 2, tolerance_abs=0.01, backend="builtin"),
+        MetricSpec("psnr", "PSNR (dB, Y)", "FR", False, 2, tolerance_abs=0.01, backend="builtin-fr"),
         # The Efficient SR challenges' PSNR: on RGB, a 4-pixel border shaved, after a crop to a multiple of 4.
-        MetricSpec("psnr_rgb", "PSNR (dB, RGB)", "FR", False, 2, tolerance_abs=0.01, backend="builtin"),
-        MetricSpec("ssim", "SSIM (Y)", "FR", False, 4, tolerance_abs=0.0005, backend="builtin"),
+        MetricSpec("psnr_rgb", "PSNR (dB, RGB)", "FR", False, 2, tolerance_abs=0.01, backend="builtin-fr"),
+        MetricSpec("ssim", "SSIM (Y)", "FR", False, 4, tolerance_abs=0.0005, backend="builtin-fr"),
         MetricSpec("lpips", "LPIPS", "FR", True, 4, tolerance_abs=0.002,
                    weight_files=(_pyiqa("LPIPS_v0.1_alex-df73285e.pth"), _torchvision("alexnet-owt-7be5be79.pth"))),
         MetricSpec("dists", "DISTS", "FR", True, 4, tolerance_abs=0.002,
                    weight_files=(_pyiqa("DISTS_weights-f5e65c96.pth"), _torchvision("vgg16-397923af.pth"))),
-        MetricSpec("niqe", "NIQE", "NR", True, 4, tolerance_rel=0.01, backend="builtin",  # harness.score.niqe
+        MetricSpec("niqe", "NIQE", "NR", True, 4, tolerance_rel=0.01, backend="builtin-nr",  # harness.score.niqe
                    weight_files=(WeightFile("torch/hub/pyiqa/niqe_modelparameters.mat", "niqe-from-pypi",
                                             "basicsr-1.4.2.tar.gz"),)),
         MetricSpec("maniqa", "ManIQA", "NR", False, 4, tolerance_rel=0.01,

@@ -5,6 +5,7 @@ builds or runs it ("module:function"); nothing is imported until one is used.
 - RUNNERS: how a team's adapter is executed (params.yaml's runner, --runner);
 - ENTRY_KINDS: how the adapter calls a team's model (a manifest's entry.kind; the manifest schema's
   entry kinds are checked against it);
+- METRIC_BACKENDS: how a metric is computed (a MetricSpec's backend; harness.score.backends);
 - metrics: harness.catalogue.metrics.METRICS, where each metric's facts are one MetricSpec (harness metrics lists it).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 # runner name -> "module:function" making it from the settings (harness.run.runners.get)
 RUNNERS: dict[str, str | Callable] = {
@@ -55,8 +57,18 @@ def entry_kind(name: str) -> EntryKind:
     return ENTRY_KINDS[name]
 
 
-def load(target: str) -> Callable:
-    """The function a registry entry names ("module:function")."""
+# backend name -> "module:attribute", the backend object, in the order an image's metrics are scored
+METRIC_BACKENDS: dict[str, str] = {
+    "builtin-fr": "harness.score.backends.full_reference:BACKEND",
+    "builtin-nr": "harness.score.backends.no_reference:BACKEND",
+    "pyiqa": "harness.score.backends.learned:BACKEND",
+    "model": "harness.score.backends.model:BACKEND",
+    "derived": "harness.score.backends.derived:BACKEND",
+}
+
+
+def load(target: str) -> Any:
+    """The function or object a registry entry names ("module:attribute")."""
     import importlib
 
     module, function = target.split(":")

@@ -5,7 +5,7 @@ pyiqa's DISTS keeps every VGG16 stage's features of both images before it compar
 images go through the network in step, each stage's statistics are taken as soon as its features exist, and
 the features of a stage are released when the next one is made; the squared deviations are formed in place.
 Every statistic is the same torch operation on the same tensor as in pyiqa (a mean over the whole feature
-map, never over pieces), so the values are identical; tests/unit/test_dists_lean.py holds them to it.
+map, never over pieces), so the values are identical; tests/unit/score/test_dists_lean.py holds them to it.
 """
 
 from __future__ import annotations

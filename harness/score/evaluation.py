@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.catalogue import metrics as M
-from harness.catalogue.challenges import scores
 from harness.core.devices import check_device
 from harness.core.errors import DatasetError, EvaluationError, PairingError
 from harness.core.records import Evaluation, RunRecord, TeamEvaluation
 from harness.core.settings import MODES, Settings
 from harness.imaging.input_policy import DEFAULT_MAX_MEGAPIXELS, check_size, files_in, image_facts
+from harness.score.backends.base import GROUND_TRUTH_HINT, NO_GROUND_TRUTH, Completion
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from harness.catalogue.manifests import Manifest
@@ -94,8 +94,6 @@ def _pngs(folder: Path, label: str) -> list[Path]:
                           "organizers did", hint="give the PNG images (a lossy format changes every metric)")
 
 
-NO_GROUND_TRUTH = "needs the ground truth (HR images), which this evaluation does not have"
-GROUND_TRUTH_HINT = "give --hr, or import it: harness data import DATASET --hr PATH"
 
 
 def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: str = "faithful",
@@ -123,31 +121,36 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
             if M.METRICS[name].reference == "FR":
                 result.unavailable[name] = {"reason": NO_GROUND_TRUTH, "fetch": GROUND_TRUTH_HINT}
         base = [n for n in base if n not in result.unavailable]
-    from harness.score import per_image
+    from harness.fetch.stand_ins import is_stand_in
+    from harness.score import backends, formulas, per_image
 
     cache = Path(metric_cache or ".cache/metric-weights")
-    builtin: list[str] = []
-    usable: list[str] = []
-    for name in (n for n in base if M.METRICS[n].backend in ("builtin", "pyiqa")):
-        reason = per_image.formulas.weights_unavailable(name, cache) if M.METRICS[name].weight_files else None
-        if reason:
-            result.unavailable[name] = {"reason": reason, "fetch": f"{M.FETCH_COMMAND} {name}"}
-        else:
-            (builtin if M.METRICS[name].backend == "builtin" else usable).append(name)
-
-    from harness.fetch.stand_ins import is_stand_in
-
-    result.stand_in = bool(usable) and is_stand_in(cache)  # every record of these numbers says so
-    job = per_image.ImageJob(builtin, usable, mode, str(cache), device)
+    groups = []
+    for backend, names in backends.grouped(base, "image"):
+        usable = []
+        for name in names:
+            reason = formulas.weights_unavailable(name, cache) if M.METRICS[name].weight_files else None
+            if reason:
+                result.unavailable[name] = {"reason": reason, "fetch": f"{M.FETCH_COMMAND} {name}"}
+            else:
+                usable.append(name)
+        if usable:
+            groups.append((backend.name, tuple(usable)))
+    job = per_image.ImageJob(tuple(groups), mode, str(cache), device)
+    # every record of numbers made with stand-in weights says so
+    result.stand_in = any(backend.learned for backend, _ in job.backends()) and is_stand_in(cache)
     result.workers, result.workers_reason = per_image.plan_workers(job, pairs, workers if device == "cpu" else 1)
     _collect(job, pairs, result, progress)
-    model_metrics(Path(sr_dir), [n for n in base if M.METRICS[n].backend == "model"], result)
+    done = Completion(Path(sr_dir), wanted, base, hr_dir is not None)
+    for backend, _ in backends.grouped(base, "run"):
+        backend.complete(result, done)
     if result.status == "ok":
-        for name in (n for n in builtin + usable if n not in result.unavailable):
+        for name in (n for n in job.names if n not in result.unavailable):
             values = [row.get(name) for row in result.per_image.values()]
             # The organizers average a missing value as 0; each such image is already a finding.
             result.mean[name] = sum(v if v is not None else 0.0 for v in values) / len(values)
-        _derived_scores(wanted, result, hr_dir is not None)
+        for backend, _ in backends.grouped(wanted, "derived"):
+            backend.complete(result, done)
     return result
 
 
@@ -176,57 +179,6 @@ def _collect(job, pairs: list, result: Evaluation, progress) -> None:
     if progress:
         progress(len(pairs), len(pairs), "")
     per_image.cross_check(pairs, signatures, result)
-
-
-def _derived_scores(wanted: list[str], result: Evaluation, ground_truth: bool) -> None:
-    """Each wanted score from the means, or why not: never from some of its terms."""
-    derived = scores()
-    for score in (derived[n] for n in wanted if n in derived):
-        name = score.name
-        if score.relative:
-            result.unavailable[name] = {"reason": f"relative to {score.baseline}: computed with its values when "
-                                                  "the team is verified", "fetch": ""}
-            continue
-        absent = [n for n in score.components if result.mean.get(n) is None]
-        if not absent:
-            result.mean[name] = score.value({n: v for n, v in result.mean.items() if v is not None})
-            continue
-        why = "the ground truth" if not ground_truth and any(
-            M.METRICS[n].reference == "FR" for n in absent) else "weights"
-        result.unavailable[name] = {
-            "reason": f"needs {', '.join(absent)}, which could not be computed (no {why}); "
-                      "a score is never computed from some of its terms",
-            "fetch": GROUND_TRUTH_HINT if why == "the ground truth" else f"{M.FETCH_COMMAND} {' '.join(absent)}"}
-
-
-MODEL_ABSENT = ("measured on the network by the adapter when the team runs (model.json beside the outputs); "
-                "this folder has none")
-
-
-def model_metrics(run_dir: Path, names: list[str], result: Evaluation) -> None:
-    """The model metrics a run measured (harness.adapter.model_metrics), and its runtime per image."""
-    from harness.adapter.model_metrics import MODEL_FILE
-
-    if not names:
-        return
-    path = run_dir / MODEL_FILE
-    measured = json.loads(path.read_text()) if path.is_file() else None
-    for name in names:
-        if measured is None:
-            result.unavailable[name] = {"reason": MODEL_ABSENT, "fetch": "harness infer TEAM"}
-        elif name in measured.get("unavailable", {}) or name not in measured and name != "runtime":
-            result.unavailable[name] = {"reason": measured.get("unavailable", {}).get(name, MODEL_ABSENT), "fetch": ""}
-        elif name == "runtime":
-            times = {Path(image).stem: ms for image, ms in measured["runtime_ms"].items()}
-            for stem, row in result.per_image.items():
-                row["runtime"] = times.get(stem)
-            result.mean[name] = sum(times.values()) / len(times) if times else None
-        else:
-            result.mean[name] = measured[name]
-    if measured is not None:
-        result.model = {"device": measured["device"], "clock": measured["clock"], "probe": measured.get("probe"),
-                        **{k: measured[k] for k in ("flop_counter", "flops_by_counter", "layers", "untrained")
-                           if k in measured}}
 
 
 def _check_references(pairs: list[ImagePair], max_megapixels: float) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from harness.catalogue.metrics import FETCH_COMMAND, METRICS
 from harness.core.errors import EvaluationError, MetricUnavailable
+from harness.core.registries import load
 
 # --- PSNR / SSIM on the Y channel, the organizers' way -------------------------------------------
 
@@ -122,6 +123,8 @@ def psnr_ssim(sr: np.ndarray, hr: np.ndarray, wanted: list[str]) -> dict[str, fl
 
 # --- pyiqa metrics, from a cache the harness controls --------------------------------------------
 
+# metric -> "module:function" computing pyiqa's value from its network with less memory, bit for bit
+LEAN = {"dists": "harness.score.dists_lean:score"}
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
@@ -232,10 +235,8 @@ class PyiqaMetrics:
 
         metric = self.get(name)
         with torch.no_grad():
-            if name == "dists":  # pyiqa's value, in less than half the memory (harness.score.dists_lean)
-                from harness.score import dists_lean
-
-                value = dists_lean.score(metric.net, sr.to(self.device), hr.to(self.device))
+            if name in LEAN:  # pyiqa's value, in less memory
+                value = load(LEAN[name])(metric.net, sr.to(self.device), hr.to(self.device))
             elif METRICS[name].reference == "FR":
                 value = metric(sr.to(self.device), hr.to(self.device))
             else:

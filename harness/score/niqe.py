@@ -5,7 +5,7 @@ Each step keeps the arithmetic pyiqa uses on a CPU, because NIQE amplifies the l
 parameter is the nearest point of a 0.001-step grid, so a feature one ulp away can move a block's value
 by 1e-5. Where pyiqa computes in float32 (the Y conversion, the kernel's weights, the half-size bicubic
 resize and the grid itself) this module does too, in the order torch's AVX2 kernels sum; elsewhere
-float64. The values equal pyiqa's on the same CPU to about 1e-13 relative (tests/unit/test_niqe.py).
+float64. The values equal pyiqa's on the same CPU to about 1e-13 relative (tests/unit/score/test_niqe.py).
 
 On other CPUs pyiqa itself varies: where torch fuses the Y conversion's multiply-adds, 0.01 % of RGB
 triples round to the other whole level, and the mean NIQE of the mini suite's bicubic team moves from

@@ -1,7 +1,7 @@
-"""Scoring images, one pair at a time: reading, the organizers' repairs, PSNR/SSIM and NIQE (the harness's
-own code), the learned metrics (pyiqa) and the LR-consistency check; here or in a pool of worker
-processes. The heavy libraries (numpy, OpenCV, SciPy) are imported by this module only, when an
-evaluation starts; torch only when a learned metric is asked for, or an output must be resized.
+"""Scoring images, one pair at a time: reading, the organizers' repairs, each image backend's metrics
+(harness.score.backends) and the LR-consistency check; here or in a pool of worker processes. The heavy
+libraries (numpy, OpenCV, SciPy) are imported when an evaluation starts; torch only when a learned metric is
+asked for, or an output must be resized.
 """
 
 from __future__ import annotations
@@ -10,19 +10,18 @@ import math
 import signal
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.catalogue.metrics import METRICS
 from harness.core.errors import EvaluationError, MetricUnavailable
 from harness.core.files import sha256_file
 from harness.imaging.input_policy import image_facts
 from harness.imaging.pictures import read_rgb8
 from harness.imaging.png_header import read_png_header
-from harness.score import formulas, lr_consistency
+from harness.score import backends, formulas, lr_consistency
+from harness.score.backends.base import Picture, ProcessState
 
-if TYPE_CHECKING:  # harness.score.niqe imports SciPy: only when NIQE is scored
-    from harness.score import niqe as niqe_mod
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from harness.score.backends.base import MetricBackend
 
 
 def finding_of(kind: str, image: str, message: str, metric: str | None = None, severity: str = "warning") -> dict:
@@ -41,47 +40,30 @@ def cross_check(pairs: list, signatures: dict, result) -> None:
 
 @dataclass(frozen=True)
 class ImageJob:
-    """What every image of an evaluation is scored with (picklable: it travels to worker processes)."""
+    """What every image of an evaluation is scored with (picklable: it travels to worker processes):
+    (backend name, its metrics) in the registry's order."""
 
-    builtin: list[str]  # the harness's own code: PSNR and SSIM (full reference), NIQE (no reference)
-    learned: list[str]  # pyiqa's, on torch
+    groups: tuple[tuple[str, tuple[str, ...]], ...]
     mode: str
     cache: str
     device: str
 
-    @property
-    def full_reference(self) -> list[str]:
-        return [n for n in self.builtin if METRICS[n].reference == "FR"]
+    def backends(self) -> list[tuple[MetricBackend, list[str]]]:
+        return [(backends.get(name), list(names)) for name, names in self.groups]
 
     @property
-    def no_reference(self) -> list[str]:
-        return [n for n in self.builtin if METRICS[n].reference == "NR"]
+    def names(self) -> list[str]:
+        return [name for _, names in self.groups for name in names]
+
+    @property
+    def uses_torch(self) -> bool:
+        return any(backend.uses_torch for backend, _ in self.backends())
 
 
-class Scorers:
-    """What one process scores with, each made on first use: NIQE's pristine model, pyiqa's metrics."""
-
-    def __init__(self, cache: str, device: str):
-        self.cache = Path(cache)
-        self.iqa = formulas.PyiqaMetrics(self.cache, device=device)
-        self._niqe: niqe_mod.PristineModel | None = None
-
-    def niqe(self, image) -> float:
-        from harness.score import niqe
-
-        if self._niqe is None:
-            try:
-                self._niqe = niqe.PristineModel.load(self.cache / METRICS["niqe"].weight_files[0].path)
-            except EvaluationError as exc:
-                raise MetricUnavailable("niqe", exc.message, hint="re-fetch with `harness fetch metric-weights "
-                                        "niqe`") from None
-        return niqe.score(image, self._niqe)
-
-
-# CPU seconds per megapixel of output on one core of the reference machine (benchmarks/bench_evaluation.py),
-# and what starting a worker costs: a fork of this process, or a fresh one that imports torch and pyiqa.
-# The learned metrics' costs, each its own, are in harness.catalogue.metric_costs.
-COST_PER_MEGAPIXEL = {"read": 0.06, "full_reference": 0.27, "niqe": 0.32, "lr": 0.30}
+# CPU seconds per megapixel of output on one core of the reference machine (benchmarks/bench_evaluation.py)
+# for reading a pair and for the LR check, and what starting a worker costs: a fork of this process, or a
+# fresh one that imports torch and pyiqa. Each backend says what its metrics cost.
+READ_SECONDS_PER_MEGAPIXEL, LR_SECONDS_PER_MEGAPIXEL = 0.06, 0.30
 FORK_START_S, TORCH_START_S = 0.1, 8.0
 
 
@@ -107,22 +89,20 @@ def plan_workers(job: ImageJob, pairs: list, allowed: int) -> tuple[int, str]:
     count = min(max(1, allowed), len(pairs))
     if count == 1:
         return 1, ("one image" if len(pairs) == 1 else "one process allowed") + ": scored in this process"
-    from harness.catalogue import metric_costs
-
     sizes = [(f.width or 0) * (f.height or 0) / 1e6 for f in (image_facts(p.output) for p in pairs)]
     megapixels = sum(sizes)
-    per_megapixel = COST_PER_MEGAPIXEL["read"] * 2
-    per_megapixel += COST_PER_MEGAPIXEL["full_reference"] if job.full_reference else 0
-    per_megapixel += COST_PER_MEGAPIXEL["niqe"] * len(job.no_reference)
-    per_megapixel += COST_PER_MEGAPIXEL["lr"] if any(p.lr is not None for p in pairs) else 0
-    work = megapixels * per_megapixel + metric_costs.scoring_seconds(job.learned, megapixels, len(pairs))
-    if job.learned:  # each worker holds every network and one image's activations: no more than memory holds
-        fit = metric_costs.workers_that_fit(job.learned, max(sizes))
-        if fit < count:
+    per_megapixel = READ_SECONDS_PER_MEGAPIXEL * 2
+    per_megapixel += LR_SECONDS_PER_MEGAPIXEL if any(p.lr is not None for p in pairs) else 0
+    work = megapixels * per_megapixel + sum(backend.seconds(names, megapixels, len(pairs))
+                                            for backend, names in job.backends())
+    for backend, names in job.backends():  # each worker holds every network and one image's activations
+        fit = backend.workers_that_fit(names, max(sizes))
+        if fit is not None and fit < count:
             count = fit
             if count == 1:
-                return 1, f"one worker's memory ({metric_costs.worker_gib(job.learned, max(sizes)):.1f} GiB) is " \
-                          "all the memory available holds: scored in this process"
+                gib = sum(b.worker_gib(n, max(sizes)) for b, n in job.backends())
+                return 1, f"one worker's memory ({gib:.1f} GiB) is all the memory available holds: scored in " \
+                          "this process"
     start = TORCH_START_S if _needs_fresh_workers(job) else FORK_START_S
     saved = work - work / count
     summary = f"{len(pairs)} images, {megapixels:.1f} megapixels, about {work:.1f} s of scoring"
@@ -134,7 +114,7 @@ def plan_workers(job: ImageJob, pairs: list, allowed: int) -> tuple[int, str]:
 def _needs_fresh_workers(job: ImageJob) -> bool:
     """torch's threads do not survive a fork: with a learned metric (or torch already here), workers start
     afresh; otherwise they are forks of this process, ready at once."""
-    return bool(job.learned) or "torch" in sys.modules
+    return job.uses_torch or "torch" in sys.modules
 
 
 def score_all(job: ImageJob, pairs: list, workers: int):
@@ -142,9 +122,9 @@ def score_all(job: ImageJob, pairs: list, workers: int):
     once; at most two images per worker are in flight, so memory does not grow with the image count."""
     workers = max(1, min(workers, len(pairs)))
     if workers == 1:
-        scorers = Scorers(job.cache, job.device)
+        state = ProcessState(job.cache, job.device)
         for pair in pairs:
-            yield _score_image(job, pair, scorers)
+            yield _score_image(job, pair, state)
         return
     import multiprocessing
     from collections import deque
@@ -155,15 +135,13 @@ def score_all(job: ImageJob, pairs: list, workers: int):
     if not fresh:
         import cv2
 
-        if job.no_reference:
-            pass
         # OpenCV's thread pool does not survive a fork (a child touching it can wait forever on a lock
         # held by a thread it does not have): stop the pool before forking, restore it afterwards.
         opencv_threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
     context = multiprocessing.get_context("spawn" if fresh else "fork")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                               initargs=(bool(job.learned), fresh))
+                               initargs=(job.uses_torch, fresh))
     try:
         pending: deque = deque()
         for pair in pairs:
@@ -201,18 +179,18 @@ def _init_worker(uses_torch: bool, fresh: bool) -> None:
         torch.set_num_threads(1)
 
 
-_WORKER_SCORERS: dict = {}
+_WORKER_STATES: dict = {}
 
 
 def _score_in_worker(job: ImageJob, pair) -> ImageResult:
-    scorers = _WORKER_SCORERS.get(job.cache)
-    if scorers is None:
-        scorers = _WORKER_SCORERS[job.cache] = Scorers(job.cache, job.device)
-    return _score_image(job, pair, scorers)
+    state = _WORKER_STATES.get(job.cache)
+    if state is None:
+        state = _WORKER_STATES[job.cache] = ProcessState(job.cache, job.device)
+    return _score_image(job, pair, state)
 
 
-def _score_image(job: ImageJob, pair, scorers: Scorers) -> ImageResult:
-    return _ImageScoring(job, pair).run(scorers)
+def _score_image(job: ImageJob, pair, state: ProcessState) -> ImageResult:
+    return _ImageScoring(job, pair).run(state)
 
 
 def _described(exc: Exception) -> str:
@@ -225,7 +203,7 @@ class _ImageScoring:
     def __init__(self, job: ImageJob, pair):
         self.job, self.pair, self.strict = job, pair, job.mode == "strict"
         self.image = ImageResult(pair.stem, pair.output.name, sha256_file(pair.output),
-                                 {n: None for n in job.builtin + job.learned})
+                                 {n: None for n in job.names})
 
     def finding(self, kind: str, message: str, metric: str | None = None, severity: str = "warning") -> None:
         self.image.findings.append(finding_of(kind, self.pair.stem, message, metric, severity))
@@ -237,7 +215,7 @@ class _ImageScoring:
         else:
             self.finding(kind, f"{message}; counted as 0 in the average, as the organizers did", metric)
 
-    def run(self, scorers: Scorers) -> ImageResult:
+    def run(self, state: ProcessState) -> ImageResult:
         images = self.read()
         if images is None:
             return self.image
@@ -247,23 +225,20 @@ class _ImageScoring:
             self.image.consistency, self.image.signature = fit.as_dict(), fit.signature
             if fit.problem:
                 self.finding("lr_inconsistent", fit.problem)
-        if self.job.full_reference and hr is not None:
-            self.full_reference(sr, hr)
-        if not (self.job.no_reference or self.job.learned):
+        groups = self.job.backends()
+        for backend, names in groups:
+            if not backend.repaired and hr is not None:
+                self.together(backend, names, Picture(sr, hr), state)
+        if not any(backend.repaired for backend, _ in groups):
             return self.image
         repaired = self.same_size(sr, hr)
         if repaired is None:
             return self.image
-        sr_t, hr_t, seen = repaired
-        for name in self.job.no_reference:
-            self.record(name, lambda: scorers.niqe(seen), _described)
-        if self.job.learned:
-            if sr_t is None:
-                sr_t = formulas.rgb_tensor(sr)
-                hr_t = formulas.rgb_tensor(hr) if hr is not None else None
-            for name in self.job.learned:  # any failure inside a metric is the organizers' "error" case
-                self.record(name, lambda n=name: scorers.iqa.score(n, sr_t, hr_t),
-                            lambda exc: f"{type(exc).__name__}: {exc}")
+        picture = Picture(sr, hr, *repaired)
+        for backend, names in groups:
+            if backend.repaired:
+                for name in names:  # any failure inside a metric is the organizers' "error" case
+                    self.record(name, lambda b=backend, n=name: b.score(n, picture, state), backend.describe)
         return self.image
 
     def read(self):
@@ -294,12 +269,13 @@ class _ImageScoring:
             self.fail_or_zero("unreadable_output", exc.message)
             return None
 
-    def full_reference(self, sr, hr) -> None:
+    def together(self, backend: MetricBackend, names: list[str], picture: Picture, state: ProcessState) -> None:
+        """Metrics that share their work, scored at once and failed together."""
         try:
-            values = formulas.psnr_ssim(sr, hr, self.job.full_reference)
+            values = backend.score_together(names, picture, state)
         except Exception as exc:  # the organizers' "a metric raised" case
-            for name in self.job.full_reference:
-                self.fail_or_zero("metric_error", f"{name}: {_described(exc)}", name)
+            for name in names:
+                self.fail_or_zero("metric_error", f"{name}: {backend.describe(exc)}", name)
             return
         for name, value in values.items():
             if math.isnan(value):

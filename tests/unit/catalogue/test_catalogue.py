@@ -25,7 +25,7 @@ METRICS = ["psnr", "ssim", "lpips", "dists", "niqe", "maniqa", "musiq", "clipiqa
 
 def table(challenge_id):
     name = TABLES[challenge_id][0]
-    return list(csv.DictReader(io.StringIO((Path(__file__).parent.parent / "data" / name).read_text())))
+    return list(csv.DictReader(io.StringIO((Path(__file__).parents[2] / "data" / name).read_text())))
 
 
 def catalogue(root=REPO, challenge_id="ntire2025-sr-x4"):

@@ -13,7 +13,7 @@ from harness.verdict import leaderboard, rank_sums
 
 from conftest import REPO
 
-ROWS = list(csv.DictReader((Path(__file__).parent.parent / "data" / "ntire2022_esr_published.csv").read_text()
+ROWS = list(csv.DictReader((Path(__file__).parents[2] / "data" / "ntire2022_esr_published.csv").read_text()
                            .splitlines()))
 MODEL = {"params": "params_m", "flops": "flops_g", "activations": "acts_m", "conv2d": "conv",
          "runtime": "ave_time_ms", "gpu_memory": "gpu_mem_m"}

@@ -235,14 +235,16 @@ from pathlib import Path
 from harness.score.evaluation import ImagePair
 from harness.score.per_image import ImageJob, plan_workers
 plans = {}
-for key, (builtin, learned, folder) in json.loads(sys.argv[1]).items():
+for key, (groups, folder) in json.loads(sys.argv[1]).items():
     pairs = [ImagePair(p.stem, p, p, None) for p in sorted(Path(folder).glob("*.png"))]
-    plans[key] = plan_workers(ImageJob(builtin, learned, "faithful", ".", "cpu"), pairs, 2)
+    job = ImageJob(tuple((backend, tuple(names)) for backend, names in groups), "faithful", ".", "cpu")
+    plans[key] = plan_workers(job, pairs, 2)
 print(json.dumps(plans))"""
-    cases = {"small": (["psnr", "ssim", "niqe"], [], folder(4, 320, 320)),
-             "large": (["psnr", "ssim", "niqe"], [], folder(4, 1356, 2040)),
-             "one": (["psnr", "ssim", "niqe"], [], folder(1, 1356, 1356)),
-             "learned": (["psnr"], ["lpips"], folder(2, 1356, 2000))}  # workers that must import torch
+    builtin = [["builtin-fr", ["psnr", "ssim"]], ["builtin-nr", ["niqe"]]]
+    cases = {"small": (builtin, folder(4, 320, 320)),
+             "large": (builtin, folder(4, 1356, 2040)),
+             "one": (builtin, folder(1, 1356, 1356)),
+             "learned": ([["builtin-fr", ["psnr"]], ["pyiqa", ["lpips"]]], folder(2, 1356, 2000))}  # torch workers
     done = subprocess.run([sys.executable, "-c", child, json.dumps(cases)], capture_output=True, text=True, check=True)
     plans = json.loads(done.stdout)
     assert plans["small"][0] == 1 and "would save" in plans["small"][1]
