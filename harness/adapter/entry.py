@@ -239,7 +239,7 @@ def run_select_model(call: EntryCall) -> dict[str, float]:
     if untrained:
         stats["untrained"] = untrained
     runtime_ms = {p.name: round(ms, 4) for p, ms in zip(inputs, stopwatch.times, strict=True)}
-    write_json_atomic(output_dir / model_metrics.MODEL_FILE, records.model_metrics(stats, device, stopwatch.clock(),
+    write_json_atomic(output_dir / model_metrics.MODEL_FILE, records.model_record(stats, device, stopwatch.clock(),
                                                                                 runtime_ms))
     return times
 
@@ -284,7 +284,7 @@ def run_ntire_main(call: EntryCall) -> dict[str, float]:
             teamcode.cpu_stand_ins(device):
         function(model_dir=model_dir, input_path=str(input_dir), output_path=str(target),
                  device=torch.device(device), **entry.get("kwargs", {}))
-    collect_outputs(target, output_dir, entry.get("output_name"))
+    restore_output_names(target, output_dir, entry.get("output_name"))
     times, previous = {}, start
     for path in sorted(output_dir.glob("*.png"), key=lambda p: p.stat().st_mtime):
         times[path.name] = path.stat().st_mtime - previous
@@ -292,7 +292,7 @@ def run_ntire_main(call: EntryCall) -> dict[str, float]:
     return times
 
 
-def collect_outputs(target: Path, output_dir: Path, output_name: str | None) -> None:
+def restore_output_names(target: Path, output_dir: Path, output_name: str | None) -> None:
     """Move outputs out of a required sub-folder and undo a renaming pattern, keeping the LR names."""
     pattern = None
     if output_name:
@@ -354,7 +354,7 @@ def write_stand_ins(manifest_path: Path, output_dir: Path, code_dir: Path | None
     """Stand-in weights for every described network of the team, written into output_dir."""
     team = manifest_mod.load(manifest_path)
     root, folder = teamcode.code_folders(team, code_dir)
-    written = teamcode.write_stand_ins(team, root, folder, output_dir)
+    written = teamcode.write_random_weights(team, root, folder, output_dir)
     write_json_atomic(output_dir / PROVENANCE, records.stand_ins(team.id, {p.name: sha256_file(p) for p in written}))
     return written
 
@@ -367,7 +367,7 @@ def smoke(manifest_path: Path, input_dir: Path, output_dir: Path, device: str, r
     root, folder = teamcode.code_folders(team, code_dir)
     with tempfile.TemporaryDirectory(prefix="harness-stand-ins-") as weights, \
             tempfile.TemporaryDirectory(prefix="harness-repeat-") as again:
-        teamcode.write_stand_ins(team, root, folder, Path(weights))
+        teamcode.write_random_weights(team, root, folder, Path(weights))
         first = run(manifest_path, input_dir, output_dir, Path(weights), device, 1, repo_root, progress, code_dir)
         second = run(manifest_path, input_dir, Path(again), Path(weights), device, 2, repo_root, None, code_dir)
     differing = sorted(name for name, digest in first["outputs_sha256"].items()

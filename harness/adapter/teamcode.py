@@ -244,7 +244,7 @@ def _state_dict(saved, key: str):
     return saved[key]
 
 
-def write_stand_ins(team: Manifest, root: Path, folder: Path, out_dir: Path) -> list[Path]:
+def write_random_weights(team: Manifest, root: Path, folder: Path, out_dir: Path) -> list[Path]:
     """Randomly initialised weights in exactly the container each file's loader reads (raw or under
     its key), for every weights file whose network the manifest describes."""
     import torch

@@ -30,7 +30,7 @@ from harness.report import files as report_mod
 from harness.run import inference, published_outputs, runners, slurm
 from harness.score import evaluation as evaluate_mod
 from harness.score import where as evaluator_mod
-from harness.verdict import rules as verify_mod
+from harness.verdict import rules
 
 
 class InputsUnavailable(HarnessError):
@@ -291,7 +291,7 @@ def _evaluate_team_locked(proj: Project, team: Manifest, dataset: str, settings:
         def update(run, runs, done, total, name):
             progress(Step(f"evaluating {team.id}", f"evaluating {team.id} run {run}/{runs}", done, total))
 
-        result = evaluate_mod.evaluate_team(team, dataset, record, run_dirs, (hr_dir, lr_dir), settings,
+        result = evaluate_mod.score_runs(team, dataset, record, run_dirs, (hr_dir, lr_dir), settings,
                                             proj.metric_cache, update)
         result["evaluator"] = evaluator_mod.local_description()
     result = records.stated(result)  # the same bytes on every CPU that computed the same values
@@ -364,7 +364,7 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings,
     from harness.fetch import stand_ins
 
     stand_ins.refuse_to_compare(proj.metric_cache)
-    published = verify_mod.published_values(team, dataset)
+    published = rules.published_values(team, dataset)
     wanted = list(published["values"]) if published else list(settings.metrics)
     names = list(dict.fromkeys(list(settings.metrics) + wanted))
     if from_outputs is None and not rerun:
@@ -373,29 +373,29 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings,
             shown = roster.display_path(proj, proj.evaluation_file(dataset, team.id))
             note(progress, team.id, f"{team.id}: reusing {shown} (same run key, same device and runner)",
                  outcome=True)
-            return verify_mod.verify(team, dataset, previous, baseline_of(proj, team, dataset))
+            return rules.judge(team, dataset, previous, baseline_of(proj, team, dataset))
     if from_outputs is not None:
         dataset_files.check_checksums(dataset, proj.data_dir)
         collect_outputs(proj, team, dataset, from_outputs or None, progress)
     elif not team.runnable:
-        return verify_mod.verify(team, dataset, None)
+        return rules.judge(team, dataset, None)
     else:
         try:
             dataset_files.fetch(dataset, proj.data_dir, proj.downloads_dir, proj.dataset_pins)
         except DatasetError as absent:
             if published is None and dataset in data_mod.all_datasets():  # nothing to compare with: the verdict
-                return verify_mod.verify(team, dataset, None)
+                return rules.judge(team, dataset, None)
             if dataset == data_mod.MODEL or not team.published(data_mod.MODEL):
                 raise
             note(progress, team.id, f"{team.id}: '{dataset}' is not here ({absent.message}); checking its model alone")
             row = verify_team(proj, team, data_mod.MODEL, settings, None, rerun, progress)
-            return verify_mod.without_dataset(team, dataset, row, absent)
+            return rules.without_dataset(team, dataset, row, absent)
         if not (team.entry.get("code_root") == "code" and os.environ.get(OVERRIDE_VARIABLE)):
             fetch_code(proj, team)  # also records where the code is, as the pipeline's code stage does
         _weights_or_architecture(proj, team, dataset, progress)
         infer(proj, team, dataset, settings, progress)
     evaluation = TeamEvaluation.from_dict(evaluate_team(proj, team, dataset, settings.given(metrics=names), progress))
-    return verify_mod.verify(team, dataset, evaluation, baseline_of(proj, team, dataset))
+    return rules.judge(team, dataset, evaluation, baseline_of(proj, team, dataset))
 
 
 def _weights_or_architecture(proj: Project, team: Manifest, dataset: str, progress: Progress | None) -> None:
@@ -474,9 +474,9 @@ def _verified_from_disk(proj: Project, team: Manifest, dataset: str) -> dict:
             try:
                 dataset_files.check_checksums(dataset, proj.data_dir)
             except DatasetError as absent:
-                row = verify_mod.verify(team, data_mod.MODEL, model)
-                return verify_mod.without_dataset(team, dataset, row, absent)
-    return verify_mod.verify(team, dataset, evaluation, baseline_of(proj, team, dataset))
+                row = rules.judge(team, data_mod.MODEL, model)
+                return rules.without_dataset(team, dataset, row, absent)
+    return rules.judge(team, dataset, evaluation, baseline_of(proj, team, dataset))
 
 
 def write_report(proj: Project, results: list[dict], dataset: str, settings: Settings,
@@ -492,4 +492,4 @@ def write_report(proj: Project, results: list[dict], dataset: str, settings: Set
 
 def all_passed(results: list[dict]) -> bool:
     """Every team reproduced, or is known in advance not to run."""
-    return all(verify_mod.passed(r) or r["verdict"] == "not_runnable" for r in results)
+    return all(rules.passed(r) or r["verdict"] == "not_runnable" for r in results)

@@ -30,7 +30,7 @@ from harness.core.errors import HarnessError
 from harness.core.files import write_json_atomic
 from harness.core.settings import Settings
 from harness.run import runners
-from harness.verdict import rules as verify_mod
+from harness.verdict import rules
 
 
 @click.command()
@@ -84,7 +84,7 @@ def verify(session: Session, team_id, dataset, device, runner_name, gpus, mode, 
     if json_out:
         write_json_atomic(json_out, result)
     render.verification(result)
-    if not verify_mod.passed(result):
+    if not rules.passed(result):
         sys.exit(EXIT_CHECK_FAILED)
 
 

@@ -104,8 +104,8 @@ def evaluate(session: Session, sr_dir, hr_dir, lr_dir, metric_list, mode, device
 @click.option("--evaluator", "evaluator_name", type=click.Choice(settings.EVALUATORS),
               help="Score here, or in the evaluator image with no network (default: params.yaml).")
 @pass_session
-def evaluate_team(session: Session, team_id, dataset, metric_list, mode, device, workers, max_megapixels, json_out,
-                  evaluator_name):
+def evaluate_team_command(session: Session, team_id, dataset, metric_list, mode, device, workers, max_megapixels,
+                          json_out, evaluator_name):
     """Score every run of TEAM_ID into evaluations/<dataset>/<team>.json and metrics/ (the pipeline's
     evaluate stage), exactly as `harness evaluate` scores one folder."""
     proj = session.project
@@ -123,4 +123,4 @@ def evaluate_team(session: Session, team_id, dataset, metric_list, mode, device,
     render.team_evaluation(result, session.verbose)
 
 
-COMMANDS = [evaluate, evaluate_team]
+COMMANDS = [evaluate, evaluate_team_command]

@@ -121,7 +121,7 @@ pass_session = click.make_pass_decorator(Session)
 def device_option(help_text: str):
     """--device: cpu, cuda or cuda:N, checked when given (a 'did you mean' for gpu)."""
     def checked(ctx, param, value):
-        return None if value is None else settings.check_device(value, "--device")
+        return None if value is None else settings.valid_device(value, "--device")
 
     return click.option("--device", callback=checked, help=help_text)
 

@@ -97,7 +97,7 @@ def stand_ins(team_id: str, files: dict[str, str]) -> dict:
     return {"schema": STAND_INS_SCHEMA, "team": team_id, "files": files}
 
 
-def model_metrics(stats: dict, device: str, clock: str, runtime_ms: dict) -> dict:
+def model_record(stats: dict, device: str, clock: str, runtime_ms: dict) -> dict:
     """The Efficient SR counts of a run's network, and its runtime per image on the device."""
     return {"schema": MODEL_METRICS_SCHEMA, **stats, "device": device, "clock": clock, "runtime_ms": runtime_ms}
 

@@ -114,7 +114,7 @@ class Settings:
         if gpus is not None:
             changes["docker"] = replace(self.docker, gpus=gpus)
         if "device" in changes:
-            check_device(changes["device"], "device")
+            valid_device(changes["device"], "device")
         changes["unsafe_no_sandbox"] = self.unsafe_no_sandbox or bool(chosen.get("unsafe_no_sandbox"))
         return replace(self, **changes)
 
@@ -192,7 +192,7 @@ class InvalidSetting(HarnessError):
     pass
 
 
-def check_device(value, where: str = "device") -> str:
+def valid_device(value, where: str = "device") -> str:
     """cpu, cuda or cuda:N; anything else is refused with the nearest spelling."""
     if isinstance(value, str) and DEVICE.match(value):
         return value
@@ -233,7 +233,7 @@ def check(merged: dict, path: Path) -> None:
     workers = merged["eval_workers"]
     if workers != "auto":
         check_number(workers, f"{path}: eval_workers ('auto' or)", "whole", 1)
-    check_device(merged["device"], f"{path}: device")
+    valid_device(merged["device"], f"{path}: device")
     teams = merged["teams"]
     if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
         raise InvalidSetting(f"{path}: teams: must be a list of team ids")

@@ -178,7 +178,7 @@ def _collect(job, pairs: list, result: Evaluation, progress) -> None:
             signatures[image.stem] = image.signature
     if progress:
         progress(len(pairs), len(pairs), "")
-    per_image.cross_check(pairs, signatures, result)
+    per_image.name_misplaced_outputs(pairs, signatures, result)
 
 
 def _check_references(pairs: list[ImagePair], max_megapixels: float) -> None:
@@ -201,7 +201,7 @@ def _check_references(pairs: list[ImagePair], max_megapixels: float) -> None:
                                    hint="the dataset is damaged: import it again")
 
 
-def evaluate_team(team: Manifest, dataset: str, record: RunRecord | None, run_dirs: list[Path],
+def score_runs(team: Manifest, dataset: str, record: RunRecord | None, run_dirs: list[Path],
                   references: tuple[Path | None, Path | None], settings: Settings, metric_cache: Path,
                   progress=None) -> dict:
     """Score every run of a team with the settings' metrics, mode, device, workers and size limit; a failed

@@ -29,7 +29,7 @@ def finding_of(kind: str, image: str, message: str, metric: str | None = None, s
     return {"kind": kind, "image": image, "metric": metric, "severity": severity, "message": message}
 
 
-def cross_check(pairs: list, signatures: dict, result) -> None:
+def name_misplaced_outputs(pairs: list, signatures: dict, result) -> None:
     """An output that fits another input better than its own is named (it belongs elsewhere)."""
     if not signatures:
         return

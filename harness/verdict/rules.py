@@ -19,7 +19,7 @@ VERDICTS = ("exact", "reproduced", "diverged", "failed", "not_runnable")
 PASSING = ("exact", "reproduced")
 
 
-def verify(team: Manifest, dataset: str, team_evaluation: TeamEvaluation | None,
+def judge(team: Manifest, dataset: str, team_evaluation: TeamEvaluation | None,
            baseline: tuple[Manifest, TeamEvaluation | None] | None = None) -> dict:
     """The team's verification row (records.Verification as a dict) from its evaluation, if any.
     `baseline`: the challenge's baseline team and its evaluation in the same audit (a runtime is compared as

@@ -92,7 +92,7 @@ def test_not_runnable_is_recorded_without_running(project, mini_data):
     team = make_team(project, "paper-only", UPSCALE, runnable=False)
     record = run(project, mini_data, team)
     assert record["status"] == "not_runnable" and not (project / "runs" / "mini" / "paper-only" / "run-1").exists()
-    assert rules.verify(team, "mini", None)["verdict"] == "not_runnable"
+    assert rules.judge(team, "mini", None)["verdict"] == "not_runnable"
 
 
 def test_missing_spandrel_weights_fail_typed(project, mini_data):

@@ -303,7 +303,7 @@ def test_verify_fetches_the_code_like_the_data_and_weights(proj, mini_data):
     from harness.adapter import teamcode
 
     checkout, _ = repositories.fetch(proj.code_cache, team)  # only to build the stand-in from the real class
-    teamcode.write_stand_ins(team, checkout, checkout / TEAM_FOLDER, placed.parent)
+    teamcode.write_random_weights(team, checkout, checkout / TEAM_FOLDER, placed.parent)
     shutil.rmtree(checkout)
     assert torch.load(placed / "stand-in.pth")["params"]
     settings = audit_params.read(proj).given(metrics=["psnr"], runner="local", device="cpu", mode="faithful")

@@ -116,16 +116,16 @@ def test_a_challenges_tolerance_reaches_the_verdict(tmp_path, monkeypatch):
         pyiqa_version=None, metric_weights={}, inference={"status": "ok", "failure": None, "runner": "local"},
         runs=[{"run": "run-1", "status": "ok", "mean": {"psnr": 30.2}, "unavailable": {}, "findings": [],
                "per_image": {"0001": {"psnr": 30.2}}, "failed_images": {}}])
-    assert rules.verify(team, "mini", evaluation)["verdict"] == "diverged"
+    assert rules.judge(team, "mini", evaluation)["verdict"] == "diverged"
     folder = tmp_path / "challenges"
     shutil.copytree(REPO / "challenges", folder)
     mini = yaml.safe_load((folder / "mini.yaml").read_text())
     (folder / "mini.yaml").write_text(yaml.safe_dump({**mini, "tolerances": {"psnr": {"abs": 0.3}}}))
     monkeypatch.setattr(challenges, "CHALLENGES_DIR", folder)
-    result = rules.verify(team, "mini", evaluation)
+    result = rules.judge(team, "mini", evaluation)
     assert result["verdict"] == "reproduced" and result["metrics"]["psnr"]["tolerance"] == pytest.approx(0.305)
     team.data["published"]["mini"]["tolerance"] = {"psnr": {"abs": 0.1}}  # the manifest's own still wins
-    assert rules.verify(team, "mini", evaluation)["verdict"] == "diverged"
+    assert rules.judge(team, "mini", evaluation)["verdict"] == "diverged"
 
 
 def ntire2025_teams():

@@ -54,10 +54,10 @@ def test_fetch_never_pins_into_a_stand_in_cache(tmp_path):
 def test_verify_refuses_an_evaluation_made_with_stand_ins():
     made = evaluation(run(lpips=0.1))
     made.stand_in = True
-    result = rules.verify(team(published=published({"lpips": 0.1}, {"lpips": 4})), "mini", made)
+    result = rules.judge(team(published=published({"lpips": 0.1}, {"lpips": 4})), "mini", made)
     assert result["verdict"] == "failed" and result["failure"]["kind"] == "stand_in_weights"
     marked_run = evaluation({**run(lpips=0.1), "stand_in": True})
-    assert rules.verify(team(published=published({"lpips": 0.1}, {"lpips": 4})), "mini",
+    assert rules.judge(team(published=published({"lpips": 0.1}, {"lpips": 4})), "mini",
                          marked_run)["failure"]["kind"] == "stand_in_weights"
 
 
