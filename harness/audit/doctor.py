@@ -39,8 +39,8 @@ def examine(proj: Project, settings: Settings) -> list[Finding]:
         except HarnessError as exc:
             problems.append(Finding(f"manifest {team_id}", "missing", exc.message, exc.hint or "harness validate"))
     findings += problems
-    findings += runners.check(settings, teams)  # the runner's own pre-flight
-    findings += evaluator_engine(settings)
+    own = runners.check(settings, teams)  # the runner's own pre-flight
+    findings += own + evaluator_engine(settings, already=own)
     findings += gpus(settings)
     findings += dataset(proj, settings)
     findings += [f for team in teams for f in team_inputs(proj, team, settings)]
@@ -70,19 +70,19 @@ def packages(proj: Project) -> list[Finding]:
     return out
 
 
-def evaluator_engine(settings: Settings) -> list[Finding]:
-    """The evaluator image needs an engine (the runner's own needs are its check's)."""
+def evaluator_engine(settings: Settings, already: list[Finding]) -> list[Finding]:
+    """The evaluator image needs an engine; not checked twice where the runner's own check did."""
     from harness.run import docker_images
 
-    if settings.evaluator != "docker" or settings.runner in ("docker", "auto"):
+    if settings.evaluator != "docker" or any(f.check == docker_images.ENGINE_CHECK for f in already):
         return []
     try:
         client = docker_images.engine()
     except HarnessError as exc:
-        return [Finding("docker engine", "missing", exc.message, exc.hint)]
+        return [Finding(docker_images.ENGINE_CHECK, "missing", exc.message, exc.hint)]
     described = docker_images.engine_description(client)
     client.close()
-    return [Finding("docker engine", "ok", described)]
+    return [Finding(docker_images.ENGINE_CHECK, "ok", described)]
 
 
 def gpus(settings: Settings) -> list[Finding]:

@@ -96,7 +96,7 @@ def key(proj: Project, team: Manifest, settings: Settings, checkout: Path | None
     parts = {"run_key": team.run_key, "runner": settings.runner, "device": settings.device,
              "harness": tree_digest(proj.root, ["harness"] + ([f"containers/{recipe}"] if recipe else [])),
              "checkout": repositories.head(checkout) if checkout else None, "crops": [list(c) for c in CROPS],
-             "base_image": settings.docker.base_image if settings.runner != "local" else None}
+             "base_image": settings.docker.base_image}  # whatever the runner: a runner that builds no image reruns
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

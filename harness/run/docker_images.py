@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # annotations only: no import at run time
     from harness.catalogue.manifests import Manifest
 
 LABEL = "org.harness"
+ENGINE_CHECK = "docker engine"  # the name of every finding about the engine (doctor, runners)
 EVALUATOR_RECIPE = "evaluator"
 # What every recipe copies from the repository root besides the team folder.
 SHARED_INPUTS = ("harness", "schemas", "challenges", "requirements.lock")

@@ -28,6 +28,7 @@ def check(settings, teams: list) -> list[Finding]:
     try:
         client = docker_images.engine()
     except ImageError as exc:
-        return [Finding("docker engine", "warning", exc.message + "; runner auto falls back to local", exc.hint),
+        return [Finding(docker_images.ENGINE_CHECK, "warning", exc.message + "; runner auto falls back to local",
+                        exc.hint),
                 *local.check(settings, teams)]
     return docker.check(settings, teams, client)

@@ -191,8 +191,8 @@ def check(settings: Settings, teams: list[Manifest], client=None) -> list[Findin
     try:
         client = client or docker_images.engine()
     except docker_images.ImageError as exc:
-        return [Finding("docker engine", "missing", exc.message, exc.hint, failure="engine_unavailable")]
-    out = [Finding("docker engine", "ok", docker_images.engine_description(client))]
+        return [Finding(docker_images.ENGINE_CHECK, "missing", exc.message, exc.hint, failure="engine_unavailable")]
+    out = [Finding(docker_images.ENGINE_CHECK, "ok", docker_images.engine_description(client))]
     if settings.device.startswith("cuda"):
         runtimes = client.info().get("Runtimes") or {}
         out.append(Finding("nvidia container runtime", "ok", "registered with the engine") if "nvidia" in runtimes

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_verify import evaluation, published, run, team
+from verdicts import evaluation, published, run, team
 
 from harness.audit import workflow
 from harness.catalogue import audit_params
