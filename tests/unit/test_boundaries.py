@@ -128,3 +128,8 @@ def test_the_adapter_loads_no_engine_pipeline_scheduler_or_network_client():
 def test_each_wing_says_what_it_holds():
     for wing in WINGS:
         assert (Path(REPO) / "harness" / wing / "__init__.py").read_text().startswith('"""'), wing
+
+
+def test_contributing_lays_out_every_wing():
+    layout = (REPO / "CONTRIBUTING.md").read_text().split("## 1. The layout", 1)[1].split("## 2.", 1)[0]
+    assert [wing for wing in WINGS if f"harness/{wing}/" not in layout] == []
