@@ -16,15 +16,34 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from harness.core.devices import gpu_name
 from harness.core.errors import HarnessError
 from harness.core.files import digest_of_files
 
 if TYPE_CHECKING:  # annotations only: no import at run time
-    from harness.catalogue.manifests import Manifest
     from harness.core.settings import Settings
+
+
+class Team(Protocol):
+    """What a record reads of a team (harness.catalogue.manifests.Manifest is one): core names no wing."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+    @property
+    def run_key(self) -> str: ...
+    @property
+    def seed(self) -> int | None: ...
+    @property
+    def repeats(self) -> int: ...
+    @property
+    def determinism(self) -> dict: ...
+
 
 RUN_RECORD_SCHEMA = "harness.run-record/1"
 TEAM_EVALUATION_SCHEMA = "harness.team-evaluation/1"
@@ -76,7 +95,7 @@ def failure_of(exc: HarnessError) -> dict:
     return failure(exc.kind, exc.message, exc.hint, getattr(exc, "log_tail", None))
 
 
-def provenance(team: Manifest, run_index: int, entry_kind: str, harness_version: str, torch: dict,
+def provenance(team: Team, run_index: int, entry_kind: str, harness_version: str, torch: dict,
                inputs_sha256: dict, weights_sha256: dict, outputs_sha256: dict) -> dict:
     """A run folder's provenance.json: what the outputs were made from, byte for byte (no times: those
     are the run's session)."""
@@ -204,7 +223,7 @@ class RunRecord:
         return self.status == "ok"
 
     @classmethod
-    def start(cls, team: Manifest, dataset: str, runner: str | None = None, device: str | None = None,
+    def start(cls, team: Team, dataset: str, runner: str | None = None, device: str | None = None,
               repeats: int | None = None, **extra) -> RunRecord:
         return cls(team=team.id, dataset=dataset, runner=runner, device=device, manifest_hash=team.hash,
                    run_key=team.run_key, repeats=team.repeats if repeats is None else repeats, **extra)
@@ -251,11 +270,11 @@ class Verification:
     not_computed: dict = field(default_factory=dict)  # asked for, not computed: {name: {reason, fetch}}
 
     @classmethod
-    def of(cls, team: Manifest, dataset: str) -> Verification:
+    def of(cls, team: Team, dataset: str) -> Verification:
         return cls(team=team.id, name=team.name, dataset=dataset, determinism=team.determinism["class"])
 
     @classmethod
-    def failed_row(cls, team: Manifest, dataset: str, exc: HarnessError) -> dict:
+    def failed_row(cls, team: Team, dataset: str, exc: HarnessError) -> dict:
         """The report row of a team whose verification raised: its own row, not the end of the audit."""
         row = cls.of(team, dataset)
         row.verdict, row.failure = "failed", failure(exc.kind, exc.message, exc.hint)

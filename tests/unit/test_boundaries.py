@@ -3,8 +3,8 @@
 Wings stand bottom to top in the audit's flow (WINGS); a module imports its own wing and the wings below it,
 never one above. core imports no other wing; verdict imports neither score nor run (a verdict is made from
 records, not by scoring or running); the adapter, which runs inside the sandbox or a team's image, imports
-nothing that touches Docker, DVC, Slurm or the network. Imports under `if TYPE_CHECKING:` are annotations
-only, never run, and are not held to these rules."""
+nothing that touches Docker, DVC, Slurm or the network. Imports under `if TYPE_CHECKING:` (annotations only)
+are held to the same rules."""
 
 import ast
 import subprocess
@@ -39,23 +39,10 @@ def wing_of(module: str) -> str:
     return "cli" if module == "harness.__main__" else "core"
 
 
-def _type_checking_lines(tree: ast.AST) -> set[int]:
-    lines = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.body:
-                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
-    return lines
-
-
 def imports_of(module: str, source: str) -> list[tuple[int, str]]:
-    """(line, module imported) for every import the module can run, at its top or inside a function."""
-    tree = ast.parse(source)
-    skipped = _type_checking_lines(tree)
+    """(line, module imported) for every import in the module: at its top, inside a function, for annotations."""
     found = []
-    for node in ast.walk(tree):
-        if getattr(node, "lineno", None) in skipped:
-            continue
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
