@@ -26,10 +26,11 @@ def downloads(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def mini_data(tmp_path_factory) -> Path:
+    from harness.catalogue import datasets
     from harness.fetch import dataset_files
 
     data_dir = tmp_path_factory.mktemp("data")
-    dataset_files.fetch("mini", data_dir)
+    dataset_files.fetch(datasets.get("mini"), data_dir)
     return data_dir
 
 

@@ -111,7 +111,7 @@ def dataset(proj: Project, settings: Settings) -> list[Finding]:
     except HarnessError as exc:
         return [Finding(f"dataset {name}", "missing", exc.message, exc.hint)]
     try:
-        dataset_files.check_checksums(name, proj.data_dir)
+        dataset_files.check_checksums(spec, proj.data_dir)
     except HarnessError as exc:
         fetchable = spec.build is not None or spec.archives
         origin = "" if fetchable or not spec.hr_origin else f"; {spec.title}: {spec.hr_origin}"

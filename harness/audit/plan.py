@@ -11,6 +11,7 @@ import shutil
 from harness.audit import doctor
 from harness.catalogue import challenges
 from harness.catalogue import datasets as data_mod
+from harness.catalogue.datasets import Dataset
 from harness.catalogue.manifests import Manifest
 from harness.core.errors import HarnessError
 from harness.core.findings import GIB, Finding
@@ -27,23 +28,23 @@ def default_dataset(team: Manifest) -> str:
     return challenges.get(team.data["challenge"]).test_dataset
 
 
-def make(proj: Project, team: Manifest, dataset: str, settings: Settings,
+def make(proj: Project, team: Manifest, dataset: Dataset, settings: Settings,
          from_outputs: str | None = None) -> list[Finding]:
     """What checking the team on the dataset with these settings needs, piece by piece."""
-    findings = [_team(team, dataset)]
-    for finding in doctor.dataset(proj, settings.given(dataset=dataset)):
+    findings = [_team(team, dataset.id)]
+    for finding in doctor.dataset(proj, settings.given(dataset=dataset.id)):
         if finding.blocking and team.published(data_mod.MODEL) and from_outputs is None:
             finding = Finding(finding.check, "warning", finding.detail + "; without it, the values of the model "
                               "alone are checked (published.model, on the mini photographs)", finding.fix)
         findings.append(finding)
     if from_outputs is not None:
-        findings.append(_outputs(team, dataset, from_outputs))
+        findings.append(_outputs(team, dataset.id, from_outputs))
     elif team.runnable:
         findings += _code(proj, team) + _weights(proj, team) + _where(team, settings)
-    published = team.published(dataset)
+    published = team.published(dataset.id)
     names = list(published["values"]) if published else list(settings.metrics)
     findings += _metric_weights(proj, settings, names)
-    findings.append(_disk(proj, team, dataset, from_outputs is None))
+    findings.append(_disk(proj, team, dataset.id, from_outputs is None))
     findings.append(_time(proj, team, dataset, from_outputs is None))
     return findings
 
@@ -168,17 +169,17 @@ def _disk(proj: Project, team: Manifest, dataset: str, runs: bool) -> Finding:
     return Finding("disk", "ok" if free > need else "missing", detail, None if free > need else "free disk space")
 
 
-def _time(proj: Project, team: Manifest, dataset: str, runs: bool) -> Finding:
+def _time(proj: Project, team: Manifest, dataset: Dataset, runs: bool) -> Finding:
     """From the team's own earlier run on this dataset, when there is one; else it says it cannot know."""
     try:
-        images = len(data_mod.get(dataset).stems) or None
+        images = len(dataset.stems) or None
     except HarnessError:
         images = None
     if not runs:
         return Finding("time", "ok", f"scoring only: {images or '?'} image(s); see the README for per-image costs")
-    record = load_record(proj.runs_dir, dataset, team.id)
+    record = load_record(proj.runs_dir, dataset.id, team.id)
     if record and record.ok and record.run_key == team.run_key:
-        took = load_session(proj.runs_dir, dataset, team.id).get("wall_s")
+        took = load_session(proj.runs_dir, dataset.id, team.id).get("wall_s")
         return Finding("time", "ok", "an earlier run of this manifest " + (f"took {took:.0f} s " if took else "")
                        + f"({team.repeats} run(s)); it is reused unless --rerun")
     return Finding("time", "unknown", f"{images or '?'} image(s) × {team.repeats} run(s); inference time is "

@@ -67,8 +67,9 @@ def smoke_inputs(proj: Project) -> Path:
     stamp = folder.with_name("_inputs.json")  # beside, not inside: team code reads every file of its input
     if stamp.is_file() and json.loads(stamp.read_text()) == [list(c) for c in CROPS]:
         return folder
-    dataset_files.fetch("mini", proj.data_dir)
-    source = data_mod.get("mini").lr_dir(proj.data_dir)
+    mini = data_mod.get("mini")
+    dataset_files.fetch(mini, proj.data_dir)
+    source = mini.lr_dir(proj.data_dir)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for name, top, left, height, width in CROPS:

@@ -15,6 +15,7 @@ from harness.adapter.protocol import OVERRIDE_VARIABLE
 from harness.audit import doctor, dvc_record
 from harness.catalogue import audit_params, roster
 from harness.catalogue import datasets as data_mod
+from harness.catalogue.datasets import Dataset
 from harness.catalogue.manifests import Manifest
 from harness.core import locks, records
 from harness.core.errors import ChecksumMismatch, DatasetError, HarnessError, WeightsUnavailable
@@ -39,7 +40,7 @@ class InputsUnavailable(HarnessError):
 
 # --- inputs ------------------------------------------------------------------------------------
 
-def prepare_inputs(proj: Project, team: Manifest, dataset: str) -> None:
+def prepare_inputs(proj: Project, team: Manifest, dataset: Dataset) -> None:
     """The dataset verifies and the team's weights are in place, or InputsUnavailable says why."""
     try:
         dataset_files.check_checksums(dataset, proj.data_dir)
@@ -136,7 +137,7 @@ def fetch_all_code(proj: Project, teams: list[Manifest]) -> list[CodeFetch]:
 
 # --- inference -----------------------------------------------------------------------------------
 
-def infer(proj: Project, team: Manifest, dataset: str, settings: Settings, progress: Progress | None = None,
+def infer(proj: Project, team: Manifest, dataset: Dataset, settings: Settings, progress: Progress | None = None,
           runs_root: Path | None = None) -> dict:
     """Run the team with the chosen runner into runs/ (or runs_root); the one inference path that the
     local executor and every Slurm job take. Returns the run record."""
@@ -144,47 +145,49 @@ def infer(proj: Project, team: Manifest, dataset: str, settings: Settings, progr
     weights_mod.check_pins(team, proj.weights_dir)  # the bytes the run will read are those pinned
     refusal = doctor.device_refusal(settings, team) if team.runnable else None
     if refusal:  # asked of the machine before any environment starts: never a CPU run in its place
-        record = inference.write_failed_record(team, runs_root or proj.runs_dir, dataset, "no_gpu", refusal.detail,
+        record = inference.write_failed_record(team, runs_root or proj.runs_dir, dataset.id, "no_gpu", refusal.detail,
                                                refusal.fix)
         progress(Step(team.id, record=record))
         return record
     runner = runners.get(settings.runner, settings)
     if runner.selection:
         note(progress, team.id, f"{team.id}: runner {runner.selection}")
-    lr_dir = data_mod.get(dataset).lr_dir(proj.data_dir)
+    lr_dir = dataset.lr_dir(proj.data_dir)
 
     def update(run, runs, done, total, name):
         progress(Step(team.id, f"{team.id} run {run}/{runs} {name}", done, total))
 
-    place = inference.RunPlace(dataset, lr_dir, proj.team_weights(team.id), runs_root or proj.runs_dir, proj.root,
+    place = inference.RunPlace(dataset.id, lr_dir, proj.team_weights(team.id), runs_root or proj.runs_dir, proj.root,
                                repositories.for_run(proj.code_cache, team))
     record = inference.infer_team(team, runner, place, settings.device, update)
     progress(Step(team.id, record=record))
     return record
 
 
-def run_team_job(root: str, team_id: str, dataset: str, settings: Settings) -> dict:
-    """A Slurm job's body: `infer` on the node Slurm picked, into the folder the waiting stage collects."""
+def run_team_job(root: str, team_id: str, dataset_id: str, settings: Settings) -> dict:
+    """A Slurm job's body: `infer` on the node Slurm picked, into the folder the waiting stage collects (the
+    job carries names; the node resolves them once)."""
     proj = Project(Path(root))
     team = roster.load(proj, team_id)
-    results = proj.slurm_results(dataset)
+    dataset = data_mod.get(dataset_id)
+    results = proj.slurm_results(dataset.id)
     record = RunRecord.from_dict(infer(proj, team, dataset, settings, runs_root=results))
     record.slurm_job_id = slurm.job_id()
-    return inference.write_record(team_runs_dir(results, dataset, team.id), record)
+    return inference.write_record(team_runs_dir(results, dataset.id, team.id), record)
 
 
-def runs_complete(proj: Project, team: Manifest, dataset: str) -> bool:
+def runs_complete(proj: Project, team: Manifest, dataset: Dataset) -> bool:
     """The team's runs exist for its current run key and pass the output checks."""
     try:
-        record = inference.load_record(proj.runs_dir, dataset, team.id)
+        record = inference.load_record(proj.runs_dir, dataset.id, team.id)
     except RecordError:
         return False
     if not record or not record.ok or record.run_key != team.run_key:
         return False
-    dirs = inference.run_dirs(proj.runs_dir, dataset, team.id)
+    dirs = inference.run_dirs(proj.runs_dir, dataset.id, team.id)
     if len(dirs) != team.repeats:
         return False
-    lr_dir = data_mod.get(dataset).lr_dir(proj.data_dir)
+    lr_dir = dataset.lr_dir(proj.data_dir)
     try:
         for run_dir in dirs:
             inference.check_outputs(lr_dir, run_dir, team.runtime["scale"])
@@ -193,26 +196,26 @@ def runs_complete(proj: Project, team: Manifest, dataset: str) -> bool:
     return True
 
 
-def submit_jobs(proj: Project, teams: list[Manifest], dataset: str, settings: Settings) -> dict:
+def submit_jobs(proj: Project, teams: list[Manifest], dataset: Dataset, settings: Settings) -> dict:
     """One Slurm job per runnable team whose runs are not complete and that has no job queued."""
-    queued = slurm.active(proj, teams, dataset)
+    queued = slurm.active(proj, teams, dataset.id)
     wanted = [t for t in teams if t.runnable and t.id not in queued and not runs_complete(proj, t, dataset)]
-    return slurm.submit(proj, wanted, dataset, settings.slurm, run_team_job,
-                        lambda team: (str(proj.root), team.id, dataset, settings))
+    return slurm.submit(proj, wanted, dataset.id, settings.slurm, run_team_job,
+                        lambda team: (str(proj.root), team.id, dataset.id, settings))
 
 
-def infer_on_slurm(proj: Project, team: Manifest, dataset: str, settings: Settings,
+def infer_on_slurm(proj: Project, team: Manifest, dataset: Dataset, settings: Settings,
                    progress: Progress | None = None) -> dict:
     """The team's Slurm job: none when its runs are complete; submitted when this manifest has none yet.
     A job that ended (failed, cancelled) is not resubmitted here: `harness jobs submit` does that."""
-    complete = inference.load_record(proj.runs_dir, dataset, team.id) if runs_complete(proj, team, dataset) else None
+    complete = inference.load_record(proj.runs_dir, dataset.id, team.id) if runs_complete(proj, team, dataset) else None
     if complete is not None:
         note(progress, team.id, f"{team.id}: runs complete for this manifest; no job submitted")
         return complete.as_written()
-    entry = slurm.load_jobs(proj, dataset)["jobs"].get(team.id)
+    entry = slurm.load_jobs(proj, dataset.id)["jobs"].get(team.id)
     if entry is None or entry["run_key"] != team.run_key:
-        slurm.submit(proj, [team], dataset, settings.slurm, run_team_job,
-                     lambda t: (str(proj.root), t.id, dataset, settings))
+        slurm.submit(proj, [team], dataset.id, settings.slurm, run_team_job,
+                     lambda t: (str(proj.root), t.id, dataset.id, settings))
     shown: list[str] = []
 
     def on_poll(summary, state):  # one line per change, so that logs show it too
@@ -222,24 +225,24 @@ def infer_on_slurm(proj: Project, team: Manifest, dataset: str, settings: Settin
             shown.append(line)
             note(progress, team.id, line)
 
-    record = slurm.wait(proj, team, dataset, settings.slurm, on_poll)
+    record = slurm.wait(proj, team, dataset.id, settings.slurm, on_poll)
     note(progress, team.id, f"{team.id}: Slurm job {record['slurm_job_id']} ended {record['slurm_state']}")
     return record
 
 
-def collect_outputs(proj: Project, team: Manifest, dataset: str, source: str | None,
+def collect_outputs(proj: Project, team: Manifest, dataset: Dataset, source: str | None,
                     progress: Progress | None = None) -> dict:
     """The evaluate-only route: the team's published outputs become its run."""
-    source = source or published_outputs.default_source(team, dataset)
+    source = source or published_outputs.default_source(team, dataset.id)
     if not source:
         raise HarnessError(f"{team.id} declares no published outputs for '{dataset}'",
                            hint="pass a folder, archive, URL or gdrive:<id>")
-    record = published_outputs.collect(team, dataset, source, proj.runs_dir, proj.downloads_dir, progress)
+    record = published_outputs.collect(team, dataset.id, source, proj.runs_dir, proj.downloads_dir, progress)
     (progress or silent)(Step(team.id, record=record))
     return record
 
 
-def produce_runs(proj: Project, team: Manifest, dataset: str, settings: Settings,
+def produce_runs(proj: Project, team: Manifest, dataset: Dataset, settings: Settings,
                  progress: Progress | None = None, record_failure: bool = False) -> dict:
     """The pipeline's infer stage: collect the published outputs, or run the team (here or as a Slurm
     job). With record_failure, missing inputs become a failed run record instead of an error."""
@@ -252,7 +255,7 @@ def produce_runs(proj: Project, team: Manifest, dataset: str, settings: Settings
     except (InputsUnavailable, ChecksumMismatch) as exc:
         if not record_failure:
             raise
-        record = inference.write_failed_record(team, proj.runs_dir, dataset, exc.kind, exc.message, exc.hint)
+        record = inference.write_failed_record(team, proj.runs_dir, dataset.id, exc.kind, exc.message, exc.hint)
         (progress or silent)(Step(team.id, record=record))
         return record
     if settings.executor == "slurm" and team.runnable:
@@ -264,7 +267,7 @@ def produce_runs(proj: Project, team: Manifest, dataset: str, settings: Settings
 
 # --- evaluation and verification ------------------------------------------------------------------
 
-def evaluate_team(proj: Project, team: Manifest, dataset: str, settings: Settings, progress: Progress | None = None,
+def evaluate_team(proj: Project, team: Manifest, dataset: Dataset, settings: Settings, progress: Progress | None = None,
                   json_out: Path | None = None) -> dict:
     """Score every run of the team with the settings' metrics, mode, device and workers, here or in the
     evaluator image, into evaluations/ and metrics/ (the pipeline's contract); return the team evaluation."""
@@ -272,33 +275,33 @@ def evaluate_team(proj: Project, team: Manifest, dataset: str, settings: Setting
         from harness.fetch import stand_ins
 
         stand_ins.refuse_to_compare(proj.metric_cache)
-    target = json_out or proj.evaluation_file(dataset, team.id)
+    target = json_out or proj.evaluation_file(dataset.id, team.id)
     with locks.held(target, f"the evaluation of {team.id} on '{dataset}'"):
         return _evaluate_team_locked(proj, team, dataset, settings, progress or silent, target)
 
 
-def _evaluate_team_locked(proj: Project, team: Manifest, dataset: str, settings: Settings, progress: Progress,
+def _evaluate_team_locked(proj: Project, team: Manifest, dataset: Dataset, settings: Settings, progress: Progress,
                           target: Path) -> dict:
     if settings.evaluator == "docker":
         result = evaluator_mod.evaluate_team_in_image(
             proj, team, dataset, settings,
             lambda line: progress(Step(f"{team.id} evaluator", f"building evaluator: {line[:100]}")))
     else:
-        record = inference.load_record(proj.runs_dir, dataset, team.id)
-        hr_dir, lr_dir = data_mod.references(dataset, proj.data_dir)
-        run_dirs = inference.run_dirs(proj.runs_dir, dataset, team.id)
+        record = inference.load_record(proj.runs_dir, dataset.id, team.id)
+        hr_dir, lr_dir = dataset.references(proj.data_dir)
+        run_dirs = inference.run_dirs(proj.runs_dir, dataset.id, team.id)
 
         def update(run, runs, done, total, name):
             progress(Step(f"evaluating {team.id}", f"evaluating {team.id} run {run}/{runs}", done, total))
 
-        result = evaluate_mod.score_runs(team, dataset, record, run_dirs, (hr_dir, lr_dir), settings,
+        result = evaluate_mod.score_runs(team, dataset.id, record, run_dirs, (hr_dir, lr_dir), settings,
                                             proj.metric_cache, update)
         result["evaluator"] = evaluator_mod.local_description()
     result = records.stated(result)  # the same bytes on every CPU that computed the same values
     write_json_atomic(target, result)
     write_json_atomic(target.with_suffix(".session.json"), records.evaluation_session(session_info(proj.root)))
-    write_json_atomic(proj.metrics_file(dataset, team.id), records.stated(evaluate_mod.mean_metrics(result)))
-    write_plots(proj.plots_dir(dataset, team.id), records.stated(evaluate_mod.plot_rows(result)))
+    write_json_atomic(proj.metrics_file(dataset.id, team.id), records.stated(evaluate_mod.mean_metrics(result)))
+    write_plots(proj.plots_dir(dataset.id, team.id), records.stated(evaluate_mod.plot_rows(result)))
     return result
 
 
@@ -353,7 +356,7 @@ def reusable_evaluation(proj: Project, team: Manifest, dataset: str, settings: S
     return previous if same and records.identity_mismatch(inference_state, settings) is None else None
 
 
-def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings, from_outputs: str | None = None,
+def verify_team(proj: Project, team: Manifest, dataset: Dataset, settings: Settings, from_outputs: str | None = None,
                 rerun: bool = False, progress: Progress | None = None) -> dict:
     """Produce (or reuse), score and check one team's outputs; return its verification row.
 
@@ -364,41 +367,41 @@ def verify_team(proj: Project, team: Manifest, dataset: str, settings: Settings,
     from harness.fetch import stand_ins
 
     stand_ins.refuse_to_compare(proj.metric_cache)
-    published = rules.published_values(team, dataset)
+    published = rules.published_values(team, dataset.id)
     wanted = list(published["values"]) if published else list(settings.metrics)
     names = list(dict.fromkeys(list(settings.metrics) + wanted))
     if from_outputs is None and not rerun:
-        previous = reusable_evaluation(proj, team, dataset, settings, wanted)
+        previous = reusable_evaluation(proj, team, dataset.id, settings, wanted)
         if previous is not None:
-            shown = roster.display_path(proj, proj.evaluation_file(dataset, team.id))
+            shown = roster.display_path(proj, proj.evaluation_file(dataset.id, team.id))
             note(progress, team.id, f"{team.id}: reusing {shown} (same run key, same device and runner)",
                  outcome=True)
-            return rules.judge(team, dataset, previous, baseline_of(proj, team, dataset))
+            return rules.judge(team, dataset.id, previous, baseline_of(proj, team, dataset.id))
     if from_outputs is not None:
         dataset_files.check_checksums(dataset, proj.data_dir)
         collect_outputs(proj, team, dataset, from_outputs or None, progress)
     elif not team.runnable:
-        return rules.judge(team, dataset, None)
+        return rules.judge(team, dataset.id, None)
     else:
         try:
             dataset_files.fetch(dataset, proj.data_dir, proj.downloads_dir, proj.dataset_pins)
         except DatasetError as absent:
-            if published is None and dataset in data_mod.all_datasets():  # nothing to compare with: the verdict
-                return rules.judge(team, dataset, None)
-            if dataset == data_mod.MODEL or not team.published(data_mod.MODEL):
+            if published is None:  # nothing to compare with: the verdict says so
+                return rules.judge(team, dataset.id, None)
+            if dataset.id == data_mod.MODEL or not team.published(data_mod.MODEL):
                 raise
             note(progress, team.id, f"{team.id}: '{dataset}' is not here ({absent.message}); checking its model alone")
-            row = verify_team(proj, team, data_mod.MODEL, settings, None, rerun, progress)
-            return rules.without_dataset(team, dataset, row, absent)
+            row = verify_team(proj, team, data_mod.get(data_mod.MODEL), settings, None, rerun, progress)
+            return rules.without_dataset(team, dataset.id, row, absent)
         if not (team.entry.get("code_root") == "code" and os.environ.get(OVERRIDE_VARIABLE)):
             fetch_code(proj, team)  # also records where the code is, as the pipeline's code stage does
         _weights_or_architecture(proj, team, dataset, progress)
         infer(proj, team, dataset, settings, progress)
     evaluation = TeamEvaluation.from_dict(evaluate_team(proj, team, dataset, settings.given(metrics=names), progress))
-    return rules.judge(team, dataset, evaluation, baseline_of(proj, team, dataset))
+    return rules.judge(team, dataset.id, evaluation, baseline_of(proj, team, dataset.id))
 
 
-def _weights_or_architecture(proj: Project, team: Manifest, dataset: str, progress: Progress | None) -> None:
+def _weights_or_architecture(proj: Project, team: Manifest, dataset: Dataset, progress: Progress | None) -> None:
     """The team's weights; where they are absent and only its model is checked, a select-model network is
     counted on its architecture alone (parameters, FLOPs, activations and convolutions need no trained
     values), and the run says so."""
@@ -408,7 +411,7 @@ def _weights_or_architecture(proj: Project, team: Manifest, dataset: str, progre
     try:
         fetch_team_weights(proj, team, progress)
     except WeightsUnavailable as absent:
-        if dataset != data_mod.MODEL or team.entry["kind"] != "select-model":
+        if dataset.id != data_mod.MODEL or team.entry["kind"] != "select-model":
             raise
         write_json_atomic(marker, {"reason": absent.message})
         note(progress, team.id, f"{team.id}: {absent.message}; its model is counted on the architecture alone")
@@ -430,7 +433,7 @@ def baseline_of(proj: Project, team: Manifest, dataset: str) -> tuple[Manifest, 
     return roster.load(proj, baseline), evaluation
 
 
-def audit(proj: Project, team_ids: list[str], dataset: str, settings: Settings, from_outputs: str | None = None,
+def audit(proj: Project, team_ids: list[str], dataset: Dataset, settings: Settings, from_outputs: str | None = None,
           rerun: bool = False, progress: Progress | None = None) -> list[dict]:
     """Verify every team; a team that cannot run, or fails, is its own row and the others carry on. A
     challenge's baseline goes first: the others' runtimes are ratios to its own. Each team's files go where
@@ -442,11 +445,11 @@ def audit(proj: Project, team_ids: list[str], dataset: str, settings: Settings, 
     rows = {}
     for team_id in ordered:
         team = roster.load(proj, team_id)
-        target, _ = dvc_record.place(proj, team_id, dataset, settings, from_outputs)
+        target, _ = dvc_record.place(proj, team_id, dataset.id, settings, from_outputs)
         try:
             rows[team_id] = verify_team(target, team, dataset, settings, from_outputs, rerun, progress)
         except HarnessError as exc:
-            rows[team_id] = Verification.failed_row(team, dataset, exc)
+            rows[team_id] = Verification.failed_row(team, dataset.id, exc)
     return [rows[t] for t in team_ids]
 
 
@@ -472,7 +475,7 @@ def _verified_from_disk(proj: Project, team: Manifest, dataset: str) -> dict:
         model = load_evaluation(proj, data_mod.MODEL, team.id)
         if model is not None:
             try:
-                dataset_files.check_checksums(dataset, proj.data_dir)
+                dataset_files.check_checksums(data_mod.get(dataset), proj.data_dir)
             except DatasetError as absent:
                 row = rules.judge(team, data_mod.MODEL, model)
                 return rules.without_dataset(team, dataset, row, absent)

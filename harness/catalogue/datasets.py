@@ -59,6 +59,31 @@ class Dataset:
     def lr_dir(self, data_dir: Path) -> Path:
         return self.root(data_dir) / "LR"
 
+    def __str__(self) -> str:  # the id, where a message or a path names the dataset
+        return self.id
+
+    def ground_truth(self, data_dir: Path) -> Path:
+        """The HR folder, or an error saying where the HR images come from and what to do."""
+        folder = self.hr_dir(data_dir)
+        if not any(folder.glob("*.png")):
+            origin = self.hr_origin or f"`harness fetch data {self.id}` downloads them"
+            raise DatasetError(f"no ground-truth (HR) images for '{self.id}' in {folder}: {origin}",
+                               hint=f"run `harness data import {self.id} --hr PATH` (a folder, archive or URL)"
+                               if self.build is None and not self.archives
+                               else f"run `harness fetch data {self.id}`")
+        return folder
+
+    def references(self, data_dir: Path) -> tuple[Path | None, Path]:
+        """What outputs are compared with: the HR folder (None when the dataset has no ground truth, like the
+        NTIRE test set until it is imported) and the LR folder, which must be there."""
+        lr = self.lr_dir(data_dir)
+        if not any(lr.glob("*.png")):
+            raise DatasetError(f"no LR images for '{self.id}' in {lr}",
+                               hint=f"run `harness fetch data {self.id}`" if self.build or self.archives
+                               else f"run `harness data import {self.id} --lr PATH`")
+        hr = self.hr_dir(data_dir)
+        return (hr if any(hr.glob("*.png")) else None), lr
+
 
 def lr_name(stem: str) -> str:
     return f"{stem}x{SCALE}.png"
@@ -144,32 +169,6 @@ def get(dataset_id: str) -> Dataset:
         raise DatasetError(f"unknown dataset '{dataset_id}'",
                            hint=f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}")
     return known[dataset_id]
-
-
-def ground_truth(dataset_id: str, data_dir: Path) -> Path:
-    """The dataset's HR folder, or an error saying where the HR images come from and what to do."""
-    dataset = get(dataset_id)
-    folder = dataset.hr_dir(data_dir)
-    if not any(folder.glob("*.png")):
-        origin = dataset.hr_origin or f"`harness fetch data {dataset_id}` downloads them"
-        raise DatasetError(f"no ground-truth (HR) images for '{dataset_id}' in {folder}: {origin}",
-                           hint=f"run `harness data import {dataset_id} --hr PATH` (a folder, archive or URL)"
-                           if dataset.build is None and not dataset.archives
-                           else f"run `harness fetch data {dataset_id}`")
-    return folder
-
-
-def references(dataset_id: str, data_dir: Path) -> tuple[Path | None, Path]:
-    """What outputs are compared with: the HR folder (None when the dataset has no ground truth, like the
-    NTIRE test set until it is imported) and the LR folder, which must be there."""
-    dataset = get(dataset_id)
-    lr = dataset.lr_dir(data_dir)
-    if not any(lr.glob("*.png")):
-        raise DatasetError(f"no LR images for '{dataset_id}' in {lr}",
-                           hint=f"run `harness fetch data {dataset_id}`" if dataset.build or dataset.archives
-                           else f"run `harness data import {dataset_id} --lr PATH`")
-    hr = dataset.hr_dir(data_dir)
-    return (hr if any(hr.glob("*.png")) else None), lr
 
 
 def file_checksums(root: Path) -> dict[str, str]:

@@ -10,7 +10,7 @@ import click
 
 from harness.audit import dvc_record, plan
 from harness.audit import workflow as audit_mod
-from harness.catalogue import roster
+from harness.catalogue import datasets, roster
 from harness.catalogue.manifests import Manifest
 from harness.cli import render
 from harness.cli.render import err, lit, out, progress_display
@@ -62,25 +62,25 @@ def verify(session: Session, team_id, dataset, device, runner_name, gpus, mode, 
     """
     proj = session.project
     team = roster.load(proj, team_id)
-    dataset = dataset or plan.default_dataset(team)
+    dataset = datasets.get(dataset or plan.default_dataset(team))  # resolved once, passed on as it is
     chosen = session.settings.given(runner=runner_name, device=device, gpus=gpus, mode=mode,
                                     unsafe_no_sandbox=unsafe_no_sandbox)
     findings = plan.make(proj, team, dataset, chosen, from_outputs)
-    render.plan_table(team.id, dataset, findings)
+    render.plan_table(team.id, dataset.id, findings)
     blocked = plan.blocking(findings)
     if blocked:
         raise HarnessError(f"{team.id} cannot be checked on '{dataset}' yet: {len(blocked)} piece(s) missing: "
                            + ", ".join(f.check for f in blocked), hint="the plan above says how to get each one")
     if plan_only:
         return
-    target, why = dvc_record.place(proj, team.id, dataset, chosen, from_outputs)
+    target, why = dvc_record.place(proj, team.id, dataset.id, chosen, from_outputs)
     if why:
         out(f"[dim]not the pipeline's run: {lit(why)}; its files go to {session.shown(target.outputs_root)}/ "
             "(the pipeline's stay as they are)[/dim]", soft_wrap=True)
     with progress_display() as progress:
         result = audit_mod.verify_team(target, team, dataset, chosen, from_outputs, rerun, progress)
     if why is None and dvc_record.has_pipeline(proj):
-        _record_in_pipeline(session, team, dataset)
+        _record_in_pipeline(session, team, dataset.id)
     if json_out:
         write_json_atomic(json_out, result)
     render.verification(result)
@@ -131,7 +131,7 @@ def audit(session: Session, dataset, team_list, from_outputs, mode, rerun, chall
     chosen = session.settings.given(mode=mode, unsafe_no_sandbox=unsafe_no_sandbox,
                                     metrics=list(dict.fromkeys(metrics)) if metrics else None)
     with progress_display() as progress:
-        results = audit_mod.audit(proj, team_ids, dataset, chosen, from_outputs, rerun, progress)
+        results = audit_mod.audit(proj, team_ids, datasets.get(dataset), chosen, from_outputs, rerun, progress)
     _write_report(session, results, dataset, chosen,
                   proj.challenge_report_dir(challenge_id) if challenge_id else proj.report_dir)
     if not audit_mod.all_passed(results):

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from harness.audit import dvc_record, workflow
-from harness.catalogue import roster
+from harness.catalogue import datasets, roster
 from harness.catalogue.metrics import parse_metric_list
 from harness.cli import render
 from harness.cli.render import lit, progress_display
@@ -119,7 +119,7 @@ def evaluate_team_command(session: Session, team_id, dataset, metric_list, mode,
         render.out(f"[dim]not the pipeline's evaluation: {lit(why)}; it goes to "
                    f"{session.shown(target.evaluations_dir)}/[/dim]", soft_wrap=True)
     with progress_display() as progress:
-        result = workflow.evaluate_team(target, team, chosen.dataset, chosen, progress, json_out)
+        result = workflow.evaluate_team(target, team, datasets.get(chosen.dataset), chosen, progress, json_out)
     render.team_evaluation(result, session.verbose)
 
 

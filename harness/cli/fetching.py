@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from harness.audit import workflow
-from harness.catalogue import roster
+from harness.catalogue import datasets, roster
 from harness.catalogue.metrics import METRICS, parse_metric_list
 from harness.cli.render import err, lit, out, progress_display
 from harness.cli.session import Session, pass_session
@@ -27,7 +27,7 @@ def fetch():
 @pass_session
 def fetch_data(session: Session, dataset):
     """Build or download DATASET into data/ and verify its checksums (default: params.yaml)."""
-    dataset = dataset or session.settings.dataset
+    dataset = datasets.get(dataset or session.settings.dataset)
     proj = session.project
     with progress_display() as progress:
         root = dataset_files.fetch(dataset, proj.data_dir, proj.downloads_dir, proj.dataset_pins, transfers(progress))
@@ -185,8 +185,8 @@ def data_import(session: Session, dataset, hr, lr, subset):
     """
     proj = session.project
     with progress_display() as progress:
-        root = dataset_files.import_dataset(dataset, proj.data_dir, hr, lr, proj.downloads_dir, transfers(progress),
-                                            subset)
+        root = dataset_files.import_dataset(datasets.get(dataset), proj.data_dir, hr, lr, proj.downloads_dir,
+                                            transfers(progress), subset)
     out(f"imported into {session.shown(root)} (checksums recorded)")
 
 

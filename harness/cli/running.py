@@ -9,7 +9,7 @@ from rich.table import Table
 
 from harness.audit import dvc_record, workflow
 from harness.audit import smoke as smoke_mod
-from harness.catalogue import challenges, roster
+from harness.catalogue import challenges, datasets, roster
 from harness.cli import render
 from harness.cli.render import lit, out, progress_display
 from harness.cli.session import (
@@ -54,7 +54,8 @@ def infer(session: Session, team_id, dataset, device, runner_name, gpus, record_
         out(f"[dim]not the pipeline's run: {lit(why)}; it goes to {session.shown(target.runs_dir)}/[/dim]",
             soft_wrap=True)
     with progress_display() as progress:
-        record = workflow.produce_runs(target, team, chosen.dataset, chosen, progress, record_failure)
+        record = workflow.produce_runs(target, team, datasets.get(chosen.dataset), chosen, progress,
+                                       record_failure)
     if record["status"] == "failed" and not record_failure:
         sys.exit(EXIT_CHECK_FAILED)
 
@@ -153,7 +154,7 @@ def jobs_submit(session: Session):
         out("executor: local; no Slurm jobs")
         return
     teams = [roster.load(proj, t) for t in config.teams]
-    submitted = workflow.submit_jobs(proj, teams, dataset, config)
+    submitted = workflow.submit_jobs(proj, teams, datasets.get(dataset), config)
     skipped = [t.id for t in teams if t.id not in submitted]
     for team_id, entry in submitted.items():
         out(f"{team_id}: Slurm job {entry['job_id']}")

@@ -9,49 +9,47 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from harness.catalogue.datasets import CHECKSUMS, SCALE, Dataset, file_checksums, get, lr_name, recorded_checksums
+from harness.catalogue.datasets import CHECKSUMS, SCALE, Dataset, file_checksums, lr_name, recorded_checksums
 from harness.core.errors import ChecksumMismatch, DatasetError
 from harness.core.files import replace_dir, sha256_file, write_json_atomic
 
 
-def fetch(dataset_id: str, data_dir: Path, downloads: Path | None = None, pins: Path | None = None,
+def fetch(dataset: Dataset, data_dir: Path, downloads: Path | None = None, pins: Path | None = None,
           progress=None) -> Path:
     """Build, download or verify a dataset in data_dir/<id>, checked against its recorded checksums.
 
     Downloaded archives resume after an interruption; each archive's sha256 is pinned in `pins` at
     its first download and a later mismatch is refused, naming the file.
     """
-    with _writing(dataset_id, data_dir):
-        return _fetch(dataset_id, data_dir, downloads, pins, progress)
+    with _writing(dataset, data_dir):
+        return _fetch(dataset, data_dir, downloads, pins, progress)
 
 
 @contextlib.contextmanager
-def _writing(dataset_id: str, data_dir: Path):
+def _writing(dataset: Dataset, data_dir: Path):
     """One writer per dataset; staging folders a killed process left behind are removed first."""
     from harness.core import locks
 
-    get(dataset_id)
     Path(data_dir).mkdir(parents=True, exist_ok=True)
-    with locks.held(Path(data_dir) / dataset_id, f"dataset '{dataset_id}'"):
-        for abandoned in Path(data_dir).glob(f".{dataset_id}.*"):
+    with locks.held(Path(data_dir) / dataset.id, f"dataset '{dataset}'"):
+        for abandoned in Path(data_dir).glob(f".{dataset}.*"):
             if abandoned.is_dir():
                 shutil.rmtree(abandoned, ignore_errors=True)
         yield
 
 
-def _fetch(dataset_id: str, data_dir: Path, downloads: Path | None, pins: Path | None, progress) -> Path:
-    dataset = get(dataset_id)
+def _fetch(dataset: Dataset, data_dir: Path, downloads: Path | None, pins: Path | None, progress) -> Path:
     root = dataset.root(data_dir)
-    expected = recorded_checksums(dataset_id)
+    expected = recorded_checksums(dataset.id)
     if root.is_dir() and (root / CHECKSUMS).exists():
-        check_checksums(dataset_id, data_dir)
+        check_checksums(dataset, data_dir)
         return root
     if dataset.build is None and not dataset.archives:
-        raise DatasetError(f"dataset '{dataset_id}' must be imported: {dataset.hr_origin}",
-                           hint=f"run `harness data import {dataset_id} --hr PATH [--lr PATH]` "
+        raise DatasetError(f"dataset '{dataset}' must be imported: {dataset.hr_origin}",
+                           hint=f"run `harness data import {dataset} --hr PATH [--lr PATH]` "
                                 "(a folder or a .zip/.tar archive)")
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{dataset_id}."))
+    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{dataset}."))
     try:
         if dataset.archives:
             _fetch_archives(dataset, staging, Path(downloads or Path(data_dir) / ".downloads"),
@@ -60,7 +58,7 @@ def _fetch(dataset_id: str, data_dir: Path, downloads: Path | None, pins: Path |
             dataset.build(staging)
         actual = file_checksums(staging)
         if expected is not None:
-            _compare(dataset_id, expected, actual)
+            _compare(dataset.id, expected, actual)
         write_json_atomic(staging / CHECKSUMS, actual)
         replace_dir(staging, root)
     finally:
@@ -90,18 +88,18 @@ def _fetch_archives(dataset: Dataset, staging: Path, downloads: Path, pins_path:
     write_json_atomic(pins_path, pins)  # pinned only once the archives proved usable
 
 
-def check_checksums(dataset_id: str, data_dir: Path) -> dict[str, str]:
+def check_checksums(dataset: Dataset, data_dir: Path) -> dict[str, str]:
     """Check the files on disk against checksums.json (and the recorded ones); return them."""
-    root = get(dataset_id).root(data_dir)
+    root = dataset.root(data_dir)
     listed_path = root / CHECKSUMS
     if not listed_path.exists():
-        raise DatasetError(f"dataset '{dataset_id}' is not in {root}",
-                           hint=f"run `harness fetch data {dataset_id}`")
+        raise DatasetError(f"dataset '{dataset}' is not in {root}",
+                           hint=f"run `harness fetch data {dataset}`")
     listed = json.loads(listed_path.read_text())
-    _compare(dataset_id, listed, file_checksums(root))
-    expected = recorded_checksums(dataset_id)
+    _compare(dataset.id, listed, file_checksums(root))
+    expected = recorded_checksums(dataset.id)
     if expected is not None:
-        _compare(dataset_id, expected, listed)
+        _compare(dataset.id, expected, listed)
     return listed
 
 
@@ -133,24 +131,23 @@ def local_source(source: str | Path, downloads: Path, progress=None) -> Path:
     return path
 
 
-def import_dataset(dataset_id: str, data_dir: Path, hr: str | Path | None, lr: str | Path | None,
+def import_dataset(dataset: Dataset, data_dir: Path, hr: str | Path | None, lr: str | Path | None,
                    downloads: Path | None = None, progress=None, subset: bool = False) -> Path:
     """Import user-supplied HR (and LR) images: a folder, an archive or a URL of one, checked and checksummed.
     With `subset`, some of the declared images are enough (their names must be declared ones): published
     per-image values are then compared image by image, and means over the whole set are not."""
-    with _writing(dataset_id, data_dir):
-        return _import(dataset_id, data_dir, hr, lr, downloads, progress, subset)
+    with _writing(dataset, data_dir):
+        return _import(dataset, data_dir, hr, lr, downloads, progress, subset)
 
 
-def _import(dataset_id: str, data_dir: Path, hr, lr, downloads: Path | None, progress, subset: bool) -> Path:
+def _import(dataset: Dataset, data_dir: Path, hr, lr, downloads: Path | None, progress, subset: bool) -> Path:
     from harness.fetch.archives import materialise
 
-    dataset = get(dataset_id)
     if hr is None and lr is None:
         raise DatasetError("nothing to import", hint="give --hr PATH and/or --lr PATH")
     root = dataset.root(data_dir)
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{dataset_id}."))
+    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{dataset}."))
     try:
         if root.is_dir():
             shutil.copytree(root, staging, dirs_exist_ok=True)
@@ -162,7 +159,7 @@ def _import(dataset_id: str, data_dir: Path, hr, lr, downloads: Path | None, pro
         _name_lr_as_declared(dataset, staging / "LR")
         problems = check_layout(dataset, staging, subset)
         if problems:
-            raise DatasetError(f"'{dataset_id}' import refused:\n  " + "\n  ".join(problems),
+            raise DatasetError(f"'{dataset}' import refused:\n  " + "\n  ".join(problems),
                                hint="fix the files and import again; nothing was changed")
         (staging / CHECKSUMS).unlink(missing_ok=True)
         write_json_atomic(staging / CHECKSUMS, file_checksums(staging))

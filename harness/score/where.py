@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.adapter.protocol import log_tail
-from harness.catalogue import datasets as data_mod
+from harness.catalogue.datasets import Dataset
 from harness.core.errors import EvaluationError
 from harness.core.project import Project
 from harness.core.settings import Settings
@@ -38,7 +38,7 @@ def local_description() -> dict:
             "pyiqa": pyiqa_version()}
 
 
-def evaluate_team_in_image(proj: Project, team: Manifest, dataset: str, settings: Settings, on_line=None) -> dict:
+def evaluate_team_in_image(proj: Project, team: Manifest, dataset: Dataset, settings: Settings, on_line=None) -> dict:
     """Run the team's evaluation in the evaluator image, scored as the settings say; return the evaluation
     it wrote."""
     from docker.types import Mount
@@ -51,8 +51,8 @@ def evaluate_team_in_image(proj: Project, team: Manifest, dataset: str, settings
         image = docker_images.ensure_image(client, recipe, proj.root, logs / "build.log", docker.build_network, on_line)
     except docker_images.ImageError as exc:
         raise EvaluationError(f"evaluator image: {exc.message}", exc.hint) from None
-    runs = proj.team_runs(dataset, team.id)
-    hr_dir, lr_dir = data_mod.references(dataset, proj.data_dir)
+    runs = proj.team_runs(dataset.id, team.id)
+    hr_dir, lr_dir = dataset.references(proj.data_dir)
     with tempfile.TemporaryDirectory(prefix="harness-eval-") as scratch:
         written = {name: Path(scratch) / name for name in ("evaluations", "metrics", "plots")}  # the only writable
         for folder in written.values():
@@ -71,7 +71,7 @@ def evaluate_team_in_image(proj: Project, team: Manifest, dataset: str, settings
             mounts.append(Mount(CACHE, str(proj.metric_cache.resolve()), type="bind", read_only=True))
         limits = limits_for(team, docker, client.info().get("NCPU"))
         workers = max(1, min(settings.workers, int(limits["cpus"])))
-        command = ["--root", PROJECT, "evaluate-team", team.id, "--dataset", dataset,
+        command = ["--root", PROJECT, "evaluate-team", team.id, "--dataset", dataset.id,
                    "--metrics", ",".join(settings.metrics), "--mode", settings.mode, "--device", settings.device,
                    "--workers", str(workers), "--max-megapixels", str(settings.max_image_megapixels)]
         container = client.containers.create(
@@ -87,7 +87,7 @@ def evaluate_team_in_image(proj: Project, team: Manifest, dataset: str, settings
             log_path.write_bytes(container.logs())
         finally:
             container.remove(force=True)
-        produced = Project(Path(scratch)).evaluation_file(dataset, team.id)
+        produced = Project(Path(scratch)).evaluation_file(dataset.id, team.id)
         if code != 0 or not produced.exists():
             raise EvaluationError(f"{team.id}: the evaluator image exited with code {code} without an evaluation",
                                   hint=f"log: {log_path}\n{log_tail(log_path)}")

@@ -90,7 +90,7 @@ def server(monkeypatch):
 
 
 def fetch(tmp_path):
-    return dataset_files.fetch("div2k-valid", tmp_path / "data", tmp_path / "downloads",
+    return dataset_files.fetch(datasets.get("div2k-valid"), tmp_path / "data", tmp_path / "downloads",
                                tmp_path / "datasets.lock.json")
 
 
@@ -108,7 +108,8 @@ def test_an_interrupted_fetch_resumes_and_pins_each_archive(server, tmp_path):
     assert len(list((root / "HR").glob("*.png"))) == 100 and (root / "LR" / "0900x4.png").exists()
     pins = json.loads((tmp_path / "datasets.lock.json").read_text())["div2k-valid"]
     assert set(pins) == {HR_ZIP, LR_ZIP} and all(len(v) == 64 for v in pins.values())
-    assert dataset_files.check_checksums("div2k-valid", tmp_path / "data")  # checksums of every image recorded
+    # checksums of every image recorded
+    assert dataset_files.check_checksums(datasets.get("div2k-valid"), tmp_path / "data")
 
 
 def test_an_archive_that_changed_since_it_was_pinned_is_refused_by_name(server, tmp_path):

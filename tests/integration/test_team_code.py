@@ -18,7 +18,7 @@ import yaml
 
 from harness.adapter.protocol import OVERRIDE_VARIABLE
 from harness.audit import smoke, workflow
-from harness.catalogue import audit_params, roster
+from harness.catalogue import audit_params, datasets, roster
 from harness.core.errors import InferenceFailed
 from harness.core.project import Project
 from harness.core.settings import Settings
@@ -228,7 +228,7 @@ def test_real_format_weights_run_through_infer_as_the_smoke_does(proj, mini_data
                                repositories.for_run(proj.code_cache, team), proj.root / "stand-ins.log")
     (weights / "team42" / "stand-in.pth").rename(weights / "team42" / "whatever-the-team-called-it.pth")
     shutil.copytree(mini_data / "mini", proj.data_dir / "mini")
-    record = workflow.infer(proj, team, "mini", options)
+    record = workflow.infer(proj, team, datasets.get("mini"), options)
     assert record["status"] == "ok", record["failure"]
     provenance = record["runs"][0]["provenance"]
     assert list(provenance["weights_sha256"]) == ["team42/whatever-the-team-called-it.pth"]
@@ -237,7 +237,7 @@ def test_real_format_weights_run_through_infer_as_the_smoke_does(proj, mini_data
 
     torch.save({"params": {"body.weight": torch.zeros(4, 3, 3, 3)}},
                weights / "team42" / "whatever-the-team-called-it.pth")
-    failed = workflow.infer(proj, team, "mini", options)
+    failed = workflow.infer(proj, team, datasets.get("mini"), options)
     assert failed["failure"]["kind"] == "weights_mismatch"
     assert "1 of another shape" in failed["failure"]["message"] and "missing" in failed["failure"]["message"]
 
@@ -307,7 +307,7 @@ def test_verify_fetches_the_code_like_the_data_and_weights(proj, mini_data):
     shutil.rmtree(checkout)
     assert torch.load(placed / "stand-in.pth")["params"]
     settings = audit_params.read(proj).given(metrics=["psnr"], runner="local", device="cpu", mode="faithful")
-    row = workflow.verify_team(proj, team, "mini", settings)
+    row = workflow.verify_team(proj, team, datasets.get("mini"), settings)
     assert repositories.present(proj.code_cache, team) is not None  # fetched again by verify
     evaluation = json.loads(proj.evaluation_file("mini", "odd").read_text())
     assert evaluation["inference"]["status"] == "ok" and evaluation["runs"][0]["n_images"] == 6  # it ran

@@ -9,7 +9,7 @@ import pytest
 
 from harness.adapter.protocol import PROVENANCE
 from harness.audit import workflow
-from harness.catalogue import audit_params
+from harness.catalogue import audit_params, datasets
 from harness.core.errors import InferenceFailed
 from harness.core.progress import Step
 from harness.core.project import Project
@@ -51,7 +51,7 @@ class FakeRunner:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = copy_project(tmp_path_factory.mktemp("audit") / "project", teams=["bicubic", "random-tta"])
-    dataset_files.fetch("mini", root / "data")
+    dataset_files.fetch(datasets.get("mini"), root / "data")
     return root
 
 
@@ -83,7 +83,7 @@ def load(proj, team_id):
 def test_infer_stages_every_run_and_writes_the_record(proj, fake):
     team = load(proj, "random-tta")  # nondeterministic: 3 repeats
     steps = []
-    record = workflow.infer(proj, team, "mini", options(), steps.append)
+    record = workflow.infer(proj, team, datasets.get("mini"), options(), steps.append)
     assert record["status"] == "ok" and record["runner"] == "fake" and record["runner_selection"] == "fake (tests)"
     assert [r["dir"] for r in record["runs"]] == ["run-1", "run-2", "run-3"]
     assert record["runs"][2]["provenance"] == {"team": "random-tta", "run": 3, "executed_on": {"device": "cpu"}}
@@ -104,7 +104,7 @@ def test_infer_stages_every_run_and_writes_the_record(proj, fake):
 
 def test_a_typed_failure_leaves_no_half_run_and_keeps_the_log_tail(proj, fake):
     fake.fail_kind, fake.fail_on_run = "timeout", 2
-    record = workflow.infer(proj, load(proj, "random-tta"), "mini", options())
+    record = workflow.infer(proj, load(proj, "random-tta"), datasets.get("mini"), options())
     assert record["status"] == "failed"
     assert record["failure"]["kind"] == "timeout" and "something went wrong" in record["failure"]["log_tail"]
     folder = proj.team_runs("mini", "random-tta")
@@ -115,19 +115,19 @@ def test_a_typed_failure_leaves_no_half_run_and_keeps_the_log_tail(proj, fake):
 def test_missing_inputs_become_a_failed_record_only_when_asked(proj, fake):
     team = load(proj, "random-tta")  # its weights were never fetched here
     with pytest.raises(workflow.InputsUnavailable, match="weights missing"):
-        workflow.produce_runs(proj, team, "mini", options())
-    record = workflow.produce_runs(proj, team, "mini", options(), record_failure=True)
+        workflow.produce_runs(proj, team, datasets.get("mini"), options())
+    record = workflow.produce_runs(proj, team, datasets.get("mini"), options(), record_failure=True)
     assert record["status"] == "failed" and record["failure"]["kind"] == "inputs_unavailable"
     assert "harness fetch weights random-tta" in record["failure"]["hint"] and not fake.requests
 
 
 def test_runs_complete_follows_the_run_key_and_the_output_checks(proj, fake):
     team = load(proj, "bicubic")
-    assert not workflow.runs_complete(proj, team, "mini")
-    workflow.infer(proj, team, "mini", options())
-    assert workflow.runs_complete(proj, team, "mini")
+    assert not workflow.runs_complete(proj, team, datasets.get("mini"))
+    workflow.infer(proj, team, datasets.get("mini"), options())
+    assert workflow.runs_complete(proj, team, datasets.get("mini"))
     (proj.team_runs("mini", "bicubic") / "run-1" / "0003x4.png").unlink()
-    assert not workflow.runs_complete(proj, team, "mini")
+    assert not workflow.runs_complete(proj, team, datasets.get("mini"))
 
 
 RAN_ON_CPU = {"device": "cpu", "gpu": None, "containment": "sandbox", "environment": "harness"}
@@ -169,7 +169,7 @@ def test_verify_team_runs_scores_and_writes_the_pipeline_files(proj, fake):
     team = load(proj, "bicubic")
     settings = audit_params.read(proj).given(metrics=["psnr", "ssim"], runner="fake", mode="faithful")
     steps = []
-    result = workflow.verify_team(proj, team, "mini", settings, progress=steps.append)
+    result = workflow.verify_team(proj, team, datasets.get("mini"), settings, progress=steps.append)
     assert result["verdict"] == "diverged"  # nearest-neighbour outputs are not bicubic's
     assert result["metrics"]["psnr"]["ok"] is False and result["metrics"]["niqe"]["status"] == "unavailable"
     evaluation = json.loads(proj.evaluation_file("mini", "bicubic").read_text())
@@ -177,18 +177,26 @@ def test_verify_team_runs_scores_and_writes_the_pipeline_files(proj, fake):
     assert evaluation["device"] == "cpu" and evaluation["evaluator"]["runner"] == "local"
     assert set(json.loads(proj.metrics_file("mini", "bicubic").read_text())) == {"psnr", "ssim"}
     assert any(s.task == "evaluating bicubic" and s.done == 6 for s in steps)
-    again = workflow.verify_team(proj, team, "mini", settings, progress=steps.append)
+    again = workflow.verify_team(proj, team, datasets.get("mini"), settings, progress=steps.append)
     assert again["verdict"] == "diverged" and steps[-1].note.startswith("bicubic: reusing evaluations/mini/")
     assert len(fake.requests) == 1  # reused: not run again
 
 
 def test_a_failing_team_is_its_own_row_and_the_audit_goes_on(proj, fake):
+    (proj.data_dir / "mini" / "HR" / "0001.png").unlink()  # the copy of this test's project only
     settings = audit_params.read(proj).given(runner="fake")
-    results = workflow.audit(proj, ["bicubic", "random-tta"], "no-such-dataset", settings)
+    results = workflow.audit(proj, ["bicubic", "random-tta"], datasets.get("mini"), settings)
     assert [r["verdict"] for r in results] == ["failed", "failed"]
-    assert results[0]["failure"]["kind"] == "data_unavailable"
-    assert "unknown dataset 'no-such-dataset'" in results[0]["failure"]["message"]
+    assert results[0]["failure"]["kind"] == "checksum_mismatch"
+    assert "HR/0001.png: missing" in results[0]["failure"]["message"]
     assert not workflow.all_passed(results)
+
+
+def test_an_unknown_dataset_is_refused_before_any_team(tmp_path):
+    from harness.core.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="unknown dataset 'no-such-dataset'"):
+        datasets.get("no-such-dataset")
 
 
 def test_report_files_at_the_project_layout(proj):
@@ -202,7 +210,7 @@ def test_report_files_at_the_project_layout(proj):
 
 def test_records_read_back_as_their_types_and_another_schema_is_refused(proj, fake):
     team = load(proj, "bicubic")
-    written = workflow.infer(proj, team, "mini", options())
+    written = workflow.infer(proj, team, datasets.get("mini"), options())
     record = inference.load_record(proj.runs_dir, "mini", "bicubic")
     assert isinstance(record, RunRecord) and record.ok and record.run_key == team.run_key
     assert record.as_written() == {k: v for k, v in written.items() if k not in RunRecord.VOLATILE}
@@ -211,7 +219,7 @@ def test_records_read_back_as_their_types_and_another_schema_is_refused(proj, fa
     with pytest.raises(RecordError) as refused:
         inference.load_record(proj.runs_dir, "mini", "bicubic")
     assert "harness.run-record/0" in refused.value.message and "--rerun" in refused.value.hint
-    assert not workflow.runs_complete(proj, team, "mini")  # not a record of these runs: they run again
+    assert not workflow.runs_complete(proj, team, datasets.get("mini"))  # not a record of these runs: they run again
     older = proj.evaluation_file("mini", "bicubic")
     older.parent.mkdir(parents=True)
     older.write_text(json.dumps({**REUSABLE, "schema": "harness.team-evaluation/0"}))
@@ -240,9 +248,9 @@ def test_scoring_on_a_gpu_that_is_not_there_is_no_gpu_not_the_cpu(proj, fake):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible here")
     team = load(proj, "bicubic")
-    workflow.infer(proj, team, "mini", options())
+    workflow.infer(proj, team, datasets.get("mini"), options())
     with pytest.raises(TypedFailure) as caught:
-        workflow.evaluate_team(proj, team, "mini", Settings(metrics=("psnr",), device="cuda"))
+        workflow.evaluate_team(proj, team, datasets.get("mini"), Settings(metrics=("psnr",), device="cuda"))
     assert caught.value.kind == "no_gpu" and "--device cpu" in caught.value.hint
     assert not proj.evaluation_file("mini", "bicubic").exists()
 
@@ -256,7 +264,7 @@ def test_a_cpu_run_is_never_taken_for_a_cuda_check(proj, fake):
         pytest.skip("a GPU is visible here")
     team = load(proj, "bicubic")
     settings = audit_params.read(proj).given(metrics=["psnr", "ssim"], runner="fake", mode="faithful")
-    assert workflow.verify_team(proj, team, "mini", settings)["verdict"] == "diverged"  # ran on the CPU
-    row = workflow.verify_team(proj, team, "mini", settings.given(device="cuda"))
+    assert workflow.verify_team(proj, team, datasets.get("mini"), settings)["verdict"] == "diverged"  # ran on the CPU
+    row = workflow.verify_team(proj, team, datasets.get("mini"), settings.given(device="cuda"))
     assert row["verdict"] == "failed" and row["failure"]["kind"] == "no_gpu", row
     assert len(fake.requests) == 1  # the CUDA check started nothing

@@ -35,9 +35,9 @@ def test_a_tampered_file_is_named(mini_data, tmp_path):
     shutil.copytree(mini_data / "mini", tmp_path / "mini")
     (tmp_path / "mini" / "LR" / "0003x4.png").write_bytes(b"tampered")
     with pytest.raises(ChecksumMismatch, match="LR/0003x4.png"):
-        dataset_files.check_checksums("mini", tmp_path)
+        dataset_files.check_checksums(datasets.get("mini"), tmp_path)
     with pytest.raises(ChecksumMismatch, match="LR/0003x4.png"):
-        dataset_files.fetch("mini", tmp_path)  # an existing copy is checked, never silently trusted
+        dataset_files.fetch(datasets.get("mini"), tmp_path)  # an existing copy is checked, never silently trusted
 
 
 def test_unknown_and_absent_datasets(tmp_path):
@@ -45,7 +45,7 @@ def test_unknown_and_absent_datasets(tmp_path):
         datasets.get("minni")
     assert caught.value.hint == "did you mean 'mini'?"
     with pytest.raises(DatasetError, match="not in"):
-        dataset_files.check_checksums("mini", tmp_path)
+        dataset_files.check_checksums(datasets.get("mini"), tmp_path)
 
 
 def test_import_accepts_a_valid_set_and_names_each_problem(mini_data, tmp_path):
@@ -67,17 +67,17 @@ def test_import_accepts_a_valid_set_and_names_each_problem(mini_data, tmp_path):
         with zipfile.ZipFile(archive, "w") as zf:
             for p in hr.glob("*.png"):
                 zf.write(p, f"DIV2K_test_HR/{p.name}")
-        root = import_dataset("stand-in", tmp_path / "data", archive, lr)
+        root = import_dataset(datasets.get("stand-in"), tmp_path / "data", archive, lr)
         listed = json.loads((root / "checksums.json").read_text())
         assert sorted(listed) == ["HR/0001.png", "HR/0002.png", "HR/0003.png",
                                   "LR/0001x4.png", "LR/0002x4.png", "LR/0003x4.png"]
-        dataset_files.check_checksums("stand-in", tmp_path / "data")
+        dataset_files.check_checksums(datasets.get("stand-in"), tmp_path / "data")
 
         (hr / "0002.png").unlink()
         shutil.copy(mini_data / "mini" / "HR" / "0004.png", hr / "0003.png")  # wrong size for LR 0003
         shutil.copy(mini_data / "mini" / "HR" / "0005.png", hr / "0009.png")
         with pytest.raises(DatasetError) as caught:
-            import_dataset("stand-in", tmp_path / "data2", hr, lr)
+            import_dataset(datasets.get("stand-in"), tmp_path / "data2", hr, lr)
         message = caught.value.message
         assert "HR: 1 expected image(s) missing: 0002" in message
         assert "HR: 1 unexpected image(s): 0009" in message
@@ -99,14 +99,14 @@ def test_import_rejects_hr_of_the_wrong_size(mini_data, tmp_path):
         lr.mkdir()
         (lr / "0001x4.png").write_bytes((mini_data / "mini" / "LR" / "0001x4.png").read_bytes())
         with pytest.raises(DatasetError, match=r"HR/0001.png is 320x316, expected 320x320"):
-            import_dataset("stand-in", tmp_path / "data", hr, lr)
+            import_dataset(datasets.get("stand-in"), tmp_path / "data", hr, lr)
     finally:
         del BUILTIN_DATASETS["stand-in"]
 
 
 def test_ntire_test_set_says_where_hr_comes_from(tmp_path):
     with pytest.raises(DatasetError) as caught:
-        dataset_files.fetch("ntire2025-test", tmp_path)
+        dataset_files.fetch(datasets.get("ntire2025-test"), tmp_path)
     assert "never part of the public DIV2K download" in caught.value.message
     assert "harness data import ntire2025-test --hr PATH" in caught.value.hint
 
@@ -118,9 +118,9 @@ def test_lr_only_import_then_scoring_says_where_hr_comes_from(tmp_path):
 
     for stem in datasets.get("ntire2025-test").stems:
         (lr / f"{stem}x4.png").write_bytes(encode_png(np.zeros((4, 4, 3), dtype=np.uint8)))
-    dataset_files.import_dataset("ntire2025-test", tmp_path / "data", None, lr)
+    dataset_files.import_dataset(datasets.get("ntire2025-test"), tmp_path / "data", None, lr)
     with pytest.raises(DatasetError) as caught:
-        datasets.ground_truth("ntire2025-test", tmp_path / "data")
+        datasets.get("ntire2025-test").ground_truth(tmp_path / "data")
     assert "no ground-truth (HR) images" in caught.value.message
     assert "challenge organizers" in caught.value.message
     assert "harness data import ntire2025-test --hr PATH" in caught.value.hint

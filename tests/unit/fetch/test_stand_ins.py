@@ -10,7 +10,7 @@ import torch
 from verdicts import evaluation, published, run, team
 
 from harness.audit import workflow
-from harness.catalogue import audit_params
+from harness.catalogue import audit_params, datasets
 from harness.catalogue import metrics as M
 from harness.core.project import Project
 from harness.core.records import Evaluation
@@ -70,7 +70,7 @@ def test_records_say_stand_in_only_when_it_is():
 def test_audit_with_a_stand_in_cache_refuses_to_compare(project, tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_METRIC_WEIGHTS", str(marked_cache(tmp_path / "cache", {})))
     proj = Project(project)
-    rows = workflow.audit(proj, ["bicubic"], "mini", audit_params.read(proj).given(runner="local"))
+    rows = workflow.audit(proj, ["bicubic"], datasets.get("mini"), audit_params.read(proj).given(runner="local"))
     assert rows[0]["verdict"] == "failed" and rows[0]["failure"]["kind"] == "stand_in_weights"
     assert "stand-in weights" in rows[0]["failure"]["message"]
 
@@ -127,7 +127,7 @@ def test_the_plan_of_a_verification_with_a_stand_in_cache_is_blocked(project, tm
 
     monkeypatch.setenv("HARNESS_METRIC_WEIGHTS", str(marked_cache(tmp_path / "cache", {})))
     proj = Project(project)
-    findings = plan.make(proj, roster.load(proj, "bicubic"), "mini", audit_params.read(proj))
+    findings = plan.make(proj, roster.load(proj, "bicubic"), datasets.get("mini"), audit_params.read(proj))
     (blocked,) = [f for f in plan.blocking(findings) if f.check == "metric weights"]
     assert "stand-in weights" in blocked.detail
 
@@ -147,7 +147,7 @@ def test_evaluating_a_team_into_the_project_with_stand_ins_is_refused(project, t
     monkeypatch.setenv("HARNESS_METRIC_WEIGHTS", str(marked_cache(tmp_path / "cache", {})))
     proj = Project(project)
     with pytest.raises(stand_ins.StandInRefused, match="never compared with published ones"):
-        workflow.evaluate_team(proj, roster.load(proj, "bicubic"), "mini", audit_params.read(proj))
+        workflow.evaluate_team(proj, roster.load(proj, "bicubic"), datasets.get("mini"), audit_params.read(proj))
     assert not proj.evaluation_file("mini", "bicubic").exists()
 
 
