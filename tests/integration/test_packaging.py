@@ -89,7 +89,7 @@ def test_evaluate_prints_niqe_once_its_weights_are_in_the_user_cache(installed, 
 
 def test_the_wheel_carries_the_report_template(installed, tmp_path):
     done = subprocess.run([str(installed / "bin" / "python"), "-c",
-                           "import jinja2; loader = jinja2.PackageLoader('harness', 'templates');"
+                           "import jinja2; loader = jinja2.PackageLoader('harness.report', 'templates');"
                            "print(loader.get_source(jinja2.Environment(), 'report.html')[1])"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

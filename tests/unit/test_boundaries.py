@@ -120,3 +120,11 @@ def test_each_wing_says_what_it_holds():
 def test_contributing_lays_out_every_wing():
     layout = (REPO / "CONTRIBUTING.md").read_text().split("## 1. The layout", 1)[1].split("## 2.", 1)[0]
     assert [wing for wing in WINGS if f"harness/{wing}/" not in layout] == []
+
+
+def test_every_package_of_the_tree_ships_in_the_wheel():
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "harness").rglob("__init__.py")}
+    assert found - listed == set()
