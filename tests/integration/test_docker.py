@@ -153,7 +153,7 @@ def test_a_working_probe_runs_with_provenance_from_inside_and_outside(probes, mi
     assert {"git_sha", "platform", "pid"} <= set(session["host"])  # volatile facts: beside the run, out of its hash
     image = runner.client.images.get(container["image_id"])
     team = manifests.load(probes / "teams" / "nearest" / "manifest.yaml")
-    assert image.labels["org.harness.catalogue.manifests-hash"] == team.hash
+    assert image.labels["org.harness.manifest-hash"] == team.hash
     assert image.labels["org.harness.version"]
 
 
