@@ -182,7 +182,7 @@ def child(args) -> None:
 
 def compare(ours: dict, theirs: dict, metrics: list[str]) -> str:
     """The largest per-image differences, against the bounds the harness promises: the learned metrics
-    identical (pyiqa computes them on both sides), NIQE within its tolerance (docs/formulas.md)."""
+    identical (pyiqa computes them on both sides), NIQE within its tolerance (docs/scoring.md)."""
     from harness.score.niqe import PYIQA_AGREEMENT_REL
 
     bounds = {"psnr": ("abs", 1e-4), "ssim": ("abs", 1e-6), "niqe": ("rel", PYIQA_AGREEMENT_REL)}

@@ -1,7 +1,7 @@
 """NIQE of the harness (harness/score/niqe.py, numpy) against pyiqa 0.1.13's on this CPU's arithmetic paths: pyiqa in
 a child process per path (ATEN_CPU_CAPABILITY, MKL_CBWR), the same 2K images (the mini photographs enlarged
 to 2040x1356, as benchmarks/bench_evaluation.py makes them). Prints a table of relative differences per image
-and path, and writes them as JSON. No thresholds: the numbers set NIQE's tolerance (docs/formulas.md).
+and path, and writes them as JSON. No thresholds: the numbers set NIQE's tolerance (docs/scoring.md).
 
     python benchmarks/niqe_paths.py --cache METRIC_WEIGHTS [--images 6] [--json out.json]
 """

@@ -425,3 +425,7 @@ def _fail(output_dir: Path, kind: str, message: str, hint: str | None) -> int:
 
 
 teamcode.install_from_environment()  # a spawned child resolves the team's import names like its parent
+
+
+if __name__ == "__main__":
+    sys.exit(main())

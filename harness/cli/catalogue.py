@@ -27,7 +27,7 @@ from harness.verdict import leaderboard
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalogue as JSON.")
 @click.option("--markdown", "as_markdown", is_flag=True,
-              help="Print every challenge's status as Markdown, one table each (docs/status_page.md is this).")
+              help="Print every challenge's status as Markdown, one table each (docs/status.md is this).")
 @click.option("--runnable", "only_runnable", is_flag=True, help="Only teams that can run as published.")
 @click.option("--track", metavar="NAME",
               help="Only teams ranked in this track, by the name their challenge gives it (restoration: Track 1 "

@@ -1,6 +1,6 @@
 """Every learned metric and the perceptual score, computed by `harness evaluate` from a stand-in cache, equal
 pyiqa called the way the organizers' eval.py calls it, value for value (NIQE: the harness's own code, within
-the tolerance docs/formulas.md gives). The stand-ins are built once for the session (about 2 GiB, under a
+the tolerance docs/scoring.md gives). The stand-ins are built once for the session (about 2 GiB, under a
 minute); ManIQA costs about a minute per image on a CPU, whatever its size."""
 
 import json

@@ -34,7 +34,7 @@ TEAM_FOLDER = "models/team42_Odd-Name"
 
 FILES = {
     "utils/__init__.py": "",
-    "utils/teams.py": """
+    "utils/registry.py": """
         class Registry:
             def __init__(self):
                 self.known = {}
@@ -261,7 +261,7 @@ def test_the_adapter_refuses_a_module_outside_the_team_folder(proj):
     team.data["entry"]["module"] = "../../utils/logger.py"
     from harness.adapter import teamcode
 
-    with pytest.raises(InferenceFailed, match="does not exist in repositories.path"):
+    with pytest.raises(InferenceFailed, match="does not exist in code.path"):
         teamcode.import_team_module(team, checkout, checkout / TEAM_FOLDER, team.entry["module"])
 
 

@@ -1,5 +1,5 @@
 """The two FLOPs counters of the Efficient SR challenges (harness.adapter.flop_counters), each rule of the organizers'
-utils/flop_counters.py checked on one layer against a count worked out by hand, and the evidence a divergence
+utils/model_summary.py checked on one layer against a count worked out by hand, and the evidence a divergence
 carries."""
 
 import pytest

@@ -233,7 +233,7 @@ def test_what_a_manifest_needs_reaches_its_image():
 
 
 def test_the_status_page_in_docs_is_the_one_the_manifests_make():
-    """docs/status_page.md is generated (`make docs`); a manifest changed without it is caught here."""
+    """docs/status.md is generated (`make docs`); a manifest changed without it is caught here."""
     from harness.catalogue import challenges, roster
     from harness.core.project import Project
     from harness.report import status_page

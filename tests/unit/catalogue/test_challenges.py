@@ -107,7 +107,7 @@ def test_a_manifest_names_a_known_challenge_and_its_tracks(project):
 
 
 def test_a_challenges_tolerance_reaches_the_verdict(tmp_path, monkeypatch):
-    team = Manifest(Path("teams/t/manifests.yaml"), {
+    team = Manifest(Path("teams/t/manifest.yaml"), {
         "id": "t", "name": "T", "challenge": "mini", "determinism": {"class": "deterministic"},
         "status": {"runnable": True},
         "published": {"mini": {"values": {"psnr": 30.0}, "precision": {"psnr": 2}}}}, b"")
