@@ -63,7 +63,7 @@ bench: setup engine
 	python benchmarks/bench_docker.py
 	python benchmarks/bench_evaluation.py
 	$(MAKE) --no-print-directory stand-ins
-	python benchmarks/bench_evaluation.py --cache $(STAND_INS) --images 2 --repeat 1 \
+	python benchmarks/bench_evaluation.py --cache $(STAND_INS) --images 8 --repeat 1 \
 	  --metrics psnr,ssim,niqe,lpips,dists,musiq,maniqa,clipiqa
 	python benchmarks/bench_metric_costs.py --cache $(STAND_INS)
 

@@ -2,7 +2,8 @@
 images, in this run; and the harness's pool against one process.
 
 The organizers' eval.py runs from a scratch copy of their repository snapshot (HARNESS_ORGANIZERS_REPO:
-a checkout or a git directory of zhengchen1999/NTIRE2025_ImageSR_x4; their code is never kept): the
+a checkout or a git directory of zhengchen1999/NTIRE2025_ImageSR_x4; by default the checkout that `harness
+fetch code --challenge ntire2025-sr-x4` leaves in .cache/code; their code is never kept): the
 copy starts with a few lines that make every pyiqa metric other than the ones timed answer 0 at once,
 so both sides compute the same metrics (PSNR, SSIM and NIQE by default: they run offline). Without the
 snapshot, a plain transcription of their procedure (per image, per metric, one process) stands in.
@@ -97,7 +98,7 @@ class _Skipped(_torch.nn.Module):
     def forward(self, *images):
         return _torch.tensor(0.0)
 _pyiqa.create_metric = lambda name, *a, **k: _create(name, *a, **k) if name in _KEEP else _Skipped()
-from harness import stand_ins as _stand_ins  # a stand-in cache: CLIP's expected digest is the stand-in's
+from harness.fetch import stand_ins as _stand_ins  # a stand-in cache: CLIP's expected digest is the stand-in's
 _stand_ins.allow_stand_in_clip(_os.environ["HARNESS_METRIC_WEIGHTS"])
 """
 LEARNED = ("lpips", "dists", "musiq", "maniqa", "clipiqa")
@@ -119,6 +120,17 @@ def organizers_copy(snapshot: Path, scratch: Path) -> Path:
             tar.extractall(scratch, filter="data")
     (scratch / "eval.py").write_text(LIMITER + text)
     return scratch / "eval.py"
+
+
+def organizers_checkout() -> str | None:
+    """The NTIRE 2025 organizers' repository at the challenge's pinned commit, where `harness fetch code` puts it."""
+    from harness.catalogue import challenges
+    from harness.fetch.repositories import slug
+
+    pin = challenges.catalogue()["ntire2025-sr-x4"].data["organizers"]
+    owner, name = slug(pin["repository"])
+    folder = ROOT / ".cache" / "code" / owner / f"{name}@{pin['commit']}"
+    return str(folder) if (folder / "eval.py").is_file() else None
 
 
 def organizers_command(eval_py: Path, sr_dir: Path, hr_dir: Path, out_dir: Path) -> list[str]:
@@ -224,7 +236,7 @@ def main() -> None:
 
     env = {**os.environ, **cache_env(cache), "HARNESS_METRIC_WEIGHTS": str(cache),
            "BENCH_KEEP_METRICS": ",".join(m for m in metrics if m not in ("psnr", "ssim"))}
-    snapshot = os.environ.get("HARNESS_ORGANIZERS_REPO")
+    snapshot = os.environ.get("HARNESS_ORGANIZERS_REPO") or organizers_checkout()
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         sr_dir, hr_dir = make_images(scratch / "a", args.images)

@@ -123,8 +123,8 @@ def psnr_ssim(sr: np.ndarray, hr: np.ndarray, wanted: list[str]) -> dict[str, fl
 
 # --- pyiqa metrics, from a cache the harness controls --------------------------------------------
 
-# metric -> "module:function" computing pyiqa's value from its network with less memory, bit for bit
-LEAN = {"dists": "harness.score.dists_lean:score"}
+# metric -> "module:function" computing pyiqa's value from its network, bit for bit, in less memory or time
+LEAN = {"dists": "harness.score.dists_lean:score", "maniqa": "harness.score.maniqa_lean:score"}
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
@@ -235,8 +235,9 @@ class PyiqaMetrics:
 
         metric = self.get(name)
         with torch.no_grad():
-            if name in LEAN:  # pyiqa's value, in less memory
-                value = load(LEAN[name])(metric.net, sr.to(self.device), hr.to(self.device))
+            if name in LEAN:  # pyiqa's value, in less memory or time
+                reference = hr.to(self.device) if METRICS[name].reference == "FR" else None
+                value = load(LEAN[name])(metric.net, sr.to(self.device), reference)
             elif METRICS[name].reference == "FR":
                 value = metric(sr.to(self.device), hr.to(self.device))
             else:
