@@ -2,8 +2,8 @@
 images, in this run; and the harness's pool against one process.
 
 The organizers' eval.py runs from a scratch copy of their repository snapshot (HARNESS_ORGANIZERS_REPO:
-a checkout or a git directory of zhengchen1999/NTIRE2025_ImageSR_x4; by default the checkout that `harness
-fetch code --challenge ntire2025-sr-x4` leaves in .cache/code; their code is never kept): the
+a checkout or a git directory of zhengchen1999/NTIRE2025_ImageSR_x4; by default the checkout of the pinned
+commit that `harness fetch code dat-baseline` leaves in .cache/code; their code is never kept): the
 copy starts with a few lines that make every pyiqa metric other than the ones timed answer 0 at once,
 so both sides compute the same metrics (PSNR, SSIM and NIQE by default: they run offline). Without the
 snapshot, a plain transcription of their procedure (per image, per metric, one process) stands in.
@@ -11,8 +11,8 @@ snapshot, a plain transcription of their procedure (per image, per metric, one p
 The images are real photographs (the mini suite's) enlarged x4 to about 2K with the harness's bicubic,
 their "outputs" bicubic x4 of their LR. Each variant is a whole process (`harness evaluate` as a user
 runs it); wall time is the median of --repeat runs, CPU is the process tree's user+system time, peak
-memory the largest resident sum of the tree sampled every 20 ms. Ratios > 1 mean the harness is faster
-or lighter. No thresholds: the numbers are for people to read.
+memory the largest resident sum of the tree sampled every 20 ms (250 ms after the first 5 s). Ratios > 1
+mean the harness is faster or lighter. No thresholds: the numbers are for people to read.
 
     python benchmarks/bench_evaluation.py [--images N] [--metrics psnr,ssim,niqe] [--repeat 3]
 """
@@ -123,7 +123,8 @@ def organizers_copy(snapshot: Path, scratch: Path) -> Path:
 
 
 def organizers_checkout() -> str | None:
-    """The NTIRE 2025 organizers' repository at the challenge's pinned commit, where `harness fetch code` puts it."""
+    """The NTIRE 2025 organizers' repository at the challenge's pinned commit, where `harness fetch code` puts it
+    (their baseline's code lives there)."""
     from harness.catalogue import challenges
     from harness.fetch.repositories import slug
 
@@ -174,7 +175,8 @@ def measured(command: list[str], env: dict, cwd: Path) -> tuple[float, float, in
                 peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
             except psutil.Error:
                 pass
-            time.sleep(0.02)
+            # every 20 ms at first (short runs), then every 250 ms: the sampler must not take the CPU it measures
+            time.sleep(0.02 if time.perf_counter() - start < 5 else 0.25)
 
     sampler = threading.Thread(target=sample)
     sampler.start()

@@ -46,6 +46,7 @@ def make(proj: Project, team: Manifest, dataset: Dataset, settings: Settings,
     findings += _metric_weights(proj, settings, names)
     findings.append(_disk(proj, team, dataset.id, from_outputs is None))
     findings.append(_time(proj, team, dataset, from_outputs is None))
+    findings.append(_scoring_time(proj, dataset, settings, names))
     return findings
 
 
@@ -184,6 +185,36 @@ def _time(proj: Project, team: Manifest, dataset: Dataset, runs: bool) -> Findin
                        + f"({team.repeats} run(s)); it is reused unless --rerun")
     return Finding("time", "unknown", f"{images or '?'} image(s) × {team.repeats} run(s); inference time is "
                    "measured at the first run (none here yet)", f"harness smoke {team.id} checks the code in minutes")
+
+
+def _scoring_time(proj: Project, dataset: Dataset, settings: Settings, names: list[str]) -> Finding:
+    """The scoring's cost from the measured per-metric costs and the ground truth's sizes (the outputs have
+    the same), on a CPU; on a GPU nothing was measured, and it says so."""
+    from harness.imaging.input_policy import image_facts
+    from harness.score import backends
+    from harness.score.per_image import scoring_cpu_seconds
+
+    groups = backends.grouped(names, "image")
+    truth = dataset.hr_dir(proj.data_dir)
+    sizes = [image_facts(p) for p in sorted(truth.glob("*.png"))] if truth.is_dir() else []
+    if not sizes:
+        return Finding("scoring time", "unknown", f"the ground truth of {dataset} is not here: its image sizes are "
+                       "unknown", "the README gives the cost per metric of a 2K image")
+    megapixels = sum((f.width or 0) * (f.height or 0) for f in sizes) / 1e6
+    if not settings.device.startswith("cpu"):
+        return Finding("scoring time", "unknown", f"{len(sizes)} images, {megapixels:.0f} megapixels on "
+                       f"{settings.device}: the metrics' costs were measured on a CPU only",
+                       "make gpu-check measures them on a GPU")
+    cpu = scoring_cpu_seconds(groups, megapixels, len(sizes))
+    workers = max(1, settings.workers)
+    return Finding("scoring time", "ok", f"≈{_duration(cpu / workers)} for {len(sizes)} images ({megapixels:.0f} "
+                   f"megapixels) with {workers} worker(s) on this CPU; ≈{_duration(cpu)} of one core "
+                   f"(measured costs of {', '.join(n for _, group in groups for n in group)})")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min" if seconds >= 90 \
+        else f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
 
 
 def blocking(findings: list[Finding]) -> list[Finding]:

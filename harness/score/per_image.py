@@ -81,6 +81,14 @@ class ImageResult:
     truth_error: str | None = None  # the ground truth could not be read: the dataset's problem, not the team's
 
 
+def scoring_cpu_seconds(groups: list[tuple[MetricBackend, list[str]]], megapixels: float, images: int,
+                        with_lr: bool = False) -> float:
+    """CPU seconds on one core of the measured machine to read and score `images` outputs of `megapixels` in
+    all with the metrics of `groups` (each backend's measured costs)."""
+    per_megapixel = READ_SECONDS_PER_MEGAPIXEL * 2 + (LR_SECONDS_PER_MEGAPIXEL if with_lr else 0)
+    return megapixels * per_megapixel + sum(backend.seconds(names, megapixels, images) for backend, names in groups)
+
+
 def plan_workers(job: ImageJob, pairs: list, allowed: int) -> tuple[int, str]:
     """How many processes score the images (at most `allowed`), and why: a pool only where the scoring it
     spreads outweighs what starting its workers costs, from the images' sizes and the metrics asked for."""
@@ -91,10 +99,7 @@ def plan_workers(job: ImageJob, pairs: list, allowed: int) -> tuple[int, str]:
         return 1, ("one image" if len(pairs) == 1 else "one process allowed") + ": scored in this process"
     sizes = [(f.width or 0) * (f.height or 0) / 1e6 for f in (image_facts(p.output) for p in pairs)]
     megapixels = sum(sizes)
-    per_megapixel = READ_SECONDS_PER_MEGAPIXEL * 2
-    per_megapixel += LR_SECONDS_PER_MEGAPIXEL if any(p.lr is not None for p in pairs) else 0
-    work = megapixels * per_megapixel + sum(backend.seconds(names, megapixels, len(pairs))
-                                            for backend, names in job.backends())
+    work = scoring_cpu_seconds(job.backends(), megapixels, len(pairs), any(p.lr is not None for p in pairs))
     for backend, names in job.backends():  # each worker holds every network and one image's activations
         fit = backend.workers_that_fit(names, max(sizes))
         if fit is not None and fit < count:
