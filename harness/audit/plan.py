@@ -192,7 +192,7 @@ def _scoring_time(proj: Project, dataset: Dataset, settings: Settings, names: li
     the same), on a CPU; on a GPU nothing was measured, and it says so."""
     from harness.imaging.input_policy import image_facts
     from harness.score import backends
-    from harness.score.per_image import scoring_cpu_seconds
+    from harness.score.per_image import scoring_cpu_seconds, torch_threads
 
     groups = backends.grouped(names, "image")
     truth = dataset.hr_dir(proj.data_dir)
@@ -206,9 +206,14 @@ def _scoring_time(proj: Project, dataset: Dataset, settings: Settings, names: li
                        f"{settings.device}: the metrics' costs were measured on a CPU only",
                        "make gpu-check measures them on a GPU")
     cpu = scoring_cpu_seconds(groups, megapixels, len(sizes))
-    workers = max(1, settings.workers)
-    return Finding("scoring time", "ok", f"≈{_duration(cpu / workers)} for {len(sizes)} images ({megapixels:.0f} "
-                   f"megapixels) with {workers} worker(s) on this CPU; ≈{_duration(cpu)} of one core "
+    if any(backend.uses_torch for backend, _ in groups):  # one process, torch's threads (per_image.plan_workers)
+        parallel = torch_threads()
+        how = f"one process of {parallel} torch threads"
+    else:
+        parallel = max(1, settings.workers)
+        how = f"{parallel} worker(s)"
+    return Finding("scoring time", "ok", f"≈{_duration(cpu / parallel)} for {len(sizes)} images ({megapixels:.0f} "
+                   f"megapixels) with {how} on this CPU; ≈{_duration(cpu)} of one core "
                    f"(measured costs of {', '.join(n for _, group in groups for n in group)})")
 
 

@@ -305,6 +305,8 @@ class Evaluation:
     workers: int = 1
     workers_reason: str = ""
     stand_in: bool = False  # scored with stand-in metric weights (harness.fetch.stand_ins): the numbers measure nothing
+    # the torch threads that scored the learned metrics on a CPU: their sums, so their last bits, depend on it
+    torch_threads: int | None = None
 
     @property
     def status(self) -> str:
@@ -334,6 +336,7 @@ class Evaluation:
             "output_sha256": self.output_sha256,
             **({"model": self.model} if self.model else {}),
             **({"stand_in": True} if self.stand_in else {}),
+            **({"torch_threads": self.torch_threads} if self.torch_threads else {}),
         }
 
 

@@ -102,7 +102,9 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
              workers: int = 1, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Evaluation:
     """Score every output against its ground truth (when there is one) and check it against its LR input
     (when given). Images are scored by up to `workers` processes on a CPU (fewer where starting them
-    would cost more than they save: harness.score.per_image.plan_workers); the values do not depend on it.
+    would cost more than they save: harness.score.per_image.plan_workers; the learned metrics in this process with
+    torch's threads, whose count their sums depend on, as in the organizers' eval.py); the values do not depend
+    on `workers`.
 
     Ground truth that cannot be used stops the evaluation with a dataset error (never the team's fault);
     an output past the size limit, or breaking the input policy, stops it with `input_refused`."""
@@ -140,6 +142,8 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
     # every record of numbers made with stand-in weights says so
     result.stand_in = any(backend.learned for backend, _ in job.backends()) and is_stand_in(cache)
     result.workers, result.workers_reason = per_image.plan_workers(job, pairs, workers if device == "cpu" else 1)
+    if job.uses_torch and device == "cpu":
+        result.torch_threads = per_image.torch_threads()
     _collect(job, pairs, result, progress)
     done = Completion(Path(sr_dir), wanted, base, hr_dir is not None)
     for backend, _ in backends.grouped(base, "run"):

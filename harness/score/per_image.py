@@ -94,26 +94,30 @@ def plan_workers(job: ImageJob, pairs: list, allowed: int) -> tuple[int, str]:
     spreads outweighs what starting its workers costs, from the images' sizes and the metrics asked for."""
     from harness.imaging.input_policy import image_facts
 
+    if job.uses_torch and job.device == "cpu":
+        return 1, (f"learned metrics on a CPU: scored in this process with torch's {torch_threads()} threads, as "
+                   "the organizers' eval.py scores them; their sums depend on the thread count, and a pool of "
+                   "one-thread workers would change their last bits")
     count = min(max(1, allowed), len(pairs))
     if count == 1:
         return 1, ("one image" if len(pairs) == 1 else "one process allowed") + ": scored in this process"
     sizes = [(f.width or 0) * (f.height or 0) / 1e6 for f in (image_facts(p.output) for p in pairs)]
     megapixels = sum(sizes)
     work = scoring_cpu_seconds(job.backends(), megapixels, len(pairs), any(p.lr is not None for p in pairs))
-    for backend, names in job.backends():  # each worker holds every network and one image's activations
-        fit = backend.workers_that_fit(names, max(sizes))
-        if fit is not None and fit < count:
-            count = fit
-            if count == 1:
-                gib = sum(b.worker_gib(n, max(sizes)) for b, n in job.backends())
-                return 1, f"one worker's memory ({gib:.1f} GiB) is all the memory available holds: scored in " \
-                          "this process"
     start = TORCH_START_S if _needs_fresh_workers(job) else FORK_START_S
     saved = work - work / count
     summary = f"{len(pairs)} images, {megapixels:.1f} megapixels, about {work:.1f} s of scoring"
     if saved <= 2 * start:
         return 1, f"{summary}: {count} workers would save {saved:.1f} s and cost {start:.1f} s each to start"
     return count, f"{summary}: {count} worker processes save about {saved:.1f} s; each starts in {start:.2f} s"
+
+
+def torch_threads() -> int:
+    """The threads torch uses in this process: its default here (the cores, or OMP_NUM_THREADS), as in the
+    organizers' eval.py run on the same machine."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _needs_fresh_workers(job: ImageJob) -> bool:
@@ -146,7 +150,7 @@ def score_all(job: ImageJob, pairs: list, workers: int):
         cv2.setNumThreads(1)
     context = multiprocessing.get_context("spawn" if fresh else "fork")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                               initargs=(job.uses_torch, fresh))
+                               initargs=(fresh,))
     try:
         pending: deque = deque()
         for pair in pairs:
@@ -168,20 +172,16 @@ def score_all(job: ImageJob, pairs: list, workers: int):
             cv2.setNumThreads(opencv_threads)
 
 
-def _init_worker(uses_torch: bool, fresh: bool) -> None:
-    """One thread per worker process: the pool is the parallelism (a forked worker inherits OpenCV at
-    one thread). The parent stops its workers: a worker dies quietly on SIGTERM and leaves Ctrl-C to
-    the parent."""
+def _init_worker(fresh: bool) -> None:
+    """One OpenCV thread per worker process: the pool is the parallelism (a forked worker inherits OpenCV
+    at one thread; learned metrics never reach a pool on a CPU: plan_workers). The parent stops its
+    workers: a worker dies quietly on SIGTERM and leaves Ctrl-C to the parent."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if fresh:
         import cv2
 
         cv2.setNumThreads(1)
-    if uses_torch:
-        import torch
-
-        torch.set_num_threads(1)
 
 
 _WORKER_STATES: dict = {}

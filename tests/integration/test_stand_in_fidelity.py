@@ -32,11 +32,12 @@ def stand_in_cache(tmp_path_factory, downloads) -> Path:
 
 @pytest.fixture(scope="session")
 def small_pairs(mini_data, tmp_path_factory) -> Path:
-    """Two 96x128 crops of the mini dataset's HR images, and x4 outputs made from them by area down, bicubic up."""
+    """A 96x128 crop of one mini HR image and a whole 320x320 one (past torch's 32768-element grain, so its sums
+    are split across threads), and x4 outputs made from them by area down, bicubic up."""
     folder = tmp_path_factory.mktemp("small")
-    for name in ("0001.png", "0002.png"):
-        hr = cv2.imread(str(mini_data / "mini" / "HR" / name))[:96, :128]
-        sr = cv2.resize(cv2.resize(hr, (32, 24), interpolation=cv2.INTER_AREA), (128, 96),
+    for name, (height, width) in (("0001.png", (96, 128)), ("0002.png", (320, 320))):
+        hr = cv2.imread(str(mini_data / "mini" / "HR" / name))[:height, :width]
+        sr = cv2.resize(cv2.resize(hr, (width // 4, height // 4), interpolation=cv2.INTER_AREA), (width, height),
                         interpolation=cv2.INTER_CUBIC)
         for sub, image, file in (("HR", hr, name), ("SR", sr, name.replace(".png", "x4.png"))):
             (folder / sub).mkdir(exist_ok=True)
@@ -50,6 +51,12 @@ def organizers_values(cache: Path, pairs: Path, names: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def organizers_threads() -> int:
+    done = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
 def organizers_score(means: dict) -> float:
     """eval.py's Total Score, its terms added in its order (the metric names sorted)."""
     total = 0.0
@@ -61,13 +68,16 @@ def organizers_score(means: dict) -> float:
 
 
 def test_learned_metrics_and_the_score_equal_the_organizers(stand_in_cache, small_pairs, tmp_path):
+    """Two workers allowed: the learned metrics are still scored in one process with torch's default threads,
+    as eval.py scores them (one-thread workers changed LPIPS and CLIP-IQA in the last bits on 2K images)."""
     names = ["psnr", "ssim", "niqe", *LEARNED, "perceptual_score"]
     done = harness_cli("evaluate", "--sr", str(small_pairs / "SR"), "--hr", str(small_pairs / "HR"), "--metrics",
-                       ",".join(names), "--workers", "1", "--json", str(tmp_path / "e.json"), cwd=tmp_path,
+                       ",".join(names), "--workers", "2", "--json", str(tmp_path / "e.json"), cwd=tmp_path,
                        env={"HARNESS_METRIC_WEIGHTS": str(stand_in_cache)})
     assert done.returncode == 0, done.stderr
     assert "STAND-IN" in done.stdout
     ours = json.loads((tmp_path / "e.json").read_text())
+    assert ours["torch_threads"] == organizers_threads()
     assert ours["stand_in"] is True and ours["unavailable"] == {} and ours["findings"] == []
     theirs = organizers_values(stand_in_cache, small_pairs, ["niqe", *LEARNED])
     for output, values in theirs.items():

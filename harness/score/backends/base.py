@@ -86,14 +86,6 @@ class MetricBackend:
         """CPU seconds these metrics cost on one core of the reference machine (benchmarks/)."""
         return 0.0
 
-    def workers_that_fit(self, names: list[str], largest_megapixels: float) -> int | None:
-        """How many scoring processes memory holds with these metrics loaded; None: no limit of theirs."""
-        return None
-
-    def worker_gib(self, names: list[str], largest_megapixels: float) -> float:
-        """What one scoring process holds in memory with these metrics loaded, in GiB."""
-        return 0.0
-
     def prepare(self, name: str, state: ProcessState) -> None:
         """Load what scoring `name` needs into the process's state, before its first image."""
 

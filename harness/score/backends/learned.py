@@ -21,16 +21,6 @@ class Learned(MetricBackend):
 
         return metric_costs.scoring_seconds(names, megapixels, images)
 
-    def workers_that_fit(self, names: list[str], largest_megapixels: float) -> int | None:
-        from harness.catalogue import metric_costs
-
-        return metric_costs.workers_that_fit(names, largest_megapixels)
-
-    def worker_gib(self, names: list[str], largest_megapixels: float) -> float:
-        from harness.catalogue import metric_costs
-
-        return metric_costs.worker_gib(names, largest_megapixels)
-
     def prepare(self, name: str, state: ProcessState) -> None:
         self._metrics(state).get(name)
 

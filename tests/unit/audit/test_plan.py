@@ -10,7 +10,7 @@ from harness.catalogue import audit_params, datasets, roster
 from harness.core.project import Project
 from harness.imaging.pictures import encode_png
 from harness.score import backends
-from harness.score.per_image import scoring_cpu_seconds
+from harness.score.per_image import scoring_cpu_seconds, torch_threads
 
 
 def scoring_row(proj, settings, names):
@@ -31,7 +31,11 @@ def test_the_scoring_time_comes_from_the_measured_costs_and_the_images_sizes(pro
     cpu = scoring_cpu_seconds(backends.grouped(names, "image"), 2 * 2040 * 1356 / 1e6, 2)
     assert cpu > 2 * 85  # ManIQA alone costs 86 CPU s an image: the learned costs are counted
     assert row.status == "ok"
-    assert row.detail.startswith(f"≈{plan._duration(cpu / 2)} for 2 images (6 megapixels) with 2 worker(s)")
+    threads = torch_threads()  # learned metrics: one process, torch's threads
+    assert row.detail.startswith(f"≈{plan._duration(cpu / threads)} for 2 images (6 megapixels) with one process "
+                                 f"of {threads} torch threads on this CPU")
+    plain = scoring_row(proj, settings, ["psnr", "ssim", "niqe"])
+    assert "with 2 worker(s) on this CPU" in plain.detail
     assert "psnr, ssim, niqe, dists, maniqa)" in row.detail  # the derived score costs nothing of its own
 
     on_gpu = scoring_row(proj, replace(settings, device="cuda"), names)
