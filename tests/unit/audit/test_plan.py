@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 
 from harness.audit import plan
-from harness.catalogue import audit_params, datasets, roster
+from harness.catalogue import audit_params, datasets, metric_costs, roster
 from harness.core.project import Project
 from harness.imaging.pictures import encode_png
 from harness.score import backends
@@ -29,7 +29,7 @@ def test_the_scoring_time_comes_from_the_measured_costs_and_the_images_sizes(pro
     names = ["psnr", "ssim", "niqe", "dists", "maniqa", "perceptual_score"]
     row = scoring_row(proj, settings, names)
     cpu = scoring_cpu_seconds(backends.grouped(names, "image"), 2 * 2040 * 1356 / 1e6, 2)
-    assert cpu > 2 * 85  # ManIQA alone costs 86 CPU s an image: the learned costs are counted
+    assert cpu > 2 * metric_costs.COSTS["maniqa"].per_image_s  # the learned costs are counted
     assert row.status == "ok"
     threads = torch_threads()  # learned metrics: one process, torch's threads
     assert row.detail.startswith(f"≈{plan._duration(cpu / threads)} for 2 images (6 megapixels) with one process "
