@@ -29,7 +29,7 @@ class UpToLastBlockRead(torch.nn.Module):
         super().__init__()
         self.vit = vit
         # registered after pyiqa's own hooks, so block 9's output is kept before the run stops
-        vit.blocks[LAST_BLOCK_READ].register_forward_hook(_stop)
+        vit.get_submodule(f"blocks.{LAST_BLOCK_READ}").register_forward_hook(_stop)
 
     def forward(self, x):
         try:
