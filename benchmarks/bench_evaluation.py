@@ -125,13 +125,13 @@ def organizers_copy(snapshot: Path, scratch: Path) -> Path:
 def organizers_checkout() -> str | None:
     """The NTIRE 2025 organizers' repository at the challenge's pinned commit, where `harness fetch code` puts it
     (their baseline's code lives there)."""
-    from harness.catalogue import challenges
-    from harness.fetch.repositories import slug
+    from harness.catalogue import roster
+    from harness.core.project import Project
+    from harness.fetch import repositories
 
-    pin = challenges.catalogue()["ntire2025-sr-x4"].data["organizers"]
-    owner, name = slug(pin["repository"])
-    folder = ROOT / ".cache" / "code" / owner / f"{name}@{pin['commit']}"
-    return str(folder) if (folder / "eval.py").is_file() else None
+    project = Project(ROOT)
+    checkout = repositories.present(project.code_cache, roster.load(project, "dat-baseline"))
+    return str(checkout) if checkout else None
 
 
 def organizers_command(eval_py: Path, sr_dir: Path, hr_dir: Path, out_dir: Path) -> list[str]:

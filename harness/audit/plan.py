@@ -206,9 +206,9 @@ def _scoring_time(proj: Project, dataset: Dataset, settings: Settings, names: li
                        f"{settings.device}: the metrics' costs were measured on a CPU only",
                        "make gpu-check measures them on a GPU")
     cpu = scoring_cpu_seconds(groups, megapixels, len(sizes))
-    if any(backend.uses_torch for backend, _ in groups):  # one process, torch's threads (per_image.plan_workers)
-        parallel = torch_threads()
-        how = f"one process of {parallel} torch threads"
+    threads = torch_threads(any(backend.uses_torch for backend, _ in groups), settings.device.split(":")[0])
+    if threads:
+        parallel, how = threads, f"one process of {threads} torch threads"
     else:
         parallel = max(1, settings.workers)
         how = f"{parallel} worker(s)"

@@ -142,8 +142,7 @@ def evaluate(sr_dir: Path, hr_dir: Path | None, metric_names: list[str], mode: s
     # every record of numbers made with stand-in weights says so
     result.stand_in = any(backend.learned for backend, _ in job.backends()) and is_stand_in(cache)
     result.workers, result.workers_reason = per_image.plan_workers(job, pairs, workers if device == "cpu" else 1)
-    if job.uses_torch and device == "cpu":
-        result.torch_threads = per_image.torch_threads()
+    result.torch_threads = per_image.torch_threads(job.uses_torch, device)
     _collect(job, pairs, result, progress)
     done = Completion(Path(sr_dir), wanted, base, hr_dir is not None)
     for backend, _ in backends.grouped(base, "run"):

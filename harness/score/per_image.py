@@ -94,8 +94,9 @@ def plan_workers(job: ImageJob, pairs: list, allowed: int) -> tuple[int, str]:
     spreads outweighs what starting its workers costs, from the images' sizes and the metrics asked for."""
     from harness.imaging.input_policy import image_facts
 
-    if job.uses_torch and job.device == "cpu":
-        return 1, (f"learned metrics on a CPU: scored in this process with torch's {torch_threads()} threads, as "
+    threads = torch_threads(job.uses_torch, job.device)
+    if threads:
+        return 1, (f"learned metrics on a CPU: scored in this process with torch's {threads} threads, as "
                    "the organizers' eval.py scores them; their sums depend on the thread count, and a pool of "
                    "one-thread workers would change their last bits")
     count = min(max(1, allowed), len(pairs))
@@ -112,9 +113,11 @@ def plan_workers(job: ImageJob, pairs: list, allowed: int) -> tuple[int, str]:
     return count, f"{summary}: {count} worker processes save about {saved:.1f} s; each starts in {start:.2f} s"
 
 
-def torch_threads() -> int:
-    """The threads torch uses in this process: its default here (the cores, or OMP_NUM_THREADS), as in the
-    organizers' eval.py run on the same machine."""
+def torch_threads(uses_torch: bool, device: str) -> int | None:
+    """The threads that score learned metrics on a CPU, all in this process: torch's default here (the cores,
+    or OMP_NUM_THREADS), as in the organizers' eval.py on the same machine. None: no learned metric on a CPU."""
+    if not uses_torch or device != "cpu":
+        return None
     import torch
 
     return torch.get_num_threads()

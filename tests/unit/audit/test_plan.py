@@ -31,7 +31,7 @@ def test_the_scoring_time_comes_from_the_measured_costs_and_the_images_sizes(pro
     cpu = scoring_cpu_seconds(backends.grouped(names, "image"), 2 * 2040 * 1356 / 1e6, 2)
     assert cpu > 2 * metric_costs.COSTS["maniqa"].per_image_s  # the learned costs are counted
     assert row.status == "ok"
-    threads = torch_threads()  # learned metrics: one process, torch's threads
+    threads = torch_threads(True, "cpu")  # learned metrics: one process, torch's threads
     assert row.detail.startswith(f"≈{plan._duration(cpu / threads)} for 2 images (6 megapixels) with one process "
                                  f"of {threads} torch threads on this CPU")
     plain = scoring_row(proj, settings, ["psnr", "ssim", "niqe"])
